@@ -1,0 +1,346 @@
+"""The `gateway` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .config import default_home, load_settings
+from .errors import GatewayError
+
+app = typer.Typer(help="Interagency data-exchange gateway (部门间数据交换网关).", no_args_is_help=True, add_completion=False)
+adapters_app = typer.Typer(help="Adapter plugins.", no_args_is_help=True)
+exchanges_app = typer.Typer(help="Exchanges received.", no_args_is_help=True)
+receipts_app = typer.Typer(help="Signed receipts.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Shared contracts and their JSON Schemas.", no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(exchanges_app, name="exchanges")
+app.add_typer(receipts_app, name="receipts")
+app.add_typer(contracts_app, name="contracts")
+
+# Off a terminal (CI logs, pipes) rich assumes 80 columns and truncates the tables.
+console = Console(width=None if sys.stdout.isatty() else 160)
+HomeOption = Annotated[
+    Optional[Path],
+    typer.Option("--home", help="Gateway home (default: $GATEWAY_HOME or ./gateway-home).", show_default=False),
+]
+
+
+def _logging(verbose: bool = True) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        force=True,
+    )
+
+
+def _gateway(home: Path | None):
+    from .pipeline import Gateway
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    return Gateway(settings)
+
+
+# -- init / run / ingest ----------------------------------------------------------
+
+
+@app.command()
+def init(home: HomeOption = None) -> None:
+    """Create the gateway home: settings, database, every department's mailbox, signing key."""
+    from .home import init_home
+
+    settings, fingerprint, created = init_home(home or default_home())
+    console.print(f"Gateway home: [bold]{settings.home}[/]")
+    console.print(f"Mailbox:      {settings.mailbox_root} ({len(settings.departments)} departments)")
+    console.print(f"Database:     {settings.db_url}")
+    console.print(f"Signing key:  {fingerprint} ({'new' if created else 'existing'})")
+    console.print(f"Public key:   {settings.keys_dir} (publish it; verifiers need nothing else)")
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="One pass over every inbox, then exit.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Poll every inbox and process what departments drop (Ctrl-C stops cleanly)."""
+    import schedule
+
+    _logging()
+    gateway = _gateway(home)
+    try:
+        if once:
+            outcomes = gateway.run_once()
+            _summary(outcomes)
+            return
+        stop = False
+
+        def _stop(_signum, _frame):  # type: ignore[no-untyped-def]
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        scheduler = schedule.Scheduler()
+        scheduler.every(gateway.settings.poll_seconds).seconds.do(lambda: gateway.run_once(wait_for_fresh=False))
+        console.print(f"Polling {len(gateway.settings.departments)} inboxes every {gateway.settings.poll_seconds:g}s; Ctrl-C stops.")
+        scheduler.run_all()
+        try:
+            while not stop:
+                scheduler.run_pending()
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        console.print("Stopped.")
+    finally:
+        gateway.close()
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file to ingest.")],
+    adapter: Annotated[str, typer.Option("--adapter", help="Adapter name (see `gateway adapters list`).")],
+    home: HomeOption = None,
+) -> None:
+    """Ingest one file by hand with a named adapter; the file is left where it is."""
+    gateway = _gateway(home)
+    try:
+        size = file.stat().st_size
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+            console=console, transient=True, disable=size < 5_000_000,
+        ) as progress:
+            task = progress.add_task(file.name, total=size)
+            outcome = gateway.ingest(file, adapter, progress=lambda n: progress.advance(task, n))
+        _summary([outcome])
+    finally:
+        gateway.close()
+
+
+def _summary(outcomes) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title="Exchanges this pass")
+    for column in ("exchange", "department", "file", "status", "accepted", "rejected", "duplicate", "receipt"):
+        table.add_column(column, justify="right" if column in {"exchange", "accepted", "rejected", "duplicate"} else "left")
+    for o in outcomes:
+        status = o.status if not o.reason else f"{o.status}: {o.reason}"
+        table.add_row(str(o.exchange_id), o.department, o.file_name, status, str(o.accepted), str(o.rejected), str(o.duplicates), o.receipt or "")
+    if outcomes:
+        console.print(table)
+    else:
+        console.print("No files waiting.")
+
+
+# -- exchanges -------------------------------------------------------------------
+
+
+@exchanges_app.command("list")
+def exchanges_list(
+    department: Annotated[Optional[str], typer.Option(help="Only this department.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    home: HomeOption = None,
+) -> None:
+    """List exchanges, newest first."""
+    from sqlmodel import Session
+
+    from .pipeline import iter_exchanges
+
+    gateway = _gateway(home)
+    table = Table()
+    for column in ("id", "received", "department", "file", "adapter", "status", "rows", "accepted", "rejected", "duplicate"):
+        table.add_column(column)
+    with Session(gateway.engine) as session:
+        for e in iter_exchanges(session, department, limit):
+            table.add_row(
+                str(e.id), e.received_at.isoformat(sep=" "), e.department, e.file_name, e.adapter or "",
+                e.status + (f" (of {e.duplicate_of})" if e.duplicate_of else ""),
+                str(e.rows), str(e.accepted), str(e.rejected), str(e.duplicates),
+            )
+    console.print(table)
+    gateway.close()
+
+
+@exchanges_app.command("show")
+def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
+    """Show one exchange: counts, receipt and its row errors (values masked)."""
+    from sqlmodel import Session, select
+
+    from .store import Exchange, Receipt, RowError
+
+    gateway = _gateway(home)
+    with Session(gateway.engine) as session:
+        e = session.get(Exchange, exchange_id)
+        if e is None:
+            console.print(f"[red]No exchange {exchange_id}.[/] See `gateway exchanges list`.")
+            raise typer.Exit(1)
+        receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange_id)).first()
+        console.print(f"[bold]Exchange {e.id}[/]  {e.department}  {e.file_name}")
+        console.print(f"status {e.status}" + (f" (duplicate of {e.duplicate_of})" if e.duplicate_of else "") + (f": {e.reason}" if e.reason else ""))
+        console.print(f"sha256 {e.sha256}  size {e.size}  encoding {e.encoding}  adapter {e.adapter}")
+        console.print(f"received {e.received_at}  processed {e.processed_at}  archived {e.archived_path}")
+        console.print(f"rows {e.rows}: accepted {e.accepted}, rejected {e.rejected}, duplicate {e.duplicates}, corrected {e.corrected}, warnings {e.warnings}")
+        if receipt:
+            console.print(f"receipt R{receipt.sequence:08d}  sha256 {receipt.sha256}  key {receipt.key_fingerprint}")
+        table = Table(title="Row errors and warnings (values masked)")
+        for column in ("row", "level", "column", "field", "value", "reason"):
+            table.add_column(column)
+        issues = session.exec(select(RowError).where(RowError.exchange_id == exchange_id).order_by(RowError.row_number, RowError.id)).all()
+        for issue in issues:
+            table.add_row(str(issue.row_number), issue.level, issue.column_name, issue.field, issue.value_masked, f"{issue.reason_zh} / {issue.reason_en}")
+        if issues:
+            console.print(table)
+    gateway.close()
+
+
+# -- receipts --------------------------------------------------------------------
+
+
+@receipts_app.command("verify")
+def receipts_verify(
+    receipts: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="RECEIPT.json file(s); the .asc lies beside each.")],
+    home: HomeOption = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Check the signature only, not the database.")] = False,
+) -> None:
+    """Tell whether receipts are genuine; exit 0 only when every one is."""
+    from .receipts.check import verify_receipt
+    from .store import make_engine
+
+    settings = load_settings(home)
+    engine = None
+    if not offline and (settings.home / "gateway.toml").exists():
+        engine = make_engine(settings.db_url)
+    all_genuine = True
+    try:
+        for path in receipts:
+            try:
+                verdict = verify_receipt(path, settings.keys_dir, engine)
+            except GatewayError as exc:
+                console.print(f"[red]CANNOT VERIFY[/] {path}: {exc}")
+                all_genuine = False
+                continue
+            for check in verdict.checks:
+                mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+                console.print(f"  {mark} {check.name}: {check.detail}")
+            if verdict.genuine:
+                console.print(f"[bold green]GENUINE[/] {path}")
+            else:
+                console.print(f"[bold red]NOT GENUINE[/] {path}")
+                all_genuine = False
+    finally:
+        if engine is not None:
+            engine.dispose()
+    raise typer.Exit(0 if all_genuine else 1)
+
+
+# -- adapters and contracts ------------------------------------------------------
+
+
+@adapters_app.command("list")
+def adapters_list() -> None:
+    """Every registered adapter: name, department, contracts, package and version."""
+    from .plugins import get_manager
+
+    table = Table()
+    for column in ("name", "department", "contracts", "file types", "package", "version"):
+        table.add_column(column)
+    for info in sorted(get_manager().adapters().values(), key=lambda i: i.name):
+        table.add_row(info.name, info.department, ", ".join(info.contracts), " ".join(info.file_types), info.package, info.version)
+    console.print(table)
+
+
+@contracts_app.command("export")
+def contracts_export(
+    check: Annotated[bool, typer.Option("--check", help="Only report whether the committed schemas are stale.")] = False,
+    directory: Annotated[Optional[Path], typer.Option(help="Where to write (default: the contracts package).")] = None,
+) -> None:
+    """Regenerate contracts/schemas/*.json from the pydantic models."""
+    from contracts.export import SCHEMA_DIR, schema_documents, write_schemas
+
+    target = directory or SCHEMA_DIR
+    if check:
+        stale = [n for n, text in schema_documents().items() if not (target / n).exists() or (target / n).read_text(encoding="utf-8") != text]
+        if stale:
+            console.print(f"[red]Stale schemas:[/] {', '.join(stale)}. Run `gateway contracts export`.")
+            raise typer.Exit(1)
+        console.print("Schemas are up to date.")
+        return
+    for path in write_schemas(target):
+        console.print(str(path))
+
+
+# -- demo ------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option("--home", help="Where to build the demo home (replaced).")] = Path("demo-home"),
+) -> None:
+    """The 5-minute tour: a fresh home, the hospital specimen dropped in, one pass, the
+    receipts verified, then the same file dropped again under another name."""
+    from importlib.resources import files
+
+    from .home import init_home
+    from .pipeline import Gateway
+    from .receipts.check import verify_receipt
+
+    _logging(verbose=False)
+    if home.exists():
+        shutil.rmtree(home)
+    settings, fingerprint, _ = init_home(home)
+    console.print(f"[bold]1. Gateway home[/] {settings.home}, signing key {fingerprint}")
+    specimen = files("gateway") / "demo_data" / "hospital_births_202610.csv"
+    inbox = settings.mailbox_root / "hospital" / "inbox"
+    gateway = Gateway(settings)
+    failures = 0
+    try:
+        for step, name in ((2, "hospital_births_202610.csv"), (3, "births october (again).csv")):
+            target = inbox / name
+            (inbox / (name + ".part")).write_bytes(specimen.read_bytes())
+            os.replace(inbox / (name + ".part"), target)
+            console.print(f"[bold]{step}. Dropped[/] {target.relative_to(settings.home)}; one pass (waits for the file to settle)")
+            outcomes = gateway.run_once()
+            _summary(outcomes)
+            for outcome in outcomes:
+                receipt = settings.mailbox_root / outcome.receipt
+                verdict = verify_receipt(receipt, settings.keys_dir, gateway.engine)
+                console.print(("[green]GENUINE[/] " if verdict.genuine else "[red]NOT GENUINE[/] ") + str(receipt.relative_to(settings.home)))
+                failures += not verdict.genuine
+        report = settings.mailbox_root / "hospital" / "outbox" / "hospital_births_202610.csv.errors.csv"
+        console.print(f"[bold]4. Rejection report[/] {report.relative_to(settings.home)}:")
+        console.print(report.read_text(encoding="utf-8-sig"), markup=False)
+        console.print("[bold]5. Hospital mailbox now[/]")
+        for folder in ("inbox", "processed", "outbox"):
+            names = sorted(p.name for p in (settings.mailbox_root / "hospital" / folder).iterdir())
+            console.print(f"  {folder}/: {', '.join(names) or '(empty)'}")
+        console.print(
+            "Verify by hand:  gateway receipts verify --home "
+            f"{home} {home}/mailbox/hospital/outbox/hospital_births_202610.csv.receipt.json\n"
+            f"Plain GnuPG:     gpg --verify <receipt>.json.asc <receipt>.json (after importing {settings.keys_dir}/*.asc)"
+        )
+    finally:
+        gateway.close()
+    raise typer.Exit(1 if failures else 0)
+
+
+def main() -> None:
+    try:
+        app()
+    except GatewayError as exc:
+        Console(stderr=True).print(f"[bold red]Error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Hook specifications: the whole plugin interface of the gateway.
+
+A plugin is a module or object with functions marked `@gateway.hookimpl`, named after
+the specs below. Third-party packages declare it in their `pyproject.toml`::
+
+    [project.entry-points.gateway]
+    water_board = "water_board.plugin"
+
+The built-in adapters are registered through these same hooks (see `adapters/`), marked
+`trylast=True`, so a third-party plugin's hooks run first. Every spec here is documented in
+`docs/plugins.md`, and `tests/test_plugins.py` holds a `test_hook_<name>` for each: a test
+fails when either falls behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .adapter import Adapter
+
+PROJECT = "gateway"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------
+# Adapters
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
+    """Register adapter classes (适配器) that read a source's files.
+
+    Call `register(AdapterClass)` once per adapter. Names are unique across every
+    installed plugin: registering a name that is already taken raises `PluginError`
+    naming both adapters and the packages they come from.
+
+    :param register: the callback that validates and records an adapter class.
+    :returns: nothing; results are collected through `register`.
+    """

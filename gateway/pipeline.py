@@ -1,0 +1,641 @@
+"""The exchange lifecycle (DESIGN.md, "One exchange, end to end").
+
+found file -> staged and hashed -> exchange row (received) -> adapter parse/normalize ->
+one transaction: records, row errors, receipt -> outbox (report, signature, receipt) ->
+source moved to processed/ or rejected/.
+
+A crash anywhere leaves either a finished exchange or one that the next pass redoes from
+the start: the source stays in the inbox until its exchange has committed, and an
+exchange that committed but whose file was not yet moved is only completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from contracts import Contract
+from contracts.reasons import reason
+
+from .adapter import Adapter, RawRow, RowRejected, SourceFile
+from .config import Settings
+from .errors import ConfigError, FileRejected, TransportError
+from .masking import mask_value
+from .plugins import PluginManager, get_manager
+from .receipts.merkle import TreeBuilder
+from .receipts.receipt import GENESIS, receipt_bytes, receipt_document, sha256_hex
+from .receipts.signing import Signer
+from .reports import write_report
+from .staging import Sniffed, sniff_file
+from .store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
+from .store.models import utcnow
+from .transports import FoundFile, LocalMailbox, Transport
+
+log = logging.getLogger("gateway")
+
+FILE_REASONS: dict[str, tuple[str, str]] = {
+    "empty": ("文件为空或没有表头", "the file is empty or has no header row"),
+    "encoding": ("文件编码无法识别(应为 UTF-8 或 GB18030)", "the file is neither UTF-8 nor GB18030"),
+    "binary": ("文件含有二进制内容(NUL 字节),不是文本文件", "the file holds binary content (NUL bytes), not text"),
+    "header_missing": ("表头缺少必需的列", "the header lacks required columns"),
+    "header_duplicate": ("表头有重复的列", "the header repeats a column"),
+    "header_unreadable": ("表头无法读取", "the header row cannot be read"),
+    "no_adapter": ("没有适用于此文件的适配器", "no adapter of this department reads this file"),
+    "symlink": ("收件箱中的符号链接不予读取", "symbolic links in the inbox are never followed"),
+    "special": ("不是普通文件", "not a regular file"),
+    "too_many_attempts": ("多次处理失败", "processing failed repeatedly"),
+    "unreadable": ("文件无法读取", "the file cannot be read"),
+}
+
+
+@dataclass
+class Outcome:
+    """What happened to one file, for summaries and tests."""
+
+    exchange_id: int
+    department: str
+    file_name: str
+    status: str
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    corrected: int = 0
+    reason: str | None = None
+    receipt: str | None = None
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    contract: str
+    schema_version: str
+    key: str
+    record_hash: str
+    payload: bytes
+    row: int
+
+
+class _Counting:
+    """A binary reader that reports bytes read (the ingest progress bar)."""
+
+    def __init__(self, raw: Any, progress: Callable[[int], None]):
+        self._raw, self._progress = raw, progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._progress(len(data))
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data = self._raw.read1(size)
+        self._progress(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)
+        self._progress(count or 0)
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class Gateway:
+    """One gateway home: its settings, database, signing key, plugins and mailbox."""
+
+    def __init__(self, settings: Settings, plugins: PluginManager | None = None, transport: Transport | None = None):
+        self.settings = settings
+        self.plugins = plugins or get_manager()
+        self.engine = make_engine(settings.db_url)
+        create_schema(self.engine)
+        self.signer = Signer(settings.gnupg_dir, settings.keys_dir, settings.passphrase())
+        self.transport: Transport = transport or LocalMailbox(settings.mailbox_root)
+        self.settings.staging_dir.mkdir(parents=True, exist_ok=True)
+        self._seen: dict[str, tuple[int, float]] = {}
+        self._adapters: dict[str, Adapter] = {}
+
+    def close(self) -> None:
+        self.signer.close()
+        self.engine.dispose()
+
+    # -- adapters ---------------------------------------------------------------
+
+    def adapter(self, name: str) -> Adapter:
+        if name not in self._adapters:
+            info = self.plugins.adapter(name)
+            try:
+                self._adapters[name] = info.adapter_class(self.settings.adapters.get(name, {}))
+            except ValidationError as exc:
+                raise ConfigError(f"[adapters.{name}] in gateway.toml: {exc}") from exc
+        return self._adapters[name]
+
+    def choose_adapter(self, source: SourceFile) -> Adapter:
+        candidates = self.plugins.adapters_for(source.department)
+        for info in candidates:
+            adapter = self.adapter(info.name)
+            if adapter.accepts(source):
+                return adapter
+        names = ", ".join(f"{i.name} ({'/'.join(i.file_types)})" for i in candidates) or "none registered"
+        raise FileRejected("no_adapter", f"department {source.department}: {names}")
+
+    # -- polling ----------------------------------------------------------------
+
+    def ready_files(self, now: float | None = None) -> tuple[list[FoundFile], float]:
+        """Files ready to take, and how long until the next fresh one settles (0 if none)."""
+        now = time.time() if now is None else now
+        ready, wait = [], 0.0
+        settle = self.settings.settle_seconds
+        for department in self.settings.departments:
+            try:
+                listed = self.transport.list_inbox(department)
+            except TransportError as exc:
+                log.error("inbox of %s unreadable this pass: %s", department, exc)
+                continue
+            for found in listed:
+                previous = self._seen.get(found.path)
+                self._seen[found.path] = (found.size, found.mtime)
+                age = now - found.mtime
+                changed = previous is not None and previous != (found.size, found.mtime)
+                if found.kind != "file" or (age >= settle and not changed):
+                    ready.append(found)
+                else:
+                    wait = max(wait, settle - age if age < settle else settle)
+        return ready, wait
+
+    def run_once(self, *, wait_for_fresh: bool = True) -> list[Outcome]:
+        """One pass over every inbox. A fresh file is waited for until it settles."""
+        outcomes: list[Outcome] = []
+        deadline = time.monotonic() + max(30.0, 10 * self.settings.settle_seconds)
+        while True:
+            ready, wait = self.ready_files()
+            for found in ready:
+                outcome = self.process_safely(found)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            if not (wait_for_fresh and wait > 0) or time.monotonic() > deadline:
+                return outcomes
+            time.sleep(min(wait, 1.0) + 0.05)
+
+    def process_safely(self, found: FoundFile) -> Outcome | None:
+        """Process one file; an unexpected failure is logged and retried next pass."""
+        try:
+            return self.process(found)
+        except (TransportError, OSError) as exc:
+            log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
+        except Exception:
+            log.exception("%s: processing failed; left in the inbox for the next pass", found.path)
+        return None
+
+    # -- one file ---------------------------------------------------------------
+
+    def process(self, found: FoundFile) -> Outcome | None:
+        if found.kind != "file":
+            return self._refuse_unreadable(found, found.kind)
+        staged = self.settings.staging_dir / f"{uuid.uuid4().hex}.src"
+        try:
+            sniffed = self.transport.stage(found, staged)
+            if not self.transport.still_there(found):
+                log.info("%s changed while it was read; taking it on a later pass", found.path)
+                return None
+            return self._process_staged(found, staged, sniffed, archive=True)
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def ingest(self, path: Path, adapter_name: str, progress: Callable[[int], None] | None = None) -> Outcome:
+        """Process one file by hand (`gateway ingest`); the file itself is left where it is."""
+        adapter = self.adapter(adapter_name)
+        info = path.stat()
+        found = FoundFile(adapter.department, path.name, str(path.resolve()), info.st_size, info.st_mtime)
+        outcome = self._process_staged(found, path, sniff_file(path), archive=False, adapter=adapter, progress=progress)
+        assert outcome is not None
+        return outcome
+
+    def _process_staged(
+        self,
+        found: FoundFile,
+        staged: Path,
+        sniffed: Sniffed,
+        *,
+        archive: bool,
+        adapter: Adapter | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Outcome | None:
+        with session_scope(self.engine) as session:
+            finished = session.exec(
+                select(Exchange).where(
+                    Exchange.department == found.department,
+                    Exchange.sha256 == sniffed.sha256,
+                    Exchange.source_path == found.path,
+                    Exchange.status != "received",
+                    Exchange.archived_path.is_(None),  # type: ignore[union-attr]
+                )
+            ).scalars().first()
+            if finished is not None and archive:
+                session.expunge(finished)
+            else:
+                finished = None
+                exchange = session.exec(
+                    select(Exchange).where(
+                        Exchange.department == found.department,
+                        Exchange.sha256 == sniffed.sha256,
+                        Exchange.source_path == found.path,
+                        Exchange.status == "received",
+                    )
+                ).scalars().first()
+                if exchange is None:
+                    exchange = Exchange(
+                        department=found.department,
+                        file_name=found.name,
+                        source_path=found.path,
+                        sha256=sniffed.sha256,
+                        size=sniffed.size,
+                        encoding=sniffed.encoding,
+                    )
+                    session.add(exchange)
+                exchange.attempts += 1
+                session.flush()
+                session.expunge(exchange)
+        if finished is not None:
+            log.info("exchange %s: committed earlier; completing the move of %s", finished.id, found.path)
+            return self._finish(finished, found, archive=True)
+
+        if exchange.attempts > self.settings.max_attempts:
+            return self._reject(exchange, found, FileRejected("too_many_attempts", f"{exchange.attempts - 1} attempts"), archive)
+
+        source = SourceFile(
+            path=staged,
+            name=found.name,
+            department=found.department,
+            sha256=sniffed.sha256,
+            size=sniffed.size,
+            encoding=sniffed.encoding,
+            encoding_problem=sniffed.problem,
+            has_nul=sniffed.has_nul,
+        )
+        if progress is not None:
+            opener = source.open_binary
+            source.open_binary = lambda: _Counting(opener(), progress)  # type: ignore[method-assign]
+
+        with session_scope(self.engine) as session:
+            original = session.exec(
+                select(Exchange)
+                .where(
+                    Exchange.department == found.department,
+                    Exchange.sha256 == sniffed.sha256,
+                    Exchange.status == "processed",
+                    Exchange.id != exchange.id,
+                )
+                .order_by(Exchange.id)  # type: ignore[arg-type]
+            ).scalars().first()
+            if original is not None:
+                exchange = session.merge(exchange)
+                exchange.status, exchange.duplicate_of = "duplicate", original.id
+                exchange.adapter = original.adapter
+                exchange.processed_at = utcnow()
+                self._seal(session, exchange, TreeBuilder(), {}, report_sha256=None)
+                session.expunge(exchange)
+        if original is not None:
+            log.info("exchange %s: duplicate of exchange %s (same bytes), nothing stored", exchange.id, original.id)
+            return self._finish(exchange, found, archive=archive)
+
+        try:
+            chosen = adapter or self.choose_adapter(source)
+            with session_scope(self.engine) as session:
+                exchange = session.merge(exchange)
+                exchange.adapter = chosen.name
+                self._store_rows(session, exchange, chosen, source)
+                session.expunge(exchange)
+        except FileRejected as rejected:
+            return self._reject(exchange, found, rejected, archive)
+        return self._finish(exchange, found, archive=archive)
+
+    # -- storing ----------------------------------------------------------------
+
+    def _store_rows(self, session: Session, exchange: Exchange, adapter: Adapter, source: SourceFile) -> None:
+        tree = TreeBuilder()
+        pending: list[_Pending] = []
+        issues: list[dict[str, Any]] = []
+        versions: dict[str, str] = {}
+        batch = self.settings.batch_size
+        for raw in adapter.parse(source):
+            exchange.rows += 1
+            record = self._normalize(adapter, raw, exchange, issues)
+            if record is not None:
+                payload = record.canonical()
+                pending.append(
+                    _Pending(
+                        record.contract_name,
+                        record.schema_version,
+                        record.business_key(),
+                        hashlib.sha256(payload).hexdigest(),
+                        payload,
+                        raw.number,
+                    )
+                )
+                versions[record.contract_name] = record.schema_version
+            if len(pending) >= batch:
+                self._flush(session, exchange, tree, pending)
+            if len(issues) >= batch:
+                session.execute(insert(RowError), issues)
+                issues.clear()
+        self._flush(session, exchange, tree, pending)
+        if issues:
+            session.execute(insert(RowError), issues)
+        exchange.status = "processed"
+        exchange.processed_at = utcnow()
+        report_sha = None
+        if exchange.rejected:
+            report_sha = write_report(self._report_path(exchange), self._errors(session, exchange.id))
+        self._seal(session, exchange, tree, versions, report_sha)
+
+    def _normalize(self, adapter: Adapter, raw: RawRow, exchange: Exchange, issues: list[dict[str, Any]]) -> Contract | None:
+        def issue(field_name: str, column: str, value: str, code: str, fallback: str = "", level: str = "error") -> None:
+            zh, en = reason(code, fallback)
+            issues.append(
+                {
+                    "exchange_id": exchange.id,
+                    "row_number": raw.number,
+                    "field": field_name,
+                    "column_name": column,
+                    "value_masked": value,
+                    "code": code,
+                    "reason_zh": zh,
+                    "reason_en": en,
+                    "level": level,
+                }
+            )
+
+        if raw.problem is not None:
+            code, column, detail = raw.problem
+            issue("", column, "", code, detail)
+            exchange.rejected += 1
+            return None
+        try:
+            record = adapter.normalize(raw)
+        except ValidationError as exc:
+            contract = adapter.contracts[0] if len(adapter.contracts) == 1 else None
+            kinds = dict(contract.field_kinds()) if contract else {}
+            for error in exc.errors(include_url=False):
+                loc = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
+                code = error["type"]
+                if error.get("input") is None and (code.endswith("_type") or code == "missing"):
+                    code = "missing"
+                if code in ("id_sex_mismatch", "id_birth_mismatch"):
+                    loc = (*loc, "id_number")
+                value = error.get("input")
+                shown = mask_value(value, kinds.get(loc)) if isinstance(value, str) else ""
+                issue(".".join(loc), adapter.column_for(loc), shown, code, error.get("msg", ""))
+            exchange.rejected += 1
+            return None
+        except RowRejected as exc:
+            issue("", exc.column, "", exc.code, exc.message)
+            exchange.rejected += 1
+            return None
+        for dotted, code, message in record.warnings():
+            loc = tuple(dotted.split("."))
+            issue(dotted, adapter.column_for(loc), "", code, message, level="warning")
+            exchange.warnings += 1
+        return record
+
+    def _flush(self, session: Session, exchange: Exchange, tree: TreeBuilder, pending: list[_Pending]) -> None:
+        if not pending:
+            return
+        latest: dict[tuple[str, str], tuple[int, str]] = {}
+        by_contract: dict[str, set[str]] = {}
+        for item in pending:
+            by_contract.setdefault(item.contract, set()).add(item.key)
+        for contract, keys in by_contract.items():
+            key_list = list(keys)
+            for start in range(0, len(key_list), 500):
+                rows = session.execute(
+                    select(Record.business_key, Record.version, Record.record_hash).where(
+                        Record.contract == contract, Record.business_key.in_(key_list[start : start + 500])  # type: ignore[attr-defined]
+                    )
+                )
+                for key, version, record_hash in rows:
+                    if (contract, key) not in latest or latest[(contract, key)][0] < version:
+                        latest[(contract, key)] = (version, record_hash)
+        inserts = []
+        for item in pending:
+            known = latest.get((item.contract, item.key))
+            if known is not None and known[1] == item.record_hash:
+                exchange.duplicates += 1
+                continue
+            version = 1 if known is None else known[0] + 1
+            if version > 1:
+                exchange.corrected += 1
+            latest[(item.contract, item.key)] = (version, item.record_hash)
+            inserts.append(
+                {
+                    "exchange_id": exchange.id,
+                    "contract": item.contract,
+                    "schema_version": item.schema_version,
+                    "business_key": item.key,
+                    "version": version,
+                    "record_hash": item.record_hash,
+                    "payload": item.payload.decode("utf-8"),
+                    "row_number": item.row,
+                    "leaf_index": tree.size,
+                }
+            )
+            tree.append(item.payload)
+        if inserts:
+            session.execute(insert(Record), inserts)
+            exchange.accepted += len(inserts)
+        pending.clear()
+
+    def _errors(self, session: Session, exchange_id: int | None) -> Iterator[RowError]:
+        return session.exec(
+            select(RowError)
+            .where(RowError.exchange_id == exchange_id, RowError.level == "error")
+            .order_by(RowError.row_number, RowError.id)  # type: ignore[arg-type]
+            .execution_options(yield_per=1000)
+        ).scalars()
+
+    def _seal(
+        self,
+        session: Session,
+        exchange: Exchange,
+        tree: TreeBuilder,
+        contracts: dict[str, str],
+        report_sha256: str | None,
+    ) -> Receipt:
+        """Append the exchange's receipt to the ledger, inside the exchange's transaction."""
+        if exchange.outbox_stem is None:
+            earlier = session.exec(
+                select(Exchange.id).where(
+                    Exchange.department == exchange.department,
+                    Exchange.file_name == exchange.file_name,
+                    Exchange.id < exchange.id,  # type: ignore[operator]
+                )
+            ).first()
+            exchange.outbox_stem = exchange.file_name if earlier is None else f"{exchange.file_name}.exchange-{exchange.id}"
+        last = session.exec(select(Receipt).order_by(Receipt.sequence.desc()).limit(1)).scalars().first()  # type: ignore[attr-defined]
+        sequence = last.sequence + 1 if last else 1
+        previous = last.sha256 if last else GENESIS
+        document = receipt_document(
+            exchange,
+            sequence=sequence,
+            previous_sha256=previous,
+            key_fingerprint=self.signer.fingerprint,
+            merkle_root=tree.root().hex(),
+            merkle_size=tree.size,
+            report_sha256=report_sha256,
+            contracts=contracts,
+        )
+        body = receipt_bytes(document)
+        receipt = Receipt(
+            sequence=sequence,
+            exchange_id=exchange.id,
+            body=body.decode("utf-8"),
+            signature=self.signer.sign(body),
+            sha256=sha256_hex(body),
+            previous_sha256=previous,
+            key_fingerprint=self.signer.fingerprint,
+        )
+        session.add(exchange)
+        session.add(receipt)
+        session.flush()
+        return receipt
+
+    # -- rejection and completion -----------------------------------------------
+
+    def _reject(self, exchange: Exchange, found: FoundFile, rejected: FileRejected, archive: bool) -> Outcome:
+        zh, en = FILE_REASONS.get(rejected.code, ("文件无法处理", rejected.code))
+        detail = f"{en}: {rejected.detail}" if rejected.detail else en
+        with session_scope(self.engine) as session:
+            exchange = session.merge(exchange)
+            exchange.status, exchange.reason_code, exchange.reason = "rejected", rejected.code, detail
+            exchange.rows = exchange.accepted = exchange.rejected = exchange.duplicates = exchange.corrected = 0
+            exchange.warnings = 0
+            exchange.processed_at = utcnow()
+            session.add(
+                RowError(
+                    exchange_id=exchange.id,
+                    row_number=rejected.row or 0,
+                    field="(file)",
+                    column_name=rejected.field,
+                    value_masked="",
+                    code=rejected.code,
+                    reason_zh=zh,
+                    reason_en=detail,
+                )
+            )
+            session.flush()
+            report_sha = write_report(self._report_path(exchange), self._errors(session, exchange.id))
+            self._seal(session, exchange, TreeBuilder(), {}, report_sha)
+            session.expunge(exchange)
+        log.warning("exchange %s: file %s rejected: %s", exchange.id, found.path, rejected.code)
+        return self._finish(exchange, found, archive=archive)
+
+    def _refuse_unreadable(self, found: FoundFile, kind: str) -> Outcome:
+        with session_scope(self.engine) as session:
+            exchange = Exchange(
+                department=found.department,
+                file_name=found.name,
+                source_path=found.path,
+                sha256=sha256_hex(b""),
+                size=0,
+                attempts=1,
+            )
+            session.add(exchange)
+            session.flush()
+            session.expunge(exchange)
+        return self._reject(exchange, found, FileRejected(kind), archive=True)
+
+    def _report_path(self, exchange: Exchange) -> Path:
+        return self.settings.staging_dir / f"exchange-{exchange.id}.errors.csv"
+
+    def _finish(self, exchange: Exchange, found: FoundFile, *, archive: bool) -> Outcome:
+        """Deliver the outbox files and move the source; safe to repeat after a crash."""
+        with session_scope(self.engine) as session:
+            receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange.id)).scalars().one()
+            has_errors = session.exec(
+                select(RowError.id).where(RowError.exchange_id == exchange.id, RowError.level == "error").limit(1)
+            ).first() is not None
+            report = self._report_path(exchange)
+            if has_errors and not report.exists():
+                write_report(report, self._errors(session, exchange.id))
+        stem = exchange.outbox_stem or exchange.file_name
+        department = exchange.department
+        written: list[str] = []
+        scratch = self.settings.staging_dir / f"exchange-{exchange.id}"
+        try:
+            if has_errors:
+                self.transport.put(department, "outbox", f"{stem}.errors.csv", report)
+                written.append(f"{department}/outbox/{stem}.errors.csv")
+            signature, body = scratch.with_suffix(".asc"), scratch.with_suffix(".json")
+            signature.write_text(receipt.signature, encoding="ascii")
+            body.write_bytes(receipt.body.encode("utf-8"))
+            self.transport.put(department, "outbox", f"{stem}.receipt.json.asc", signature)
+            self.transport.put(department, "outbox", f"{stem}.receipt.json", body)
+            written += [f"{department}/outbox/{stem}.receipt.json", f"{department}/outbox/{stem}.receipt.json.asc"]
+            archived = None
+            if archive:
+                folder = "rejected" if exchange.status == "rejected" else "processed"
+                name = self._archive_name(found, folder, exchange)
+                if exchange.status == "rejected" and has_errors:
+                    self.transport.put(department, folder, f"{name}.errors.csv", report)
+                archived = self.transport.archive(found, folder, name)
+            else:
+                archived = f"(ingested from {found.path})"
+            with session_scope(self.engine) as session:
+                row = session.get(Exchange, exchange.id)
+                assert row is not None
+                row.archived_path = archived
+            exchange.archived_path = archived
+        finally:
+            for leftover in (report, scratch.with_suffix(".asc"), scratch.with_suffix(".json")):
+                leftover.unlink(missing_ok=True)
+        log.info(
+            "exchange %s (%s, %s): %s, %d accepted, %d rejected, %d duplicate",
+            exchange.id, department, exchange.file_name, exchange.status,
+            exchange.accepted, exchange.rejected, exchange.duplicates,
+        )
+        return Outcome(
+            exchange_id=exchange.id or 0,
+            department=department,
+            file_name=exchange.file_name,
+            status=exchange.status,
+            accepted=exchange.accepted,
+            rejected=exchange.rejected,
+            duplicates=exchange.duplicates,
+            corrected=exchange.corrected,
+            reason=exchange.reason,
+            receipt=f"{department}/outbox/{stem}.receipt.json",
+            files=written,
+        )
+
+    def _archive_name(self, found: FoundFile, folder: str, exchange: Exchange) -> str:
+        name = found.name
+        if self.transport.exists(found.department, folder, name):
+            path = PurePosixPath(name)
+            name = f"{path.stem}.exchange-{exchange.id}{path.suffix}"
+        return name
+
+
+def open_gateway(home: Path | None = None) -> Gateway:
+    from .config import load_settings
+
+    return Gateway(load_settings(home))
+
+
+def iter_exchanges(session: Session, department: str | None = None, limit: int = 50) -> Iterable[Exchange]:
+    query = select(Exchange).order_by(Exchange.id.desc()).limit(limit)  # type: ignore[union-attr]
+    if department:
+        query = query.where(Exchange.department == department)
+    return session.exec(query).scalars()
+
+
+__all__ = ["Gateway", "Outcome", "open_gateway", "iter_exchanges", "os"]

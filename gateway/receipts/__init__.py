@@ -1,0 +1,1 @@
+"""Receipts: canonical JSON, RFC 6962 Merkle trees, GnuPG signing and verification."""

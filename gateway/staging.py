@@ -1,0 +1,98 @@
+"""Staging: copy a dropped file into the gateway's own folder while hashing it and
+deciding its encoding, in one streaming pass.
+
+Encoding is decided as the design card says: a BOM wins; else the whole file must decode
+as strict UTF-8; else as strict GB18030; else the file is rejected. Both strict decoders
+run side by side over the same chunks, so no file is read twice and none is held whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class Sniffed:
+    sha256: str
+    size: int
+    encoding: str | None
+    problem: str
+    has_nul: bool
+
+
+class Sniffer:
+    """Feed it chunks; `result()` gives sha256, size and the strict encoding, if any."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._first = b""
+        self._utf8: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("utf-8")("strict")
+        self._gb: codecs.IncrementalDecoder | None = codecs.getincrementaldecoder("gb18030")("strict")
+        self._utf8_error = self._gb_error = ""
+        self.has_nul = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._size < 4:
+            self._first = (self._first + chunk)[:4]
+        self._size += len(chunk)
+        self._hash.update(chunk)
+        if not self.has_nul and b"\x00" in chunk:
+            self.has_nul = True
+        self._decode(chunk, final=False)
+
+    def _decode(self, chunk: bytes, final: bool) -> None:
+        if self._utf8 is not None:
+            try:
+                self._utf8.decode(chunk, final)
+            except UnicodeDecodeError as exc:
+                self._utf8, self._utf8_error = None, f"not UTF-8 ({exc.reason} near byte {self._size - len(chunk) + exc.start})"
+        if self._gb is not None:
+            try:
+                self._gb.decode(chunk, final)
+            except UnicodeDecodeError as exc:
+                self._gb, self._gb_error = None, f"not GB18030 ({exc.reason} near byte {self._size - len(chunk) + exc.start})"
+
+    def result(self) -> Sniffed:
+        self._decode(b"", final=True)
+        encoding: str | None
+        if self._first.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8-sig" if self._utf8 is not None else None
+        elif self._first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            encoding = None
+            self._utf8_error = "UTF-16 text (save it as UTF-8 or GB18030)"
+        elif self._utf8 is not None:
+            encoding = "utf-8"
+        elif self._gb is not None:
+            encoding = "gb18030"
+        else:
+            encoding = None
+        problem = "" if encoding else "; ".join(p for p in (self._utf8_error, self._gb_error) if p)
+        return Sniffed(self._hash.hexdigest(), self._size, encoding, problem, self.has_nul)
+
+
+def copy_and_sniff(source: BinaryIO, target: Path) -> Sniffed:
+    """Copy `source` into `target` (fsynced), returning what the sniffer found."""
+    sniffer = Sniffer()
+    with open(target, "wb") as out:
+        while chunk := source.read(CHUNK):
+            sniffer.feed(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return sniffer.result()
+
+
+def sniff_file(path: Path) -> Sniffed:
+    sniffer = Sniffer()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            sniffer.feed(chunk)
+    return sniffer.result()
