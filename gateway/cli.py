@@ -260,6 +260,20 @@ def adapters_list() -> None:
     console.print(table)
 
 
+@adapters_app.command("new")
+def adapters_new(
+    name: Annotated[str, typer.Argument(help="Adapter name, lowercase with dashes (water-board).")],
+    directory: Annotated[Path, typer.Option(help="Where to create gateway-NAME/.")] = Path("."),
+    department: Annotated[Optional[str], typer.Option(help="Department whose inbox it reads (default: NAME).")] = None,
+) -> None:
+    """Write an installable adapter plugin package whose tests pass at once."""
+    from .scaffold import scaffold
+
+    root = scaffold(name, directory, department)
+    console.print(f"Created {root}")
+    console.print(f"Next:  pip install -e '{root}[test]'  &&  pytest {root}  &&  gateway adapters list", markup=False)
+
+
 @contracts_app.command("export")
 def contracts_export(
     check: Annotated[bool, typer.Option("--check", help="Only report whether the committed schemas are stale.")] = False,
