@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -352,7 +353,7 @@ def main() -> None:
     try:
         app()
     except GatewayError as exc:
-        Console(stderr=True).print(f"[bold red]Error:[/] {exc}")
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(str(exc))}")
         sys.exit(2)
 
 
