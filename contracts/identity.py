@@ -95,7 +95,9 @@ def division_warning(number: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def credit_code_warning(code: str) -> str | None:
+    # Files repeat the same few institution codes on every row: check each once.
     try:
         uscc.validate(code)
     except StdnumError:

@@ -1,0 +1,172 @@
+"""Ingest benchmark: the bare CSV-to-SQLite ceiling against the gateway end to end.
+
+    python bench/ingest.py --rows 1000000        # the figures in docs/performance.md
+    python bench/ingest.py --rows 20000          # smoke size (CI)
+
+Generates a deterministic GB18030 hospital births file in the real 16-column format with
+about 1% bad rows, then measures, each in a fresh process:
+
+  (a) the ceiling: csv.reader + sqlite3.executemany, no validation;
+  (b) `gateway ingest FILE --adapter hospital-births` and `gateway run --once`, end to end
+      (decode, validate, store, Merkle root, signed receipt).
+
+Prints rows/s, the ratio to (a) and the peak RSS of each child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stdnum.cn import ric
+
+HEADER = [
+    "出生医学证明编号", "新生儿姓名", "性别", "出生日期", "出生时间", "出生体重(克)", "出生孕周", "胎次",
+    "母亲姓名", "母亲公民身份号码", "父亲姓名", "父亲公民身份号码", "接生机构名称", "接生机构代码", "家庭住址",
+    "户籍地行政区划代码",
+]
+SURNAMES = "陈李黄王赵周吴郑孙刘何梁覃彭许杨"
+GIVEN = "小明然安一二丽强敏杰娜芳云伟红"
+DIVISIONS = ("440781", "440703", "440106", "450102", "430102")
+
+
+def _id(rng: random.Random, year: int, female: bool) -> str:
+    body = f"{rng.choice(DIVISIONS)}{year:04d}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 49) * 2 + (0 if female else 1):03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def generate(path: Path, rows: int, seed: int = 20261123) -> int:
+    """Write the file; return how many rows were made bad on purpose."""
+    rng = random.Random(seed)
+    bad = 0
+    with open(path, "w", encoding="gb18030", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(HEADER)
+        for n in range(rows):
+            mother = _id(rng, rng.randint(1980, 2002), True)
+            father = _id(rng, rng.randint(1978, 2000), False) if rng.random() < 0.7 else ""
+            date = f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}"
+            name = rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN)
+            if n % 100 == 37:  # ~1% bad rows, three kinds
+                bad += 1
+                kind = (n // 100) % 3
+                if kind == 0:
+                    mother = mother[:-1] + ("0" if mother[-1] != "0" else "1")
+                elif kind == 1:
+                    date = "2026-02-30"
+                else:
+                    name = ""
+            writer.writerow(
+                [
+                    f"Q{n:012d}", name, rng.choice("男女"), date, f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
+                    rng.randint(2500, 4200), rng.randint(36, 41), rng.randint(1, 3), rng.choice(SURNAMES) + "丽",
+                    mother, (rng.choice(SURNAMES) + "强") if father else "", father, "台山市人民医院",
+                    "12440781MB2C23455K", "广东省台山市台城街道环城南路12号", "440781",
+                ]
+            )
+    return bad
+
+
+CEILING = r"""
+import csv, sqlite3, sys, time
+path, db = sys.argv[1], sys.argv[2]
+start = time.perf_counter()
+conn = sqlite3.connect(db)
+conn.execute("PRAGMA journal_mode=WAL")
+conn.execute("CREATE TABLE t (%s)" % ",".join("c%d" % i for i in range(16)))
+with open(path, encoding="gb18030", newline="") as handle:
+    reader = csv.reader(handle)
+    next(reader)
+    conn.executemany("INSERT INTO t VALUES (%s)" % ",".join("?" * 16), reader)
+conn.commit()
+print(time.perf_counter() - start)
+"""
+
+
+def _child(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run a child; return (seconds, peak RSS in MB of that child, stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the largest child so far: each measured child runs after
+    # smaller ones, so report it only when it grew.
+    return elapsed, max(peak, before) / 1024, result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=1, help="repeat each measurement, keep the fastest")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="gwbench", dir="/tmp"))
+    work.mkdir(parents=True, exist_ok=True)
+    gateway = str(Path(sys.executable).with_name("gateway"))
+    data = work / "hospital_births_bench.csv"
+    started = time.perf_counter()
+    bad = generate(data, args.rows)
+    print(f"generated {args.rows:,} rows ({bad:,} bad), {data.stat().st_size / 1e6:.0f} MB GB18030 in {time.perf_counter() - started:.1f}s")
+
+    results: dict[str, tuple[float, float]] = {}
+
+    def measure(label: str, make_command) -> None:  # type: ignore[no-untyped-def]
+        best = None
+        for run in range(args.runs):
+            command, env = make_command(run)
+            seconds, rss, _ = _child(command, env)
+            best = (seconds, rss) if best is None or seconds < best[0] else best
+        assert best is not None
+        results[label] = best
+
+    def ceiling(run: int):  # type: ignore[no-untyped-def]
+        db = work / f"ceiling-{run}.db"
+        db.unlink(missing_ok=True)
+        return [sys.executable, "-c", CEILING, str(data), str(db)], None
+
+    def fresh_home(run: int, label: str) -> Path:
+        home = work / f"home-{label}-{run}"
+        shutil.rmtree(home, ignore_errors=True)
+        subprocess.run([gateway, "init", "--home", str(home)], check=True, capture_output=True)
+        return home
+
+    def ingest(run: int):  # type: ignore[no-untyped-def]
+        home = fresh_home(run, "ingest")
+        return [gateway, "ingest", str(data), "--adapter", "hospital-births", "--home", str(home)], None
+
+    def run_once(run: int):  # type: ignore[no-untyped-def]
+        home = fresh_home(run, "run")
+        shutil.copy(data, home / "mailbox" / "hospital" / "inbox" / data.name)
+        past = time.time() - 60
+        os.utime(home / "mailbox" / "hospital" / "inbox" / data.name, (past, past))
+        return [gateway, "run", "--once", "--home", str(home)], {"GATEWAY_SETTLE_SECONDS": "0"}
+
+    measure("(a) csv + sqlite3 executemany (ceiling)", ceiling)
+    measure("(b) gateway ingest", ingest)
+    measure("(b) gateway run --once", run_once)
+
+    ceiling_seconds = results["(a) csv + sqlite3 executemany (ceiling)"][0]
+    print(f"\n{'pipeline':45} {'rows/s':>10} {'of ceiling':>11} {'peak RSS':>10}")
+    for label, (seconds, rss) in results.items():
+        print(f"{label:45} {args.rows / seconds:>10,.0f} {ceiling_seconds / seconds:>11.2f} {rss:>8.0f} MB")
+    if not args.keep:
+        for home in work.glob("home-*"):
+            subprocess.run(["gpgconf", "--homedir", str(home / "gnupg"), "--kill", "gpg-agent"], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
