@@ -75,7 +75,10 @@ class Sniffer:
         else:
             encoding = None
         problem = "" if encoding else "; ".join(p for p in (self._utf8_error, self._gb_error) if p)
-        return Sniffed(self._hash.hexdigest(), self._size, encoding, problem, self.has_nul)
+        # UTF-16 text is full of NUL bytes (every ASCII character has one); they are its
+        # encoding, not binary content, and the clerk must hear "UTF-16", not "binary".
+        utf16 = self._first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        return Sniffed(self._hash.hexdigest(), self._size, encoding, problem, self.has_nul and not utf16)
 
 
 def copy_and_sniff(source: BinaryIO, target: Path) -> Sniffed:
