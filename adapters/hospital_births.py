@@ -61,6 +61,9 @@ class HospitalBirthsAdapter(Adapter):
         get = row.fields.get
         father_name, father_id = _clean(get("父亲姓名")), _clean(get("父亲公民身份号码"))
         data = {
+            # Part of the business key: the police cite the same certificate number in
+            # their newborn registration, which is another record, not a correction.
+            "registration": "hospital",
             "birth_certificate_no": get("出生医学证明编号"),
             "child": {
                 "name": get("新生儿姓名"),

@@ -1,46 +1,92 @@
-"""Births (出生): the hospital's birth certificate record (出生医学证明)."""
+"""Births (出生): the hospital's birth certificate record (出生医学证明) and the police's
+newborn registration (出生登记), which cites that certificate."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar
+from typing import ClassVar, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from .base import Contract, ContractModel
-from .fields import Address, DivisionCode, PastDate, PersonName, SexCode, Text
-from .identity import CreditCode, IdNumber
+from .codes import EthnicityCode
+from .fields import Address, DivisionCode, PastDate, PersonName, Sex, SexCode, Text
+from .household import Household
+from .identity import CreditCode, IdNumber, id_birth_date, id_sex
 from .person import Person
+from .rules import RuleErrors
 
 
 class Newborn(ContractModel):
-    """The child (新生儿). Police newborn registration adds the ID number issued to it."""
+    """The child (新生儿). Police newborn registration adds the ID number issued to it
+    (and 民族); sex and birth date must then agree with that number."""
 
     name: PersonName
     sex: SexCode
     birth_date: PastDate
     birth_time: dt.time | None = Field(default=None, description="出生时间 (HH:MM)")
     id_number: IdNumber | None = None
+    ethnicity: EthnicityCode | None = None
+
+    @model_validator(mode="after")
+    def _agree_with_id_number(self) -> Self:
+        if self.id_number is None:
+            return self
+        if self.sex in (Sex.MALE, Sex.FEMALE) and self.sex != Sex(id_sex(self.id_number)):
+            raise PydanticCustomError("id_sex_mismatch", "sex disagrees with the ID number")
+        if self.birth_date != id_birth_date(self.id_number):
+            raise PydanticCustomError("id_birth_mismatch", "birth date disagrees with the ID number")
+        return self
 
 
 class BirthEvent(Contract):
-    """A birth (出生), identified by its birth certificate number (出生医学证明编号).
+    """A birth (出生), identified by who registered it and the birth certificate number
+    (出生医学证明编号).
 
-    Hospitals send one per birth certificate; the business key is that number, so the
-    same certificate sent again is a duplicate, and sent with other content a correction.
+    `registration` tells the two sources apart: `hospital` is the certificate itself
+    (mother required), `police` the newborn's household registration (出生登记: the
+    child's ID number, household and registration date required). Both cite the same
+    certificate number, yet they are different records from different departments, so
+    `registration` is part of the business key (`hospital|Q440781260001`): a police
+    registration is never taken for a correction of the hospital's record.
     """
 
     contract_name: ClassVar[str] = "BirthEvent"
-    business_key_fields: ClassVar[tuple[str, ...]] = ("birth_certificate_no",)
+    business_key_fields: ClassVar[tuple[str, ...]] = ("registration", "birth_certificate_no")
 
+    registration: Literal["hospital", "police"] = Field(
+        default="hospital", description="who registered the birth: hospital (出生医学证明) or police (出生登记)"
+    )
     birth_certificate_no: Text = Field(max_length=32, description="出生医学证明编号")
     child: Newborn
     birth_weight_g: int | None = Field(default=None, ge=300, le=8000, description="出生体重(克)")
     gestation_weeks: int | None = Field(default=None, ge=20, le=45, description="出生孕周")
     birth_order: int | None = Field(default=None, ge=1, le=20, description="胎次")
-    mother: Person = Field(description="母亲")
+    mother: Person | None = Field(default=None, description="母亲 (required from hospitals)")
     father: Person | None = Field(default=None, description="父亲 (may be absent)")
     institution_name: Text | None = Field(default=None, max_length=100, description="接生机构名称")
     institution_code: CreditCode = Field(default=None, description="接生机构代码")
     home_address: Address | None = Field(default=None, description="家庭住址")
     registered_division_code: DivisionCode | None = Field(default=None, description="户籍地行政区划代码")
+    household: Household | None = Field(default=None, description="户: the household the child is registered into (police)")
+    registered_on: PastDate | None = Field(default=None, description="登记日期: date of the police registration")
+    police_station: Text | None = Field(default=None, max_length=100, description="登记派出所 (police)")
+
+    @model_validator(mode="after")
+    def _registration_rules(self) -> Self:
+        errors = RuleErrors("BirthEvent")
+        missing = "required field is empty"
+        if self.registration == "hospital" and self.mother is None:
+            errors.add(("mother", "name"), "missing", missing)
+        if self.registration == "police":
+            if self.child.id_number is None:
+                errors.add(("child", "id_number"), "missing", missing)
+            if self.registered_on is None:
+                errors.add(("registered_on",), "missing", missing)
+        errors.not_before(
+            ("registered_on",), self.registered_on, self.child.birth_date,
+            "date_before_birth", "date lies before the person's birth date",
+        )
+        errors.raise_any()
+        return self

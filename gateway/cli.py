@@ -213,6 +213,9 @@ def receipts_verify(
     receipts: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="RECEIPT.json file(s); the .asc lies beside each.")],
     home: HomeOption = None,
     offline: Annotated[bool, typer.Option("--offline", help="Check the signature only, not the database.")] = False,
+    keys: Annotated[
+        Optional[Path], typer.Option("--keys", help="Public keys and history.json to trust (default: HOME/keys).", file_okay=False)
+    ] = None,
 ) -> None:
     """Tell whether receipts are genuine; exit 0 only when every one is."""
     from .receipts.check import verify_receipt
@@ -226,7 +229,7 @@ def receipts_verify(
     try:
         for path in receipts:
             try:
-                verdict = verify_receipt(path, settings.keys_dir, engine)
+                verdict = verify_receipt(path, keys or settings.keys_dir, engine)
             except GatewayError as exc:
                 console.print(f"[red]CANNOT VERIFY[/] {path}: {exc}")
                 all_genuine = False
@@ -347,6 +350,15 @@ def demo(
     finally:
         gateway.close()
     raise typer.Exit(1 if failures else 0)
+
+
+# -- ledger, keys, record proofs (gateway/commands/) ---------------------------------
+
+from .commands import keys as _keys_commands, ledger as _ledger_commands, receipts as _receipt_commands  # noqa: E402
+
+app.add_typer(_ledger_commands.app, name="ledger")
+app.add_typer(_keys_commands.app, name="keys")
+_receipt_commands.register(receipts_app)
 
 
 def main() -> None:

@@ -30,9 +30,11 @@ from contracts.reasons import reason
 
 from .adapter import Adapter, RawRow, RowRejected, SourceFile
 from .config import Settings
+from .drops import REASONS as SIGNATURE_REASONS, SignedDrops
 from .errors import ConfigError, FileRejected, TransportError
 from .masking import mask_value
 from .plugins import PluginManager, get_manager
+from .receipts.ledger import checkpoint_after_pass
 from .receipts.merkle import TreeBuilder
 from .receipts.receipt import GENESIS, receipt_bytes, receipt_document, sha256_hex
 from .receipts.signing import Signer
@@ -40,7 +42,7 @@ from .reports import write_report
 from .staging import Sniffed, sniff_file
 from .store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
 from .store.models import utcnow
-from .transports import FoundFile, LocalMailbox, Transport
+from .transports import FoundFile, LocalMailbox, Transport, department_transports
 
 log = logging.getLogger("gateway")
 
@@ -56,6 +58,7 @@ FILE_REASONS: dict[str, tuple[str, str]] = {
     "special": ("不是普通文件", "not a regular file"),
     "too_many_attempts": ("多次处理失败", "processing failed repeatedly"),
     "unreadable": ("文件无法读取", "the file cannot be read"),
+    **SIGNATURE_REASONS,
 }
 
 
@@ -114,20 +117,40 @@ class _Counting:
 class Gateway:
     """One gateway home: its settings, database, signing key, plugins and mailbox."""
 
-    def __init__(self, settings: Settings, plugins: PluginManager | None = None, transport: Transport | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        plugins: PluginManager | None = None,
+        transport: Transport | None = None,
+        transports: dict[str, Transport] | None = None,
+    ):
         self.settings = settings
         self.plugins = plugins or get_manager()
         self.engine = make_engine(settings.db_url)
         create_schema(self.engine)
         self.signer = Signer(settings.gnupg_dir, settings.keys_dir, settings.passphrase())
         self.transport: Transport = transport or LocalMailbox(settings.mailbox_root)
+        # Departments on an SFTP server ([sftp.NAME] in gateway.toml); the rest use `self.transport`.
+        self.transports: dict[str, Transport] = (
+            department_transports(settings) if transports is None else dict(transports)
+        )
         self.settings.staging_dir.mkdir(parents=True, exist_ok=True)
-        self._seen: dict[str, tuple[int, float]] = {}
+        _sweep_staging(self.settings.staging_dir)
+        self._seen: dict[str, dict[str, tuple[int, float]]] = {}  # department -> path -> (size, mtime)
         self._adapters: dict[str, Adapter] = {}
+        self.drops = SignedDrops(self)
 
     def close(self) -> None:
+        for transport in {id(t): t for t in [self.transport, *self.transports.values()]}.values():
+            closer = getattr(transport, "close", None)
+            if closer is not None:
+                closer()
         self.signer.close()
         self.engine.dispose()
+
+    def transport_for(self, department: str) -> Transport:
+        """Where this department's mailbox is: its SFTP server, else the local mailbox."""
+        return self.transports.get(department, self.transport)
 
     # -- adapters ---------------------------------------------------------------
 
@@ -147,7 +170,15 @@ class Gateway:
             if adapter.accepts(source):
                 return adapter
         names = ", ".join(f"{i.name} ({'/'.join(i.file_types)})" for i in candidates) or "none registered"
-        raise FileRejected("no_adapter", f"department {source.department}: {names}")
+        detail = f"adapters of department {source.department}: {names}"
+        elsewhere = [
+            info for info in self.plugins.adapters().values()
+            if info.department != source.department and self.adapter(info.name).accepts(source)
+        ]
+        if elsewhere:
+            fits = elsewhere[0]
+            detail += f"; the file looks like {fits.name} input, which department {fits.department} sends"
+        raise FileRejected("no_adapter", detail)
 
     # -- polling ----------------------------------------------------------------
 
@@ -158,13 +189,17 @@ class Gateway:
         settle = self.settings.settle_seconds
         for department in self.settings.departments:
             try:
-                listed = self.transport.list_inbox(department)
+                listed = self.drops.ready(department, self.transport_for(department).list_inbox(department), now)
             except TransportError as exc:
                 log.error("inbox of %s unreadable this pass: %s", department, exc)
                 continue
+            # Only what this listing holds is remembered: a file taken (or removed) is
+            # forgotten, so a new file dropped later under its name is not "changed".
+            previously, seen = self._seen.get(department, {}), {}
+            self._seen[department] = seen
             for found in listed:
-                previous = self._seen.get(found.path)
-                self._seen[found.path] = (found.size, found.mtime)
+                previous = previously.get(found.path)
+                seen[found.path] = (found.size, found.mtime)
                 age = now - found.mtime
                 changed = previous is not None and previous != (found.size, found.mtime)
                 if found.kind != "file" or (age >= settle and not changed):
@@ -184,13 +219,18 @@ class Gateway:
                 if outcome is not None:
                     outcomes.append(outcome)
             if not (wait_for_fresh and wait > 0) or time.monotonic() > deadline:
+                if outcomes:  # receipts were added: sign a ledger checkpoint over them
+                    checkpoint_after_pass(self.engine, self.signer, self.settings.home)
                 return outcomes
             time.sleep(min(wait, 1.0) + 0.05)
 
     def process_safely(self, found: FoundFile) -> Outcome | None:
         """Process one file; an unexpected failure is logged and retried next pass."""
         try:
-            return self.process(found)
+            outcome = self.process(found)
+            if outcome is not None:  # moved out of the inbox: a file dropped later under its name is new
+                self._seen.get(found.department, {}).pop(found.path, None)
+            return outcome
         except (TransportError, OSError) as exc:
             log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
         except Exception:
@@ -202,10 +242,11 @@ class Gateway:
     def process(self, found: FoundFile) -> Outcome | None:
         if found.kind != "file":
             return self._refuse_unreadable(found, found.kind)
-        staged = self.settings.staging_dir / f"{uuid.uuid4().hex}.src"
+        staged = self.settings.staging_dir / f"{os.getpid()}-{uuid.uuid4().hex}.src"
         try:
-            sniffed = self.transport.stage(found, staged)
-            if not self.transport.still_there(found):
+            transport = self.transport_for(found.department)
+            sniffed = transport.stage(found, staged)
+            if not transport.still_there(found):
                 log.info("%s changed while it was read; taking it on a later pass", found.path)
                 return None
             return self._process_staged(found, staged, sniffed, archive=True)
@@ -272,6 +313,9 @@ class Gateway:
 
         if exchange.attempts > self.settings.max_attempts:
             return self._reject(exchange, found, FileRejected("too_many_attempts", f"{exchange.attempts - 1} attempts"), archive)
+        refused = self.drops.check(found, staged) if archive else None  # signed drops (gateway/drops.py)
+        if refused is not None:
+            return self._reject(exchange, found, refused, archive)
 
         source = SourceFile(
             path=staged,
@@ -347,11 +391,11 @@ class Gateway:
             if len(pending) >= batch:
                 self._flush(session, exchange, tree, pending)
             if len(issues) >= batch:
-                session.execute(insert(RowError), issues)
+                session.connection().execute(RowError.__table__.insert(), issues)  # type: ignore[attr-defined]
                 issues.clear()
         self._flush(session, exchange, tree, pending)
         if issues:
-            session.execute(insert(RowError), issues)
+            session.connection().execute(RowError.__table__.insert(), issues)  # type: ignore[attr-defined]
         exchange.status = "processed"
         exchange.processed_at = utcnow()
         report_sha = None
@@ -384,8 +428,7 @@ class Gateway:
         try:
             record = adapter.normalize(raw)
         except ValidationError as exc:
-            contract = adapter.contracts[0] if len(adapter.contracts) == 1 else None
-            kinds = dict(contract.field_kinds()) if contract else {}
+            kinds = self._field_kinds(adapter)
             for error in exc.errors(include_url=False):
                 loc = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
                 code = error["type"]
@@ -407,6 +450,13 @@ class Gateway:
             issue(dotted, adapter.column_for(loc), "", code, message, level="warning")
             exchange.warnings += 1
         return record
+
+    def _field_kinds(self, adapter: Adapter) -> dict[tuple[str, ...], str]:
+        """Which fields of the adapter's contracts hold IDs, names or addresses (for masking)."""
+        kinds: dict[tuple[str, ...], str] = {}
+        for contract in adapter.contracts:
+            kinds.update(contract.field_kinds())
+        return kinds
 
     def _flush(self, session: Session, exchange: Exchange, tree: TreeBuilder, pending: list[_Pending]) -> None:
         if not pending:
@@ -451,7 +501,8 @@ class Gateway:
             )
             tree.append(item.payload)
         if inserts:
-            session.execute(insert(Record), inserts)
+            # Core insert (executemany), not the ORM bulk path: no per-row object bookkeeping.
+            session.connection().execute(Record.__table__.insert(), inserts)  # type: ignore[attr-defined]
             exchange.accepted += len(inserts)
         pending.clear()
 
@@ -569,25 +620,27 @@ class Gateway:
                 write_report(report, self._errors(session, exchange.id))
         stem = exchange.outbox_stem or exchange.file_name
         department = exchange.department
+        transport = self.transport_for(department)
         written: list[str] = []
         scratch = self.settings.staging_dir / f"exchange-{exchange.id}"
         try:
             if has_errors:
-                self.transport.put(department, "outbox", f"{stem}.errors.csv", report)
+                transport.put(department, "outbox", f"{stem}.errors.csv", report)
                 written.append(f"{department}/outbox/{stem}.errors.csv")
             signature, body = scratch.with_suffix(".asc"), scratch.with_suffix(".json")
             signature.write_text(receipt.signature, encoding="ascii")
             body.write_bytes(receipt.body.encode("utf-8"))
-            self.transport.put(department, "outbox", f"{stem}.receipt.json.asc", signature)
-            self.transport.put(department, "outbox", f"{stem}.receipt.json", body)
+            transport.put(department, "outbox", f"{stem}.receipt.json.asc", signature)
+            transport.put(department, "outbox", f"{stem}.receipt.json", body)
             written += [f"{department}/outbox/{stem}.receipt.json", f"{department}/outbox/{stem}.receipt.json.asc"]
             archived = None
             if archive:
                 folder = "rejected" if exchange.status == "rejected" else "processed"
                 name = self._archive_name(found, folder, exchange)
                 if exchange.status == "rejected" and has_errors:
-                    self.transport.put(department, folder, f"{name}.errors.csv", report)
-                archived = self.transport.archive(found, folder, name)
+                    transport.put(department, folder, f"{name}.errors.csv", report)
+                self.drops.archive_signature(found, folder, name)
+                archived = transport.archive(found, folder, name)
             else:
                 archived = f"(ingested from {found.path})"
             with session_scope(self.engine) as session:
@@ -619,10 +672,25 @@ class Gateway:
 
     def _archive_name(self, found: FoundFile, folder: str, exchange: Exchange) -> str:
         name = found.name
-        if self.transport.exists(found.department, folder, name):
+        if self.transport_for(found.department).exists(found.department, folder, name):
             path = PurePosixPath(name)
             name = f"{path.stem}.exchange-{exchange.id}{path.suffix}"
         return name
+
+
+def _sweep_staging(staging: Path) -> None:
+    """Remove staged copies left by gateway processes that died (named PID-UUID.src).
+    A live process's copies are kept: several processes may share one home."""
+    for path in staging.glob("*-*.src"):
+        pid = path.name.split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:
+            continue
 
 
 def open_gateway(home: Path | None = None) -> Gateway:

@@ -19,7 +19,14 @@ from . import hookspecs
 from .adapter import Adapter, AdapterInfo
 from .errors import PluginError, UnknownName
 
-DEFAULT_PLUGINS = ("adapters.hospital_births",)
+DEFAULT_PLUGINS = (
+    "adapters.hospital_births",
+    "adapters.police_hukou",
+    "adapters.civil_affairs",
+    "adapters.school_enrolments",
+    "adapters.housing_registry",
+    "adapters.national_platform",
+)
 
 
 def _distribution_of(obj: Any) -> tuple[str, str]:

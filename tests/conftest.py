@@ -93,3 +93,16 @@ def run_gateway(home: Path, *args: str, env: dict[str, str] | None = None, check
     if check and result.returncode != 0:
         raise AssertionError(f"gateway {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@pytest.fixture
+def sshd() -> Iterator["Sshd"]:
+    """A real OpenSSH sshd on 127.0.0.1 with chrooted `hospital` and `police` accounts and
+    the gateway's account (tests/sshd.py). Fails, never skips, when it cannot start."""
+    from sshd import Sshd
+
+    server = Sshd(("hospital", "police"))
+    try:
+        yield server.start()
+    finally:
+        server.cleanup()

@@ -26,7 +26,7 @@ def test_specimen_gives_three_births_and_three_row_errors(gateway, settings):
 
     with sqlite3.connect(settings.home / "gateway.db") as db:
         rows = db.execute("SELECT business_key, payload FROM record ORDER BY leaf_index").fetchall()
-    assert [key for key, _ in rows] == ["Q440781260001", "Q440781260002", "Q440781260003"]
+    assert [key for key, _ in rows] == ["hospital|Q440781260001", "hospital|Q440781260002", "hospital|Q440781260003"]
     # A name outside the Basic Multilingual Plane survives byte-exact.
     assert json.loads(rows[1][1])["child"]["name"] == "黄\U0002003e然"
 
@@ -121,7 +121,7 @@ def test_a_changed_record_is_stored_as_a_new_version(gateway, settings):
     [outcome] = gateway.run_once()
     assert (outcome.accepted, outcome.corrected, outcome.duplicates) == (1, 1, 2)
     with sqlite3.connect(settings.home / "gateway.db") as db:
-        versions = db.execute("SELECT version FROM record WHERE business_key='Q440781260001' ORDER BY version").fetchall()
+        versions = db.execute("SELECT version FROM record WHERE business_key='hospital|Q440781260001' ORDER BY version").fetchall()
     assert versions == [(1,), (2,)]
 
 

@@ -17,8 +17,9 @@ from contracts import canonical_json
 
 from ..store.models import Receipt, Record
 from .merkle import TreeBuilder
+from .receipt import RECEIPT_TYPE
 from .signing import read_history
-from .verify import verify_detached
+from .verify import Verifier
 
 
 @dataclass
@@ -39,28 +40,57 @@ class ReceiptVerdict:
         return bool(self.checks) and all(check.ok for check in self.checks)
 
 
-def verify_receipt(path: Path, keys_dir: Path, engine: Engine | None = None, signature: Path | None = None) -> ReceiptVerdict:
+def check_signed_document(
+    body: bytes, signature: bytes, verifier: Verifier, kind: str
+) -> tuple[list[Check], dict | None, str | None]:
+    """What every signed document of the gateway (receipt, ledger checkpoint) must pass:
+    one good signature by a key of the history valid at the signature's time, canonical
+    JSON bytes, the expected type, and naming the key that signed it. Returns the checks,
+    the document (None when the signature or the JSON fails) and the signer."""
+    checks: list[Check] = []
+    sig = verifier.verify(body, signature)
+    when = f" at {sig.signed_at.isoformat()}" if sig.signed_at else ""
+    detail = f"good signature by {sig.fingerprint}{when}, inside its key's window" if sig.genuine else "; ".join(sig.problems)
+    checks.append(Check("signature", sig.genuine, detail))
+    if not sig.genuine:
+        return checks, None, sig.fingerprint
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        checks.append(Check("canonical form", False, f"not JSON: {exc}"))
+        return checks, None, sig.fingerprint
+    if not isinstance(document, dict):
+        checks.append(Check("canonical form", False, "not a JSON object"))
+        return checks, None, sig.fingerprint
+    checks.append(Check("canonical form", canonical_json(document) == body, "bytes are canonical JSON"))
+    checks.append(Check("type", document.get("type") == kind, f"a {kind} document"))
+    checks.append(
+        Check("signing key", document.get("signing_key") == sig.fingerprint, "names the key that signed it")
+    )
+    return checks, document, sig.fingerprint
+
+
+def verify_receipt(
+    path: Path,
+    keys_dir: Path,
+    engine: Engine | None = None,
+    signature: Path | None = None,
+    verifier: Verifier | None = None,
+) -> ReceiptVerdict:
     verdict = ReceiptVerdict(path)
     signature = signature or path.with_name(path.name + ".asc")
     body = path.read_bytes()
     if not signature.exists():
         verdict.checks.append(Check("signature", False, f"no signature file {signature.name} beside the receipt"))
         return verdict
-    sig = verify_detached(body, signature.read_bytes(), read_history(keys_dir), keys_dir)
-    verdict.fingerprint = sig.fingerprint
-    detail = f"good signature by {sig.fingerprint}" if sig.genuine else "; ".join(sig.problems)
-    verdict.checks.append(Check("signature", sig.genuine, detail))
-    if not sig.genuine:
+    if verifier is None:
+        with Verifier(read_history(keys_dir), keys_dir) as own:
+            checks, document, verdict.fingerprint = check_signed_document(body, signature.read_bytes(), own, RECEIPT_TYPE)
+    else:
+        checks, document, verdict.fingerprint = check_signed_document(body, signature.read_bytes(), verifier, RECEIPT_TYPE)
+    verdict.checks.extend(checks)
+    if document is None:
         return verdict
-    try:
-        document = json.loads(body)
-    except ValueError as exc:
-        verdict.checks.append(Check("canonical form", False, f"not JSON: {exc}"))
-        return verdict
-    verdict.checks.append(Check("canonical form", canonical_json(document) == body, "bytes are canonical JSON"))
-    verdict.checks.append(
-        Check("signing key", document.get("signing_key") == sig.fingerprint, "receipt names the key that signed it")
-    )
     report_sha = document.get("rejection_report_sha256")
     stem = path.name.removesuffix(".receipt.json")
     report = path.with_name(stem + ".errors.csv")

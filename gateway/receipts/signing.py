@@ -61,6 +61,7 @@ class Signer:
         self.gnupg_dir, self.keys_dir, self.passphrase = gnupg_dir, keys_dir, passphrase
         self._gpg: gnupg.GPG | None = None
         self._fingerprint: str | None = None
+        self._history_stamp: tuple[int, int] | None = None
 
     @property
     def gpg(self) -> gnupg.GPG:
@@ -72,7 +73,15 @@ class Signer:
 
     @property
     def fingerprint(self) -> str:
-        if self._fingerprint is None:
+        """The current key; the history is read again when it changed (`gateway keys rotate`
+        in another process), so a running gateway never signs with a retired key."""
+        try:
+            info = (self.keys_dir / HISTORY_FILE).stat()
+            stamp = (info.st_mtime_ns, info.st_size)
+        except OSError:
+            stamp = None
+        if self._fingerprint is None or stamp != self._history_stamp:
+            self._history_stamp = stamp
             current = [entry for entry in read_history(self.keys_dir) if entry.valid_until is None]
             if not current:
                 raise SigningError(f"The key history in {self.keys_dir} has no current key")
@@ -80,6 +89,23 @@ class Signer:
         return self._fingerprint
 
     def create_key(self, name: str = "Interagency Data-Exchange Gateway", email: str = "gateway@localhost") -> str:
+        """Make the first signing key and open its entry in the key history."""
+        fingerprint, key_file = self.generate_key(name, email)
+        try:
+            entries = read_history(self.keys_dir)
+        except SigningError:
+            entries = []
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+        entries.append(KeyEntry(fingerprint, key_file, valid_from=now))
+        write_history(self.keys_dir, entries)
+        self._fingerprint = None
+        return fingerprint
+
+    def generate_key(
+        self, name: str = "Interagency Data-Exchange Gateway", email: str = "gateway@localhost"
+    ) -> tuple[str, str]:
+        """A new key in the private keyring, its public half exported to the keys folder;
+        the key history is left alone. Returns the fingerprint and the public key file name."""
         params = {
             "key_type": "EDDSA",
             "key_curve": "ed25519",
@@ -100,25 +126,18 @@ class Signer:
         key_file = f"gateway-{fingerprint[-16:]}.asc"
         self.keys_dir.mkdir(parents=True, exist_ok=True)
         (self.keys_dir / key_file).write_text(public, encoding="ascii")
-        try:
-            entries = read_history(self.keys_dir)
-        except SigningError:
-            entries = []
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-        entries.append(KeyEntry(fingerprint, key_file, valid_from=now))
-        write_history(self.keys_dir, entries)
-        self._fingerprint = fingerprint
-        return fingerprint
+        return fingerprint, key_file
 
-    def sign(self, data: bytes) -> str:
-        """A detached ASCII-armored signature over `data`."""
+    def sign(self, data: bytes, fingerprint: str | None = None) -> str:
+        """A detached ASCII-armored signature over `data` by the current key (or, for a
+        key handover, the named one)."""
         result = self.gpg.sign(
-            data, keyid=self.fingerprint, passphrase=self.passphrase, detach=True, clearsign=False, binary=False,
+            data, keyid=fingerprint or self.fingerprint, passphrase=self.passphrase, detach=True, clearsign=False, binary=False,
             extra_args=["--digest-algo", "SHA256"],
         )
         if not result.data or getattr(result, "status", "") not in ("signature created", None):
             raise SigningError(
-                "gpg could not sign the receipt: "
+                "gpg could not sign: "
                 + (result.stderr.strip().splitlines() or ["no output"])[-1]
                 + ". Check GATEWAY_KEY_PASSPHRASE and the keyring in HOME/gnupg"
             )

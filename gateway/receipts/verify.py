@@ -15,6 +15,7 @@ from pathlib import Path
 import gnupg
 
 from .signing import KeyEntry, gpg_binary
+from .strict import SignatureForm, StrictSignature, parse_strict
 
 
 @dataclass
@@ -31,28 +32,83 @@ def _key_valid_at(entry: KeyEntry, when: dt.datetime) -> bool:
     return start - dt.timedelta(minutes=5) <= when and (end is None or when <= end)
 
 
-def verify_detached(data: bytes, signature: bytes, keys: list[KeyEntry], keys_dir: Path) -> SignatureVerdict:
-    trusted = {entry.fingerprint: entry for entry in keys}
-    with tempfile.TemporaryDirectory(prefix="gwv-") as scratch:
-        gpg = gnupg.GPG(gnupghome=scratch, gpgbinary=gpg_binary())
+class Verifier:
+    """An isolated, throw-away keyring holding only the trusted keys' public halves.
+
+    Import once, verify many (a ledger holds thousands of receipts). Use as a context
+    manager; `verify_detached` is the one-shot form.
+    """
+
+    def __init__(
+        self, keys: list[KeyEntry], keys_dir: Path, source: str = "the gateway's key history", *, strict: bool = True
+    ):
+        """`strict`: demand the exact form gpg gives the gateway's own signatures (see
+        `strict.py`); off for signatures made by other tools (departments' drops)."""
+        self.trusted, self.source, self.strict = {entry.fingerprint: entry for entry in keys}, source, strict
+        self._scratch = tempfile.TemporaryDirectory(prefix="gwv-")
+        self._gpg = gnupg.GPG(gnupghome=self._scratch.name, gpgbinary=gpg_binary())
+        self.problem: str | None = None if keys else "no trusted keys"
         for entry in keys:
-            imported = gpg.import_keys((keys_dir / entry.public_key_file).read_text(encoding="ascii"))
+            path = keys_dir / entry.public_key_file
+            try:
+                imported = self._gpg.import_keys(path.read_text(encoding="ascii"))
+            except (OSError, ValueError) as exc:
+                self.problem = f"cannot read public key file {path}: {exc}"
+                break
             if entry.fingerprint not in (imported.fingerprints or []):
-                return SignatureVerdict(False, problems=[f"public key file {entry.public_key_file} does not hold key {entry.fingerprint}"])
-        sig_path = Path(scratch) / "receipt.asc"
+                self.problem = f"public key file {entry.public_key_file} does not hold key {entry.fingerprint}"
+                break
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._scratch.cleanup()
+
+    def verify(self, data: bytes | Path, signature: bytes) -> SignatureVerdict:
+        """Demand exactly one good signature over `data` (bytes, or a file too big to
+        hold) by a trusted key that was valid at the signature's time."""
+        if self.problem:
+            return SignatureVerdict(False, problems=[self.problem])
+        form: StrictSignature | None = None
+        if self.strict:
+            try:
+                form = parse_strict(signature)
+            except SignatureForm as exc:
+                return SignatureVerdict(False, problems=[f"not a signature in the gateway's form: {exc}"])
+        sig_path = Path(self._scratch.name) / "detached.asc"
         sig_path.write_bytes(signature)
-        result = gpg.verify_data(str(sig_path), data)
-    problems = [f"{p.get('status')} (key {p.get('keyid') or p.get('fingerprint')})" for p in result.problems]
-    good = [info for info in result.sig_info.values() if info.get("status") == "signature valid"]
-    if problems or len(good) != 1 or not result.valid:
-        if not problems:
-            problems = [f"expected exactly one good signature, found {len(good)} ({result.status or 'no signature'})"]
-        return SignatureVerdict(False, problems=problems)
-    primary = good[0].get("pubkey_fingerprint") or good[0].get("fingerprint")
-    signed_at = dt.datetime.fromtimestamp(int(good[0]["timestamp"]), dt.UTC)
-    entry = trusted.get(primary)
-    if entry is None:
-        return SignatureVerdict(False, primary, signed_at, [f"signed by {primary}, which is not in the gateway's key history"])
-    if not _key_valid_at(entry, signed_at):
-        return SignatureVerdict(False, primary, signed_at, [f"key {primary} was not valid at {signed_at.isoformat()}"])
-    return SignatureVerdict(True, primary, signed_at)
+        if isinstance(data, Path):
+            result = self._gpg.verify_file(str(sig_path), data_filename=str(data))
+        else:
+            result = self._gpg.verify_data(str(sig_path), data)
+        sig_path.unlink()
+        problems = [f"{p.get('status')} (key {p.get('keyid') or p.get('fingerprint')})" for p in result.problems]
+        good = [info for info in result.sig_info.values() if info.get("status") == "signature valid"]
+        if problems or len(good) != 1 or not result.valid:
+            if not problems:
+                problems = [f"expected exactly one good signature, found {len(good)} ({result.status or 'no signature'})"]
+            return SignatureVerdict(False, problems=problems)
+        primary = good[0].get("pubkey_fingerprint") or good[0].get("fingerprint")
+        if form is not None and not str(good[0].get("fingerprint", "")).endswith(form.key_id):
+            return SignatureVerdict(False, primary, problems=[f"the signature names key ID {form.key_id}, not the key that made it"])
+        if form is not None and not form.digest_matches(data):
+            return SignatureVerdict(False, primary, problems=["the signature's digest check bytes do not match the data"])
+        signed_at = dt.datetime.fromtimestamp(int(good[0]["timestamp"]), dt.UTC)
+        entry = self.trusted.get(primary)
+        if entry is None:
+            return SignatureVerdict(False, primary, signed_at, [f"signed by {primary}, which is not in {self.source}"])
+        if not _key_valid_at(entry, signed_at):
+            window = f"{entry.valid_from} to {entry.valid_until or 'now'}"
+            return SignatureVerdict(
+                False, primary, signed_at, [f"key {primary} was not valid at {signed_at.isoformat()} (valid {window})"]
+            )
+        return SignatureVerdict(True, primary, signed_at)
+
+
+def verify_detached(data: bytes | Path, signature: bytes, keys: list[KeyEntry], keys_dir: Path) -> SignatureVerdict:
+    with Verifier(keys, keys_dir) as verifier:
+        return verifier.verify(data, signature)

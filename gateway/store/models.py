@@ -89,3 +89,19 @@ class Receipt(SQLModel, table=True):
     previous_sha256: str
     key_fingerprint: str
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Checkpoint(SQLModel, table=True):
+    """A signed head of the receipt ledger: its size and RFC 6962 root (DESIGN.md, "Receipts")."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    tree_size: int = Field(index=True)
+    root: str
+    body: str = Field(sa_column=Column(Text, nullable=False), description="canonical JSON, exactly as signed")
+    signature: str = Field(sa_column=Column(Text, nullable=False), description="ASCII-armored detached signature")
+    key_fingerprint: str
+    frontier: str = Field(
+        sa_column=Column(Text, nullable=False),
+        description="JSON list of the perfect subtrees' roots at tree_size, to extend the tree without rereading it",
+    )
+    created_at: dt.datetime = Field(default_factory=utcnow)
