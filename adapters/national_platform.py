@@ -2,7 +2,7 @@
 `JHXX` documents from `GET {base}/exchange/inbox`, pulled or dropped as `.xml`.
 
 One record per message: `XCXX` becomes an `AssistCheckRequest`, `TBXX` a
-`PlatformNotice`; each keeps the document's attributes (BBH, FSDW, JSDW, FSSJ, CURSOR)
+`PlatformNotice`; each keeps the document's version, sender and receiver (BBH, FSDW, JSDW)
 as its `batch`. Any other message kind is a rejected row, never silently skipped.
 Parsing goes through `gateway.xml` (hardened lxml iterparse, DOCTYPE refused).
 """
@@ -23,7 +23,7 @@ from gateway.errors import FileRejected
 from gateway.xml import iter_elements, local_name, root_tag
 
 ROOT = "JHXX"
-BATCH_ATTRIBUTES = {"BBH": "version", "FSDW": "sender", "JSDW": "receiver", "FSSJ": "sent_at", "CURSOR": "cursor"}
+BATCH_ATTRIBUTES = {"BBH": "version", "FSDW": "sender", "JSDW": "receiver"}
 MESSAGES = {"XCXX": AssistCheckRequest, "TBXX": PlatformNotice}
 
 

@@ -73,14 +73,23 @@ class ContractModel(BaseModel):
         return tuple(found)
 
     def iter_kind_values(self) -> Iterator[tuple[tuple[str, ...], str, Any]]:
+        """(path, kind, value) for every marked field, descending into lists of parts."""
         for path, kind in self.field_kinds():
-            value: Any = self
-            for part in path:
-                value = getattr(value, part, None)
-                if value is None:
-                    break
-            if value is not None:
+            for value in _values_at(self, path):
                 yield path, kind, value
+
+
+def _values_at(value: Any, path: tuple[str, ...]) -> Iterator[Any]:
+    if value is None:
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _values_at(item, path)
+        return
+    if not path:
+        yield value
+        return
+    yield from _values_at(getattr(value, path[0], None), path[1:])
 
 
 class Contract(ContractModel):

@@ -15,7 +15,6 @@ from pydantic_core import PydanticCustomError
 from .base import Contract
 from .codes import CodeEnum, code_parser
 from .fields import Address, Date, DivisionCode, Text
-from .identity import division_warning
 from .person import Person
 from .rules import RuleErrors
 
@@ -142,14 +141,9 @@ class HousingOccupancy(Contract):
     updated_at: ChinaTime = Field(description="变更时间 (updatedAt)")
 
     def warnings(self) -> list[tuple[str, str, str]]:
-        """The base warnings, the division-code warning for every owner and occupant, and a
-        tenant living in a property whose rental is not registered (出租未登记)."""
+        """The base warnings (every owner's and occupant's ID included), and a tenant
+        living in a property whose rental is not registered (出租未登记)."""
         found = super().warnings()
-        for field, people in (("owners", self.owners), ("occupants", self.occupants)):
-            for person in people:
-                message = division_warning(person.id_number) if person.id_number else None
-                if message:
-                    found.append((f"{field}.id_number", "division_unknown", message))
         if not self.rental_registered and any(
             o.role is OccupantRole.TENANT and o.move_out is None for o in self.occupants
         ):

@@ -114,14 +114,14 @@ MessageId = Annotated[Text, Field(max_length=64, description="信息编号 (XXBH
 
 
 class PlatformBatch(ContractModel):
-    """The exchange document (交换信息 `JHXX`) a message arrived in: kept with each record
-    so the answer can go back to the sender, and the pull can resume from `cursor`."""
+    """Who exchanged the message (交换信息 `JHXX`): kept with each record so the answer can
+    go back to the sender. The document's send time (FSSJ) and cursor (CURSOR) are left
+    out on purpose: the platform redelivers a message in later documents, and a
+    redelivery must count as a duplicate, not as a correction. The pull stores the cursor."""
 
     version: Text = Field(max_length=16, description="版本号 (BBH)")
     sender: DivisionCode = Field(description="发送单位 county code (FSDW)")
     receiver: DivisionCode = Field(description="接收单位 county code (JSDW)")
-    sent_at: ChinaTime = Field(description="发送时间 (FSSJ)")
-    cursor: Text | None = Field(default=None, max_length=64, description="游标 (CURSOR): pass as `since` next time")
 
 
 class Subject(Person):

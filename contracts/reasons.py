@@ -57,7 +57,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "xml_unsafe": ("XML 文件含有 DOCTYPE/实体声明,出于安全原因拒收", "the XML declares a DOCTYPE or entities, which are refused for safety"),
     "xml_malformed": ("XML 格式错误", "the XML is not well-formed"),
     "xml_encoding": ("XML 声明的编码不受支持(应为 GB18030 或 UTF-8)", "the XML declares an unsupported encoding (use GB18030 or UTF-8)"),
-    "xml_root": ("XML 根元素不是 民政数据交换", "the XML root element is not 民政数据交换"),
+    "xml_root": ("XML 根元素不是本部门的数据格式", "the XML root element is not the one this department's format uses"),
     "too_large": ("文件超过大小上限", "the file is larger than the configured limit"),
     # School enrolments, housing registry, national platform (contracts/school.py,
     # housing.py, platform.py) and their adapters.

@@ -46,6 +46,9 @@ def _logging(verbose: bool = True) -> None:
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
         force=True,
     )
+    # paramiko logs a full traceback for every failed SSH handshake; the SFTP transport
+    # already reports the failure in one line.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 def _gateway(home: Path | None):
@@ -305,50 +308,12 @@ def contracts_export(
 def demo(
     home: Annotated[Path, typer.Option("--home", help="Where to build the demo home (replaced).")] = Path("demo-home"),
 ) -> None:
-    """The 5-minute tour: a fresh home, the hospital specimen dropped in, one pass, the
-    receipts verified, then the same file dropped again under another name."""
-    from importlib.resources import files
-
-    from .home import init_home
-    from .pipeline import Gateway
-    from .receipts.check import verify_receipt
+    """The main job on the embedded default: every department's specimen dropped into a
+    fresh home, one pass, the receipts verified, then a duplicate drop."""
+    from .demo import run_demo
 
     _logging(verbose=False)
-    if home.exists():
-        shutil.rmtree(home)
-    settings, fingerprint, _ = init_home(home)
-    console.print(f"[bold]1. Gateway home[/] {settings.home}, signing key {fingerprint}")
-    specimen = files("gateway") / "demo_data" / "hospital_births_202610.csv"
-    inbox = settings.mailbox_root / "hospital" / "inbox"
-    gateway = Gateway(settings)
-    failures = 0
-    try:
-        for step, name in ((2, "hospital_births_202610.csv"), (3, "births october (again).csv")):
-            target = inbox / name
-            (inbox / (name + ".part")).write_bytes(specimen.read_bytes())
-            os.replace(inbox / (name + ".part"), target)
-            console.print(f"[bold]{step}. Dropped[/] {target.relative_to(settings.home)}; one pass (waits for the file to settle)")
-            outcomes = gateway.run_once()
-            _summary(outcomes)
-            for outcome in outcomes:
-                receipt = settings.mailbox_root / outcome.receipt
-                verdict = verify_receipt(receipt, settings.keys_dir, gateway.engine)
-                console.print(("[green]GENUINE[/] " if verdict.genuine else "[red]NOT GENUINE[/] ") + str(receipt.relative_to(settings.home)))
-                failures += not verdict.genuine
-        report = settings.mailbox_root / "hospital" / "outbox" / "hospital_births_202610.csv.errors.csv"
-        console.print(f"[bold]4. Rejection report[/] {report.relative_to(settings.home)}:")
-        console.print(report.read_text(encoding="utf-8-sig"), markup=False)
-        console.print("[bold]5. Hospital mailbox now[/]")
-        for folder in ("inbox", "processed", "outbox"):
-            names = sorted(p.name for p in (settings.mailbox_root / "hospital" / folder).iterdir())
-            console.print(f"  {folder}/: {', '.join(names) or '(empty)'}")
-        console.print(
-            "Verify by hand:  gateway receipts verify --home "
-            f"{home} {home}/mailbox/hospital/outbox/hospital_births_202610.csv.receipt.json\n"
-            f"Plain GnuPG:     gpg --verify <receipt>.json.asc <receipt>.json (after importing {settings.keys_dir}/*.asc)"
-        )
-    finally:
-        gateway.close()
+    failures = run_demo(home, console, _summary)
     raise typer.Exit(1 if failures else 0)
 
 
@@ -359,6 +324,10 @@ from .commands import keys as _keys_commands, ledger as _ledger_commands, receip
 app.add_typer(_ledger_commands.app, name="ledger")
 app.add_typer(_keys_commands.app, name="keys")
 _receipt_commands.register(receipts_app)
+
+from .commands import sftp as _sftp_commands  # noqa: E402
+
+app.add_typer(_sftp_commands.app, name="sftp")
 
 
 def main() -> None:

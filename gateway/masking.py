@@ -1,7 +1,8 @@
 """Masking of identifiers wherever people or logs see them.
 
 ID numbers keep the first 6 and last 4 characters (`440781********4325`), names keep the
-first character (`陈**`), addresses keep the first 6 characters. Nothing here is reversible.
+first character (`陈**`), addresses keep the first 6 characters, other identity documents
+their first and last characters. Nothing here is reversible.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def mask_value(value: str | None, kind: str | None) -> str:
         return mask_name(text)
     if kind == "address":
         return mask_address(text)
+    if kind == "document_number":  # passport and other identity documents
+        return mask_id(text) if len(text) > 10 else text[:1] + "*" * max(len(text) - 2, 1) + text[-1:]
     if _ID_LIKE.search(text):
         return _ID_LIKE.sub(lambda m: mask_id(m.group(0)), text)
     if len(text) > MAX_SHOWN:

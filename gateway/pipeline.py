@@ -563,7 +563,7 @@ class Gateway:
     # -- rejection and completion -----------------------------------------------
 
     def _reject(self, exchange: Exchange, found: FoundFile, rejected: FileRejected, archive: bool) -> Outcome:
-        zh, en = FILE_REASONS.get(rejected.code, ("文件无法处理", rejected.code))
+        zh, en = FILE_REASONS.get(rejected.code) or reason(rejected.code, rejected.code)
         detail = f"{en}: {rejected.detail}" if rejected.detail else en
         with session_scope(self.engine) as session:
             exchange = session.merge(exchange)

@@ -91,7 +91,7 @@ def test_commands_on_a_missing_home_say_how_to_fix_it(tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     result = subprocess.run([GATEWAY, "demo", "--home", str(tmp_path / "demo")], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("GENUINE") == 2 and "NOT GENUINE" not in result.stdout
+    assert result.stdout.count("GENUINE") == 7 and "NOT GENUINE" not in result.stdout
     assert "duplicate" in result.stdout
     subprocess.run(["gpgconf", "--homedir", str(tmp_path / "demo" / "gnupg"), "--kill", "gpg-agent"], capture_output=True)
 

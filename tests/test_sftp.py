@@ -505,3 +505,20 @@ def _gid(group: str) -> int:
 
     return grp.getgrnam(group).gr_gid
 
+
+
+@pytest.mark.slow
+def test_operator_pins_the_host_key_with_the_fingerprint_and_checks_the_trees(home, sshd):
+    from conftest import run_gateway
+
+    configure(home, sshd.gateway_toml("county", ["hospital", "police"]))
+    env = {PASSPHRASE_VARIABLE: GATEWAY_KEY_PASSPHRASE}
+    wrong = run_gateway(home, "sftp", "pin", "county", "--fingerprint", "SHA256:" + "A" * 43, env=env, check=False)
+    assert wrong.returncode == 2 and not (home / "known_hosts").exists()
+    unknown = run_gateway(home, "sftp", "pin", "nowhere", "--fingerprint", sshd.host_fingerprint, check=False)
+    assert unknown.returncode == 2 and "county" in unknown.stderr
+    pinned = run_gateway(home, "sftp", "pin", "county", "--fingerprint", sshd.host_fingerprint, env=env)
+    assert "Pinned" in pinned.stdout
+    assert sshd.host_key_line.split()[-1] in (home / "known_hosts").read_text()
+    checked = run_gateway(home, "sftp", "check", "county", env=env)
+    assert "ok   hospital" in checked.stdout and "ok   police" in checked.stdout
