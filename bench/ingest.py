@@ -1,7 +1,7 @@
 """Ingest benchmark: the bare CSV-to-SQLite ceiling against the gateway end to end.
 
-    python bench/ingest.py --rows 1000000        # the figures in docs/performance.md
-    python bench/ingest.py --rows 20000          # smoke size (CI)
+    python bench/ingest.py --rows 1000000        # the figures in docs/performance.md (make bench)
+    python bench/ingest.py --rows 20000          # smoke size (make bench-smoke)
 
 Generates a deterministic GB18030 hospital births file in the real 16-column format with
 about 1% bad rows, then measures, each in a fresh process:
@@ -19,7 +19,6 @@ import argparse
 import csv
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -93,17 +92,28 @@ print(time.perf_counter() - start)
 
 
 def _child(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run a child; return (seconds, peak RSS in MB of that child, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far: each measured child runs after
-    # smaller ones, so report it only when it grew.
-    return elapsed, max(peak, before) / 1024, result.stdout
+    """Run a child; return (seconds, peak RSS in MB of that child, stdout).
+
+    The peak is the child's own: `os.wait4` reaps exactly this process and returns its
+    rusage (RUSAGE_CHILDREN would be the largest of every child so far, the generator's
+    and earlier measurements' included). Its ru_maxrss also covers any process the child
+    itself waited for (gpg), as a maximum, not a sum. Output goes to temporary files, not
+    pipes, so that nothing reaps the child before wait4 does.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{stdout}\n{stderr}")
+    # ru_maxrss is in KiB on Linux (bytes on macOS).
+    peak_mb = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+    return elapsed, peak_mb, stdout
 
 
 def main() -> None:

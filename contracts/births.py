@@ -13,7 +13,7 @@ from .base import Contract, ContractModel
 from .codes import EthnicityCode
 from .fields import Address, DivisionCode, PastDate, PersonName, Sex, SexCode, Text
 from .household import Household
-from .identity import CreditCode, IdNumber, id_birth_date, id_sex
+from .identity import CreditCode, IdNumber, id_birth_date, id_sex_code
 from .person import Person
 from .rules import RuleErrors
 
@@ -33,7 +33,7 @@ class Newborn(ContractModel):
     def _agree_with_id_number(self) -> Self:
         if self.id_number is None:
             return self
-        if self.sex in (Sex.MALE, Sex.FEMALE) and self.sex != Sex(id_sex(self.id_number)):
+        if self.sex in (Sex.MALE, Sex.FEMALE) and self.sex != id_sex_code(self.id_number):
             raise PydanticCustomError("id_sex_mismatch", "sex disagrees with the ID number")
         if self.birth_date != id_birth_date(self.id_number):
             raise PydanticCustomError("id_birth_mismatch", "birth date disagrees with the ID number")
@@ -75,6 +75,13 @@ class BirthEvent(Contract):
 
     @model_validator(mode="after")
     def _registration_rules(self) -> Self:
+        registration, registered_on, born = self.registration, self.registered_on, self.child.birth_date
+        if (
+            (registration != "hospital" or self.mother is not None)
+            and (registration != "police" or (self.child.id_number is not None and registered_on is not None))
+            and (registered_on is None or born is None or not registered_on < born)
+        ):
+            return self  # the usual case: no rule fails, nothing to collect
         errors = RuleErrors("BirthEvent")
         missing = "required field is empty"
         if self.registration == "hospital" and self.mother is None:

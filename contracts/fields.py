@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from enum import Enum
 from typing import Annotated, Any
 
@@ -21,13 +22,44 @@ _DATE_FORMS = (
 )
 
 
+_fromisoformat = dt.date.fromisoformat
+_today_cache: tuple[int, dt.date] = (-1, dt.date.min)
+
+
+def today() -> dt.date:
+    """`datetime.date.today()`, computed at most once per second of wall-clock time.
+
+    Every date and ID-number check compares with today; `date.today()` costs about a
+    microsecond (a localtime conversion), several times per row. UTC offsets are whole
+    seconds, so the local date cannot change within one second of the epoch clock: the
+    cached value is exactly what `date.today()` would return.
+    """
+    global _today_cache
+    second = int(time.time())
+    cached = _today_cache
+    if cached[0] != second:
+        cached = _today_cache = (second, dt.date.today())
+    return cached[1]
+
+
 def parse_date(value: Any) -> Any:
     """Accept `2026-10-03`, `2026/10/5`, `20261008` and `2026年10月7日`."""
-    if isinstance(value, dt.date) or value is None:
+    if value.__class__ is str:
+        text = value.strip()
+        # Fast path for the usual spelling: fromisoformat (C, ASCII digits only) reads
+        # exactly YYYY-MM-DD at this length and these separators; anything it refuses
+        # (full-width digits, impossible dates, ...) takes the path below unchanged.
+        if len(text) == 10 and text[4] == "-" and text[7] == "-":
+            try:
+                return _fromisoformat(text)
+            except ValueError:
+                pass
+    elif isinstance(value, dt.date) or value is None:
         return value
-    if not isinstance(value, str):
+    elif not isinstance(value, str):
         raise PydanticCustomError("date_format", "date must be written as 2026-10-03, 2026/10/5, 20261008 or 2026年10月7日")
-    text = value.strip()
+    else:
+        text = value.strip()
     if not text:
         return None
     for form in _DATE_FORMS:
@@ -42,7 +74,7 @@ def parse_date(value: Any) -> Any:
 
 
 def not_in_future(value: dt.date | None) -> dt.date | None:
-    if value is not None and value > dt.date.today():
+    if value is not None and value > today():
         raise PydanticCustomError("date_future", "date lies in the future")
     return value
 

@@ -9,7 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from .base import ContractModel
 from .fields import PastDate, PersonName, Sex, SexCode
-from .identity import IdNumber, id_birth_date, id_sex
+from .identity import IdNumber, id_birth_date, id_sex_code
 
 
 class Person(ContractModel):
@@ -26,16 +26,18 @@ class Person(ContractModel):
 
     @model_validator(mode="after")
     def _agree_with_id_number(self) -> Self:
-        if self.id_number is None:
+        number = self.id_number
+        if number is None:
             return self
-        derived_sex = Sex(id_sex(self.id_number))
-        derived_birth = id_birth_date(self.id_number)
-        if self.sex is None:
+        derived_sex = id_sex_code(number)
+        derived_birth = id_birth_date(number)
+        sex, birth_date = self.sex, self.birth_date
+        if sex is None:
             object.__setattr__(self, "sex", derived_sex)  # frozen model: derive once, here
-        elif self.sex in (Sex.MALE, Sex.FEMALE) and self.sex != derived_sex:
+        elif sex != derived_sex and sex in (Sex.MALE, Sex.FEMALE):
             raise PydanticCustomError("id_sex_mismatch", "sex disagrees with the ID number")
-        if self.birth_date is None:
+        if birth_date is None:
             object.__setattr__(self, "birth_date", derived_birth)
-        elif self.birth_date != derived_birth:
+        elif birth_date != derived_birth:
             raise PydanticCustomError("id_birth_mismatch", "birth date disagrees with the ID number")
         return self

@@ -21,7 +21,13 @@ from rich.table import Table
 from .config import default_home, load_settings
 from .errors import GatewayError
 
-app = typer.Typer(help="Interagency data-exchange gateway (部门间数据交换网关).", no_args_is_help=True, add_completion=False)
+# Tracebacks never show local variables: they would print records' personal data.
+app = typer.Typer(
+    help="Interagency data-exchange gateway (部门间数据交换网关).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 adapters_app = typer.Typer(help="Adapter plugins.", no_args_is_help=True)
 exchanges_app = typer.Typer(help="Exchanges received.", no_args_is_help=True)
 receipts_app = typer.Typer(help="Signed receipts.", no_args_is_help=True)
@@ -60,6 +66,16 @@ def _gateway(home: Path | None):
     return Gateway(settings)
 
 
+def _readonly_engine(home: Path | None):  # type: ignore[no-untyped-def]
+    """For listings: reads alongside a running gateway without waiting for its writes."""
+    from .store import make_engine
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    return make_engine(settings.db_url, readonly=True)
+
+
 # -- init / run / ingest ----------------------------------------------------------
 
 
@@ -81,9 +97,8 @@ def run(
     once: Annotated[bool, typer.Option("--once", help="One pass over every inbox, then exit.")] = False,
     home: HomeOption = None,
 ) -> None:
-    """Poll every inbox and process what departments drop (Ctrl-C stops cleanly)."""
-    import schedule
-
+    """Poll every inbox and process what departments drop, and run the scheduled pulls
+    and assist-check jobs of gateway.toml (`gateway jobs`); Ctrl-C stops cleanly."""
     _logging()
     gateway = _gateway(home)
     try:
@@ -98,19 +113,40 @@ def run(
             stop = True
 
         signal.signal(signal.SIGTERM, _stop)
-        scheduler = schedule.Scheduler()
-        scheduler.every(gateway.settings.poll_seconds).seconds.do(lambda: gateway.run_once(wait_for_fresh=False))
+        # Inbox polling, scheduled pulls and the assist-check job (gateway/scheduler.py):
+        # each due job runs in its own thread, under its lease when several processes run.
+        from .scheduler import JobScheduler, gateway_jobs
+
+        jobs = gateway_jobs(gateway)
+        scheduler = JobScheduler(gateway.engine, jobs, lease_seconds=gateway.settings.job_lease_seconds)
         console.print(f"Polling {len(gateway.settings.departments)} inboxes every {gateway.settings.poll_seconds:g}s; Ctrl-C stops.")
-        scheduler.run_all()
+        for job in jobs[1:]:
+            console.print(f"Job {job.name}: {job.schedule_text} ({job.description})", markup=False)
+        scheduler.start()
         try:
             while not stop:
                 scheduler.run_pending()
                 time.sleep(0.2)
         except KeyboardInterrupt:
             pass
+        finally:
+            scheduler.stop()
         console.print("Stopped.")
     finally:
         gateway.close()
+
+
+@app.command()
+def worker(
+    home: HomeOption = None,
+    worker_id: Annotated[Optional[str], typer.Option("--id", help="This worker's name in claims and logs (default: host:pid).")] = None,
+) -> None:
+    """Run as one of several processes sharing one database (PostgreSQL) and one mailbox:
+    each found file is claimed by exactly one worker; a dead worker's claim is taken over.
+    Scheduled jobs run on one worker at a time through their lease rows."""
+    if worker_id:
+        os.environ["GATEWAY_WORKER_ID"] = worker_id
+    run(once=False, home=home)
 
 
 @app.command()
@@ -161,11 +197,11 @@ def exchanges_list(
 
     from .pipeline import iter_exchanges
 
-    gateway = _gateway(home)
+    engine = _readonly_engine(home)
     table = Table()
     for column in ("id", "received", "department", "file", "adapter", "status", "rows", "accepted", "rejected", "duplicate"):
         table.add_column(column)
-    with Session(gateway.engine) as session:
+    with Session(engine) as session:
         for e in iter_exchanges(session, department, limit):
             table.add_row(
                 str(e.id), e.received_at.isoformat(sep=" "), e.department, e.file_name, e.adapter or "",
@@ -173,7 +209,7 @@ def exchanges_list(
                 str(e.rows), str(e.accepted), str(e.rejected), str(e.duplicates),
             )
     console.print(table)
-    gateway.close()
+    engine.dispose()
 
 
 @exchanges_app.command("show")
@@ -183,8 +219,8 @@ def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
 
     from .store import Exchange, Receipt, RowError
 
-    gateway = _gateway(home)
-    with Session(gateway.engine) as session:
+    engine = _readonly_engine(home)
+    with Session(engine) as session:
         e = session.get(Exchange, exchange_id)
         if e is None:
             console.print(f"[red]No exchange {exchange_id}.[/] See `gateway exchanges list`.")
@@ -205,7 +241,7 @@ def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
             table.add_row(str(issue.row_number), issue.level, issue.column_name, issue.field, issue.value_masked, f"{issue.reason_zh} / {issue.reason_en}")
         if issues:
             console.print(table)
-    gateway.close()
+    engine.dispose()
 
 
 # -- receipts --------------------------------------------------------------------
@@ -227,7 +263,7 @@ def receipts_verify(
     settings = load_settings(home)
     engine = None
     if not offline and (settings.home / "gateway.toml").exists():
-        engine = make_engine(settings.db_url)
+        engine = make_engine(settings.db_url, readonly=True)
     all_genuine = True
     try:
         for path in receipts:
@@ -325,9 +361,36 @@ app.add_typer(_ledger_commands.app, name="ledger")
 app.add_typer(_keys_commands.app, name="keys")
 _receipt_commands.register(receipts_app)
 
-from .commands import sftp as _sftp_commands  # noqa: E402
+from .commands import db as _db_commands, sftp as _sftp_commands  # noqa: E402
 
 app.add_typer(_sftp_commands.app, name="sftp")
+app.add_typer(_db_commands.app, name="db")
+
+# -- sharing agreements, deliveries, audit (gateway/commands/routing.py) ----------------
+
+from .commands import routing as _routing_commands  # noqa: E402
+
+app.add_typer(_routing_commands.agreements_app, name="agreements")
+app.add_typer(_routing_commands.deliveries_app, name="deliveries")
+app.add_typer(_routing_commands.audit_app, name="audit")
+
+# -- scheduled pulls, jobs, assist-checks, deadlines, cycle report, simulator (issue 5) ---
+
+from .commands import (  # noqa: E402
+    assist_checks as _assist_check_commands,
+    deadlines as _deadline_commands,
+    pulls as _pull_commands,
+    report as _report_commands,
+    simulate as _simulate_commands,
+)
+
+app.add_typer(_pull_commands.app, name="pulls")
+app.add_typer(_pull_commands.jobs_app, name="jobs")
+app.add_typer(_assist_check_commands.app, name="assist-checks")
+app.add_typer(_assist_check_commands.notices_app, name="notices")
+app.add_typer(_deadline_commands.app, name="deadlines")
+app.add_typer(_report_commands.app, name="report")
+_simulate_commands.register(app)
 
 
 def main() -> None:

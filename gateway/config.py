@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -56,6 +56,78 @@ def sftp_passphrase(name: str) -> str | None:
     return os.environ.get(specific) or os.environ.get("GATEWAY_SFTP_PASSPHRASE") or None
 
 
+def parse_every(text: str) -> float:
+    """Seconds in an interval such as `15m`, `1h30m`, `90s`, `2d` (or a plain number of seconds)."""
+    import re
+
+    spec = str(text).strip().lower()
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    if re.fullmatch(r"\d+(\.\d+)?", spec):
+        seconds = float(spec)
+    elif re.fullmatch(r"(\d+(\.\d+)?[dhms])+", spec):
+        seconds = sum(float(n) * units[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([dhms])", spec))
+    else:
+        raise ValueError(f"every: {text!r} is not an interval like 15m, 1h, 90s")
+    if seconds <= 0:
+        raise ValueError(f"every: {text!r} must be longer than 0 seconds")
+    return seconds
+
+
+PULL_KINDS = {"housing": ("housing", "housing-registry", "15m"), "platform": ("national-platform", "national-platform", "1h")}
+
+
+class PullSource(BaseModel):
+    """One `[pulls.NAME]` table: a partner API the gateway pulls on a schedule
+    (docs/pulls.md). The bearer token is never here: it comes from the variable named by
+    `token_env` (default `GATEWAY_PULL_<NAME>_TOKEN`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["housing", "platform"] = Field(description="housing: occupancy-changes JSON; platform: JHXX inbox XML")
+    url: str = Field(min_length=1, description="the partner's base URL, https:// (http:// only on loopback)")
+    department: str | None = Field(default=None, description="whose exchange a page is (default: by kind)")
+    adapter: str | None = Field(default=None, description="the adapter that reads a page (default: by kind)")
+    every: str | None = Field(default=None, description="interval, e.g. 15m, 1h, 90s (default: housing 15m, platform 1h)")
+    at: list[str] = Field(default_factory=list, description="or times of day in China time, e.g. [\"08:00\", \"14:00\"]")
+    token_env: str | None = Field(default=None, description="variable holding the bearer token")
+    limit: int = Field(default=100, ge=1, le=10_000, description="items per page asked of the housing API")
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0, description="seconds the partner may stay silent mid-response")
+    retries: int = Field(default=5, ge=0, description="retries per request (connection errors, 429, 502, 503, 504)")
+    backoff: float = Field(default=2.0, ge=0, description="exponential backoff base in seconds: 2, 4, 8, ...")
+    backoff_jitter: float = Field(default=1.0, ge=0, description="up to this many seconds added at random to each wait")
+    backoff_max: float = Field(default=300.0, ge=0, description="longest backoff wait")
+    retry_after_max: float = Field(default=600.0, ge=0, description="longest Retry-After honoured; longer ones fail the run")
+    max_pages: int = Field(default=100, ge=1, description="pages per run; the next run continues")
+    max_page_mb: float = Field(default=256.0, gt=0, description="a larger page is refused")
+    allow_insecure_http: bool = Field(default=False, description="allow http:// to a host other than loopback")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _checks(self) -> PullSource:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url {self.url!r} must be http(s)://host[:port][/path]")
+        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1") and not self.allow_insecure_http:
+            raise ValueError(f"url {self.url!r}: the token would travel in clear text; use https:// (or allow_insecure_http = true)")
+        if self.every and self.at:
+            raise ValueError("give either every or at, not both")
+        if self.every is not None:
+            parse_every(self.every)
+        for moment in self.at:
+            hour, _, minute = moment.partition(":")
+            if not (hour.isdigit() and minute.isdigit() and 0 <= int(hour) < 24 and 0 <= int(minute) < 60 and len(minute) == 2):
+                raise ValueError(f"at: {moment!r} is not a time of day HH:MM")
+        department, adapter, every = PULL_KINDS[self.kind]
+        self.department = self.department or department
+        self.adapter = self.adapter or adapter
+        if not self.at:
+            self.every = self.every or every
+        return self
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Each key can be overridden by `GATEWAY_<KEY>`."""
 
@@ -68,14 +140,36 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(default=2.0, ge=0, description="a file must be unchanged this long before it is taken")
     poll_seconds: float = Field(default=10.0, gt=0, description="how often `gateway run` polls the inboxes")
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")
+    claim_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="a claimed file whose worker is silent this long is taken over"
+    )
+    claim_heartbeat_seconds: float = Field(default=10.0, gt=0, description="how often a worker renews its claim")
     max_attempts: int = Field(default=3, ge=1, description="a file that crashes processing this often is rejected")
     signature_wait_seconds: float = Field(
         default=3600.0, ge=0, description="how long a drop of a department with a registered key waits for its NAME.asc"
     )
     key_passphrase: SecretStr | None = Field(default=None, description="from GATEWAY_KEY_PASSPHRASE only")
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict, description="[adapters.NAME] options")
+    # Scheduled pulls, leases and deadlines (docs/pulls.md).
+    pulls: dict[str, PullSource] = Field(default_factory=dict, description="[pulls.NAME] partner APIs pulled on a schedule")
+    deadlines: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="[deadlines.RULE] overrides of the regulations' deadlines (gateway/deadlines.py)"
+    )
+    job_lease_seconds: float = Field(
+        default=120.0, ge=5, description="a scheduled job's lease; renewed while it runs, taken over once expired"
+    )
     sftp: dict[str, SftpServer] = Field(
         default_factory=dict, description="[sftp.NAME] servers; departments on none use the local mailbox"
+    )
+    # Routing under the sharing agreements (gateway/routing/, docs/routing.md).
+    agreements_file: str = Field(
+        default="", description="a TOML file of [[agreements]] tables, relative to the home; empty: none"
+    )
+    agreements: list[dict[str, Any]] = Field(
+        default_factory=list, description="[[agreements]] tables written in gateway.toml itself"
+    )
+    require_signed_acks: bool = Field(
+        default=False, description="refuse an ACK-<delivery id>.json without a good ACK-<id>.json.asc by the recipient's key"
     )
 
     @field_validator("departments")
@@ -136,6 +230,13 @@ class Settings(BaseSettings):
         return self.key_passphrase.get_secret_value() if self.key_passphrase else None
 
 
+def pull_token_variable(name: str, source: PullSource | dict[str, Any] | None = None) -> str:
+    """The variable holding pull source NAME's bearer token: its `token_env`, else
+    `GATEWAY_PULL_<NAME>_TOKEN`."""
+    named = source.get("token_env") if isinstance(source, dict) else (source.token_env if source else None)
+    return str(named or f"GATEWAY_PULL_{name.upper().replace('-', '_')}_TOKEN")
+
+
 def load_settings(home: Path | None = None) -> Settings:
     home = (home or default_home()).resolve()
     data: dict[str, Any] = {}
@@ -151,6 +252,9 @@ def load_settings(home: Path | None = None) -> Settings:
             if isinstance(table, dict) and "passphrase" in table:
                 variable = f"GATEWAY_SFTP_{str(name).upper().replace('-', '_')}_PASSPHRASE"
                 raise ConfigError(f"{config_path}: never store [sftp.{name}] passphrase in a file; set {variable}")
+        for name, table in (data.get("pulls") or {}).items():
+            if isinstance(table, dict) and "token" in table:
+                raise ConfigError(f"{config_path}: never store [pulls.{name}] token in a file; set {pull_token_variable(str(name), table)}")
     data["home"] = home
     try:
         return Settings(**data)
@@ -180,6 +284,33 @@ settle_seconds = 2.0
 
 # How often `gateway run` polls the inboxes.
 poll_seconds = 10.0
+
+# Sharing agreements: who receives which records and fields (docs/routing.md).
+# `gateway agreements check` validates them; `gateway agreements explain DEPARTMENT`
+# shows what a department receives. Empty: nothing is routed.
+agreements_file = "agreements.toml"
+
+# Demand that recipients sign their ACK-<delivery id>.json (ACK-<id>.json.asc beside it).
+require_signed_acks = false
+
+# Partner APIs pulled on a schedule by `gateway run` (docs/pulls.md). The bearer token
+# comes from GATEWAY_PULL_<NAME>_TOKEN, never from this file. `gateway jobs` shows them.
+# [pulls.housing]
+# kind = "housing"                 # occupancy-changes pages (JSON), department housing
+# url = "https://fg.example.gov.cn"
+# every = "15m"
+# [pulls.platform]
+# kind = "platform"                # the national platform's JHXX inbox (XML), department national-platform
+# url = "https://ldrk.example.gov.cn"
+# every = "1h"                     # or: at = ["08:00", "14:00"] (China time)
+# Retries: retries = 5, backoff = 2.0, backoff_jitter = 1.0, retry_after_max = 600,
+# connect_timeout = 10.0, read_timeout = 60.0.
+
+# Deadlines (gateway/deadlines.py); the regulations' defaults, e.g.
+# [deadlines.assist_check_urgent]
+# days = 15
+# count = "calendar"               # or "working" (chinesecalendar, adjusted workdays included)
+# start = "sent"                   # FQSJ, or "received"
 
 # Options per adapter, e.g.
 # [adapters.hospital-births]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .config import CONFIG_FILE, Settings, default_toml, load_settings
 from .receipts.signing import HISTORY_FILE, Signer
+from .routing.agreements import write_default_agreements
 from .store import create_schema, make_engine
 from .transports import LocalMailbox
 
@@ -18,6 +19,7 @@ def init_home(home: Path) -> tuple[Settings, str, bool]:
     config = home / CONFIG_FILE
     if not config.exists():
         config.write_text(default_toml(), encoding="utf-8")
+    write_default_agreements(home)  # the county's sharing agreements (gateway/routing/agreements.py)
     settings = load_settings(home)
     for path in (settings.staging_dir, settings.keys_dir):
         path.mkdir(parents=True, exist_ok=True)

@@ -22,15 +22,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlmodel import Session
 
 from contracts import Contract
 from contracts.reasons import reason
 
 from .adapter import Adapter, RawRow, RowRejected, SourceFile
+from .claims import ClaimQueue
 from .config import Settings
 from .drops import REASONS as SIGNATURE_REASONS, SignedDrops
+from .routing import Router, without_acknowledgements
 from .errors import ConfigError, FileRejected, TransportError
 from .masking import mask_value
 from .plugins import PluginManager, get_manager
@@ -45,6 +47,7 @@ from .store.models import utcnow
 from .transports import FoundFile, LocalMailbox, Transport, department_transports
 
 log = logging.getLogger("gateway")
+LEDGER_LOCK = 0x6757_6C67  # "gWlg": advisory lock id held while a receipt is appended
 
 FILE_REASONS: dict[str, tuple[str, str]] = {
     "empty": ("文件为空或没有表头", "the file is empty or has no header row"),
@@ -123,6 +126,7 @@ class Gateway:
         plugins: PluginManager | None = None,
         transport: Transport | None = None,
         transports: dict[str, Transport] | None = None,
+        worker: str | None = None,
     ):
         self.settings = settings
         self.plugins = plugins or get_manager()
@@ -138,7 +142,12 @@ class Gateway:
         _sweep_staging(self.settings.staging_dir)
         self._seen: dict[str, dict[str, tuple[int, float]]] = {}  # department -> path -> (size, mtime)
         self._adapters: dict[str, Adapter] = {}
+        self.claims = ClaimQueue(
+            self.engine, worker or os.environ.get("GATEWAY_WORKER_ID"), timeout=settings.claim_timeout_seconds, heartbeat=settings.claim_heartbeat_seconds
+        )
         self.drops = SignedDrops(self)
+        # Sharing agreements: deliveries to entitled departments, their ACKs (gateway/routing/).
+        self.routing = Router(self)
 
     def close(self) -> None:
         for transport in {id(t): t for t in [self.transport, *self.transports.values()]}.values():
@@ -189,7 +198,9 @@ class Gateway:
         settle = self.settings.settle_seconds
         for department in self.settings.departments:
             try:
-                listed = self.drops.ready(department, self.transport_for(department).list_inbox(department), now)
+                # ACK-<delivery id>.json files are acknowledgements (gateway/routing/acks.py), never drops.
+                inbox = without_acknowledgements(self.transport_for(department).list_inbox(department))
+                listed = self.drops.ready(department, inbox, now)
             except TransportError as exc:
                 log.error("inbox of %s unreadable this pass: %s", department, exc)
                 continue
@@ -214,13 +225,17 @@ class Gateway:
         deadline = time.monotonic() + max(30.0, 10 * self.settings.settle_seconds)
         while True:
             ready, wait = self.ready_files()
-            for found in ready:
-                outcome = self.process_safely(found)
+            # Through the shared queue, so that several processes never take the same file.
+            self.claims.enqueue(ready)
+            while (claim := self.claims.next()) is not None:
+                with self.claims.holding(claim):
+                    outcome = self.process_safely(claim.found)
                 if outcome is not None:
                     outcomes.append(outcome)
             if not (wait_for_fresh and wait > 0) or time.monotonic() > deadline:
                 if outcomes:  # receipts were added: sign a ledger checkpoint over them
                     checkpoint_after_pass(self.engine, self.signer, self.settings.home)
+                self.routing.run_pass()  # route, take ACKs, send due and held deliveries; never raises
                 return outcomes
             time.sleep(min(wait, 1.0) + 0.05)
 
@@ -260,6 +275,52 @@ class Gateway:
         found = FoundFile(adapter.department, path.name, str(path.resolve()), info.st_size, info.st_mtime)
         outcome = self._process_staged(found, path, sniff_file(path), archive=False, adapter=adapter, progress=progress)
         assert outcome is not None
+        return outcome
+
+    def process_page(
+        self,
+        department: str,
+        name: str,
+        source_path: str,
+        staged: Path,
+        sniffed: Sniffed,
+        *,
+        adapter: Adapter | str | None = None,
+        keep_copy: bool = True,
+    ) -> Outcome:
+        """Process bytes fetched over HTTP (a pulled page; also the FKXX answer the gateway
+        sent) as one exchange of `department`, exactly like a dropped file: duplicate
+        check, adapter, one transaction, signed receipt and report in the department's
+        outbox (gateway/pulls/, docs/pulls.md).
+
+        `source_path` says where the bytes came from; the same page fetched again must
+        give the same path, so that an exchange committed before a crash is only
+        completed. `staged` stays the caller's. With `keep_copy`, the bytes are kept in
+        the department's processed/ (or rejected/) folder under the exchange's name."""
+        found = FoundFile(department, name, source_path, sniffed.size, time.time())
+        with session_scope(self.engine) as session:
+            finished = session.exec(
+                select(Exchange).where(
+                    Exchange.department == department,
+                    Exchange.sha256 == sniffed.sha256,
+                    Exchange.source_path == source_path,
+                    Exchange.status != "received",
+                    Exchange.archived_path.is_(None),  # type: ignore[union-attr]
+                )
+            ).scalars().first()
+            if finished is not None:
+                session.expunge(finished)
+        if finished is not None:
+            log.info("exchange %s: committed earlier; completing its outbox", finished.id)
+            outcome = self._finish(finished, found, archive=False)
+        else:
+            chosen = self.adapter(adapter) if isinstance(adapter, str) else adapter
+            processed = self._process_staged(found, staged, sniffed, archive=False, adapter=chosen)
+            assert processed is not None
+            outcome = processed
+        if keep_copy:
+            folder = "rejected" if outcome.status == "rejected" else "processed"
+            self.transport_for(department).put(department, folder, outcome.file_name, staged)
         return outcome
 
     def _process_staged(
@@ -367,35 +428,95 @@ class Gateway:
     # -- storing ----------------------------------------------------------------
 
     def _store_rows(self, session: Session, exchange: Exchange, adapter: Adapter, source: SourceFile) -> None:
+        from operator import itemgetter
+        from types import SimpleNamespace
+
+        from sqlalchemy import bindparam
+
         tree = TreeBuilder()
         pending: list[_Pending] = []
         issues: list[dict[str, Any]] = []
         versions: dict[str, str] = {}
+        texts: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         batch = self.settings.batch_size
+        # This loop runs once per row: the counts go to a plain object and reach the mapped
+        # exchange once, at the end (each assignment to a mapped attribute is an ORM event).
+        tally = SimpleNamespace(id=exchange.id, rejected=0, warnings=0)
+        rows = 0
+        compiled: dict[Any, str | None] = {}
+
+        def insert_many(table: Any, keys: tuple[str, ...], values: list[tuple[Any, ...]]) -> None:
+            """executemany of `values` (tuples in `keys` order) into `table`. On SQLite the
+            driver takes the tuples as they are when the compiled INSERT binds exactly `keys`
+            and no column type converts its value: SQLAlchemy's per-row parameter handling
+            costs about half as much again as SQLite's own insert. Elsewhere: Core insert."""
+            connection = session.connection()
+            dialect = connection.dialect
+            if table not in compiled:
+                compiled[table] = None
+                if dialect.name == "sqlite":
+                    statement = table.insert().compile(dialect=dialect, column_keys=list(keys))
+                    if (
+                        statement.positional
+                        and tuple(statement.positiontup or ()) == keys
+                        and all(statement.binds[key].type.bind_processor(dialect) is None for key in keys)
+                    ):
+                        compiled[table] = str(statement)
+            sql = compiled[table]
+            if sql is not None:
+                connection.exec_driver_sql(sql, values)
+            else:
+                connection.execute(table.insert(), [dict(zip(keys, value)) for value in values])
+
+        def stored(contract: str, keys: list[str]) -> list[Any]:
+            """(business key, version, hash) of every stored version of these keys, 500 keys
+            a query. On SQLite one statement with 500 places, compiled once (a short last
+            chunk repeats a key: IN is a set test); the Core IN renders its list each time."""
+            connection = session.connection()
+            dialect = connection.dialect
+            columns = select(Record.business_key, Record.version, Record.record_hash)
+            if "stored" not in compiled:
+                compiled["stored"] = None
+                if dialect.name == "sqlite":
+                    places = [f"key{i}" for i in range(500)]
+                    statement = columns.where(
+                        Record.contract == bindparam("contract"),
+                        Record.business_key.in_([bindparam(place) for place in places]),  # type: ignore[attr-defined]
+                    ).compile(dialect=dialect)
+                    if statement.positional and list(statement.positiontup or ()) == ["contract", *places]:
+                        compiled["stored"] = str(statement)
+            sql = compiled["stored"]
+            found: list[Any] = []
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                if sql is not None:
+                    found.extend(connection.exec_driver_sql(sql, (contract, *chunk, *[chunk[0]] * (500 - len(chunk)))))
+                else:
+                    found.extend(connection.execute(columns.where(Record.contract == contract, Record.business_key.in_(chunk))))  # type: ignore[attr-defined]
+            return found
+
+        issue_keys = ("exchange_id", "row_number", "field", "column_name", "value_masked", "code", "reason_zh", "reason_en", "level")
+        issue_values = itemgetter(*issue_keys)
+        normalize, sha256, append = self._normalize, hashlib.sha256, pending.append
         for raw in adapter.parse(source):
-            exchange.rows += 1
-            record = self._normalize(adapter, raw, exchange, issues)
+            rows += 1
+            record = normalize(adapter, raw, tally, issues, texts)
             if record is not None:
                 payload = record.canonical()
-                pending.append(
-                    _Pending(
-                        record.contract_name,
-                        record.schema_version,
-                        record.business_key(),
-                        hashlib.sha256(payload).hexdigest(),
-                        payload,
-                        raw.number,
-                    )
-                )
-                versions[record.contract_name] = record.schema_version
+                contract, schema_version = record.contract_name, record.schema_version
+                append(_Pending(contract, schema_version, record.business_key(), sha256(payload).hexdigest(), payload, raw.number))
+                versions[contract] = schema_version
             if len(pending) >= batch:
-                self._flush(session, exchange, tree, pending)
+                self._flush(session, exchange, tree, pending, insert_many=insert_many, stored=stored)
             if len(issues) >= batch:
-                session.connection().execute(RowError.__table__.insert(), issues)  # type: ignore[attr-defined]
+                insert_many(RowError.__table__, issue_keys, list(map(issue_values, issues)))  # type: ignore[attr-defined]
                 issues.clear()
-        self._flush(session, exchange, tree, pending)
+        self._flush(session, exchange, tree, pending, insert_many=insert_many, stored=stored)
         if issues:
-            session.connection().execute(RowError.__table__.insert(), issues)  # type: ignore[attr-defined]
+            insert_many(RowError.__table__, issue_keys, list(map(issue_values, issues)))  # type: ignore[attr-defined]
+        exchange.rows += rows
+        exchange.rejected += tally.rejected
+        exchange.warnings += tally.warnings
         exchange.status = "processed"
         exchange.processed_at = utcnow()
         report_sha = None
@@ -403,8 +524,51 @@ class Gateway:
             report_sha = write_report(self._report_path(exchange), self._errors(session, exchange.id))
         self._seal(session, exchange, tree, versions, report_sha)
 
-    def _normalize(self, adapter: Adapter, raw: RawRow, exchange: Exchange, issues: list[dict[str, Any]]) -> Contract | None:
-        def issue(field_name: str, column: str, value: str, code: str, fallback: str = "", level: str = "error") -> None:
+    def _normalize(
+        self,
+        adapter: Adapter,
+        raw: RawRow,
+        exchange: Exchange | Any,
+        issues: list[dict[str, Any]],
+        texts: dict[tuple[str, str, str], tuple[str, str, str]] | None = None,
+    ) -> Contract | None:
+        """The row's record, or None with its errors appended to `issues`. Only
+        `exchange.id`, `.rejected` and `.warnings` are used (_store_rows passes a plain
+        tally). `texts` keeps each warning's (column, Chinese, English) for later rows."""
+        failure: ValidationError | RowRejected | None = None
+        if raw.problem is None:
+            try:
+                record = adapter.normalize(raw)
+            except ValidationError as exc:
+                failure = exc
+            except RowRejected as exc:
+                failure = exc
+            else:
+                found = record.warnings()
+                if found:  # the hot path: no closure, one dict per warning
+                    for dotted, code, message in found:
+                        text = texts.get((dotted, code, message)) if texts is not None else None
+                        if text is None:
+                            text = (adapter.column_for(tuple(dotted.split("."))), *reason(code, message))
+                            if texts is not None:
+                                texts[(dotted, code, message)] = text
+                        issues.append(
+                            {
+                                "exchange_id": exchange.id,
+                                "row_number": raw.number,
+                                "field": dotted,
+                                "column_name": text[0],
+                                "value_masked": "",
+                                "code": code,
+                                "reason_zh": text[1],
+                                "reason_en": text[2],
+                                "level": "warning",
+                            }
+                        )
+                    exchange.warnings += len(found)
+                return record
+
+        def issue(field_name: str, column: str, value: str, code: str, fallback: str = "") -> None:
             zh, en = reason(code, fallback)
             issues.append(
                 {
@@ -416,20 +580,16 @@ class Gateway:
                     "code": code,
                     "reason_zh": zh,
                     "reason_en": en,
-                    "level": level,
+                    "level": "error",
                 }
             )
 
         if raw.problem is not None:
             code, column, detail = raw.problem
             issue("", column, "", code, detail)
-            exchange.rejected += 1
-            return None
-        try:
-            record = adapter.normalize(raw)
-        except ValidationError as exc:
+        elif isinstance(failure, ValidationError):
             kinds = self._field_kinds(adapter)
-            for error in exc.errors(include_url=False):
+            for error in failure.errors(include_url=False):
                 loc = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
                 code = error["type"]
                 if error.get("input") is None and (code.endswith("_type") or code == "missing"):
@@ -439,17 +599,11 @@ class Gateway:
                 value = error.get("input")
                 shown = mask_value(value, kinds.get(loc)) if isinstance(value, str) else ""
                 issue(".".join(loc), adapter.column_for(loc), shown, code, error.get("msg", ""))
-            exchange.rejected += 1
-            return None
-        except RowRejected as exc:
-            issue("", exc.column, "", exc.code, exc.message)
-            exchange.rejected += 1
-            return None
-        for dotted, code, message in record.warnings():
-            loc = tuple(dotted.split("."))
-            issue(dotted, adapter.column_for(loc), "", code, message, level="warning")
-            exchange.warnings += 1
-        return record
+        else:
+            assert failure is not None
+            issue("", failure.column, "", failure.code, failure.message)
+        exchange.rejected += 1
+        return None
 
     def _field_kinds(self, adapter: Adapter) -> dict[tuple[str, ...], str]:
         """Which fields of the adapter's contracts hold IDs, names or addresses (for masking)."""
@@ -458,51 +612,83 @@ class Gateway:
             kinds.update(contract.field_kinds())
         return kinds
 
-    def _flush(self, session: Session, exchange: Exchange, tree: TreeBuilder, pending: list[_Pending]) -> None:
+    def _flush(
+        self,
+        session: Session,
+        exchange: Exchange,
+        tree: TreeBuilder,
+        pending: list[_Pending],
+        insert_many: Callable[[Any, tuple[str, ...], list[tuple[Any, ...]]], None] | None = None,
+        stored: Callable[[str, list[str]], list[Any]] | None = None,
+    ) -> None:
+        """Store a batch: dedupe by business key against what is stored (a duplicate, a new
+        key, or a correction = next version), insert, append to the Merkle tree.
+        `insert_many` and `stored` are _store_rows' faster SQLite paths; without them,
+        Core statements."""
         if not pending:
             return
-        latest: dict[tuple[str, str], tuple[int, str]] = {}
+        # contract -> business key -> (latest stored version, its hash), for this batch's keys.
+        latest: dict[str, dict[str, tuple[int, str]]] = {}
         by_contract: dict[str, set[str]] = {}
         for item in pending:
-            by_contract.setdefault(item.contract, set()).add(item.key)
+            keys = by_contract.get(item.contract)
+            if keys is None:
+                keys = by_contract[item.contract] = set()
+            keys.add(item.key)
+        connection = session.connection()  # Core, not the ORM's execute: plain rows are all that is needed
         for contract, keys in by_contract.items():
+            known = latest[contract] = {}
             key_list = list(keys)
-            for start in range(0, len(key_list), 500):
-                rows = session.execute(
-                    select(Record.business_key, Record.version, Record.record_hash).where(
-                        Record.contract == contract, Record.business_key.in_(key_list[start : start + 500])  # type: ignore[attr-defined]
+            if stored is not None:
+                found: Iterable[Any] = stored(contract, key_list)
+            else:
+                found = [
+                    row
+                    for start in range(0, len(key_list), 500)
+                    for row in connection.execute(
+                        select(Record.business_key, Record.version, Record.record_hash).where(
+                            Record.contract == contract, Record.business_key.in_(key_list[start : start + 500])  # type: ignore[attr-defined]
+                        )
                     )
-                )
-                for key, version, record_hash in rows:
-                    if (contract, key) not in latest or latest[(contract, key)][0] < version:
-                        latest[(contract, key)] = (version, record_hash)
+                ]
+            for key, version, record_hash in found:
+                seen = known.get(key)
+                if seen is None or seen[0] < version:
+                    known[key] = (version, record_hash)
         inserts = []
+        exchange_id, leaf, append = exchange.id, tree.size, tree.append
+        duplicates = corrected = 0
         for item in pending:
-            known = latest.get((item.contract, item.key))
-            if known is not None and known[1] == item.record_hash:
-                exchange.duplicates += 1
+            known = latest[item.contract]
+            seen = known.get(item.key)
+            if seen is not None and seen[1] == item.record_hash:
+                duplicates += 1
                 continue
-            version = 1 if known is None else known[0] + 1
-            if version > 1:
-                exchange.corrected += 1
-            latest[(item.contract, item.key)] = (version, item.record_hash)
+            if seen is None:
+                version = 1
+            else:
+                version = seen[0] + 1
+                corrected += 1
+            known[item.key] = (version, item.record_hash)
             inserts.append(
-                {
-                    "exchange_id": exchange.id,
-                    "contract": item.contract,
-                    "schema_version": item.schema_version,
-                    "business_key": item.key,
-                    "version": version,
-                    "record_hash": item.record_hash,
-                    "payload": item.payload.decode("utf-8"),
-                    "row_number": item.row,
-                    "leaf_index": tree.size,
-                }
+                (
+                    exchange_id, item.contract, item.schema_version, item.key, version,
+                    item.record_hash, item.payload.decode("utf-8"), item.row, leaf,
+                )
             )
-            tree.append(item.payload)
+            append(item.payload)
+            leaf += 1
+        if duplicates:  # once per batch: each assignment to a mapped attribute is an ORM event
+            exchange.duplicates += duplicates
+        if corrected:
+            exchange.corrected += corrected
         if inserts:
-            # Core insert (executemany), not the ORM bulk path: no per-row object bookkeeping.
-            session.connection().execute(Record.__table__.insert(), inserts)  # type: ignore[attr-defined]
+            # executemany, not the ORM bulk path: no per-row object bookkeeping.
+            keys = ("exchange_id", "contract", "schema_version", "business_key", "version", "record_hash", "payload", "row_number", "leaf_index")
+            if insert_many is not None:
+                insert_many(Record.__table__, keys, inserts)  # type: ignore[attr-defined]
+            else:
+                session.connection().execute(Record.__table__.insert(), [dict(zip(keys, row)) for row in inserts])  # type: ignore[attr-defined]
             exchange.accepted += len(inserts)
         pending.clear()
 
@@ -532,6 +718,10 @@ class Gateway:
                 )
             ).first()
             exchange.outbox_stem = exchange.file_name if earlier is None else f"{exchange.file_name}.exchange-{exchange.id}"
+        if session.get_bind().dialect.name == "postgresql":
+            # One gapless chain across workers: sealing takes the ledger lock until commit
+            # (SQLite's BEGIN IMMEDIATE already serializes whole exchanges).
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK})
         last = session.exec(select(Receipt).order_by(Receipt.sequence.desc()).limit(1)).scalars().first()  # type: ignore[attr-defined]
         sequence = last.sequence + 1 if last else 1
         previous = last.sha256 if last else GENESIS
@@ -656,6 +846,8 @@ class Gateway:
             exchange.id, department, exchange.file_name, exchange.status,
             exchange.accepted, exchange.rejected, exchange.duplicates,
         )
+        if exchange.status == "processed":  # deliveries to the entitled departments (gateway/routing/); never raises
+            self.routing.exchange_committed(exchange.id)
         return Outcome(
             exchange_id=exchange.id or 0,
             department=department,

@@ -56,8 +56,11 @@ def csv_rows(source: SourceFile, required: Sequence[str]) -> Iterator[RawRow]:
             except csv.Error as exc:
                 yield RawRow(number, {}, ("field_too_large", "", str(exc)))
                 continue
-            if not cells or not any(cell.strip() for cell in cells):
+            if not cells:
                 continue
+            first = cells[0]
+            if (not first or first.isspace()) and not any(cell.strip() for cell in cells):
+                continue  # a blank line (a filled first cell settles it without the generator)
             if len(cells) < width:
                 yield RawRow(number, dict(zip(header, cells)), ("row_truncated", header[len(cells)], f"{len(cells)} of {width} cells"))
                 continue

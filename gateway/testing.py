@@ -210,6 +210,7 @@ def adapter_test_class(
             from .plugins import PluginManager
 
             settings = load_settings(gateway_home)
+            settings.database_url = ""  # the home's own SQLite, whatever GATEWAY_DATABASE_URL says
             settings.settle_seconds = 0
             if adapter_class.department not in settings.departments:
                 settings.departments.append(adapter_class.department)

@@ -4,16 +4,15 @@ and oversized files, and files from other departments."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import logging
 import re
-import sqlite3
 import time
 from collections.abc import Iterator
 
+import conftest
 import pytest
 
 from adapters.civil_affairs import CivilAffairsAdapter, _DeclarationGuard
@@ -58,13 +57,11 @@ def civil_xml(*records: str, encoding: str = "GB18030", prolog: str = "", sep: s
 
 
 def query(settings, sql: str, *args) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(settings.home / "gateway.db")) as db:
-        return db.execute(sql, args).fetchall()
+    return conftest.query(settings, sql, *args)
 
 
 def database_text(settings) -> str:
-    with contextlib.closing(sqlite3.connect(settings.home / "gateway.db")) as db:
-        return "\n".join(db.iterdump())
+    return conftest.database_text(settings)
 
 
 def report(settings, name: str, department: str = "civil-affairs") -> dict[int, list[tuple[str, str, str, str]]]:

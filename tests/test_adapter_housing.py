@@ -3,13 +3,12 @@ pipeline, bad items, malformed pages, the streaming page reader, and the contrac
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import json
-import sqlite3
 from collections.abc import Iterator
 
+import conftest
 import pytest
 from pydantic import ValidationError
 
@@ -51,8 +50,7 @@ TestHousingRegistry = adapter_test_class(
 
 
 def query(settings, sql: str, *args) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(settings.home / "gateway.db")) as db:
-        return db.execute(sql, args).fetchall()
+    return conftest.query(settings, sql, *args)
 
 
 def report(settings, name: str) -> dict[int, list[tuple[str, str, str]]]:

@@ -4,14 +4,13 @@ messages, the hardened XML helper, and the contracts' due-date and feedback rule
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
 import json
-import sqlite3
 from collections.abc import Iterator
 
+import conftest
 import pytest
 from pydantic import ValidationError
 
@@ -59,8 +58,7 @@ TestNationalPlatform = adapter_test_class(
 
 
 def query(settings, sql: str, *args) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(settings.home / "gateway.db")) as db:
-        return db.execute(sql, args).fetchall()
+    return conftest.query(settings, sql, *args)
 
 
 def report(settings, name: str) -> dict[int, list[tuple[str, str, str]]]:

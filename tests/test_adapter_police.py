@@ -4,12 +4,11 @@ department, and the hospital/police birth records kept apart."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import sqlite3
 
+import conftest
 import pytest
 
 from adapters.police_hukou import PoliceHukouAdapter
@@ -34,8 +33,7 @@ TestPoliceHukou = adapter_test_class(
 
 
 def query(settings, sql: str, *args) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(settings.home / "gateway.db")) as db:
-        return db.execute(sql, args).fetchall()
+    return conftest.query(settings, sql, *args)
 
 
 def report(settings, name: str, department: str = "police") -> dict[int, list[tuple[str, str, str, str]]]:

@@ -4,18 +4,17 @@ types, a zip bomb, a corrupt file), and the contract's age and student-number ru
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import io
 import json
 import resource
-import sqlite3
 import time
 import tracemalloc
 import zipfile
 
 import openpyxl
+import conftest
 import pytest
 from pydantic import ValidationError
 
@@ -45,8 +44,7 @@ TestSchoolEnrolments = adapter_test_class(
 
 
 def query(settings, sql: str, *args) -> list[tuple]:
-    with contextlib.closing(sqlite3.connect(settings.home / "gateway.db")) as db:
-        return db.execute(sql, args).fetchall()
+    return conftest.query(settings, sql, *args)
 
 
 def report(settings, name: str, department: str = "school") -> dict[int, list[list[str]]]:

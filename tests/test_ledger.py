@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import drop, run_gateway, specimen
+from conftest import drop, execute, run_gateway, specimen
 
 from gateway.config import load_settings
 from gateway.pipeline import Gateway
@@ -79,8 +78,7 @@ def test_the_frontier_resumes_the_tree(gateway, settings):
     leaves = [leaf_hash(s.body) for s in load_store(gateway.engine).receipts]
     assert [r["root"] for r in rows] == [LedgerTree(leaves).root(0, n).hex() for n in range(1, 6)]
     # A damaged frontier is noticed and the tree is read again.
-    with sqlite3.connect(settings.home / "gateway.db") as db:
-        db.execute("UPDATE checkpoint SET frontier = '[\"00\"]'")
+    execute(settings, "UPDATE checkpoint SET frontier = '[\"00\"]'")
     row = make_checkpoint(gateway.engine, gateway.signer, settings.home / "ledger" / "checkpoints")
     assert row.root == LedgerTree(leaves).root(0, 5).hex()
 
@@ -115,15 +113,13 @@ def test_ledger_tree_gives_the_rfc6962_proofs(size):
 def test_verify_detects_tampering_in_the_store(gateway, settings, tamper, broken):
     fill(gateway, settings, 4)
     assert verify_ledger(load_store(gateway.engine), settings.keys_dir).ok
-    with sqlite3.connect(settings.home / "gateway.db") as db:
-        db.execute("PRAGMA foreign_keys=OFF")
-        db.executescript(tamper)
+    execute(settings, tamper)
     report = verify_ledger(load_store(gateway.engine), settings.keys_dir)
     assert not report.ok
     assert broken <= set(failing(report)), failing(report)
 
 
-def test_since_refuses_a_rewritten_or_shrunk_ledger(gateway, settings, template_home):
+def test_since_refuses_a_rewritten_or_shrunk_ledger(gateway, settings, template_home, another_database):
     fill(gateway, settings, 3)
     kept = Signed.from_file(settings.home / "ledger" / "checkpoints" / "checkpoint-000003.json")
     fill(gateway, settings, 2, start=3)
@@ -136,6 +132,8 @@ def test_since_refuses_a_rewritten_or_shrunk_ledger(gateway, settings, template_
     scratch = Path(tempfile.mkdtemp(prefix="gwo", dir="/tmp"))  # short: gpg-agent's socket path
     other = Path(shutil.copytree(template_home, scratch / "home", ignore=shutil.ignore_patterns("S.*", "gateway.db*")))
     other_settings = load_settings(other)
+    if another_database:
+        other_settings.database_url = another_database
     other_gateway = Gateway(other_settings)
     try:
         for n in (0, 1, 9, 3, 4):
@@ -145,8 +143,7 @@ def test_since_refuses_a_rewritten_or_shrunk_ledger(gateway, settings, template_
         assert failing(rewritten).keys() == {"since checkpoint"}
         assert "does not extend your checkpoint" in failing(rewritten)["since checkpoint"]
         shorter = Signed.from_file(settings.home / "ledger" / "checkpoints" / "checkpoint-000005.json")
-        with sqlite3.connect(other_settings.home / "gateway.db") as db:
-            db.execute("DELETE FROM checkpoint WHERE tree_size > 2")
+        execute(other_settings, "DELETE FROM checkpoint WHERE tree_size > 2")
         shrunk = verify_ledger(load_store(other_gateway.engine), other_settings.keys_dir, since=shorter)
         assert "shrank" in failing(shrunk)["since checkpoint"]
     finally:

@@ -3,6 +3,7 @@ environment, its generated tests pass at once, and `gateway adapters list` shows
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -29,9 +30,11 @@ def test_scaffolded_plugin_round_trip(tmp_path):
     )
     assert install.returncode == 0, install.stderr[-3000:]
 
+    # The kit makes its own gateway homes (SQLite): not this suite's database.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     tests = subprocess.run(
         [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env,
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert "10 passed" in tests.stdout

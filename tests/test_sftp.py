@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from conftest import specimen
+from conftest import query, specimen
 from sshd import GATEWAY_KEY_PASSPHRASE, Sshd, department_account
 
 from gateway.config import CONFIG_FILE, load_settings
@@ -126,10 +125,9 @@ def test_department_uploads_with_sftp_and_downloads_a_genuine_receipt(county, ss
     assert json.loads((downloads / police_receipt).read_bytes())["department"] == "police"
     assert remote_names(sshd, "police", "inbox") == []
 
-    with sqlite3.connect(home / "gateway.db") as db:
-        paths = db.execute("SELECT department, source_path, archived_path FROM exchange ORDER BY id").fetchall()
-        assert db.execute("SELECT count(*) FROM record r JOIN exchange e ON e.id = r.exchange_id "
-                          "WHERE e.department = 'hospital'").fetchone()[0] == 3
+    paths = query(home, "SELECT department, source_path, archived_path FROM exchange ORDER BY id")
+    assert query(home, "SELECT count(*) FROM record r JOIN exchange e ON e.id = r.exchange_id "
+                 "WHERE e.department = 'hospital'") == [(3,)]
     assert ("hospital", f"sftp://county/hospital/inbox/{SPECIMEN}", f"sftp://county/hospital/processed/{SPECIMEN}") in paths
 
     # The same bytes again: a duplicate exchange, receipted, archived under another name.
@@ -431,8 +429,7 @@ def test_a_link_in_an_inbox_is_never_followed(county, sshd, tmp_path):
     assert (sshd.root / "hospital" / "rejected" / "births.csv").is_symlink()
     assert secret.read_bytes() == specimen(SPECIMEN)
     assert remote_names(sshd, "police", "processed") == ["secret.csv"]
-    with sqlite3.connect(county.settings.home / "gateway.db") as db:
-        assert db.execute("SELECT count(*) FROM record").fetchone()[0] == 0
+    assert query(county.settings, "SELECT count(*) FROM record") == [(0,)]
 
 
 @pytest.mark.slow

@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sqlite3
 import subprocess
 
-from conftest import drop, run_gateway, specimen
+from conftest import drop, query, run_gateway, specimen
 
 SPECIMEN = "hospital_births_202610.csv"
 
@@ -24,8 +23,7 @@ def test_specimen_gives_three_births_and_three_row_errors(gateway, settings):
     outbox = sorted(p.name for p in (hospital / "outbox").iterdir())
     assert outbox == [f"{SPECIMEN}.errors.csv", f"{SPECIMEN}.receipt.json", f"{SPECIMEN}.receipt.json.asc"]
 
-    with sqlite3.connect(settings.home / "gateway.db") as db:
-        rows = db.execute("SELECT business_key, payload FROM record ORDER BY leaf_index").fetchall()
+    rows = query(settings, "SELECT business_key, payload FROM record ORDER BY leaf_index")
     assert [key for key, _ in rows] == ["hospital|Q440781260001", "hospital|Q440781260002", "hospital|Q440781260003"]
     # A name outside the Basic Multilingual Plane survives byte-exact.
     assert json.loads(rows[1][1])["child"]["name"] == "黄\U0002003e然"
@@ -99,8 +97,7 @@ def test_the_same_bytes_under_another_name_are_a_duplicate_exchange(gateway, set
     receipt = json.loads((settings.mailbox_root / outcome.receipt).read_bytes())
     assert receipt["status"] == "duplicate" and receipt["duplicate_of"] == 1
     assert receipt["ledger"]["sequence"] == 2
-    with sqlite3.connect(settings.home / "gateway.db") as db:
-        assert db.execute("SELECT count(*) FROM record").fetchone()[0] == 3
+    assert query(settings, "SELECT count(*) FROM record") == [(3,)]
     assert (settings.mailbox_root / "hospital" / "processed" / "births 十月 copy.csv").exists()
 
 
@@ -120,8 +117,7 @@ def test_a_changed_record_is_stored_as_a_new_version(gateway, settings):
     drop(settings, "hospital", "hospital_births_202610_fix.csv", text.encode("gb18030"))
     [outcome] = gateway.run_once()
     assert (outcome.accepted, outcome.corrected, outcome.duplicates) == (1, 1, 2)
-    with sqlite3.connect(settings.home / "gateway.db") as db:
-        versions = db.execute("SELECT version FROM record WHERE business_key='hospital|Q440781260001' ORDER BY version").fetchall()
+    versions = query(settings, "SELECT version FROM record WHERE business_key='hospital|Q440781260001' ORDER BY version")
     assert versions == [(1,), (2,)]
 
 
@@ -130,8 +126,7 @@ def test_ledger_chains_receipts(gateway, settings):
         text = specimen(SPECIMEN).decode("gb18030").replace("Q4407812600", f"Q44078126{n}0")
         drop(settings, "hospital", f"batch{n}.csv", text.encode("gb18030"))
         gateway.run_once()
-    with sqlite3.connect(settings.home / "gateway.db") as db:
-        chain = db.execute("SELECT sequence, sha256, previous_sha256 FROM receipt ORDER BY sequence").fetchall()
+    chain = query(settings, "SELECT sequence, sha256, previous_sha256 FROM receipt ORDER BY sequence")
     assert [s for s, _, _ in chain] == [1, 2, 3]
     assert chain[0][2] == "0" * 64
     assert chain[1][2] == chain[0][1] and chain[2][2] == chain[1][1]

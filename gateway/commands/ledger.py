@@ -66,7 +66,7 @@ def verify(
     else:
         settings = settings_for(home)
         keys_dir = keys or settings.keys_dir
-        engine = make_engine(settings.db_url)
+        engine = make_engine(settings.db_url, readonly=True)
         try:
             create_schema(engine)
             view = load_store(engine)

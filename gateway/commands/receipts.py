@@ -36,7 +36,7 @@ def prove(
         console.print("[red]Give exactly one of --record N (leaf index, 0-based) or --row N (source row).[/]")
         raise typer.Exit(2)
     settings = settings_for(home)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, readonly=True)
     try:
         document = build_proof(engine, exchange, leaf_index=record, row=row)
     finally:

@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, event
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from . import models  # noqa: F401 - registers the tables
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    """An engine for the gateway database. On SQLite a writer's transactions start with
+    BEGIN IMMEDIATE; a `readonly` engine (listings, verification) keeps SQLite's deferred
+    BEGIN, so in WAL mode it reads while a long exchange is being written."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
@@ -30,13 +33,23 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection):  # type: ignore[no-untyped-def]
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not the psycopg2 default
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
 def create_schema(engine: Engine) -> None:
+    """Bring the database to the current schema through the Alembic migrations."""
+    from sqlmodel import SQLModel
+
+    from .migrate import upgrade
+
+    upgrade(engine)
+    # TEMPORARY while tables are being added in parallel: tests/test_migrations.py fails
+    # until every model has its migration; this line goes before release.
     SQLModel.metadata.create_all(engine)
 
 

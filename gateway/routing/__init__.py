@@ -1,0 +1,23 @@
+"""Routing under the sharing agreements (docs/routing.md): each department receives what
+it may, minimized, encrypted to its key, signed by the gateway, and acknowledged.
+
+- `agreements`: the sharing agreements, checked against the contracts;
+- `minimize`: the fields of a contract, their Chinese headers, and the projection;
+- `delivery`: `Router`, which routes accepted exchanges and writes the deliveries;
+- `acks`: acknowledgements dropped back by the recipients.
+"""
+
+from .acks import is_acknowledgement, without_acknowledgements
+from .agreements import Agreement, AgreementSet, load_agreements
+from .delivery import DeliveryOutcome, PassReport, Router
+
+__all__ = [
+    "Agreement",
+    "AgreementSet",
+    "DeliveryOutcome",
+    "PassReport",
+    "Router",
+    "is_acknowledgement",
+    "load_agreements",
+    "without_acknowledgements",
+]
