@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from ..errors import GatewayError
+from ..masking import mask_id
 from ._common import HomeOption, console, settings_for
 
 app = typer.Typer(help="Assist-check requests (协查) from the national platform: due dates, drafts, answers.", no_args_is_help=True)
@@ -46,6 +47,11 @@ def parse_days(text: str) -> int:
     if not found:
         raise GatewayError(f"--due-within {text!r}: write a number of days like 3d (or weeks: 2w)")
     return int(found.group(1)) * (7 if found.group(2) == "w" else 1)
+
+
+def mask_ids(text: str) -> str:
+    """Free text (a remark, a reason) with anything shaped like an ID number masked."""
+    return re.sub(r"\d{14,17}[\dXx]", lambda m: mask_id(m.group(0)), text)
 
 
 def _due_text(due: dt.date, provisional: bool, today: dt.date, done: bool) -> str:
@@ -133,9 +139,10 @@ def show(check: Annotated[str, typer.Argument(help="The id (see list) or the XXB
         console.print(f"  remark: {draft.remark}", markup=False)
     if item.answered_at:
         console.print(f"answered {item.answered_at} by {item.answered_by}: PDJG {item.answer_result}"
-                      + (f", remark {item.answer_remark}" if item.answer_remark else "") + (f"; sent {item.sent_at}" if item.sent_at else ""))
+                      + (f", remark {mask_ids(item.answer_remark)}" if item.answer_remark else "")
+                      + (f"; sent {item.sent_at}" if item.sent_at else ""), markup=False)
     if item.send_error and item.status != "answered":
-        console.print(f"[red]last sending error:[/] {item.send_error}", markup=True)
+        console.print(f"last sending error: {item.send_error}", markup=False, soft_wrap=True)
 
 
 @app.command("answer")

@@ -129,6 +129,7 @@ def pulls_history(
     from sqlmodel import Session, select
 
     from ..store.models import PullPage
+    from .assist_checks import mask_ids
 
     gateway = _gateway(home)
     try:
@@ -143,7 +144,7 @@ def pulls_history(
         table.add_column(column)
     for row in rows:
         table.add_row(_when(row.at), row.event, row.since or "(start)", row.next_cursor or "-", str(row.exchange_id or "-"),
-                      row.status or "-", str(row.records), row.detail)
+                      row.status or "-", str(row.records), mask_ids(row.detail))
     console.print(table if rows else f"No pages pulled from {name} yet.")
 
 

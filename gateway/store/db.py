@@ -43,14 +43,9 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
 
 def create_schema(engine: Engine) -> None:
     """Bring the database to the current schema through the Alembic migrations."""
-    from sqlmodel import SQLModel
-
     from .migrate import upgrade
 
     upgrade(engine)
-    # TEMPORARY while tables are being added in parallel: tests/test_migrations.py fails
-    # until every model has its migration; this line goes before release.
-    SQLModel.metadata.create_all(engine)
 
 
 @contextmanager
