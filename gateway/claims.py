@@ -35,8 +35,26 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def worker_id(name: str | None = None) -> str:
+    """`NAME@HOST:PID`: the host and pid let a restarted process on the same machine take
+    over its dead predecessor's claims at once instead of after the timeout."""
+    return f"{name or uuid.uuid4().hex[:6]}@{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead_on_this_host(worker: str) -> bool:
+    name, _, place = worker.rpartition("@")
+    host, _, pid = place.rpartition(":")
+    if not name or host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -49,7 +67,7 @@ class ClaimQueue:
     """The shared queue of found files, on the gateway database."""
 
     def __init__(self, engine: Engine, worker: str | None = None, *, timeout: float = 60.0, heartbeat: float = 10.0):
-        self.engine, self.worker = engine, worker or worker_id()
+        self.engine, self.worker = engine, worker_id(worker)
         self.timeout, self.heartbeat = timeout, heartbeat
 
     def enqueue(self, found: list[FoundFile]) -> None:
@@ -67,6 +85,7 @@ class ClaimQueue:
 
     def next(self) -> Claim | None:
         """Claim the oldest unclaimed (or abandoned) file, or None when there is none."""
+        self._free_claims_of_dead_local_workers()
         stale = utcnow() - dt.timedelta(seconds=self.timeout)
         with session_scope(self.engine) as session:
             row = session.execute(
@@ -83,6 +102,14 @@ class ClaimQueue:
             row.worker, row.heartbeat_at = self.worker, utcnow()
             found = FoundFile(row.department, row.name, row.path, row.size, row.mtime, row.kind)
             return Claim(row.id or 0, found)
+
+    def _free_claims_of_dead_local_workers(self) -> None:
+        with session_scope(self.engine) as session:
+            held = session.execute(select(FileClaim.id, FileClaim.worker).where(FileClaim.worker.is_not(None))).all()  # type: ignore[union-attr]
+            dead = [claim_id for claim_id, worker in held if _dead_on_this_host(worker)]
+            if dead:
+                log.warning("freeing %d claim(s) of dead gateway processes on this machine", len(dead))
+                session.execute(update(FileClaim).where(FileClaim.id.in_(dead)).values(worker=None, heartbeat_at=None))  # type: ignore[union-attr]
 
     def release(self, claim: Claim) -> None:
         with session_scope(self.engine) as session:
