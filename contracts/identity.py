@@ -96,7 +96,7 @@ def _division_known(division: str, year: int) -> bool:
 # files; only accepted numbers are kept, so every refusal is worked out afresh.
 _ACCEPTED: dict[str, str] = {}
 _ACCEPTED_DAY: list[dt.date] = [dt.date.min]
-_ACCEPTED_MAX = 4096
+_ACCEPTED_MAX = 1024  # repeats come close together (twins, one household's members)
 
 
 def normalize_id_number(value: Any) -> str:
