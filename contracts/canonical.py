@@ -29,6 +29,9 @@ def canonical_json_without_floats(value: Any) -> bytes:
     `canonical_json`, which then returns or raises exactly as before.
     """
     try:
-        return orjson.dumps(value, option=_SORT_KEYS)
+        encoded = orjson.dumps(value, option=_SORT_KEYS)
     except TypeError:  # orjson.JSONEncodeError
         return canonical_json(value)
+    # orjson's bytes keep its whole output buffer (about 2 KB for a 500-byte record);
+    # a pipeline holding a batch of payloads would carry that slack. One exact copy.
+    return bytes(memoryview(encoded))

@@ -31,7 +31,10 @@ HEADER = specimen(SPECIMEN).decode("gb18030").splitlines()[0]
 ROWS = 200_000
 GATEWAY = REPO / ".venv" / "bin" / "gateway"
 PYTHON = REPO / ".venv" / "bin" / "python"
-ENV = {**os.environ, "GATEWAY_SETTLE_SECONDS": "0", "COLUMNS": "200"}
+def env() -> dict[str, str]:
+    """The environment for gateway subprocesses, read when they start (the database URL of
+    the PostgreSQL run is set per test)."""
+    return {**os.environ, "GATEWAY_SETTLE_SECONDS": "0", "COLUMNS": "200"}
 
 
 def large_births_csv(rows: int) -> bytes:
@@ -94,7 +97,7 @@ def test_sigkill_in_the_middle_of_a_large_exchange_then_restart_processes_it_onc
     wal = home / "gateway.db-wal"
 
     with open(tmp_path / "killed.log", "wb") as log:
-        proc = subprocess.Popen([str(GATEWAY), "run", "--once", "--home", str(home)], env=ENV, stdout=log, stderr=log)
+        proc = subprocess.Popen([str(GATEWAY), "run", "--once", "--home", str(home)], env=env(), stdout=log, stderr=log)
     try:
         # Kill it inside the exchange: the file is staged, the exchange row is committed as
         # "received", and the records transaction has written well over 16 MB to the WAL.
@@ -228,7 +231,7 @@ def test_sigkill_between_the_commit_and_the_move_then_restart_completes_the_move
         f"sys.argv = ['gateway', 'run', '--once', '--home', {str(home)!r}]\n"
         "main()\n"
     )
-    killed = subprocess.run([str(PYTHON), "-c", killer], env=ENV, capture_output=True, timeout=120)
+    killed = subprocess.run([str(PYTHON), "-c", killer], env=env(), capture_output=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert listing(home, "inbox") == [name]
     [(exchange_id, status, archived)] = query(home, "SELECT id, status, archived_path FROM exchange")
