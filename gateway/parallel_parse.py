@@ -1,0 +1,132 @@
+"""Parse and validate a large file in a second process (并行解析) while this one stores.
+
+Validation (adapter, pydantic contracts, canonical JSON, hashes) costs about three times
+what storing does, so a second core roughly doubles the speed of one large exchange.
+The parsing process runs `RowPreparer` (gateway/row_batches.py), the code the gateway
+process runs for small files, and sends each `PreparedBatch` as one pickle down a pipe.
+The gateway process stays the only writer: it dedupes, inserts, builds the Merkle tree
+and seals the receipt in the exchange's one transaction, exactly as before.
+
+Memory stays bounded: a pipe holds 64 KiB, so the parsing process is at most about one
+batch ahead of the writer. Failures never leave half an exchange:
+
+- the file cannot be read as a whole (`FileRejected` in the parsing process): raised
+  again here, so the file is rejected with the same reason as in one process;
+- the parsing process fails or is killed: `ParseProcessFailed` here; the exchange's
+  transaction rolls back and the file stays in the inbox for the next pass;
+- the gateway process dies: the parsing process's next send fails and it ends.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .adapter import Adapter, SourceFile
+from .errors import FileRejected
+from .readers import CountingReader
+from .row_batches import PreparedBatch, RowPreparer
+
+
+class ParseProcessFailed(RuntimeError):
+    """The parsing process of a large file failed or was killed; the file stays in the inbox."""
+
+
+def _start_method() -> str:
+    # fork: the parsing process inherits the loaded adapter and its warm caches (a spawned
+    # one would import everything again, about a second). It only runs adapter code and
+    # writes to its pipe: no database, no logging, no other thread's locks.
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _produce(adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int, sink: Connection, other_end: Connection | None) -> None:
+    """The parsing process: every batch of the file down `sink`, then ("done",)."""
+    if other_end is not None:
+        other_end.close()  # else the gateway dying would not close the pipe for us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the gateway process, which closes the pipe
+    read = [0]
+    opener = source.open_binary
+
+    def count(n: int) -> None:
+        read[0] += n
+
+    source.open_binary = lambda: CountingReader(opener(), count)  # type: ignore[method-assign]
+    dumps, send = pickle.dumps, sink.send_bytes
+    try:
+        try:
+            for batch in RowPreparer(adapter, exchange_id).batches(source, size):
+                send(dumps(("batch", batch._replace(read=read[0])), pickle.HIGHEST_PROTOCOL))
+            message: tuple[Any, ...] = ("done",)
+        except FileRejected as rejected:
+            message = ("rejected", rejected.code, rejected.detail, rejected.row, rejected.field)
+        except Exception as exc:  # noqa: BLE001 - reported to the gateway process, which raises it
+            message = ("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        send(dumps(message, pickle.HIGHEST_PROTOCOL))
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the gateway process is gone or gave up on this file: nothing to tell
+    finally:
+        # Straight out: no atexit handlers or stream flushes of the forked parent's state.
+        os._exit(0)
+
+
+class ParsedInProcess:
+    """The batches of `source` as parsed by a second process. Use as a context manager:
+    leaving it (normally, or on any error) ends the parsing process."""
+
+    def __init__(self, adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int):
+        context = multiprocessing.get_context(_start_method())
+        self._receiver, sender = context.Pipe(duplex=False)
+        forked = context.get_start_method() == "fork"
+        self._process = context.Process(
+            target=_produce,
+            args=(adapter, source, exchange_id, size, sender, self._receiver if forked else None),
+            name=f"gateway-parse-{source.name}",
+            daemon=True,  # never outlives the gateway process
+        )
+        self._process.start()
+        sender.close()  # ours: now only the parsing process holds the sending end
+        self.read = 0
+
+    def __enter__(self) -> ParsedInProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._receiver.close()  # a parsing process still sending gets EPIPE and ends
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def __iter__(self) -> Iterator[PreparedBatch]:
+        receive, loads = self._receiver.recv_bytes, pickle.loads
+        while True:
+            try:
+                message = loads(receive())
+            except EOFError:
+                self._process.join(timeout=5)
+                raise ParseProcessFailed(
+                    f"the parsing process (pid {self._process.pid}) ended before it finished the file "
+                    f"(exit code {self._process.exitcode}); the file stays in the inbox for the next pass"
+                ) from None
+            kind = message[0]
+            if kind == "batch":
+                batch: PreparedBatch = message[1]
+                self.read = batch.read
+                yield batch
+            elif kind == "done":
+                return
+            elif kind == "rejected":
+                _, code, detail, row, column = message
+                raise FileRejected(code, detail, row=row, field=column)
+            else:
+                _, summary, details = message
+                raise ParseProcessFailed(f"the parsing process failed: {summary}\n{details}")
