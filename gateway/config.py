@@ -140,13 +140,13 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(default=2.0, ge=0, description="a file must be unchanged this long before it is taken")
     poll_seconds: float = Field(default=10.0, gt=0, description="how often `gateway run` polls the inboxes")
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")
-    # One large file on two cores (gateway/parallel_parse.py, docs/performance.md).
+    # One large file on several cores (gateway/parallel_parse.py, docs/performance.md).
     ingest_workers: int = Field(
-        default=2, ge=1, le=2,
-        description="processes working on one large file: 2 parses and validates in a second process while this one stores; 1 does all in one",
+        default=1, ge=0, le=64,
+        description="parsing processes that validate a large file while the gateway process stores it; 0: all in one process",
     )
     parallel_parse_min_bytes: int = Field(
-        default=4_000_000, ge=0, description="files at least this large are parsed in a second process (with ingest_workers = 2)"
+        default=4_000_000, ge=0, description="files at least this large go to the parsing processes; smaller ones are parsed in-process"
     )
     claim_timeout_seconds: float = Field(
         default=60.0, gt=0, description="a claimed file whose worker is silent this long is taken over"

@@ -45,11 +45,19 @@ def _start_method() -> str:
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _produce(adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int, sink: Connection, other_end: Connection | None) -> None:
-    """The parsing process: every batch of the file down `sink`, then ("done",)."""
-    if other_end is not None:
-        other_end.close()  # else the gateway dying would not close the pipe for us
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the gateway process, which closes the pipe
+def _produce(
+    adapter: Adapter,
+    source: SourceFile,
+    exchange_id: int | None,
+    size: int,
+    share: tuple[int, int],
+    sink: Connection,
+    not_ours: list[Connection],
+) -> None:
+    """A parsing process: its share of the file's batches down `sink`, then ("done",)."""
+    for connection in not_ours:
+        connection.close()  # else the gateway dying would not close the pipe for us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the gateway process, which closes the pipes
     read = [0]
     opener = source.open_binary
 
@@ -60,7 +68,7 @@ def _produce(adapter: Adapter, source: SourceFile, exchange_id: int | None, size
     dumps, send = pickle.dumps, sink.send_bytes
     try:
         try:
-            for batch in RowPreparer(adapter, exchange_id).batches(source, size):
+            for batch in RowPreparer(adapter, exchange_id).batches(source, size, share):
                 send(dumps(("batch", batch._replace(read=read[0])), pickle.HIGHEST_PROTOCOL))
             message: tuple[Any, ...] = ("done",)
         except FileRejected as rejected:
@@ -75,58 +83,80 @@ def _produce(adapter: Adapter, source: SourceFile, exchange_id: int | None, size
         os._exit(0)
 
 
-class ParsedInProcess:
-    """The batches of `source` as parsed by a second process. Use as a context manager:
-    leaving it (normally, or on any error) ends the parsing process."""
+class ParsedInProcesses:
+    """The batches of `source` as parsed by `workers` other processes, in file order.
+    Use as a context manager: leaving it (normally, or on any error) ends them."""
 
-    def __init__(self, adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int):
+    def __init__(self, adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int, workers: int):
         context = multiprocessing.get_context(_start_method())
-        self._receiver, sender = context.Pipe(duplex=False)
         forked = context.get_start_method() == "fork"
-        self._process = context.Process(
-            target=_produce,
-            args=(adapter, source, exchange_id, size, sender, self._receiver if forked else None),
-            name=f"gateway-parse-{source.name}",
-            daemon=True,  # never outlives the gateway process
-        )
-        self._process.start()
-        sender.close()  # ours: now only the parsing process holds the sending end
+        pipes = [context.Pipe(duplex=False) for _ in range(workers)]
+        self._receivers = [receiver for receiver, _ in pipes]
+        self._processes = []
+        try:
+            for index, (_, sender) in enumerate(pipes):
+                # A forked child inherits every pipe end open so far: it closes all but its own.
+                others = [end for k, pair in enumerate(pipes) for end in pair if not (k == index and end is sender)]
+                process = context.Process(
+                    target=_produce,
+                    args=(adapter, source, exchange_id, size, (index, workers), sender, others if forked else []),
+                    name=f"gateway-parse-{index + 1}-of-{workers}",
+                    daemon=True,  # never outlives the gateway process
+                )
+                process.start()
+                self._processes.append(process)
+        finally:
+            for _, sender in pipes:
+                sender.close()  # ours: only the parsing processes hold the sending ends
         self.read = 0
 
-    def __enter__(self) -> ParsedInProcess:
+    def __enter__(self) -> ParsedInProcesses:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
-        self._receiver.close()  # a parsing process still sending gets EPIPE and ends
-        self._process.join(timeout=5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        for receiver in self._receivers:
+            receiver.close()  # a parsing process still sending gets EPIPE and ends
+        for process in self._processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def _receive(self, index: int) -> tuple[Any, ...]:
+        try:
+            message: tuple[Any, ...] = pickle.loads(self._receivers[index].recv_bytes())
+        except EOFError:
+            process = self._processes[index]
+            process.join(timeout=5)
+            raise ParseProcessFailed(
+                f"parsing process {index + 1} of {len(self._processes)} (pid {process.pid}) ended before it finished "
+                f"the file (exit code {process.exitcode}); the file stays in the inbox for the next pass"
+            ) from None
+        kind = message[0]
+        if kind == "rejected":
+            _, code, detail, row, column = message
+            raise FileRejected(code, detail, row=row, field=column)
+        if kind == "failed":
+            _, summary, details = message
+            raise ParseProcessFailed(f"parsing process {index + 1} of {len(self._processes)} failed: {summary}\n{details}")
+        return message
 
     def __iter__(self) -> Iterator[PreparedBatch]:
-        receive, loads = self._receiver.recv_bytes, pickle.loads
+        workers = len(self._processes)
+        number = 0
         while True:
-            try:
-                message = loads(receive())
-            except EOFError:
-                self._process.join(timeout=5)
-                raise ParseProcessFailed(
-                    f"the parsing process (pid {self._process.pid}) ended before it finished the file "
-                    f"(exit code {self._process.exitcode}); the file stays in the inbox for the next pass"
-                ) from None
-            kind = message[0]
-            if kind == "batch":
-                batch: PreparedBatch = message[1]
-                self.read = batch.read
-                yield batch
-            elif kind == "done":
-                return
-            elif kind == "rejected":
-                _, code, detail, row, column = message
-                raise FileRejected(code, detail, row=row, field=column)
-            else:
-                _, summary, details = message
-                raise ParseProcessFailed(f"the parsing process failed: {summary}\n{details}")
+            message = self._receive(number % workers)
+            if message[0] == "done":
+                break
+            batch: PreparedBatch = message[1]
+            self.read = max(self.read, batch.read)
+            yield batch
+            number += 1
+        # The file ended at batch `number`: every other process must have ended there too.
+        for k in range(1, workers):
+            message = self._receive((number + k) % workers)
+            if message[0] != "done":
+                raise ParseProcessFailed("the parsing processes disagree on where the file ends")

@@ -33,7 +33,7 @@ from .config import Settings
 from .drops import REASONS as SIGNATURE_REASONS, SignedDrops
 from .routing import Router, without_acknowledgements
 from .errors import ConfigError, FileRejected, TransportError
-from .parallel_parse import ParsedInProcess
+from .parallel_parse import ParsedInProcesses
 from .plugins import PluginManager, get_manager
 from .readers import CountingReader
 from .receipts.ledger import checkpoint_after_pass
@@ -458,13 +458,15 @@ class Gateway:
                     found.extend(connection.execute(columns.where(Record.contract == contract, Record.business_key.in_(chunk))))  # type: ignore[attr-defined]
             return found
 
-        parallel = self.settings.ingest_workers > 1 and source.size >= self.settings.parallel_parse_min_bytes
+        workers = self.settings.ingest_workers
+        parallel = workers > 0 and source.size >= self.settings.parallel_parse_min_bytes
         with contextlib.ExitStack() as stack:
             if parallel:
-                # Validation in a second process, storing here (gateway/parallel_parse.py).
-                parsed = stack.enter_context(ParsedInProcess(adapter, source, exchange.id, batch))
-                batches: Iterable[PreparedBatch] = parsed
-                log.info("exchange %s: %s parsed and validated in a second process", exchange.id, source.name)
+                # Validation in other processes, storing here (gateway/parallel_parse.py).
+                batches: Iterable[PreparedBatch] = stack.enter_context(
+                    ParsedInProcesses(adapter, source, exchange.id, batch, workers)
+                )
+                log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, source.name, workers)
             else:
                 if progress is not None:
                     opener = source.open_binary
@@ -479,7 +481,7 @@ class Gateway:
                 self._flush(session, exchange, tree, prepared.records, insert_many=insert_many, stored=stored)
                 if prepared.issues:
                     insert_many(RowError.__table__, ISSUE_KEYS, prepared.issues)  # type: ignore[attr-defined]
-                if parallel and progress is not None:
+                if parallel and progress is not None and prepared.read > read:
                     progress(prepared.read - read)
                     read = prepared.read
         exchange.rows += rows

@@ -57,9 +57,15 @@ class RowPreparer:
         self._texts: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         self._kinds: dict[tuple[str, ...], str] | None = None
 
-    def batches(self, source: SourceFile, size: int) -> Iterator[PreparedBatch]:
-        """The file's rows, `size` rows a batch (the last one may be shorter or empty)."""
+    def batches(self, source: SourceFile, size: int, share: tuple[int, int] = (0, 1)) -> Iterator[PreparedBatch]:
+        """The file's rows, `size` rows a batch (the last one may be shorter or empty).
+
+        With `share` = (k, n), only batches k, k + n, k + 2n... are validated and yielded:
+        n parsing processes each read the whole file (reading is the cheap part) and
+        validate every n-th batch; the writer takes the batches in turn."""
         normalize, sha256, adapter, exchange_id = self.adapter.normalize, hashlib.sha256, self.adapter, self.exchange_id
+        mine, count = share
+        number = 0  # of the batch being filled
         rows = rejected = warnings = 0
         records: list[tuple[str, str, str, str, str, int, bytes]] = []
         issues: list[tuple[Any, ...]] = []
@@ -67,6 +73,11 @@ class RowPreparer:
         append, texts = records.append, self._texts
         for raw in adapter.parse(source):
             rows += 1
+            if count > 1 and number % count != mine:
+                if rows >= size:  # another process's batch: only counted, to know where ours start
+                    number += 1
+                    rows = 0
+                continue
             failure: ValidationError | RowRejected | None = None
             if raw.problem is None:
                 try:
@@ -98,10 +109,12 @@ class RowPreparer:
                 rejected += 1
             if rows >= size:
                 yield PreparedBatch(rows, records, issues, rejected, warnings, versions)
+                number += 1
                 rows = rejected = warnings = 0
                 records, issues, versions = [], [], {}
                 append = records.append
-        yield PreparedBatch(rows, records, issues, rejected, warnings, versions)
+        if number % count == mine:
+            yield PreparedBatch(rows, records, issues, rejected, warnings, versions)
 
     def _row_errors(self, raw: RawRow, failure: ValidationError | RowRejected | None, issues: list[tuple[Any, ...]]) -> None:
         """Append the errors that reject `raw`: one per failing field, with the column the
