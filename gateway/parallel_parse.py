@@ -1,20 +1,22 @@
-"""Parse and validate a large file in a second process (并行解析) while this one stores.
+"""Parse and validate a large file in other processes (并行解析) while this one stores it.
 
-Validation (adapter, pydantic contracts, canonical JSON, hashes) costs about three times
-what storing does, so a second core roughly doubles the speed of one large exchange.
-The parsing process runs `RowPreparer` (gateway/row_batches.py), the code the gateway
-process runs for small files, and sends each `PreparedBatch` as one pickle down a pipe.
-The gateway process stays the only writer: it dedupes, inserts, builds the Merkle tree
-and seals the receipt in the exchange's one transaction, exactly as before.
+Validation (adapter, pydantic contracts, canonical JSON, hashes) costs about twice what
+storing does, so other cores speed up one large exchange. Each of the `ingest_workers`
+parsing processes reads the whole file (the cheap part) and validates every n-th batch
+of it with `RowPreparer` (gateway/row_batches.py), the code the gateway process runs
+for small files; it sends each `PreparedBatch` as one pickle down its own pipe. The
+gateway process takes the batches in file order and stays the only writer: it dedupes,
+inserts, builds the Merkle tree and seals the receipt in the exchange's one transaction,
+exactly as with one process.
 
-Memory stays bounded: a pipe holds 64 KiB, so the parsing process is at most about one
+Memory stays bounded: a pipe holds 64 KiB, so each parsing process is at most about one
 batch ahead of the writer. Failures never leave half an exchange:
 
-- the file cannot be read as a whole (`FileRejected` in the parsing process): raised
-  again here, so the file is rejected with the same reason as in one process;
-- the parsing process fails or is killed: `ParseProcessFailed` here; the exchange's
+- the file cannot be read as a whole (`FileRejected` in a parsing process): raised again
+  here, so the file is rejected with the same reason as in one process;
+- a parsing process fails or is killed: `ParseProcessFailed` here; the exchange's
   transaction rolls back and the file stays in the inbox for the next pass;
-- the gateway process dies: the parsing process's next send fails and it ends.
+- the gateway process dies: the parsing processes' next send fails and they end.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .adapter import Adapter, SourceFile
-from .errors import FileRejected
+from .errors import FileRejected, GatewayError
 from .readers import CountingReader
 from .row_batches import PreparedBatch, RowPreparer
 
 
-class ParseProcessFailed(RuntimeError):
-    """The parsing process of a large file failed or was killed; the file stays in the inbox."""
+class ParseProcessFailed(GatewayError):
+    """A parsing process of a large file failed or was killed. The exchange's transaction
+    rolls back: nothing of the file is stored, and it is taken again on the next pass."""
 
 
 def _start_method() -> str:
@@ -133,7 +136,7 @@ class ParsedInProcesses:
             process.join(timeout=5)
             raise ParseProcessFailed(
                 f"parsing process {index + 1} of {len(self._processes)} (pid {process.pid}) ended before it finished "
-                f"the file (exit code {process.exitcode}); the file stays in the inbox for the next pass"
+                f"the file (exit code {process.exitcode}); nothing of the file was stored"
             ) from None
         kind = message[0]
         if kind == "rejected":
