@@ -142,7 +142,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")
     # One large file on several cores (gateway/parallel_parse.py, docs/performance.md).
     ingest_workers: int = Field(
-        default=1, ge=0, le=64,
+        default_factory=lambda: 2 if (os.cpu_count() or 1) > 1 else 0, ge=0, le=64,
         description="parsing processes that validate a large file while the gateway process stores it; 0: all in one process",
     )
     parallel_parse_min_bytes: int = Field(
