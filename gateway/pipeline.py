@@ -539,7 +539,8 @@ class Gateway:
                 if seen is None or seen[0] < version:
                     known[key] = (version, record_hash)
         inserts = []
-        exchange_id, leaf, append = exchange.id, tree.size, tree.append_leaf_hash
+        leaves: list[bytes] = []
+        exchange_id, leaf, append = exchange.id, tree.size, leaves.append
         duplicates = corrected = 0
         for contract, schema_version, key, record_hash, payload, row, leaf_hash in pending:
             known = latest[contract]
@@ -556,6 +557,7 @@ class Gateway:
             inserts.append((exchange_id, contract, schema_version, key, version, record_hash, payload, row, leaf))
             append(leaf_hash)
             leaf += 1
+        tree.extend_leaf_hashes(leaves)
         if duplicates:  # once per batch: each assignment to a mapped attribute is an ORM event
             exchange.duplicates += duplicates
         if corrected:

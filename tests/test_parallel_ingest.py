@@ -234,3 +234,18 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(" ", 3)[2] != "Z"
     except OSError:
         return False
+
+
+def test_extending_a_merkle_tree_by_a_batch_of_leaf_hashes_is_appending_them_one_by_one():
+    from gateway.receipts.merkle import TreeBuilder, leaf_hash
+
+    leaves = [leaf_hash(str(n).encode()) for n in range(1000)]
+    one_by_one, batched = TreeBuilder(), TreeBuilder()
+    for h in leaves:
+        one_by_one.append_leaf_hash(h)
+    for start, end in ((0, 1), (1, 7), (7, 512), (512, 1000)):  # uneven batches across power-of-two edges
+        batched.extend_leaf_hashes(leaves[start:end])
+        assert batched.size == end
+    assert batched.root() == one_by_one.root()
+    with pytest.raises(ValueError):
+        batched.extend_leaf_hashes([b"short"])
