@@ -9,8 +9,7 @@ gateway process takes the batches in file order and stays the only writer: it de
 inserts, builds the Merkle tree and seals the receipt in the exchange's one transaction,
 exactly as with one process.
 
-Memory stays bounded: a pipe holds 64 KiB, so each parsing process is at most about one
-batch ahead of the writer. Failures never leave half an exchange:
+Memory stays bounded: each parsing process is at most `AHEAD` batches ahead of the writer. Failures never leave half an exchange:
 
 - the file cannot be read as a whole (`FileRejected` in a parsing process): raised again
   here, so the file is rejected with the same reason as in one process;
@@ -24,7 +23,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
+import threading
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -34,6 +35,9 @@ from .adapter import Adapter, SourceFile
 from .errors import FileRejected, GatewayError
 from .readers import CountingReader
 from .row_batches import PreparedBatch, RowPreparer
+
+
+AHEAD = 4  # batches a parsing process may have validated beyond what the writer took
 
 
 class ParseProcessFailed(GatewayError):
@@ -68,22 +72,33 @@ def _produce(
         read[0] += n
 
     source.open_binary = lambda: CountingReader(opener(), count)  # type: ignore[method-assign]
-    dumps, send = pickle.dumps, sink.send_bytes
-    try:
+    # A sender thread keeps up to AHEAD pickled batches queued, so that validation goes on
+    # while the writer is busy (or descheduled on a shared machine); bounded, so memory is.
+    outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
+
+    def send() -> None:
         try:
-            for batch in RowPreparer(adapter, exchange_id).batches(source, size, share):
-                send(dumps(("batch", batch._replace(read=read[0])), pickle.HIGHEST_PROTOCOL))
-            message: tuple[Any, ...] = ("done",)
-        except FileRejected as rejected:
-            message = ("rejected", rejected.code, rejected.detail, rejected.row, rejected.field)
-        except Exception as exc:  # noqa: BLE001 - reported to the gateway process, which raises it
-            message = ("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
-        send(dumps(message, pickle.HIGHEST_PROTOCOL))
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the gateway process is gone or gave up on this file: nothing to tell
-    finally:
-        # Straight out: no atexit handlers or stream flushes of the forked parent's state.
-        os._exit(0)
+            while (data := outbox.get()) is not None:
+                sink.send_bytes(data)
+        except OSError:  # EPIPE: the gateway process is gone or gave up on this file
+            os._exit(0)
+
+    sender = threading.Thread(target=send, name="send-batches", daemon=True)
+    sender.start()
+    dumps, put = pickle.dumps, outbox.put
+    try:
+        for batch in RowPreparer(adapter, exchange_id).batches(source, size, share):
+            put(dumps(("batch", batch._replace(read=read[0])), pickle.HIGHEST_PROTOCOL))
+        message: tuple[Any, ...] = ("done",)
+    except FileRejected as rejected:
+        message = ("rejected", rejected.code, rejected.detail, rejected.row, rejected.field)
+    except Exception as exc:  # noqa: BLE001 - reported to the gateway process, which raises it
+        message = ("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    put(dumps(message, pickle.HIGHEST_PROTOCOL))
+    put(None)
+    sender.join()
+    # Straight out: no atexit handlers or stream flushes of the forked parent's state.
+    os._exit(0)
 
 
 class ParsedInProcesses:
@@ -131,7 +146,7 @@ class ParsedInProcesses:
     def _receive(self, index: int) -> tuple[Any, ...]:
         try:
             message: tuple[Any, ...] = pickle.loads(self._receivers[index].recv_bytes())
-        except EOFError:
+        except (EOFError, OSError):  # OSError: it died in the middle of a message
             process = self._processes[index]
             process.join(timeout=5)
             raise ParseProcessFailed(
