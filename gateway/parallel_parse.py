@@ -108,6 +108,7 @@ class ParsedInProcesses:
     def __init__(self, adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int, workers: int):
         context = multiprocessing.get_context(_start_method())
         forked = context.get_start_method() == "fork"
+        self._size = size
         pipes = [context.Pipe(duplex=False) for _ in range(workers)]
         self._receivers = [receiver for receiver, _ in pipes]
         self._processes = []
@@ -164,12 +165,15 @@ class ParsedInProcesses:
 
     def __iter__(self) -> Iterator[PreparedBatch]:
         workers = len(self._processes)
-        number = 0
+        number, last = 0, False
         while True:
             message = self._receive(number % workers)
             if message[0] == "done":
                 break
             batch: PreparedBatch = message[1]
+            if last:  # only the file's last batch may be short
+                raise ParseProcessFailed("the parsing processes disagree on where the file's batches begin")
+            last = batch.rows < self._size
             self.read = max(self.read, batch.read)
             yield batch
             number += 1
