@@ -127,7 +127,6 @@ class ParsedInProcesses:
         finally:
             for _, sender in pipes:
                 sender.close()  # ours: only the parsing processes hold the sending ends
-        self.read = 0
 
     def __enter__(self) -> ParsedInProcesses:
         return self
@@ -174,7 +173,6 @@ class ParsedInProcesses:
             if last:  # only the file's last batch may be short
                 raise ParseProcessFailed("the parsing processes disagree on where the file's batches begin")
             last = batch.rows < self._size
-            self.read = max(self.read, batch.read)
             yield batch
             number += 1
         # The file ended at batch `number`: every other process must have ended there too.
