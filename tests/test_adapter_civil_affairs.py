@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import conftest
 import pytest
 
-from adapters.civil_affairs import CivilAffairsAdapter, _DeclarationGuard
+from adapters.civil_affairs import CivilAffairsAdapter
+from gateway.xml import DeclarationGuard
 from conftest import SPECIMENS, drop, specimen
 from gateway.errors import FileRejected
 from gateway.testing import adapter_test_class
@@ -303,7 +304,7 @@ def test_any_doctype_rejects_the_file(gateway, settings, prolog):
 def test_a_declaration_split_across_reads_is_still_found():
     data = b"<a>" + b" " * 37 + b"<!DOCTYPE a>" + b"</a>"
     for size in (1, 5, 7, 40, 41, 44):
-        guard = _DeclarationGuard(io.BytesIO(data))
+        guard = DeclarationGuard(io.BytesIO(data))
         with pytest.raises(FileRejected) as refused:
             while guard.read(size):
                 pass
