@@ -4,7 +4,6 @@ and oversized files, and files from other departments."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -17,7 +16,7 @@ import pytest
 
 from adapters.civil_affairs import CivilAffairsAdapter
 from gateway.xml import DeclarationGuard
-from conftest import SPECIMENS, drop, specimen
+from conftest import SPECIMENS, drop, error_report, specimen
 from gateway.errors import FileRejected
 from gateway.testing import adapter_test_class
 
@@ -67,13 +66,7 @@ def database_text(settings) -> str:
 
 def report(settings, name: str, department: str = "civil-affairs") -> dict[int, list[tuple[str, str, str, str]]]:
     """The outbox's errors.csv as {row: [(column, field, masked value, code), ...]}."""
-    path = settings.mailbox_root / department / "outbox" / f"{name}.errors.csv"
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    found: dict[int, list[tuple[str, str, str, str]]] = {}
-    for row in rows:
-        found.setdefault(int(row[0] or 0), []).append((row[1], row[2], row[3], row[6]))
-    return found
+    return error_report(settings, department, name)
 
 
 def codes(settings, name: str) -> dict[int, list[tuple[str, str]]]:
