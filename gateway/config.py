@@ -171,6 +171,14 @@ class Settings(BaseSettings):
     require_signed_acks: bool = Field(
         default=False, description="refuse an ACK-<delivery id>.json without a good ACK-<id>.json.asc by the recipient's key"
     )
+    # Reconciliation of departments' records (gateway/reconcile/, docs/reconciliation.md).
+    reconciliation: dict[str, Any] = Field(
+        default_factory=dict, description="[reconciliation] options: [reconciliation.grace] per rule, the daily job's time"
+    )
+    # Population reports and the monthly early warning (gateway/population_reports/, docs/reports.md).
+    population_reports: dict[str, Any] = Field(
+        default_factory=dict, description="[population_reports] options (gateway/population_reports/settings.py)"
+    )
 
     @field_validator("departments")
     @classmethod

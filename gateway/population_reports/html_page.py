@@ -66,7 +66,9 @@ def render(report: PopulationReport) -> str:
         ("出生人口性别比 sex ratio at birth", "—" if ratio is None else f"{ratio:.1f}"),
     ]
     if report.balanced:
-        status = '<div class="status ok">平衡 balanced: male + female = total in every row, the divisions sum to the total, and the registered population adds up.</div>'
+        checked = not any(row.end is None for row in report.population)
+        population = "the registered population adds up" if checked else "the registered population is not checked against a counted end (see the note)"
+        status = f'<div class="status ok">平衡 balanced: male + female = total in every row, the divisions sum to the total; {population}.</div>'
     else:
         items = "".join(f"<li>{escape(f.text())}</li>" for f in report.failures)
         status = f'<div class="status bad">不平衡 unbalanced: {len(report.failures)} check(s) fail<ul>{items}</ul></div>'
