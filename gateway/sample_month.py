@@ -95,7 +95,9 @@ SCHOOL_HEADER = (
 @dataclass(frozen=True)
 class PlantedDiscrepancy:
     """One discrepancy a correct gateway must find: `key` is the subject's identifier as
-    the rule reports it (certificate number, ID number or cremation certificate number)."""
+    the rule reports it: the birth certificate number (births), the ID number (deaths,
+    cremations, tenants), or the cremation certificate number (证号) for a cremation
+    recorded without the ID number."""
 
     rule: str
     key: str
@@ -360,10 +362,10 @@ def generate_month(
         for _ in range(PLANTED["cremations-without-death"]):
             died = planted_day()
             name, born, sex, number = person(died, 60, 95)
-            cert = cremation(died, name, born, sex, number, died + dt.timedelta(days=2))
-            result.details[("cremations-without-death", cert)] = {
+            cremation(died, name, born, sex, number, died + dt.timedelta(days=2))
+            result.details[("cremations-without-death", number)] = {
                 "name": name, "born": born.isoformat(), "sex": sex, "died": died.isoformat(), "id_number": number}
-            result.planted.append(PlantedDiscrepancy("cremations-without-death", cert, died))
+            result.planted.append(PlantedDiscrepancy("cremations-without-death", number, died))
         # The fallback pair: a death, and its cremation without the ID number, one day off on the birth date.
         died = planted_day()
         name, born, sex, number = person(died, 60, 95)
