@@ -121,7 +121,7 @@ def _unregistered_births(engine: Engine, settings: Settings, at: dt.datetime) ->
         from ..reconcile import open_counts  # type: ignore[attr-defined]
     except ImportError:
         return None
-    count = int(open_counts(engine, settings, at).get("unregistered-births", 0))
+    count = int(open_counts(engine, settings, clock.in_china(at).date()).get("unregistered-births", 0))
     return WarningLine(
         "unregistered-births", count > 0,
         f"{count} birth(s) without a police registration past their grace period" if count else "no birth unregistered past its grace period",
