@@ -314,3 +314,37 @@ def test_each_department_receives_its_open_list_encrypted_in_its_outbox(home, se
     assert len(list(outbox.glob("DISCREPANCIES-*.json.gpg"))) == 1
     actions = query(home, "SELECT department FROM auditevent WHERE action = 'discrepancies_delivered' ORDER BY department")
     assert actions == [("civil-affairs",), ("police",)]
+
+
+def test_current_versions_count_a_corrected_record_is_followed_and_a_tenant_who_moved_out_is_withdrawn(home, gateway, months):
+    from gateway.sample_month import HOUSING
+
+    august, _ = months
+    ingest(gateway, august)
+    reconcile_json(home, "--as-of", AUGUST_AS_OF)
+    tenants = sorted(august.planted_keys("tenants-without-residence-permit"))
+    page = json.loads(august.files[HOUSING][0][1])
+    items = {o["idNo"]: item for item in page["items"] for o in item["occupants"] if o["idNo"] in tenants}
+    corrected = json.loads(json.dumps(items[tenants[0]]))
+    corrected["room"] = "9999"  # same certificate and time, other content: version 2
+    moved = json.loads(json.dumps(items[tenants[1]]))
+    moved["updatedAt"] = "2026-09-25T10:00:00+08:00"  # a later change: the tenant moved out
+    moved["occupants"][0]["moveOut"] = "2026-09-24"
+    name = "housing_occupancy_20260925.json"
+    (gateway.settings.mailbox_root / "housing" / "inbox" / name).write_text(
+        json.dumps({"items": [corrected, moved]}, ensure_ascii=False), encoding="utf-8")
+    import os
+    import time
+
+    os.utime(gateway.settings.mailbox_root / "housing" / "inbox" / name, (time.time() - 60, time.time() - 60))
+    [outcome] = gateway.run_once()
+    assert (outcome.status, outcome.accepted, outcome.corrected) == ("processed", 2, 1)
+
+    report = reconcile_json(home, "--as-of", AUGUST_AS_OF)
+    assert open_keys(home)["tenants-without-residence-permit"] == set(tenants) - {tenants[1]}
+    assert query(home, "SELECT closure FROM discrepancy WHERE subject_key = ?", tenants[1]) == [("withdrawn",)]
+    [(record_id, version)] = query(
+        home, "SELECT r.id, r.version FROM discrepancy d JOIN record r ON r.id = d.record_id WHERE d.subject_key = ?", tenants[0])
+    assert version == 2
+    [item] = [i for i in report["rules"]["tenants-without-residence-permit"]["items"] if i["record"]["id"] == record_id]
+    assert item["subject"] == masked("tenants-without-residence-permit", tenants[0])
