@@ -324,6 +324,15 @@ require_signed_acks = false
 # count = "calendar"               # or "working" (chinesecalendar, adjusted workdays included)
 # start = "sent"                   # FQSJ, or "received"
 
+# Reconciliation between departments' records (docs/reconciliation.md): grace periods
+# per rule (defaults from the regulations) and the daily job, China time.
+# [reconciliation]
+# at = ["07:00"]                   # [] disables the daily job
+# deliver = true                   # the daily job sends each department its open list
+# [reconciliation.grace]
+# unregistered-births = "1 month"
+# deaths-without-cremation = "15 days"
+
 # Options per adapter, e.g.
 # [adapters.hospital-births]
 
