@@ -291,3 +291,14 @@ def test_scheduled_production_on_due_dates_signed_once_and_caught_up(gateway, se
     tampered = outbox / "population-annual-2026.html"
     tampered.write_bytes(tampered.read_bytes().replace(b"</html>", b"<!-- edited --></html>"))
     assert "BADSIG" in _verify(home, tmp_path, tampered)
+
+
+def test_bad_periods_and_a_bad_snapshots_file_are_clear_errors(home, settings):
+    bad = run_gateway(home, "report", "monthly", "--month", "2026-13", check=False)
+    assert bad.returncode == 2 and "write the month as YYYY-MM" in bad.stdout + bad.stderr
+    bad = run_gateway(home, "report", "quarterly", "--quarter", "2026Q5", check=False)
+    assert bad.returncode == 2 and "YYYYQn" in bad.stdout + bad.stderr
+    (home / "population_snapshots.csv").write_text("时点,行政区划代码,男,女\n2026-09-20,4407,1,2\n", encoding="utf-8")
+    bad = run_gateway(home, "report", "monthly", "--month", "2026-10", "--out", str(home / "out"), check=False)
+    assert bad.returncode == 2 and "population_snapshots.csv, line 2" in bad.stdout + bad.stderr and "six digits" in bad.stdout + bad.stderr
+    assert not (home / "out").exists()
