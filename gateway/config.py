@@ -175,10 +175,6 @@ class Settings(BaseSettings):
     reconciliation: dict[str, Any] = Field(
         default_factory=dict, description="[reconciliation] options: [reconciliation.grace] per rule, the daily job's time"
     )
-    # Reconciliation of departments' records (gateway/reconcile/, docs/reconciliation.md).
-    reconciliation: dict[str, Any] = Field(
-        default_factory=dict, description="[reconciliation] options: [reconciliation.grace] per rule, the daily job's time"
-    )
     # Population reports and the monthly early warning (gateway/population_reports/, docs/reports.md).
     population_reports: dict[str, Any] = Field(
         default_factory=dict, description="[population_reports] options (gateway/population_reports/settings.py)"
