@@ -348,3 +348,27 @@ def test_current_versions_count_a_corrected_record_is_followed_and_a_tenant_who_
     assert version == 2
     [item] = [i for i in report["rules"]["tenants-without-residence-permit"]["items"] if i["record"]["id"] == record_id]
     assert item["subject"] == masked("tenants-without-residence-permit", tenants[0])
+
+
+def test_the_generated_month_is_deterministic_and_its_manifest_adds_up(months):
+    from gateway.sample_month import PLANTED
+
+    august, september = months
+    assert generate_month(2026, 8).files == august.files
+    assert generate_month(2026, 8, seed=7).files != august.files
+    manifest = json.loads(json.dumps(august.manifest(), ensure_ascii=False))
+    with_fallback_pair = {"deaths-without-cremation", "cremations-without-death"}
+    assert {rule: len(keys) for rule, keys in manifest["planted"].items()} == {
+        rule: PLANTED[rule] + (rule in with_fallback_pair) for rule in RULES
+    }
+    assert {rule for rule, keys in manifest["proposals"].items() if keys} == with_fallback_pair
+    counts = manifest["counts"]
+    assert counts["hospital_births"] == sum(v["male"] + v["female"] for v in counts["births_by_division_and_sex"].values())
+    assert counts["hospital_births"] == counts["police_birth_registrations"] + len(manifest["planted"]["unregistered-births"]) \
+        - len(manifest["planted"]["births-without-hospital-record"])
+    assert sorted(manifest["files"]) == ["civil-affairs", "hospital", "housing", "national-platform", "police", "school"]
+    later = september.manifest()
+    assert all(not keys for keys in later["planted"].values())
+    for rule in RULES:
+        assert set(later["supplied"][rule]) <= set(manifest["planted"][rule]) - set(manifest["proposals"][rule])
+        assert len(later["supplied"][rule]) == (len(manifest["planted"][rule]) - len(manifest["proposals"][rule])) // 2
