@@ -398,6 +398,10 @@ from .commands import reconcile as _reconcile_commands  # noqa: E402
 
 app.add_typer(_reconcile_commands.app, name="reconcile")
 
+from .commands import sample as _sample_commands  # noqa: E402
+
+app.command("sample-month")(_sample_commands.sample_month)
+
 
 def main() -> None:
     try:

@@ -372,3 +372,17 @@ def test_the_generated_month_is_deterministic_and_its_manifest_adds_up(months):
     for rule in RULES:
         assert set(later["supplied"][rule]) <= set(manifest["planted"][rule]) - set(manifest["proposals"][rule])
         assert len(later["supplied"][rule]) == (len(manifest["planted"][rule]) - len(manifest["proposals"][rule])) // 2
+
+
+def test_gateway_sample_month_drops_a_month_or_writes_it_with_its_manifest(home, settings, tmp_path):
+    dropped = cli(home, "sample-month", "2026-08")
+    assert "Dropped 6 files" in dropped.stdout and "unregistered-births 4" in dropped.stdout
+    assert (settings.mailbox_root / "police" / "inbox" / "police_hukou_202608.csv").read_bytes() == \
+        generate_month(2026, 8).files["police"][0][1]
+    written = cli(home, "sample-month", "2026-09", "--no-plant", "--supply-from", "2026-08", "--out", str(tmp_path / "m"))
+    assert "Supplied: unregistered-births 2" in written.stdout
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["month"] == "2026-09" and all(not keys for keys in manifest["planted"].values())
+    assert (tmp_path / "m" / "hospital" / "hospital_births_202609.csv").exists()
+    wrong = cli(home, "sample-month", "2026-13", check=False)
+    assert wrong.returncode != 0 and "YYYY-MM" in wrong.stderr
