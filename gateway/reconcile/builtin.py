@@ -13,69 +13,61 @@ def _person(payload: dict, prefix: str) -> tuple[str | None, object]:
     return at(payload, f"{prefix}.name"), as_date(at(payload, f"{prefix}.birth_date"))
 
 
-class UnregisteredBirths(Reconciliation):
+class _BirthCertificateRule(Reconciliation):
+    """A birth registered by one side (`registration` hospital or police) whose birth
+    certificate number (出生医学证明编号, CSYXZMBH) the other side never cited. The two
+    birth rules are mirror images of each other."""
+
+    subject_contract = evidence_contract = "BirthEvent"
+    matching_keys = ("birth_certificate_no", "birth_certificate_no")
+    grace = "1 month"
+    registered_by: str
+    evidence_from: str
+    detail_field: tuple[str, str]  # (detail name, payload field) shown with each item
+
+    def subjects(self, records: Iterable[StoredRecord]) -> Iterator[Subject]:
+        label, field = self.detail_field
+        for record in records:
+            p = record.payload
+            born = as_date(at(p, "child.birth_date"))
+            if p.get("registration") != self.registered_by or born is None:
+                continue
+            cert = identifier(p.get("birth_certificate_no"))
+            name, _ = _person(p, "child")
+            yield Subject(
+                record, cert or f"record-{record.id}", cert, born, "birth_certificate_no", "document_number",
+                name, "child.name", born, {"sex": at(p, "child.sex"), label: p.get(field)},
+            )
+
+    def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
+        for record in records:
+            p = record.payload
+            if p.get("registration") == self.evidence_from:
+                name, born = _person(p, "child")
+                yield Evidence(record, identifier(p.get("birth_certificate_no")), name, born)  # type: ignore[arg-type]
+
+
+class UnregisteredBirths(_BirthCertificateRule):
     """A hospital birth (出生医学证明) with no police newborn registration (出生登记) citing
     its certificate number (CSYXZMBH) one month after the birth: a child not registered
     in a household (未落户)."""
 
     name = "unregistered-births"
     description = "hospital birth with no police newborn registration (CSYXZMBH) a month after the birth"
-    subject_contract = evidence_contract = "BirthEvent"
-    matching_keys = ("birth_certificate_no", "birth_certificate_no")
-    grace = "1 month"
     notify = ("police", "hospital")
-
-    def subjects(self, records: Iterable[StoredRecord]) -> Iterator[Subject]:
-        for record in records:
-            p = record.payload
-            born = as_date(at(p, "child.birth_date"))
-            if p.get("registration") != "hospital" or born is None:
-                continue
-            cert = identifier(p.get("birth_certificate_no"))
-            name, _ = _person(p, "child")
-            yield Subject(
-                record, cert or f"record-{record.id}", cert, born, "birth_certificate_no", "document_number",
-                name, "child.name", born, {"sex": at(p, "child.sex"), "division": p.get("registered_division_code")},
-            )
-
-    def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
-        for record in records:
-            p = record.payload
-            if p.get("registration") == "police":
-                name, born = _person(p, "child")
-                yield Evidence(record, identifier(p.get("birth_certificate_no")), name, born)  # type: ignore[arg-type]
+    registered_by, evidence_from = "hospital", "police"
+    detail_field = ("division", "registered_division_code")
 
 
-class BirthsWithoutHospitalRecord(Reconciliation):
+class BirthsWithoutHospitalRecord(_BirthCertificateRule):
     """A police newborn registration whose birth certificate number matches no hospital
     birth: a home birth, or a birth outside the county (在外地出生)."""
 
     name = "births-without-hospital-record"
     description = "police newborn registration whose certificate number matches no hospital birth"
-    subject_contract = evidence_contract = "BirthEvent"
-    matching_keys = ("birth_certificate_no", "birth_certificate_no")
-    grace = "1 month"
     notify = ("hospital", "police")
-
-    def subjects(self, records: Iterable[StoredRecord]) -> Iterator[Subject]:
-        for record in records:
-            p = record.payload
-            born = as_date(at(p, "child.birth_date"))
-            if p.get("registration") != "police" or born is None:
-                continue
-            cert = identifier(p.get("birth_certificate_no"))
-            name, _ = _person(p, "child")
-            yield Subject(
-                record, cert or f"record-{record.id}", cert, born, "birth_certificate_no", "document_number",
-                name, "child.name", born, {"sex": at(p, "child.sex"), "registered_on": p.get("registered_on")},
-            )
-
-    def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
-        for record in records:
-            p = record.payload
-            if p.get("registration") == "hospital":
-                name, born = _person(p, "child")
-                yield Evidence(record, identifier(p.get("birth_certificate_no")), name, born)  # type: ignore[arg-type]
+    registered_by, evidence_from = "police", "hospital"
+    detail_field = ("registered_on", "registered_on")
 
 
 class DeathsWithoutCremation(Reconciliation):
