@@ -392,6 +392,12 @@ app.add_typer(_deadline_commands.app, name="deadlines")
 app.add_typer(_report_commands.app, name="report")
 _simulate_commands.register(app)
 
+# -- the web console and its accounts (issue 10: gateway/web/) ---------------------------
+
+from .commands import users as _user_commands  # noqa: E402
+
+_user_commands.register(app)
+
 
 def main() -> None:
     try:
