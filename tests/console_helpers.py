@@ -4,6 +4,7 @@ against a real home whose drops `gateway run --once` processed."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -14,7 +15,7 @@ import requests
 from conftest import PRIVACY, REPO, drop, run_gateway, specimen
 
 ARTIFACTS = REPO / "test-artifacts" / "console" / os.environ.get("GATEWAY_TEST_DATABASE", "sqlite")
-PASSWORDS = {"op": "operator-pass-1", "sec": "officer-pass-12", "clerk": "hospital-clerk-1"}
+PASSWORDS = {"op": "operator-pass-1", "sec": "officer-pass-12", "clerk": "hospital-clerk-1", "locky": "locked-out-pass-1", "gone": "disabled-pass-12"}
 
 
 def gateway_command() -> str:
@@ -28,48 +29,94 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def add_user(home: Path, name: str, *args: str, password: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """`gateway users add NAME ... --password-stdin`, the password on standard input."""
-    result = subprocess.run(
-        [gateway_command(), "users", "add", name, *args, "--password-stdin", "--home", str(home)],
-        input=(password if password is not None else PASSWORDS[name]) + "\n", capture_output=True, text=True, timeout=120,
-    )
-    PRIVACY.outputs.append((f"gateway users add {name}", result.stdout + result.stderr))
-    if check and result.returncode != 0:
-        raise AssertionError(f"users add {name} exited {result.returncode}: {result.stdout}{result.stderr}")
-    return result
+class Served:
+    """A gateway home of its own (and, on PostgreSQL, a database of its own) shared by the
+    console tests of a module: police and hospital specimens processed by `gateway run
+    --once`, three accounts, and `gateway serve` running on it."""
 
+    def __init__(self, template_home: Path, postgres_server: str | None):
+        import tempfile
 
-def prepared_home(settings, home: Path) -> dict[str, int]:
-    """Police and hospital specimens dropped and processed; the three accounts added.
-    Returns the exchange id of each department."""
-    drop(settings, "police", "police_hukou_202610.csv", specimen("police_hukou_202610.csv"))
-    drop(settings, "hospital", "hospital_births_202610.csv", specimen("hospital_births_202610.csv"))
-    run_gateway(home, "run", "--once", env={"GATEWAY_SETTLE_SECONDS": "0"})
-    add_user(home, "op", "--role", "operator")
-    add_user(home, "sec", "--role", "security-officer")
-    add_user(home, "clerk", "--role", "department", "--department", "hospital")
-    listed = run_gateway(home, "exchanges", "list").stdout
-    ids = {}
-    for line in listed.splitlines():
-        cells = [c.strip() for c in line.split("│")]
-        if len(cells) > 3 and cells[1].isdigit():
-            ids[cells[3]] = int(cells[1])
-    assert set(ids) == {"police", "hospital"}, listed
-    return ids
+        from gateway.config import load_settings
+
+        self.root = Path(tempfile.mkdtemp(prefix="gwc", dir="/tmp"))
+        self.home = self.root / "home"
+        shutil.copytree(template_home, self.home, ignore=shutil.ignore_patterns("S.*", "*.lock", "gateway.db*"))
+        self.env = {"GATEWAY_SETTLE_SECONDS": "0"}
+        self.database = None
+        if postgres_server is not None:
+            import pg
+
+            self.database = pg.create_database(postgres_server, template=os.environ["GATEWAY_TEST_POSTGRES_TEMPLATE"])
+            self.env["GATEWAY_DATABASE_URL"] = self.database
+        self.settings = load_settings(self.home)
+        if self.database:
+            self.settings = self.settings.model_copy(update={"database_url": self.database})
+        self.postgres_server = postgres_server
+        drop(self.settings, "police", "police_hukou_202610.csv", specimen("police_hukou_202610.csv"))
+        drop(self.settings, "hospital", "hospital_births_202610.csv", specimen("hospital_births_202610.csv"))
+        self.run("run", "--once")
+        self.add_users(**{name: ("operator" if name == "op" else "security-officer" if name == "sec" else "department") for name in PASSWORDS})
+        rows = self.query("SELECT department, id FROM exchange")
+        self.ids = {department: exchange_id for department, exchange_id in rows}
+        assert set(self.ids) == {"police", "hospital"}, rows
+        self.console = Console(self.home, self.env)
+
+    def engine(self):  # type: ignore[no-untyped-def]
+        from gateway.store import make_engine
+
+        return make_engine(self.settings.db_url)
+
+    def query(self, sql: str, *args) -> list[tuple]:  # type: ignore[no-untyped-def]
+        from sqlalchemy import text
+
+        engine = self.engine()
+        try:
+            with engine.connect() as connection:
+                names = {f"p{i}": value for i, value in enumerate(args)}
+                for i in range(len(args)):
+                    sql = sql.replace("?", f":p{i}", 1)
+                return [tuple(row) for row in connection.execute(text(sql), names)]
+        finally:
+            engine.dispose()
+
+    def add_users(self, **roles: str) -> None:
+        """Accounts made in-process (`gateway users add` itself is tested on its own)."""
+        from gateway.web.accounts import add_user as add
+
+        engine = self.engine()
+        try:
+            for name, role in roles.items():
+                add(engine, name, role, PASSWORDS[name], "hospital" if role == "department" else None, list(self.settings.departments))
+        finally:
+            engine.dispose()
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run_gateway(self.home, *args, env=self.env, check=check)
+
+    def close(self) -> None:
+        self.console.stop()
+        PRIVACY.collect_files([self.home])
+        subprocess.run(["gpgconf", "--homedir", str(self.home / "gnupg"), "--kill", "gpg-agent"], capture_output=True, check=False)
+        if self.database:
+            import pg
+
+            pg.drop_database(self.postgres_server, self.database)
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 class Console:
     """`gateway serve` running as a real process."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, env: dict[str, str]):
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home.parent / "serve.log"
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [gateway_command(), "serve", "--port", str(self.port), "--home", str(home)], stdout=out, stderr=subprocess.STDOUT
+                [gateway_command(), "serve", "--port", str(self.port), "--home", str(home)], stdout=out, stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
             )
         deadline = time.monotonic() + 60
         while True:
