@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 from console_helpers import ARTIFACTS, PASSWORDS, Served, gateway_command, scan_text
-from conftest import BACKEND, run_gateway
+from conftest import BACKEND
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -98,6 +98,8 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     assert row.locator("td").nth(1).inner_text() == "1"
     assert row.locator("td").nth(2).inner_text() == "3" and row.locator("td").nth(3).inner_text() == "3"
     assert page.locator("#today tr", has_text="police").locator("td").nth(2).inner_text() == "5"
+    due = page.locator("#assist-checks-due").inner_text()
+    assert "XC-510722-20261102-0001" in due and "杨**" in due  # overdue: listed, its subject masked
     visit.shot("01-overview-operator")
 
     # The exchanges list, filtered to the hospital, then one exchange: masked rows and its receipt.
@@ -146,6 +148,9 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     for path, marker in (("/ledger", "#checkpoints"), ("/deliveries", "#deliveries"), ("/assist-checks", "#assist-checks"), ("/jobs", "#adapters")):
         visit.goto(path)
         assert page.locator(marker).count() == 1, path
+        if path == "/assist-checks":
+            assert page.locator("#assist-checks tbody tr").count() == 2
+            assert "510722********2287" in page.locator("#assist-checks").inner_text()
     visit.shot("06-deliveries")
     visit.sign_out()
 
@@ -169,6 +174,7 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     # The hospital's clerk sees the hospital only, and is refused the police exchange.
     visit.sign_in("clerk")
     assert page.locator("#today tbody tr").count() == 1 and "hospital" in page.locator("#today").inner_text()
+    assert "XC-510722" not in visit.scan()  # the platform's assist-checks are not the hospital's
     visit.shot("08-overview-hospital-clerk")
     visit.goto("/exchanges")
     assert page.locator("#exchanges tbody tr").count() == 1

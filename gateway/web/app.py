@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +20,7 @@ from ..config import Settings
 from ..store import create_schema, make_engine
 from . import api, pages
 from .metrics import metrics_registry, render
-from .session import NeedsSignIn, _caller
+from .session import NeedsSignIn, optional_caller
 
 HERE = Path(__file__).parent
 
@@ -92,7 +92,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if request.url.path.startswith("/api/") or request.url.path in ("/openapi.json", "/docs"):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
-        caller = _caller(request)
+        caller = optional_caller(request)
         return pages.render(request, "error.html", caller, status_code=exc.status_code, status=exc.status_code, message=str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": problems}, status_code=422)
-        caller = _caller(request)
+        caller = optional_caller(request)
         return pages.render(request, "error.html", caller, status_code=422, status=422, message=f"Bad request: {problems}")
 
     @app.middleware("http")
@@ -118,4 +118,4 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     return app
 
 
-__all__ = ["create_app", "HTMLResponse", "HTTPException"]
+__all__ = ["create_app"]

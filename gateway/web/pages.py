@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -213,8 +214,6 @@ def receipts_proof(
 
 
 def _department_of(document: dict[str, Any]) -> str:
-    import json
-
     return str(json.loads(document["receipt"]["body"]).get("department", ""))
 
 

@@ -40,21 +40,22 @@ class NeedsSignIn(Exception):
         self.next_path = next_path
 
 
-def _caller(request: Request) -> Caller | None:
+def optional_caller(request: Request) -> Caller | None:
+    """The caller when signed in (error pages show the menu to a signed-in account)."""
     token = request.cookies.get(COOKIE, "")
     found = session_account(request.app.state.engine, token) if token else None
     return Caller(*found) if found else None
 
 
 def page_caller(request: Request) -> Caller:
-    caller = _caller(request)
+    caller = optional_caller(request)
     if caller is None:
         raise NeedsSignIn(request.url.path)
     return caller
 
 
 def api_caller(request: Request) -> Caller:
-    caller = _caller(request)
+    caller = optional_caller(request)
     if caller is None:
         raise HTTPException(401, "Sign in first: POST /login, then send the gateway_console cookie.")
     return caller
