@@ -263,6 +263,19 @@ def test_accounts_scoping_csrf_lockout_audit_and_metrics(served):
     served.run("users", "disable", "gone")
     assert gone.get(url + "/api/me", timeout=10).status_code == 401
 
+    # Every page, for every role: scanned for unmasked identifiers; odd input is a clear 4xx.
+    pages = ["/", "/exchanges", f"/exchanges/{hospital}", "/receipts", "/ledger", "/deliveries", "/assist-checks?answered=true",
+             "/jobs", "/audit", "/exchanges?date_from=0001-01-01&date_to=9999-12-31&status=processed"]
+    for name in ("op", "sec", "clerk"):
+        http, _ = console.session(name)
+        for path in pages:
+            answer = http.get(url + path, timeout=30, allow_redirects=False)
+            assert answer.status_code in (200, 403), (name, path, answer.status_code)
+            scan_text(f"console page {path} as {name}", answer.text)
+        assert http.get(url + "/exchanges/99999999999999999999", timeout=10).status_code == 422
+        assert http.get(url + "/exchanges?date_from=yesterday", timeout=10).status_code == 422
+        assert http.get(url + "/exchanges/4000", timeout=10).status_code == 404
+
     # Metrics: counts per department, no record, name or identifier.
     metrics = requests.get(url + "/metrics", timeout=10).text
     scan_text("metrics", metrics)

@@ -49,8 +49,13 @@ def _aware(moment: dt.datetime | None) -> dt.datetime | None:
     return moment
 
 
+EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(9998, 12, 31)
+
+
 def china_day_bounds(first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """UTC bounds of the China-time days first..last (exchanges are stored in UTC)."""
+    """UTC bounds of the China-time days first..last (exchanges are stored in UTC); days
+    outside 1900..9998 are taken as those (the time zone shift must not overflow)."""
+    first, last = min(max(first, EARLIEST), LATEST), min(max(last, EARLIEST), LATEST)
     start = clock.start_of_day(first).astimezone(dt.UTC)
     end = clock.start_of_day(last + dt.timedelta(days=1)).astimezone(dt.UTC)
     return start, end
@@ -110,7 +115,7 @@ def list_exchanges(
     if department:
         query = query.where(Exchange.department == department)
     if date_from or date_to:
-        start, end = china_day_bounds(date_from or dt.date(1970, 1, 1), date_to or dt.date(9998, 12, 31))
+        start, end = china_day_bounds(date_from or EARLIEST, date_to or LATEST)
         query = query.where(Exchange.received_at >= start, Exchange.received_at < end)
     if status:
         query = query.where(Exchange.status == status)

@@ -8,7 +8,7 @@ import secrets
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..errors import GatewayError
@@ -29,6 +29,7 @@ from .verification import MAX_UPLOAD_BYTES, proof_bytes, proof_document, verify_
 
 router = APIRouter(include_in_schema=False)
 PageCaller = Annotated[Caller, Depends(page_caller)]
+ExchangeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def render(request: Request, template: str, caller: Caller | None, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -130,7 +131,7 @@ def _exchange_or_error(request: Request, caller: Caller, exchange_id: int) -> da
 
 
 @router.get("/exchanges/{exchange_id}", response_class=HTMLResponse)
-def exchange_page(request: Request, caller: PageCaller, exchange_id: int) -> HTMLResponse:
+def exchange_page(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> HTMLResponse:
     detail = _exchange_or_error(request, caller, exchange_id)
     if detail.issues:
         audit_view(request.app.state.writer, caller, detail.exchange.department,
@@ -139,12 +140,12 @@ def exchange_page(request: Request, caller: PageCaller, exchange_id: int) -> HTM
 
 
 @router.get("/exchanges/{exchange_id}/receipt.json")
-def receipt_download(request: Request, caller: PageCaller, exchange_id: int) -> Response:
+def receipt_download(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> Response:
     return _receipt_file(request, caller, exchange_id, signature=False)
 
 
 @router.get("/exchanges/{exchange_id}/receipt.json.asc")
-def signature_download(request: Request, caller: PageCaller, exchange_id: int) -> Response:
+def signature_download(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> Response:
     return _receipt_file(request, caller, exchange_id, signature=True)
 
 
