@@ -112,6 +112,8 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     errors = page.locator("#issues tr.level-error")
     assert errors.count() == 3
     assert "R0000000" in page.locator("#receipt").inner_text()
+    page.click("#receipt-section summary")
+    assert '"signing_key"' in page.locator("#receipt-body").inner_text()
     visit.shot("03-exchange-detail")
 
     # The receipt as the hospital got it: genuine, by the gateway's key, at its ledger position.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -41,6 +42,13 @@ def _when(value: Any) -> str:
         return str(value)
 
 
+def _pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False, indent=2)
+    except ValueError:
+        return text
+
+
 def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: bool = True) -> FastAPI:
     """The console for one gateway home. `secure_cookies`: mark cookies Secure even when
     the request came over plain http (behind a TLS-terminating proxy)."""
@@ -68,6 +76,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     app.state.reconciliation = None
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when
+    templates.env.filters["pretty_json"] = _pretty_json
     templates.env.filters["masked"] = lambda text: mask_text(str(text)) if text else ""
     app.state.templates = templates
     app.state.metrics = metrics_registry(app.state.engine, settings)

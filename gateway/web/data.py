@@ -143,6 +143,8 @@ class ReceiptInfo(BaseModel):
     created_at: dt.datetime
     merkle_root: str | None
     merkle_size: int | None
+    body: str
+    """the receipt's canonical JSON, exactly as signed (counts and hashes, no record)"""
 
 
 class ExchangeDetail(BaseModel):
@@ -177,6 +179,7 @@ def exchange_detail(engine: Engine, scope: str | None, exchange_id: int) -> Exch
                 receipt_id=f"R{receipt.sequence:08d}", sequence=receipt.sequence, sha256=receipt.sha256,
                 previous_sha256=receipt.previous_sha256, key_fingerprint=receipt.key_fingerprint,
                 created_at=_aware(receipt.created_at), merkle_root=merkle.get("root"), merkle_size=merkle.get("size"),  # type: ignore[arg-type]
+                body=receipt.body,
             )
         return ExchangeDetail(
             exchange=_exchange_row(e, receipt.sequence if receipt else None), sha256=e.sha256, size=e.size, encoding=e.encoding,
