@@ -170,6 +170,7 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     visit.goto("/audit")
     audit = page.locator("#audit").inner_text()
     assert f"sec (security-officer) viewed the full record 1" in audit and f"op (operator) viewed 5 row error(s) (masked) of exchange {hospital}" in audit
+    assert "national-platform\t\top (operator) viewed 2 assist-check subject(s) (masked) on the assist-checks page" in audit
     visit.shot("07-audit-log")
     visit.sign_out()
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from ..errors import GatewayError
 from . import data
 from .accounts import sign_in
-from .session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_view, check_csrf, require_role
+from .session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
 from .verification import MAX_UPLOAD_BYTES, Verification, proof_document, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
@@ -70,8 +70,7 @@ def overview(request: Request, caller: ApiCaller) -> data.Overview:
     summary = data.overview(state.engine, state.settings, caller.scope)
     if state.reconciliation:
         summary.reconciliation_gaps = state.reconciliation(caller.scope)
-    if summary.assist_checks_due:
-        audit_view(state.writer, caller, caller.scope or "platform", f"{len(summary.assist_checks_due)} assist-check subject(s) (masked) via the API")
+    audit_subjects(state.writer, caller, summary.assist_checks_due, "via the API overview")
     return summary
 
 
@@ -200,8 +199,7 @@ def assist_checks(
 ) -> list[data.AssistCheckRow]:
     state = request.app.state
     rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
-    if rows:
-        audit_view(state.writer, caller, caller.scope or "platform", f"{len(rows)} assist-check subject(s) (masked) via the API")
+    audit_subjects(state.writer, caller, rows, "via the API")
     return rows
 
 

@@ -238,6 +238,8 @@ class JobInfo(BaseModel):
 class AssistCheckRow(BaseModel):
     id: int
     message_id: str
+    department: str
+    """whose exchange brought it (the national platform's)"""
     partner: str
     urgency: str
     categories: str
@@ -403,26 +405,23 @@ def list_assist_checks(
     from ..assist_checks import list_checks
 
     today = clock.today()
-    allowed: set[int] | None = None
-    if scope is not None:
-        with Session(engine) as session:
-            allowed = set(
-                session.exec(
-                    select(AssistCheck.id).join(Exchange, Exchange.id == AssistCheck.exchange_id).where(Exchange.department == scope)  # type: ignore[arg-type]
-                ).all()
-            )
-        if not allowed:
-            return []
+    with Session(engine) as session:
+        departments = dict(
+            session.exec(select(AssistCheck.id, Exchange.department).join(Exchange, Exchange.id == AssistCheck.exchange_id)).all()  # type: ignore[arg-type]
+        )
+    if scope is not None and scope not in departments.values():
+        return []
     rows = []
     for view in list_checks(engine, due_within=due_within, include_answered=include_answered):
         item = view.item
-        if allowed is not None and item.id not in allowed:
+        department = departments.get(item.id, "")
+        if scope is not None and department != scope:
             continue
         rows.append(
             AssistCheckRow(
-                id=item.id or 0, message_id=item.message_id, partner=item.partner, urgency=item.urgency, categories=item.categories,
-                subject=view.subject, sent_date=item.sent_date, due_date=item.due_date, days_left=(item.due_date - today).days,
-                due_rule=item.due_rule, status=item.status, draft_result=view.draft.result,
+                id=item.id or 0, message_id=item.message_id, department=department, partner=item.partner, urgency=item.urgency,
+                categories=item.categories, subject=view.subject, sent_date=item.sent_date, due_date=item.due_date,
+                days_left=(item.due_date - today).days, due_rule=item.due_rule, status=item.status, draft_result=view.draft.result,
             )
         )
     return rows

@@ -20,6 +20,7 @@ from .session import (
     LOGIN_CSRF_COOKIE,
     OFFICERS,
     Caller,
+    audit_subjects,
     audit_view,
     check_csrf,
     page_caller,
@@ -98,8 +99,7 @@ def logout(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form
 def overview_page(request: Request, caller: PageCaller) -> HTMLResponse:
     state = request.app.state
     summary = data.overview(state.engine, state.settings, caller.scope)
-    if summary.assist_checks_due:
-        audit_view(state.writer, caller, caller.scope or "platform", f"{len(summary.assist_checks_due)} assist-check subject(s) (masked) on the overview")
+    audit_subjects(state.writer, caller, summary.assist_checks_due, "on the overview")
     gaps = state.reconciliation(caller.scope) if state.reconciliation else None
     return render(request, "overview.html", caller, summary=summary, gaps=gaps)
 
@@ -240,8 +240,7 @@ def assist_checks_page(
 ) -> HTMLResponse:
     state = request.app.state
     rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
-    if rows:
-        audit_view(state.writer, caller, caller.scope or "platform", f"{len(rows)} assist-check subject(s) (masked)")
+    audit_subjects(state.writer, caller, rows, "on the assist-checks page")
     return render(request, "assist_checks.html", caller, rows=rows, due_within=due_within, answered=answered)
 
 

@@ -77,3 +77,12 @@ def audit_view(engine: Engine, caller: Caller, department: str, what: str) -> No
     who = f"{account.name} ({account.role}{':' + account.department if account.department else ''})"
     with session_scope(engine) as session:
         record_event(session, "console-view", department, None, f"{who} viewed {what}")
+
+
+def audit_subjects(engine: Engine, caller: Caller, rows: list, where: str) -> None:  # type: ignore[type-arg]
+    """Audit a list of assist-checks shown: one entry per department whose subjects were seen."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.department] = counts.get(row.department, 0) + 1
+    for department, n in sorted(counts.items()):
+        audit_view(engine, caller, department, f"{n} assist-check subject(s) (masked) {where}")
