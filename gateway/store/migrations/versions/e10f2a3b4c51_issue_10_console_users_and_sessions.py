@@ -1,7 +1,7 @@
 """issue 10: console users and sessions
 
 Revision ID: e10f2a3b4c51
-Revises: c73124917190
+Revises: a9c0e1d2f301
 Create Date: 2026-11-23 17:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = 'e10f2a3b4c51'
-down_revision = 'c73124917190'
+down_revision = 'a9c0e1d2f301'
 branch_labels = None
 depends_on = None
 
