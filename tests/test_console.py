@@ -154,6 +154,24 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
             assert page.locator("#assist-checks tbody tr").count() == 2
             assert "510722********2287" in page.locator("#assist-checks").inner_text()
     visit.shot("06-deliveries")
+
+    # Reconciliation: evaluated from the page (a POST with its CSRF token); the hospital's two
+    # births nobody registered with the police are open gaps, on the page and the overview.
+    visit.goto("/reconciliation")
+    page.click("form[action='/reconciliation/evaluate'] button")
+    page.wait_for_selector("#evaluated")
+    visit.scan()
+    assert page.locator("#rules tr", has_text="unregistered-births").locator("td").nth(3).inner_text() == "2"
+    visit.shot("07-reconciliation")
+    visit.goto("/")
+    assert "unregistered-births: 2" in page.locator("#gaps").inner_text()
+    visit.shot("07-overview-with-gaps")
+
+    # A population report with its charts (inline SVG, nothing fetched).
+    visit.goto("/reports?kind=monthly&label=2026-10")
+    assert page.locator("#report-title").inner_text().startswith("2026-10 月报")
+    assert page.locator("svg.chart").count() == 2 and page.locator("#table-changes table").count() == 1
+    visit.shot("08-report-monthly")
     visit.sign_out()
 
     # A security officer downloads a record's inclusion proof; it verifies offline.
@@ -171,14 +189,18 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     audit = page.locator("#audit").inner_text()
     assert f"sec (security-officer) viewed the full record 1" in audit and f"op (operator) viewed 5 row error(s) (masked) of exchange {hospital}" in audit
     assert "national-platform\t\top (operator) viewed 2 assist-check subject(s) (masked) on the assist-checks page" in audit
-    visit.shot("07-audit-log")
+    visit.shot("09-audit-log")
     visit.sign_out()
 
     # The hospital's clerk sees the hospital only, and is refused the police exchange.
     visit.sign_in("clerk")
     assert page.locator("#today tbody tr").count() == 1 and "hospital" in page.locator("#today").inner_text()
     assert "XC-510722" not in visit.scan()  # the platform's assist-checks are not the hospital's
-    visit.shot("08-overview-hospital-clerk")
+    visit.shot("10-overview-hospital-clerk")
+    visit.goto("/reconciliation")  # the hospital is told about the births it sent
+    assert page.locator("#rules tr", has_text="unregistered-births").locator("td").nth(3).inner_text() == "2"
+    assert page.locator("form[action='/reconciliation/evaluate']").count() == 0
+    assert page.request.get(f"{console.url}/reports").status == 403
     visit.goto("/exchanges")
     assert page.locator("#exchanges tbody tr").count() == 1
     visit.goto(f"/exchanges?department=police")
@@ -186,14 +208,14 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     answer = page.goto(f"{console.url}/exchanges/{police}")
     visit.scan()
     assert answer.status == 403 and page.locator("h1").inner_text() == "Refused"
-    visit.shot("09-refused-other-department")
+    visit.shot("11-refused-other-department")
     api = page.request.get(f"{console.url}/api/exchanges/{police}")
     assert api.status == 403
     assert page.request.get(f"{console.url}/exchanges/{police}/receipt.json").status == 403
     assert page.request.get(f"{console.url}/jobs").status == 403
     page.close()
     if os.environ.get("GATEWAY_CONSOLE_DOCS_SCREENSHOT"):  # refreshes the README's picture
-        shutil.copy(ARTIFACTS / "01-overview-operator.png", Path(__file__).resolve().parents[1] / "docs" / "console-overview.png")
+        shutil.copy(ARTIFACTS / "07-overview-with-gaps.png", Path(__file__).resolve().parents[1] / "docs" / "console-overview.png")
 
 
 def test_accounts_scoping_csrf_lockout_audit_and_metrics(served):
@@ -214,7 +236,8 @@ def test_accounts_scoping_csrf_lockout_audit_and_metrics(served):
     listed = clerk.get(url + "/api/exchanges", timeout=10).json()
     assert [e["department"] for e in listed] == ["hospital"]
     assert clerk.get(url + "/api/exchanges", params={"department": "police"}, timeout=10).json() == []
-    for path in (f"/api/exchanges/{police}", f"/api/exchanges/{police}/receipt", f"/api/exchanges/{police}/proof", "/api/jobs", "/api/audit"):
+    for path in (f"/api/exchanges/{police}", f"/api/exchanges/{police}/receipt", f"/api/exchanges/{police}/proof", "/api/jobs", "/api/audit",
+                 "/api/reports/monthly"):
         assert clerk.get(url + path, timeout=10).status_code == 403, path
     overview = clerk.get(url + "/api/overview", timeout=10).json()
     assert [d["department"] for d in overview["departments"]] == ["hospital"] and overview["jobs"] is None
@@ -268,12 +291,12 @@ def test_accounts_scoping_csrf_lockout_audit_and_metrics(served):
 
     # Every page, for every role: scanned for unmasked identifiers; odd input is a clear 4xx.
     pages = ["/", "/exchanges", f"/exchanges/{hospital}", "/receipts", "/ledger", "/deliveries", "/assist-checks?answered=true",
-             "/jobs", "/audit", "/exchanges?date_from=0001-01-01&date_to=9999-12-31&status=processed"]
+             "/jobs", "/audit", "/reconciliation", "/reports?kind=quarterly&label=2026Q4", "/reports?kind=annual&label=20x6", "/exchanges?date_from=0001-01-01&date_to=9999-12-31&status=processed"]
     for name in ("op", "sec", "clerk"):
         http, _ = console.session(name)
         for path in pages:
             answer = http.get(url + path, timeout=30, allow_redirects=False)
-            assert answer.status_code in (200, 403), (name, path, answer.status_code)
+            assert answer.status_code in ((400, 403) if "20x6" in path else (200, 403)), (name, path, answer.status_code)
             scan_text(f"console page {path} as {name}", answer.text)
         assert http.get(url + "/exchanges/99999999999999999999", timeout=10).status_code == 422
         assert http.get(url + "/exchanges?date_from=yesterday", timeout=10).status_code == 422

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..errors import GatewayError
-from . import data
+from . import analysis, data
 from .accounts import sign_in
 from .session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
 from .verification import MAX_UPLOAD_BYTES, Verification, proof_document, verify_upload
@@ -226,3 +226,38 @@ def adapters(caller: ApiCaller) -> list[data.AdapterRow]:
 def audit(request: Request, caller: ApiCaller, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[data.AuditRow]:
     require_role(caller, "security-officer")
     return data.list_audit(request.app.state.engine, None, limit)
+
+
+@router.get("/reconciliation", response_model=list[analysis.RuleGaps], responses={409: {"model": Problem}})
+def reconciliation(request: Request, caller: ApiCaller) -> list[analysis.RuleGaps]:
+    """Open discrepancies per rule (of the last evaluation), subjects masked; a department
+    account gets those it is to be told about."""
+    state = request.app.state
+    try:
+        rules = analysis.reconciliation(state.engine, state.settings, caller.scope)
+    except GatewayError as exc:
+        raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
+    seen = sum(rule.open for rule in rules)
+    if seen:
+        audit_view(state.writer, caller, caller.scope or "all", f"{seen} reconciliation gap(s) (subjects masked) via the API")
+    return rules
+
+
+@router.get("/reports/{kind}", responses={400: {"model": Problem}, 200: {"content": {"application/json": {}}}})
+def report(
+    request: Request,
+    caller: ApiCaller,
+    kind: Literal["monthly", "quarterly", "half-year", "annual"],
+    label: Annotated[str | None, Query(max_length=20, description="2026-10 | 2026Q3 | 2026H1 | 2026; default: the latest due")] = None,
+) -> Response:
+    """A population report's summary (`gateway report KIND --json`): totals, balance, notes."""
+    from .pages import REPORT_READERS, may_read_reports
+
+    if not may_read_reports(caller):
+        raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")
+    state = request.app.state
+    try:
+        view, _ = analysis.report_view(state.engine, state.settings, kind, label)
+    except GatewayError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return JSONResponse(view.summary)

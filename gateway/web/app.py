@@ -49,6 +49,18 @@ def _pretty_json(text: str) -> str:
         return text
 
 
+def _gaps(engine: Any, settings: Settings, scope: str | None) -> dict[str, int] | None:
+    """Open reconciliation gaps per rule for the overview; None when reconciliation is not
+    configured right (its page says why)."""
+    from ..errors import GatewayError
+    from .analysis import reconciliation_counts
+
+    try:
+        return reconciliation_counts(engine, settings, scope)
+    except GatewayError:
+        return None
+
+
 def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: bool = True) -> FastAPI:
     """The console for one gateway home. `secure_cookies`: mark cookies Secure even when
     the request came over plain http (behind a TLS-terminating proxy)."""
@@ -73,7 +85,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     app.state.writer = writer
     app.state.engine = reader
     app.state.secure_cookies = secure_cookies
-    app.state.reconciliation = None
+    app.state.reconciliation = lambda scope: _gaps(app.state.engine, settings, scope)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when
     templates.env.filters["pretty_json"] = _pretty_json

@@ -100,8 +100,8 @@ def overview_page(request: Request, caller: PageCaller) -> HTMLResponse:
     state = request.app.state
     summary = data.overview(state.engine, state.settings, caller.scope)
     audit_subjects(state.writer, caller, summary.assist_checks_due, "on the overview")
-    gaps = state.reconciliation(caller.scope) if state.reconciliation else None
-    return render(request, "overview.html", caller, summary=summary, gaps=gaps)
+    summary.reconciliation_gaps = state.reconciliation(caller.scope)
+    return render(request, "overview.html", caller, summary=summary)
 
 
 @router.get("/exchanges", response_class=HTMLResponse)
@@ -256,3 +256,84 @@ def jobs_page(request: Request, caller: PageCaller) -> HTMLResponse:
 def audit_page(request: Request, caller: PageCaller) -> HTMLResponse:
     require_role(caller, "security-officer")
     return render(request, "audit.html", caller, rows=data.list_audit(request.app.state.engine, None))
+
+
+# -- reconciliation and population reports (gateway/web/analysis.py) ----------------------------
+
+REPORT_READERS = "population-office"  # the department the population reports are made for
+
+
+def may_read_reports(caller: Caller) -> bool:
+    return caller.account.role in OFFICERS or caller.account.department == REPORT_READERS
+
+
+@router.get("/reconciliation", response_class=HTMLResponse)
+def reconciliation_page(request: Request, caller: PageCaller, evaluated: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
+    from .analysis import reconciliation
+
+    state = request.app.state
+    try:
+        rules = reconciliation(state.engine, state.settings, caller.scope)
+    except GatewayError as exc:
+        return render(request, "error.html", caller, status_code=409, status=409, message=f"Reconciliation is not configured right: {exc}")
+    counts: dict[str, int] = {}
+    for rule in rules:
+        for gap in rule.items:
+            counts[gap.department] = counts.get(gap.department, 0) + 1
+    for department, n in sorted(counts.items()):
+        audit_view(state.writer, caller, department, f"{n} reconciliation gap(s) (subjects masked)")
+    return render(request, "reconciliation.html", caller, rules=rules, evaluated=evaluated)
+
+
+@router.post("/reconciliation/evaluate")
+def reconciliation_evaluate(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    from .analysis import evaluate_now
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, *OFFICERS)
+    state = request.app.state
+    try:
+        summary = evaluate_now(state.writer, state.settings)
+    except GatewayError as exc:
+        raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
+    return RedirectResponse(f"/reconciliation?evaluated={quote(summary)}", status_code=303)
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request,
+    caller: PageCaller,
+    kind: Annotated[str, Query(max_length=20)] = "monthly",
+    label: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    from ..population_reports.periods import KIND_LABELS, KINDS
+    from .analysis import report_view
+
+    if not may_read_reports(caller):
+        raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")
+    state = request.app.state
+    try:
+        view, _ = report_view(state.engine, state.settings, kind, label or None)
+    except GatewayError as exc:
+        return render(request, "reports.html", caller, status_code=400, view=None, problem=str(exc), kind=kind, label=label or "",
+                      kinds=KINDS, kind_labels=KIND_LABELS)
+    return render(request, "reports.html", caller, view=view, problem=None, kind=view.kind, label=view.label, kinds=KINDS,
+                  kind_labels=KIND_LABELS)
+
+
+@router.get("/reports/{kind}/{label}.html")
+def report_download(request: Request, caller: PageCaller, kind: str, label: str) -> Response:
+    """The report's self-contained HTML page (charts inline), as `gateway report` writes it."""
+    from ..population_reports.html_page import render as render_report
+    from .analysis import report_view
+
+    if not may_read_reports(caller):
+        raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")
+    state = request.app.state
+    try:
+        _, report = report_view(state.engine, state.settings, kind, label)
+    except GatewayError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    name = f"{report.period.stem}.html"
+    return Response(render_report(report), media_type="text/html; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
