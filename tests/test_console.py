@@ -360,7 +360,7 @@ def test_api_fuzzed_against_its_openapi_schema(served):
     def fuzz_operation(operation):  # type: ignore[no-untyped-def]
         label = f"{operation.method.upper()} {operation.path}"
 
-        @hypothesis_settings(max_examples=8, deadline=None, database=None, derandomize=True,
+        @hypothesis_settings(max_examples=6, deadline=None, database=None, derandomize=True,
                              suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def fuzz(case):  # type: ignore[no-untyped-def]
