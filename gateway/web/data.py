@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Engine, func
@@ -541,8 +540,3 @@ def list_audit(engine: Engine, scope: str | None, limit: int = 200) -> list[Audi
             for a in session.exec(query).all()
         ]
 
-
-def as_json(model: BaseModel | list[Any]) -> Any:
-    if isinstance(model, list):
-        return [m.model_dump(mode="json") for m in model]
-    return model.model_dump(mode="json")
