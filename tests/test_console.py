@@ -153,6 +153,8 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
         if path == "/assist-checks":
             assert page.locator("#assist-checks tbody tr").count() == 2
             assert "510722********2287" in page.locator("#assist-checks").inner_text()
+            assert page.locator("#notices tbody tr").count() == 1 and "**" in page.locator("#notices").inner_text()
+            assert "assist_check_urgent" in page.locator("#deadline-rules").inner_text()
     visit.shot("06-deliveries")
 
     # Reconciliation: evaluated from the page (a POST with its CSRF token); the hospital's two

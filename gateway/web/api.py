@@ -70,7 +70,7 @@ def overview(request: Request, caller: ApiCaller) -> data.Overview:
     summary = data.overview(state.engine, state.settings, caller.scope)
     if state.reconciliation:
         summary.reconciliation_gaps = state.reconciliation(caller.scope)
-    audit_subjects(state.writer, caller, summary.assist_checks_due, "via the API overview")
+    audit_subjects(state.writer, caller, summary.assist_checks_due, "assist-check", "via the API overview")
     return summary
 
 
@@ -199,8 +199,22 @@ def assist_checks(
 ) -> list[data.AssistCheckRow]:
     state = request.app.state
     rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
-    audit_subjects(state.writer, caller, rows, "via the API")
+    audit_subjects(state.writer, caller, rows, "assist-check", "via the API")
     return rows
+
+
+@router.get("/notices", response_model=list[data.NoticeRow])
+def notices(request: Request, caller: ApiCaller, handled: bool = False) -> list[data.NoticeRow]:
+    """Notices (通报) from the national platform and when each is due."""
+    state = request.app.state
+    rows = data.list_notices(state.engine, caller.scope, include_handled=handled)
+    audit_subjects(state.writer, caller, rows, "notice", "via the API")
+    return rows
+
+
+@router.get("/deadline-rules", response_model=list[data.DeadlineRuleRow])
+def deadline_rules(request: Request, caller: ApiCaller) -> list[data.DeadlineRuleRow]:  # noqa: ARG001
+    return data.deadline_rules(request.app.state.settings)
 
 
 @router.get("/jobs", response_model=list[data.JobInfo])

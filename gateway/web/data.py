@@ -426,6 +426,66 @@ def list_assist_checks(
     return rows
 
 
+class NoticeRow(BaseModel):
+    """A notice (通报) from the national platform, its subject masked."""
+
+    id: int
+    message_id: str
+    department: str
+    partner: str
+    category: str
+    feedback_required: bool
+    subject: str
+    sent_date: dt.date
+    due_date: dt.date
+    days_left: int
+    status: str
+
+
+def list_notices(engine: Engine, scope: str | None, *, include_handled: bool = False) -> list[NoticeRow]:
+    """`gateway notices list` (gateway/assist_checks.py), masked and scoped like assist-checks."""
+    from ..assist_checks import list_notices as notices
+    from ..store.models import NoticeItem
+
+    today = clock.today()
+    with Session(engine) as session:
+        departments = dict(
+            session.exec(select(NoticeItem.id, Exchange.department).join(Exchange, Exchange.id == NoticeItem.exchange_id)).all()  # type: ignore[arg-type]
+        )
+    rows = []
+    for view in notices(engine, include_handled=include_handled):
+        item = view.item
+        department = departments.get(item.id, "")
+        if scope is not None and department != scope:
+            continue
+        rows.append(
+            NoticeRow(id=item.id or 0, message_id=item.message_id, department=department, partner=item.partner, category=item.category,
+                      feedback_required=item.feedback_required, subject=view.subject, sent_date=item.sent_date, due_date=item.due_date,
+                      days_left=(item.due_date - today).days, status=item.status)
+        )
+    return rows
+
+
+class DeadlineRuleRow(BaseModel):
+    name: str
+    days: int
+    count: str
+    start: str
+    roll_to_workday: bool
+    description: str
+
+
+def deadline_rules(settings: Settings) -> list[DeadlineRuleRow]:
+    """`gateway deadlines rules`: the regulations' rules with gateway.toml's overrides."""
+    from ..deadlines import Deadlines
+
+    return [
+        DeadlineRuleRow(name=name, days=rule.days, count=rule.count, start=rule.start, roll_to_workday=rule.roll_to_workday,
+                        description=rule.description)
+        for name, rule in Deadlines(settings.deadlines).rules.items()
+    ]
+
+
 # -- ledger ------------------------------------------------------------------------------------
 
 

@@ -99,7 +99,7 @@ def logout(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form
 def overview_page(request: Request, caller: PageCaller) -> HTMLResponse:
     state = request.app.state
     summary = data.overview(state.engine, state.settings, caller.scope)
-    audit_subjects(state.writer, caller, summary.assist_checks_due, "on the overview")
+    audit_subjects(state.writer, caller, summary.assist_checks_due, "assist-check", "on the overview")
     summary.reconciliation_gaps = state.reconciliation(caller.scope)
     return render(request, "overview.html", caller, summary=summary)
 
@@ -240,8 +240,11 @@ def assist_checks_page(
 ) -> HTMLResponse:
     state = request.app.state
     rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
-    audit_subjects(state.writer, caller, rows, "on the assist-checks page")
-    return render(request, "assist_checks.html", caller, rows=rows, due_within=due_within, answered=answered)
+    notices = data.list_notices(state.engine, caller.scope, include_handled=answered)
+    audit_subjects(state.writer, caller, rows, "assist-check", "on the assist-checks page")
+    audit_subjects(state.writer, caller, notices, "notice", "on the assist-checks page")
+    return render(request, "assist_checks.html", caller, rows=rows, notices=notices, rules=data.deadline_rules(state.settings),
+                  due_within=due_within, answered=answered)
 
 
 @router.get("/jobs", response_class=HTMLResponse)

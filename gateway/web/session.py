@@ -79,10 +79,11 @@ def audit_view(engine: Engine, caller: Caller, department: str, what: str) -> No
         record_event(session, "console-view", department, None, f"{who} viewed {what}")
 
 
-def audit_subjects(engine: Engine, caller: Caller, rows: list, where: str) -> None:  # type: ignore[type-arg]
-    """Audit a list of assist-checks shown: one entry per department whose subjects were seen."""
+def audit_subjects(engine: Engine, caller: Caller, rows: list, kind: str, where: str) -> None:  # type: ignore[type-arg]
+    """Audit a list of assist-checks or notices shown (`kind`): one entry per department
+    whose subjects (masked) were seen."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.department] = counts.get(row.department, 0) + 1
     for department, n in sorted(counts.items()):
-        audit_view(engine, caller, department, f"{n} assist-check subject(s) (masked) {where}")
+        audit_view(engine, caller, department, f"{n} {kind} subject(s) (masked) {where}")
