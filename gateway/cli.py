@@ -402,6 +402,12 @@ from .commands import sample as _sample_commands  # noqa: E402
 
 app.command("sample-month")(_sample_commands.sample_month)
 
+# -- the web console and its accounts (issue 10: gateway/web/) ---------------------------
+
+from .commands import users as _user_commands  # noqa: E402
+
+_user_commands.register(app)
+
 
 def main() -> None:
     try:

@@ -392,3 +392,4 @@ class FileClaim(SQLModel, table=True):
 
 
 from . import reconcile_models  # noqa: E402,F401 - reconciliation tables (issue 9)
+from . import web_models  # noqa: E402,F401 - the web console's tables (issue 10)
