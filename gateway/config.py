@@ -179,6 +179,14 @@ class Settings(BaseSettings):
     require_signed_acks: bool = Field(
         default=False, description="refuse an ACK-<delivery id>.json without a good ACK-<id>.json.asc by the recipient's key"
     )
+    # Reconciliation of departments' records (gateway/reconcile/, docs/reconciliation.md).
+    reconciliation: dict[str, Any] = Field(
+        default_factory=dict, description="[reconciliation] options: [reconciliation.grace] per rule, the daily job's time"
+    )
+    # Population reports and the monthly early warning (gateway/population_reports/, docs/reports.md).
+    population_reports: dict[str, Any] = Field(
+        default_factory=dict, description="[population_reports] options (gateway/population_reports/settings.py)"
+    )
 
     @field_validator("departments")
     @classmethod
@@ -319,6 +327,15 @@ require_signed_acks = false
 # days = 15
 # count = "calendar"               # or "working" (chinesecalendar, adjusted workdays included)
 # start = "sent"                   # FQSJ, or "received"
+
+# Reconciliation between departments' records (docs/reconciliation.md): grace periods
+# per rule (defaults from the regulations) and the daily job, China time.
+# [reconciliation]
+# at = ["07:00"]                   # [] disables the daily job
+# deliver = true                   # the daily job sends each department its open list
+# [reconciliation.grace]
+# unregistered-births = "1 month"
+# deaths-without-cremation = "15 days"
 
 # Options per adapter, e.g.
 # [adapters.hospital-births]
