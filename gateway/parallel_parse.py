@@ -38,6 +38,10 @@ from .row_batches import PreparedBatch, RowPreparer
 
 
 AHEAD = 4  # batches a parsing process may have validated beyond what the writer took
+# A batch takes well under a second to validate. A parsing process silent this long is stuck
+# (forked from a process with other threads, it could inherit a lock held at the fork): the
+# exchange fails and the file is taken again, rather than the worker waiting for ever.
+STALL_SECONDS = 300.0
 
 
 class ParseProcessFailed(GatewayError):
@@ -109,6 +113,7 @@ class ParsedInProcesses:
         context = multiprocessing.get_context(_start_method())
         forked = context.get_start_method() == "fork"
         self._size = size
+        self.stall_seconds = STALL_SECONDS
         pipes = [context.Pipe(duplex=False) for _ in range(workers)]
         self._receivers = [receiver for receiver, _ in pipes]
         self._processes = []
@@ -144,6 +149,12 @@ class ParsedInProcesses:
                 process.join()
 
     def _receive(self, index: int) -> tuple[Any, ...]:
+        if not self._receivers[index].poll(self.stall_seconds):
+            process = self._processes[index]
+            raise ParseProcessFailed(
+                f"parsing process {index + 1} of {len(self._processes)} (pid {process.pid}) sent nothing for "
+                f"{self.stall_seconds:.0f} s; it was stopped and nothing of the file was stored"
+            )
         try:
             message: tuple[Any, ...] = pickle.loads(self._receivers[index].recv_bytes())
         except (EOFError, OSError):  # OSError: it died in the middle of a message

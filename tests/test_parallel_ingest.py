@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from stdnum.cn import ric
 import conftest
 from adapters.hospital_births import HospitalBirthsAdapter
 from conftest import PRIVACY, _kill_agent, _short_tmpdir, drop, query
+from gateway import parallel_parse
 from gateway.config import load_settings
 from gateway.pipeline import Gateway
 
@@ -187,7 +189,7 @@ def test_a_file_unreadable_as_a_whole_is_rejected_with_the_same_reason(make_home
     assert "missing column(s): 母亲公民身份号码" in reasons[0][0]
 
 
-@pytest.mark.parametrize("how", ["killed", "raises"])
+@pytest.mark.parametrize("how", ["killed", "raises", "stalls"])
 def test_a_parsing_process_that_dies_leaves_the_file_in_the_inbox_and_nothing_stored(make_home, monkeypatch, caplog, how):
     gateway = make_home(ingest_workers=2, parallel_parse_min_bytes=0)
     data = births_csv(ROWS, seed=6)
@@ -200,12 +202,19 @@ def test_a_parsing_process_that_dies_leaves_the_file_in_the_inbox_and_nothing_st
         if os.getpid() != gateway_pid and row.number >= 1_500:
             if how == "killed":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if how == "stalls":  # as if stuck on a lock inherited at the fork
+                time.sleep(3600)
             raise RuntimeError("simulated adapter bug")
         return normalize(self, row)
 
     monkeypatch.setattr(HospitalBirthsAdapter, "normalize", dies_in_a_parsing_process)
+    monkeypatch.setattr(parallel_parse, "STALL_SECONDS", 3.0)
     assert gateway.run_once() == []
-    expected = "ended before it finished the file" if how == "killed" else "failed: RuntimeError: simulated adapter bug"
+    expected = {
+        "killed": "ended before it finished the file",
+        "raises": "failed: RuntimeError: simulated adapter bug",
+        "stalls": "sent nothing for 3 s",
+    }[how]
     assert expected in caplog.text and "left in the inbox for the next pass" in caplog.text
     inbox = gateway.settings.mailbox_root / "hospital" / "inbox"
     assert sorted(os.listdir(inbox)) == ["births.csv"] and (inbox / "births.csv").read_bytes() == data
