@@ -43,6 +43,7 @@ from .receipts.signing import Signer
 from .reports import write_report
 from .staging import Sniffed, sniff_file
 from .store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
+from .store.faults import database_fault
 from .store.models import utcnow
 from .transports import FoundFile, LocalMailbox, Transport, department_transports
 
@@ -248,7 +249,12 @@ class Gateway:
             return outcome
         except (TransportError, OSError) as exc:
             log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
-        except Exception:
+        except Exception as exc:
+            fault = database_fault(exc)
+            if fault is not None:
+                # Every other file would fail the same way: stop the pass (the caller backs off).
+                log.error("%s: left in the inbox: %s", found.path, fault)
+                raise
             log.exception("%s: processing failed; left in the inbox for the next pass", found.path)
         return None
 
