@@ -90,7 +90,7 @@ def inbox_names(settings) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(p.name for p in (settings.mailbox_root / "hospital" / "inbox").iterdir())
 
 
-def assert_each_processed_once(home: Path, settings, names: list[str], rows: int) -> None:  # type: ignore[no-untyped-def]
+def assert_each_processed_once(home: Path, settings, names: list[str], rows: int, *, verify_ledger: bool = True) -> None:  # type: ignore[no-untyped-def]
     assert inbox_names(settings) == []
     processed = sorted(p.name for p in (settings.mailbox_root / "hospital" / "processed").iterdir())
     assert processed == sorted(names), "every drop once in processed/, nothing else"
@@ -102,6 +102,8 @@ def assert_each_processed_once(home: Path, settings, names: list[str], rows: int
     assert sequences == list(range(1, len(names) + 1)), "one gapless receipt chain"
     chain = query(home, "SELECT sha256, previous_sha256 FROM receipt ORDER BY sequence")
     assert all(chain[i][1] == chain[i - 1][0] for i in range(1, len(chain)))
+    if not verify_ledger:
+        return
     run_gateway(home, "ledger", "checkpoint")
     verified = run_gateway(home, "ledger", "verify", check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -183,17 +185,17 @@ def test_workers_carry_on_when_postgresql_restarts_mid_run(home, tmp_path, own_p
             names.append(f"births_{batch:04d}.csv")
             drop(settings, "hospital", names[-1], births_file(batch, rows))
 
-    drop_batch(0, 30)
+    drop_batch(0, 20)
     logs = [tmp_path / f"w{n}.log" for n in range(2)]
     workers = [start_worker(home, f"w{n}", log) for n, log in enumerate(logs)]
     try:
-        wait_for(lambda: query(home, "SELECT count(*) FROM exchange WHERE status = 'processed'")[0][0] >= 5, 60, "the first exchanges", logs)
+        wait_for(lambda: query(home, "SELECT count(*) FROM exchange WHERE status = 'processed'")[0][0] >= 3, 60, "the first exchanges", logs)
         cluster.pause("immediate")  # like a crash: sessions cut, no shutdown checkpoint
-        drop_batch(30, 15)  # files keep dropping while the database is away
-        time.sleep(4)
+        drop_batch(20, 10)  # files keep dropping while the database is away
+        time.sleep(3)
         assert [w.poll() for w in workers] == [None, None], "a worker died with the database away"
         cluster.resume()
-        drop_batch(45, 15)
+        drop_batch(30, 10)
         wait_for(
             lambda: not inbox_names(settings) and query(home, "SELECT count(*) FROM fileclaim") == [(0,)],
             90, "every drop processed after the restart", logs,
@@ -247,7 +249,7 @@ def _fault_is_reported_and_cleared(home, tmp_path, settings, *, kind: str, make_
     finally:
         if worker is not None:
             stop_workers([worker])
-    assert_each_processed_once(home, settings, names, rows)
+    assert_each_processed_once(home, settings, names, rows, verify_ledger=False)  # the restart test verifies it
 
 
 @pytest.mark.slow
