@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select, text, update
 from sqlmodel import Session
 
 from contracts import Contract
@@ -143,6 +143,10 @@ class Gateway:
         _sweep_staging(self.settings.staging_dir)
         self._seen: dict[str, dict[str, tuple[int, float]]] = {}  # department -> path -> (size, mtime)
         self._adapters: dict[str, Adapter] = {}
+        # Exchanges whose counted attempt a database fault cut short: a fault is not the
+        # file's doing, so the attempt is taken back once the database works (max_attempts).
+        self._attempt: int | None = None
+        self._attempts_to_forgive: set[int] = set()
         self.claims = ClaimQueue(
             self.engine, worker or os.environ.get("GATEWAY_WORKER_ID"), timeout=settings.claim_timeout_seconds, heartbeat=settings.claim_heartbeat_seconds
         )
@@ -226,6 +230,7 @@ class Gateway:
         deadline = time.monotonic() + max(30.0, 10 * self.settings.settle_seconds)
         while True:
             ready, wait = self.ready_files()
+            self._forgive_attempts()
             # Through the shared queue, so that several processes never take the same file.
             self.claims.enqueue(ready)
             while (claim := self.claims.next()) is not None:
@@ -242,6 +247,7 @@ class Gateway:
 
     def process_safely(self, found: FoundFile) -> Outcome | None:
         """Process one file; an unexpected failure is logged and retried next pass."""
+        self._attempt = None
         try:
             outcome = self.process(found)
             if outcome is not None:  # moved out of the inbox: a file dropped later under its name is new
@@ -252,11 +258,23 @@ class Gateway:
         except Exception as exc:
             fault = database_fault(exc)
             if fault is not None:
+                if self._attempt is not None:
+                    self._attempts_to_forgive.add(self._attempt)
                 # Every other file would fail the same way: stop the pass (the caller backs off).
                 log.error("%s: left in the inbox: %s", found.path, fault)
                 raise
             log.exception("%s: processing failed; left in the inbox for the next pass", found.path)
         return None
+
+    def _forgive_attempts(self) -> None:
+        for exchange_id in sorted(self._attempts_to_forgive):
+            with session_scope(self.engine) as session:
+                session.execute(
+                    update(Exchange)
+                    .where(Exchange.id == exchange_id, Exchange.status == "received", Exchange.attempts > 0)  # type: ignore[arg-type]
+                    .values(attempts=Exchange.attempts - 1)
+                )
+            self._attempts_to_forgive.discard(exchange_id)
 
     # -- one file ---------------------------------------------------------------
 
@@ -374,6 +392,8 @@ class Gateway:
                 exchange.attempts += 1
                 session.flush()
                 session.expunge(exchange)
+        if finished is None:
+            self._attempt = exchange.id  # committed: counted (see _forgive_attempts)
         if finished is not None:
             log.info("exchange %s: committed earlier; completing the move of %s", finished.id, found.path)
             return self._finish(finished, found, archive=True)
