@@ -145,7 +145,7 @@ def main() -> None:
     data = work / "hospital_births_bench.csv"
     started = time.perf_counter()
     bad = generate(data, args.rows)
-    print(f"generated {args.rows:,} rows ({bad:,} bad), {data.stat().st_size / 1e6:.0f} MB GB18030 in {time.perf_counter() - started:.1f}s")
+    print(f"generated {args.rows:,} rows ({bad:,} bad), {data.stat().st_size / 1e6:.0f} MB GB18030 in {time.perf_counter() - started:.1f}s", flush=True)
 
     results: dict[str, tuple[float, float]] = {}
 
@@ -157,6 +157,7 @@ def main() -> None:
             best = (seconds, rss) if best is None or seconds < best[0] else best
         assert best is not None
         results[label] = best
+        print(f"  {label}: {best[0]:.1f}s", flush=True)  # progress: a long run's figures so far
 
     def ceiling(run: int):  # type: ignore[no-untyped-def]
         db = work / f"ceiling-{run}.db"
@@ -218,7 +219,7 @@ def main() -> None:
                     seconds[workers] = best
                     label = f"(c) {backend}, {workers} worker{'s' if workers > 1 else ''}"
                     ratio = f"{seconds[1] / best:>9.2f}x" if workers == 2 else ""
-                    print(f"{label:45} {best:>10.2f} {args.rows / best:>11,.0f} {ratio:>10}")
+                    print(f"{label:45} {best:>10.2f} {args.rows / best:>11,.0f} {ratio:>10}", flush=True)
             if not scratch:
                 print("(c) on PostgreSQL: not measured (no --postgres-url or GATEWAY_BENCH_POSTGRES_URL)")
     finally:
