@@ -136,6 +136,7 @@ def main() -> None:
         "default $GATEWAY_BENCH_POSTGRES_URL, e.g. postgresql://postgres@127.0.0.1:5432/test",
     )
     parser.add_argument("--files", type=int, default=100, help="files for the 1-versus-2-worker run (0: skip it)")
+    parser.add_argument("--workers-only", action="store_true", help="only (c), the 1-versus-2-worker run")
     args = parser.parse_args()
     scratch = ScratchDatabases(args.postgres_url) if args.postgres_url else None
 
@@ -187,7 +188,7 @@ def main() -> None:
             return [gateway, "run", "--once", "--home", str(home)], {**env, "GATEWAY_SETTLE_SECONDS": "0"}
         return make
 
-    try:
+    def single_process() -> None:
         measure("(a) csv + sqlite3 executemany (ceiling)", ceiling)
         measure("(b) gateway ingest", ingest(False))
         measure("(b) gateway run --once", run_once(False))
@@ -202,6 +203,9 @@ def main() -> None:
         if not scratch:
             print("(b) on PostgreSQL: not measured (no --postgres-url or GATEWAY_BENCH_POSTGRES_URL)")
 
+    try:
+        if not args.workers_only:
+            single_process()
         if args.files:
             parts = split_file(data, work / "parts", args.files)
             backends = [("SQLite", False)] + ([("PostgreSQL", True)] if scratch else [])
