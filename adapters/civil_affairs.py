@@ -12,21 +12,19 @@ it stays meaningful when a whole export sits on one line; the element's source l
 kept in `RawRow.fields["@line"]`. Report columns name the element path and attribute,
 e.g. `当事人[男方]/公民身份号码`.
 
-The file comes from outside, so the parser is hardened: the file must be under
-`max_file_bytes`; any DOCTYPE or ENTITY declaration rejects the whole file
-(`xml_unsafe`) before libxml2 sees those bytes, which stops external entities reading
-local files (XXE) and entity expansion bombs ("billion laughs"); only GB18030/GBK/
-GB2312/UTF-8 declarations are read (a UTF-7 declaration could hide a DOCTYPE from the
-byte scan); and lxml itself runs with DTDs, entity resolution, network access and
-huge trees switched off, parsing as a stream and freeing each record once read. No
-rejection message quotes the file's content.
+The file comes from outside, so it must be under `max_file_bytes` and is read through
+the hardened reader of gateway/xml.py (every XML adapter's): any DOCTYPE or ENTITY
+declaration rejects the whole file (`xml_unsafe`) before libxml2 sees those bytes, only
+GB18030/GBK/GB2312/UTF-8 declarations are read (a UTF-7 declaration could hide a DOCTYPE
+from the byte scan), and lxml runs with DTDs, entities, network access and huge trees off,
+as a stream, freeing each record once read. No rejection message quotes the file's content.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, BinaryIO
+from typing import Any
 
 from lxml import etree
 from pydantic import Field
@@ -35,25 +33,15 @@ from contracts import AdoptionEvent, Contract, CremationEvent, MarriageEvent
 from gateway import hookimpl
 from gateway.adapter import Adapter, AdapterConfig, RawRow, RowRejected, SourceFile
 from gateway.errors import FileRejected
-from gateway.masking import mask_value
+from gateway.xml import iter_elements
 
 ROOT = "民政数据交换"
 MARRIAGE, ADOPTION, CREMATION = "婚姻登记", "收养登记", "火化登记"
 ROLES = {"男方": ("husband", "1"), "女方": ("wife", "2")}
 KINDS = {"结婚": "marriage", "离婚": "divorce"}
 
-SAFE_ENCODINGS = {"gb18030", "gbk", "gb2312", "utf-8", "utf8"}
-_DECLARED = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
-# DOCTYPE and ENTITY only ever appear as declarations; any spelling of them is refused.
-_UNSAFE = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
-_UNSAFE_OVERLAP = 16
-_POSITION_SUFFIX = re.compile(r",? line \d+, column \d+$")
 _COMMENTS = re.compile(r"<!--.*?(?:-->|$)", re.DOTALL)
 _FIRST_ELEMENT = re.compile(r"<([^\s!?/>]+)")
-UNSAFE_DETAIL = (
-    "the file declares a DOCTYPE or an ENTITY; DTDs and entities are refused because they can read "
-    "local files or expand without bound. Export the data without a DOCTYPE"
-)
 
 
 def _person(attrs: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any] | None:
@@ -117,25 +105,8 @@ class CivilAffairsConfig(AdapterConfig):
     max_file_bytes: int = Field(default=200 * 1024 * 1024, gt=0, description="larger files are rejected unread")
 
 
-class _DeclarationGuard:
-    """Hands the file to lxml chunk by chunk and refuses it at the first DOCTYPE or
-    ENTITY declaration, before the parser has seen those bytes."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._tail = b""
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self._raw.read(size if size and size > 0 else 1 << 16)
-        window = self._tail + chunk
-        if _UNSAFE.search(window):
-            raise FileRejected("xml_unsafe", UNSAFE_DETAIL)
-        self._tail = window[-_UNSAFE_OVERLAP:]
-        return chunk
-
-
 def _local(name: Any) -> str:
-    return etree.QName(name).localname if isinstance(name, str) else ""
+    return name.rpartition("}")[2] if isinstance(name, str) else ""
 
 
 def _attributes(element: Any) -> dict[str, str]:
@@ -173,79 +144,20 @@ class CivilAffairsAdapter(Adapter):
             raise FileRejected("binary", "the file holds NUL bytes; it is not a text file")
         if source.encoding is None:
             raise FileRejected("encoding", source.encoding_problem)
-        override = self._encoding(source)
-        return self._records(source, override)
+        return self._records(source)
 
-    @staticmethod
-    def _encoding(source: SourceFile) -> str | None:
-        """The encoding to force on the parser: None to follow the declaration."""
-        with source.open_binary() as handle:
-            head = handle.read(1024)
-        if _UNSAFE.search(head):
-            raise FileRejected("xml_unsafe", UNSAFE_DETAIL)
-        match = _DECLARED.match(head)
-        if match is None:
-            # Undeclared means UTF-8 to an XML parser; a GB18030 file that forgot its
-            # declaration is read as what the staging sniffer found it to be.
-            return "gb18030" if source.encoding == "gb18030" else None
-        declared = match.group(1).decode("ascii").lower()
-        if declared not in SAFE_ENCODINGS:
-            raise FileRejected("xml_encoding", f"declared encoding {declared}; use GB18030 or UTF-8")
-        return None
-
-    def _records(self, source: SourceFile, encoding: str | None) -> Iterator[RawRow]:
+    def _records(self, source: SourceFile) -> Iterator[RawRow]:
+        # Undeclared means UTF-8 to an XML parser; a GB18030 file that forgot its
+        # declaration is read as what the staging sniffer found it to be.
+        undeclared = "gb18030" if source.encoding == "gb18030" else None
         with source.open_binary() as raw:
-            context = etree.iterparse(
-                _DeclarationGuard(raw),
-                events=("start", "end"),
-                encoding=encoding,
-                load_dtd=False,
-                dtd_validation=False,
-                attribute_defaults=False,
-                resolve_entities=False,
-                no_network=True,
-                huge_tree=False,
-                remove_comments=True,
-                remove_pis=True,
-            )
-            depth = position = 0
-            try:
-                for event, element in context:
-                    if event == "start":
-                        depth += 1
-                        if depth == 1:
-                            self._check_root(element)
-                        continue
-                    if depth == 2:
-                        position += 1
-                        yield _raw_row(position, element)
-                        # Free the record and everything before it: memory stays flat.
-                        element.clear()
-                        parent = element.getparent()
-                        while element.getprevious() is not None:
-                            del parent[0]
-                    depth -= 1
-            except etree.XMLSyntaxError as exc:
-                raise FileRejected("xml_malformed", _syntax_detail(exc)) from None
-
-    @staticmethod
-    def _check_root(element: Any) -> None:
-        docinfo = element.getroottree().docinfo
-        # Defence in depth: the byte scan should have stopped any DTD already.
-        if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-            raise FileRejected("xml_unsafe", UNSAFE_DETAIL)
-        if _local(element.tag) != ROOT:
-            raise FileRejected("xml_root", f"the root element must be {ROOT}; is this a civil-affairs export?")
+            for position, element in iter_elements(
+                raw, root=ROOT, root_hint="; is this a civil-affairs export?", undeclared_encoding=undeclared
+            ):
+                yield _raw_row(position, element)
 
     def normalize(self, row: RawRow) -> Contract:
         return _BUILDERS[row.fields["@element"]](row.fields)
-
-
-def _syntax_detail(exc: etree.XMLSyntaxError) -> str:
-    line, column = exc.position if exc.position else (exc.lineno, 0)
-    # libxml2 names elements, never attribute values; ID-like runs are masked all the same.
-    message = mask_value(_POSITION_SUFFIX.sub("", str(exc.msg or ""))[:160], None)
-    return f"line {line}, column {column}: {message}"
 
 
 def _raw_row(position: int, element: Any) -> RawRow:

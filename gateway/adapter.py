@@ -135,11 +135,15 @@ class Adapter(ABC):
 
     @abstractmethod
     def parse(self, source: SourceFile) -> Iterator[RawRow]:
-        """Yield the file's rows one by one. Raise `FileRejected` if it cannot be read."""
+        """Yield the file's rows one by one. Raise `FileRejected` if it cannot be read.
+        Reading the same bytes again must yield the same rows."""
 
     @abstractmethod
     def normalize(self, row: RawRow) -> Contract:
-        """Turn one row into a contract; raise `ValidationError` or `RowRejected`."""
+        """Turn one row into a contract; raise `ValidationError` or `RowRejected`.
+
+        The result must depend on `row` (and the options) only: a large file's rows are
+        shared out among several processes, each normalizing every n-th batch."""
 
     def column_for(self, loc: tuple[str | int, ...]) -> str:
         """The source column a contract field came from (for the rejection report)."""

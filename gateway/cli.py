@@ -427,6 +427,22 @@ app.add_typer(_deadline_commands.app, name="deadlines")
 app.add_typer(_report_commands.app, name="report")
 _simulate_commands.register(app)
 
+# -- reconciliation between departments' records (issue 9, gateway/reconcile/) -----------------
+
+from .commands import reconcile as _reconcile_commands  # noqa: E402
+
+app.add_typer(_reconcile_commands.app, name="reconcile")
+
+from .commands import sample as _sample_commands  # noqa: E402
+
+app.command("sample-month")(_sample_commands.sample_month)
+
+# -- the web console and its accounts (issue 10: gateway/web/) ---------------------------
+
+from .commands import users as _user_commands  # noqa: E402
+
+_user_commands.register(app)
+
 
 def main() -> None:
     try:

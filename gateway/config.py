@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(default=2.0, ge=0, description="a file must be unchanged this long before it is taken")
     poll_seconds: float = Field(default=10.0, gt=0, description="how often `gateway run` polls the inboxes")
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")
+    # One large file on several cores (gateway/parallel_parse.py, docs/performance.md).
+    ingest_workers: int = Field(
+        default_factory=lambda: 2 if (os.cpu_count() or 1) > 1 else 0, ge=0, le=64,
+        description="parsing processes that validate a large file while the gateway process stores it; 0: all in one process",
+    )
+    parallel_parse_min_bytes: int = Field(
+        default=4_000_000, ge=0, description="files at least this large go to the parsing processes; smaller ones are parsed in-process"
+    )
     claim_timeout_seconds: float = Field(
         default=60.0, gt=0, description="a claimed file whose worker is silent this long is taken over"
     )
@@ -173,6 +181,14 @@ class Settings(BaseSettings):
     )
     require_signed_acks: bool = Field(
         default=False, description="refuse an ACK-<delivery id>.json without a good ACK-<id>.json.asc by the recipient's key"
+    )
+    # Reconciliation of departments' records (gateway/reconcile/, docs/reconciliation.md).
+    reconciliation: dict[str, Any] = Field(
+        default_factory=dict, description="[reconciliation] options: [reconciliation.grace] per rule, the daily job's time"
+    )
+    # Population reports and the monthly early warning (gateway/population_reports/, docs/reports.md).
+    population_reports: dict[str, Any] = Field(
+        default_factory=dict, description="[population_reports] options (gateway/population_reports/settings.py)"
     )
 
     @field_validator("departments")
@@ -314,6 +330,15 @@ require_signed_acks = false
 # days = 15
 # count = "calendar"               # or "working" (chinesecalendar, adjusted workdays included)
 # start = "sent"                   # FQSJ, or "received"
+
+# Reconciliation between departments' records (docs/reconciliation.md): grace periods
+# per rule (defaults from the regulations) and the daily job, China time.
+# [reconciliation]
+# at = ["07:00"]                   # [] disables the daily job
+# deliver = true                   # the daily job sends each department its open list
+# [reconciliation.grace]
+# unregistered-births = "1 month"
+# deaths-without-cremation = "15 days"
 
 # Options per adapter, e.g.
 # [adapters.hospital-births]

@@ -256,8 +256,6 @@ def _notices(session: Session, cycle: Cycle, at: dt.datetime, eval_day: dt.date,
 def _overdue(session: Session, at: dt.datetime, eval_day: dt.date, report: CycleReport) -> None:
     """Everything due before the evaluation day and not answered by the evaluation moment,
     whichever cycle it arrived in."""
-    import json
-
     found: list[OverdueItem] = []
     for item in session.exec(
         select(AssistCheck).where(AssistCheck.due_date < eval_day, AssistCheck.received_at < at).order_by(AssistCheck.due_date)  # type: ignore[arg-type]
@@ -265,12 +263,10 @@ def _overdue(session: Session, at: dt.datetime, eval_day: dt.date, report: Cycle
         sent = _aware(item.sent_at)
         if sent is not None and sent < at:
             continue
-        record = session.get(Record, item.record_id)
-        subject = json.loads(record.payload).get("subject", {}) if record else {}
         found.append(
             OverdueItem(
                 "assist-check", item.id or 0, item.message_id, item.partner, URGENCY_LABELS.get(item.urgency, item.urgency),
-                f"{mask_name(subject.get('name', ''))} {mask_id(subject.get('id_number', ''))}", item.due_date,
+                _masked_subject(session, item.record_id), item.due_date,
                 (eval_day - item.due_date).days, item.due_provisional, item.status,
             )
         )
@@ -280,16 +276,23 @@ def _overdue(session: Session, at: dt.datetime, eval_day: dt.date, report: Cycle
         handled = _aware(notice.handled_at)
         if handled is not None and handled < at:
             continue
-        record = session.get(Record, notice.record_id)
-        subject = json.loads(record.payload).get("subject", {}) if record else {}
         found.append(
             OverdueItem(
                 "notice", notice.id or 0, notice.message_id, notice.partner, f"通报 {notice.category}",
-                f"{mask_name(subject.get('name', ''))} {mask_id(subject.get('id_number', ''))}", notice.due_date,
+                _masked_subject(session, notice.record_id), notice.due_date,
                 (eval_day - notice.due_date).days, notice.due_provisional, notice.status,
             )
         )
     report.overdue = sorted(found, key=lambda o: (o.due_date, o.kind, o.item_id))
+
+
+def _masked_subject(session: Session, record_id: int | None) -> str:
+    """The person a platform message is about, masked: `陈** 440781********4325`."""
+    import json
+
+    record = session.get(Record, record_id)
+    subject = json.loads(record.payload).get("subject", {}) if record else {}
+    return f"{mask_name(subject.get('name', ''))} {mask_id(subject.get('id_number', ''))}"
 
 
 def _aware(moment: dt.datetime | None) -> dt.datetime | None:

@@ -21,6 +21,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .adapter import Adapter
+    from .reconcile.base import Reconciliation
 
 PROJECT = "gateway"
 
@@ -42,5 +43,29 @@ def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
     naming both adapters and the packages they come from.
 
     :param register: the callback that validates and records an adapter class.
+    :returns: nothing; results are collected through `register`.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Reconciliation
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_reconciliations(register: Callable[[type[Reconciliation]], None]) -> None:
+    """Register reconciliation rules (核对规则): one department's records that call for
+    another's, found missing once a grace period has passed.
+
+    Call `register(RuleClass)` once per rule, with a subclass of
+    `gateway.reconcile.Reconciliation` that sets `name`, `subject_contract`,
+    `evidence_contract`, `matching_keys`, `grace` and `notify`, and implements
+    `subjects(records)` and `evidence(records)` (see docs/reconciliation.md). Names are
+    unique across every installed plugin: a name already taken raises `PluginError`
+    naming both rules. The built-in rules (`unregistered-births`, ...) come through this
+    same hook, marked `trylast=True`. Operators override any rule's grace period under
+    `[reconciliation.grace]` in gateway.toml.
+
+    :param register: the callback that validates and records a rule class.
     :returns: nothing; results are collected through `register`.
     """

@@ -11,7 +11,7 @@ exchange that committed but whose file was not yet moved is only completed.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import logging
 import os
 import time
@@ -25,22 +25,23 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select, text, update
 from sqlmodel import Session
 
-from contracts import Contract
 from contracts.reasons import reason
 
-from .adapter import Adapter, RawRow, RowRejected, SourceFile
+from .adapter import Adapter, SourceFile
 from .claims import ClaimQueue
 from .config import Settings
 from .drops import REASONS as SIGNATURE_REASONS, SignedDrops
 from .routing import Router, without_acknowledgements
 from .errors import ConfigError, FileRejected, TransportError
-from .masking import mask_value
+from .parallel_parse import ParsedInProcesses
 from .plugins import PluginManager, get_manager
+from .readers import CountingReader
 from .receipts.ledger import checkpoint_after_pass
 from .receipts.merkle import TreeBuilder
 from .receipts.receipt import GENESIS, receipt_bytes, receipt_document, sha256_hex
 from .receipts.signing import Signer
 from .reports import write_report
+from .row_batches import ISSUE_KEYS, PreparedBatch, RowPreparer
 from .staging import Sniffed, sniff_file
 from .store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
 from .store.faults import database_fault
@@ -81,41 +82,6 @@ class Outcome:
     reason: str | None = None
     receipt: str | None = None
     files: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Pending:
-    contract: str
-    schema_version: str
-    key: str
-    record_hash: str
-    payload: bytes
-    row: int
-
-
-class _Counting:
-    """A binary reader that reports bytes read (the ingest progress bar)."""
-
-    def __init__(self, raw: Any, progress: Callable[[int], None]):
-        self._raw, self._progress = raw, progress
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._raw.read(size)
-        self._progress(len(data))
-        return data
-
-    def read1(self, size: int = -1) -> bytes:
-        data = self._raw.read1(size)
-        self._progress(len(data))
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._raw.readinto(buffer)
-        self._progress(count or 0)
-        return count
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._raw, name)
 
 
 class Gateway:
@@ -414,9 +380,6 @@ class Gateway:
             encoding_problem=sniffed.problem,
             has_nul=sniffed.has_nul,
         )
-        if progress is not None:
-            opener = source.open_binary
-            source.open_binary = lambda: _Counting(opener(), progress)  # type: ignore[method-assign]
 
         with session_scope(self.engine) as session:
             original = session.exec(
@@ -445,7 +408,7 @@ class Gateway:
             with session_scope(self.engine) as session:
                 exchange = session.merge(exchange)
                 exchange.adapter = chosen.name
-                self._store_rows(session, exchange, chosen, source)
+                self._store_rows(session, exchange, chosen, source, progress)
                 session.expunge(exchange)
         except FileRejected as rejected:
             return self._reject(exchange, found, rejected, archive)
@@ -453,22 +416,22 @@ class Gateway:
 
     # -- storing ----------------------------------------------------------------
 
-    def _store_rows(self, session: Session, exchange: Exchange, adapter: Adapter, source: SourceFile) -> None:
-        from operator import itemgetter
-        from types import SimpleNamespace
-
+    def _store_rows(
+        self,
+        session: Session,
+        exchange: Exchange,
+        adapter: Adapter,
+        source: SourceFile,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         from sqlalchemy import bindparam
 
         tree = TreeBuilder()
-        pending: list[_Pending] = []
-        issues: list[dict[str, Any]] = []
         versions: dict[str, str] = {}
-        texts: dict[tuple[str, str, str], tuple[str, str, str]] = {}
         batch = self.settings.batch_size
-        # This loop runs once per row: the counts go to a plain object and reach the mapped
-        # exchange once, at the end (each assignment to a mapped attribute is an ORM event).
-        tally = SimpleNamespace(id=exchange.id, rejected=0, warnings=0)
-        rows = 0
+        # Counted in plain ints; they reach the mapped exchange once, at the end (each
+        # assignment to a mapped attribute is an ORM event).
+        rows = rejected = warnings = 0
         compiled: dict[Any, str | None] = {}
 
         def insert_many(table: Any, keys: tuple[str, ...], values: list[tuple[Any, ...]]) -> None:
@@ -521,28 +484,35 @@ class Gateway:
                     found.extend(connection.execute(columns.where(Record.contract == contract, Record.business_key.in_(chunk))))  # type: ignore[attr-defined]
             return found
 
-        issue_keys = ("exchange_id", "row_number", "field", "column_name", "value_masked", "code", "reason_zh", "reason_en", "level")
-        issue_values = itemgetter(*issue_keys)
-        normalize, sha256, append = self._normalize, hashlib.sha256, pending.append
-        for raw in adapter.parse(source):
-            rows += 1
-            record = normalize(adapter, raw, tally, issues, texts)
-            if record is not None:
-                payload = record.canonical()
-                contract, schema_version = record.contract_name, record.schema_version
-                append(_Pending(contract, schema_version, record.business_key(), sha256(payload).hexdigest(), payload, raw.number))
-                versions[contract] = schema_version
-            if len(pending) >= batch:
-                self._flush(session, exchange, tree, pending, insert_many=insert_many, stored=stored)
-            if len(issues) >= batch:
-                insert_many(RowError.__table__, issue_keys, list(map(issue_values, issues)))  # type: ignore[attr-defined]
-                issues.clear()
-        self._flush(session, exchange, tree, pending, insert_many=insert_many, stored=stored)
-        if issues:
-            insert_many(RowError.__table__, issue_keys, list(map(issue_values, issues)))  # type: ignore[attr-defined]
+        workers = self.settings.ingest_workers
+        parallel = workers > 0 and source.size >= self.settings.parallel_parse_min_bytes
+        with contextlib.ExitStack() as stack:
+            if parallel:
+                # Validation in other processes, storing here (gateway/parallel_parse.py).
+                batches: Iterable[PreparedBatch] = stack.enter_context(
+                    ParsedInProcesses(adapter, source, exchange.id, batch, workers)
+                )
+                log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, source.name, workers)
+            else:
+                if progress is not None:
+                    opener = source.open_binary
+                    source.open_binary = lambda: CountingReader(opener(), progress)  # type: ignore[method-assign]
+                batches = RowPreparer(adapter, exchange.id).batches(source, batch)
+            read = 0
+            for prepared in batches:
+                rows += prepared.rows
+                rejected += prepared.rejected
+                warnings += prepared.warnings
+                versions.update(prepared.versions)
+                self._flush(session, exchange, tree, prepared.records, insert_many=insert_many, stored=stored)
+                if prepared.issues:
+                    insert_many(RowError.__table__, ISSUE_KEYS, prepared.issues)  # type: ignore[attr-defined]
+                if parallel and progress is not None and prepared.read > read:
+                    progress(prepared.read - read)
+                    read = prepared.read
         exchange.rows += rows
-        exchange.rejected += tally.rejected
-        exchange.warnings += tally.warnings
+        exchange.rejected += rejected
+        exchange.warnings += warnings
         exchange.status = "processed"
         exchange.processed_at = utcnow()
         report_sha = None
@@ -550,105 +520,18 @@ class Gateway:
             report_sha = write_report(self._report_path(exchange), self._errors(session, exchange.id))
         self._seal(session, exchange, tree, versions, report_sha)
 
-    def _normalize(
-        self,
-        adapter: Adapter,
-        raw: RawRow,
-        exchange: Exchange | Any,
-        issues: list[dict[str, Any]],
-        texts: dict[tuple[str, str, str], tuple[str, str, str]] | None = None,
-    ) -> Contract | None:
-        """The row's record, or None with its errors appended to `issues`. Only
-        `exchange.id`, `.rejected` and `.warnings` are used (_store_rows passes a plain
-        tally). `texts` keeps each warning's (column, Chinese, English) for later rows."""
-        failure: ValidationError | RowRejected | None = None
-        if raw.problem is None:
-            try:
-                record = adapter.normalize(raw)
-            except ValidationError as exc:
-                failure = exc
-            except RowRejected as exc:
-                failure = exc
-            else:
-                found = record.warnings()
-                if found:  # the hot path: no closure, one dict per warning
-                    for dotted, code, message in found:
-                        text = texts.get((dotted, code, message)) if texts is not None else None
-                        if text is None:
-                            text = (adapter.column_for(tuple(dotted.split("."))), *reason(code, message))
-                            if texts is not None:
-                                texts[(dotted, code, message)] = text
-                        issues.append(
-                            {
-                                "exchange_id": exchange.id,
-                                "row_number": raw.number,
-                                "field": dotted,
-                                "column_name": text[0],
-                                "value_masked": "",
-                                "code": code,
-                                "reason_zh": text[1],
-                                "reason_en": text[2],
-                                "level": "warning",
-                            }
-                        )
-                    exchange.warnings += len(found)
-                return record
-
-        def issue(field_name: str, column: str, value: str, code: str, fallback: str = "") -> None:
-            zh, en = reason(code, fallback)
-            issues.append(
-                {
-                    "exchange_id": exchange.id,
-                    "row_number": raw.number,
-                    "field": field_name,
-                    "column_name": column,
-                    "value_masked": value,
-                    "code": code,
-                    "reason_zh": zh,
-                    "reason_en": en,
-                    "level": "error",
-                }
-            )
-
-        if raw.problem is not None:
-            code, column, detail = raw.problem
-            issue("", column, "", code, detail)
-        elif isinstance(failure, ValidationError):
-            kinds = self._field_kinds(adapter)
-            for error in failure.errors(include_url=False):
-                loc = tuple(str(part) for part in error["loc"] if not isinstance(part, int))
-                code = error["type"]
-                if error.get("input") is None and (code.endswith("_type") or code == "missing"):
-                    code = "missing"
-                if code in ("id_sex_mismatch", "id_birth_mismatch"):
-                    loc = (*loc, "id_number")
-                value = error.get("input")
-                shown = mask_value(value, kinds.get(loc)) if isinstance(value, str) else ""
-                issue(".".join(loc), adapter.column_for(loc), shown, code, error.get("msg", ""))
-        else:
-            assert failure is not None
-            issue("", failure.column, "", failure.code, failure.message)
-        exchange.rejected += 1
-        return None
-
-    def _field_kinds(self, adapter: Adapter) -> dict[tuple[str, ...], str]:
-        """Which fields of the adapter's contracts hold IDs, names or addresses (for masking)."""
-        kinds: dict[tuple[str, ...], str] = {}
-        for contract in adapter.contracts:
-            kinds.update(contract.field_kinds())
-        return kinds
-
     def _flush(
         self,
         session: Session,
         exchange: Exchange,
         tree: TreeBuilder,
-        pending: list[_Pending],
+        pending: list[tuple[str, str, str, str, str, int, bytes]],
         insert_many: Callable[[Any, tuple[str, ...], list[tuple[Any, ...]]], None] | None = None,
         stored: Callable[[str, list[str]], list[Any]] | None = None,
     ) -> None:
-        """Store a batch: dedupe by business key against what is stored (a duplicate, a new
-        key, or a correction = next version), insert, append to the Merkle tree.
+        """Store a batch of `PreparedBatch.records`: dedupe by business key against what is
+        stored (a duplicate, a new key, or a correction = next version), insert, append
+        their leaf hashes to the Merkle tree.
         `insert_many` and `stored` are _store_rows' faster SQLite paths; without them,
         Core statements."""
         if not pending:
@@ -657,10 +540,10 @@ class Gateway:
         latest: dict[str, dict[str, tuple[int, str]]] = {}
         by_contract: dict[str, set[str]] = {}
         for item in pending:
-            keys = by_contract.get(item.contract)
+            keys = by_contract.get(item[0])
             if keys is None:
-                keys = by_contract[item.contract] = set()
-            keys.add(item.key)
+                keys = by_contract[item[0]] = set()
+            keys.add(item[2])
         connection = session.connection()  # Core, not the ORM's execute: plain rows are all that is needed
         for contract, keys in by_contract.items():
             known = latest[contract] = {}
@@ -682,12 +565,13 @@ class Gateway:
                 if seen is None or seen[0] < version:
                     known[key] = (version, record_hash)
         inserts = []
-        exchange_id, leaf, append = exchange.id, tree.size, tree.append
+        leaves: list[bytes] = []
+        exchange_id, leaf, append = exchange.id, tree.size, leaves.append
         duplicates = corrected = 0
-        for item in pending:
-            known = latest[item.contract]
-            seen = known.get(item.key)
-            if seen is not None and seen[1] == item.record_hash:
+        for contract, schema_version, key, record_hash, payload, row, leaf_hash in pending:
+            known = latest[contract]
+            seen = known.get(key)
+            if seen is not None and seen[1] == record_hash:
                 duplicates += 1
                 continue
             if seen is None:
@@ -695,15 +579,11 @@ class Gateway:
             else:
                 version = seen[0] + 1
                 corrected += 1
-            known[item.key] = (version, item.record_hash)
-            inserts.append(
-                (
-                    exchange_id, item.contract, item.schema_version, item.key, version,
-                    item.record_hash, item.payload.decode("utf-8"), item.row, leaf,
-                )
-            )
-            append(item.payload)
+            known[key] = (version, record_hash)
+            inserts.append((exchange_id, contract, schema_version, key, version, record_hash, payload, row, leaf))
+            append(leaf_hash)
             leaf += 1
+        tree.extend_leaf_hashes(leaves)
         if duplicates:  # once per batch: each assignment to a mapped attribute is an ORM event
             exchange.duplicates += duplicates
         if corrected:
@@ -716,7 +596,6 @@ class Gateway:
             else:
                 session.connection().execute(Record.__table__.insert(), [dict(zip(keys, row)) for row in inserts])  # type: ignore[attr-defined]
             exchange.accepted += len(inserts)
-        pending.clear()
 
     def _errors(self, session: Session, exchange_id: int | None) -> Iterator[RowError]:
         return session.exec(

@@ -28,6 +28,7 @@ DEFAULT_PLUGINS = (
     "adapters.school_enrolments",
     "adapters.housing_registry",
     "adapters.national_platform",
+    "gateway.reconcile.builtin",
 )
 
 
@@ -75,6 +76,7 @@ class PluginManager:
         if load_entry_points:
             self._load_entry_points()
         self._adapters: dict[str, AdapterInfo] | None = None
+        self._reconciliations: dict[str, Any] | None = None
 
     def _load_entry_points(self) -> None:
         allow, deny = _names("GATEWAY_LOAD_PLUGINS"), _names("GATEWAY_DISABLED_PLUGINS") or set()
@@ -95,10 +97,37 @@ class PluginManager:
     def register(self, plugin: object, name: str | None = None) -> None:
         self.pm.register(plugin, name=name)
         self._adapters = None
+        self._reconciliations = None
 
     def unregister(self, plugin: object) -> None:
         self.pm.unregister(plugin)
         self._adapters = None
+        self._reconciliations = None
+
+    # -- reconciliation rules -----------------------------------------------------------
+
+    def reconciliations(self) -> dict[str, Any]:
+        """Every registered reconciliation rule class by name (`register_reconciliations`)."""
+        if self._reconciliations is None:
+            from .reconcile.base import check_rule_class
+
+            found: dict[str, Any] = {}
+
+            def register(rule_class: Any) -> None:
+                check_rule_class(rule_class)
+                existing = found.get(rule_class.name)
+                if existing is not None:
+                    raise PluginError(
+                        f"Reconciliation rule name {rule_class.name!r} is registered twice: by "
+                        f"{existing.__module__}.{existing.__qualname__} (package {_distribution_of(existing)[0]}) and by "
+                        f"{rule_class.__module__}.{rule_class.__qualname__} (package {_distribution_of(rule_class)[0]}). "
+                        "Rename one, or disable a plugin with GATEWAY_DISABLED_PLUGINS."
+                    )
+                found[rule_class.name] = rule_class
+
+            self.pm.hook.register_reconciliations(register=register)
+            self._reconciliations = found
+        return self._reconciliations
 
     # -- adapters -------------------------------------------------------------
 

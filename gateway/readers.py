@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from .adapter import RawRow, SourceFile
 from .errors import FileRejected
@@ -68,3 +69,28 @@ def csv_rows(source: SourceFile, required: Sequence[str]) -> Iterator[RawRow]:
                 yield RawRow(number, dict(zip(header, cells)), ("row_too_long", "", f"{len(cells)} cells, header has {width}"))
                 continue
             yield RawRow(number, dict(zip(header, cells)))
+
+
+class CountingReader:
+    """A binary reader that reports the bytes read (the ingest progress bar)."""
+
+    def __init__(self, raw: Any, progress: Callable[[int], None]):
+        self._raw, self._progress = raw, progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._progress(len(data))
+        return data
+
+    def read1(self, size: int = -1) -> bytes:
+        data = self._raw.read1(size)
+        self._progress(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)
+        self._progress(count or 0)
+        return count
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)

@@ -517,6 +517,16 @@ def gateway_jobs(gateway: Any) -> list[Job]:
             jobs.append(pull_job(settings, name))
     if any(source.kind == "platform" and source.enabled for source in settings.pulls.values()):
         jobs.append(assist_check_job(settings))
+    from .reconcile.job import reconcile_job
+
+    reconciling = reconcile_job(settings)
+    if reconciling is not None:
+        jobs.append(reconciling)
+    from .population_reports.scheduled import report_job
+    from .population_reports.settings import report_settings
+
+    if report_settings(settings).scheduled:
+        jobs.append(report_job(settings))
     return jobs
 
 

@@ -3,6 +3,7 @@ mailbox) per test, copied from one made per session so the key is generated once
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -190,6 +191,18 @@ def drop(settings, department: str, name: str, data: bytes, *, age: float = 60.0
 
 def specimen(name: str) -> bytes:
     return (SPECIMENS / name).read_bytes()
+
+
+def error_report(settings, department: str, name: str, columns: tuple[int, ...] = (1, 2, 3, 6)) -> dict[int, list[tuple[str, ...]]]:
+    """The outbox's `NAME.errors.csv` as {row: [(the chosen columns), ...]}. Its columns:
+    0 row, 1 column, 2 field, 3 masked value, 4 reason (zh), 5 reason (en), 6 code."""
+    path = settings.mailbox_root / department / "outbox" / f"{name}.errors.csv"
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    found: dict[int, list[tuple[str, ...]]] = {}
+    for row in rows:
+        found.setdefault(int(row[0] or 0), []).append(tuple(row[c] for c in columns))
+    return found
 
 
 def run_gateway(home: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ and oversized files, and files from other departments."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -15,8 +14,9 @@ from collections.abc import Iterator
 import conftest
 import pytest
 
-from adapters.civil_affairs import CivilAffairsAdapter, _DeclarationGuard
-from conftest import SPECIMENS, drop, specimen
+from adapters.civil_affairs import CivilAffairsAdapter
+from gateway.xml import DeclarationGuard
+from conftest import SPECIMENS, drop, error_report, specimen
 from gateway.errors import FileRejected
 from gateway.testing import adapter_test_class
 
@@ -66,13 +66,7 @@ def database_text(settings) -> str:
 
 def report(settings, name: str, department: str = "civil-affairs") -> dict[int, list[tuple[str, str, str, str]]]:
     """The outbox's errors.csv as {row: [(column, field, masked value, code), ...]}."""
-    path = settings.mailbox_root / department / "outbox" / f"{name}.errors.csv"
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    found: dict[int, list[tuple[str, str, str, str]]] = {}
-    for row in rows:
-        found.setdefault(int(row[0] or 0), []).append((row[1], row[2], row[3], row[6]))
-    return found
+    return error_report(settings, department, name)
 
 
 def codes(settings, name: str) -> dict[int, list[tuple[str, str]]]:
@@ -303,7 +297,7 @@ def test_any_doctype_rejects_the_file(gateway, settings, prolog):
 def test_a_declaration_split_across_reads_is_still_found():
     data = b"<a>" + b" " * 37 + b"<!DOCTYPE a>" + b"</a>"
     for size in (1, 5, 7, 40, 41, 44):
-        guard = _DeclarationGuard(io.BytesIO(data))
+        guard = DeclarationGuard(io.BytesIO(data))
         with pytest.raises(FileRejected) as refused:
             while guard.read(size):
                 pass

@@ -4,7 +4,6 @@ pipeline, bad items, malformed pages, the streaming page reader, and the contrac
 from __future__ import annotations
 
 import copy
-import csv
 import json
 from collections.abc import Iterator
 
@@ -14,7 +13,7 @@ from pydantic import ValidationError
 
 import adapters.housing_registry as housing
 from adapters.housing_registry import HousingRegistryAdapter, parse_page
-from conftest import SPECIMENS, drop, specimen
+from conftest import SPECIMENS, drop, error_report, specimen
 from contracts.housing import HousingOccupancy
 from gateway.adapter import RawRow
 from gateway.errors import FileRejected
@@ -55,13 +54,7 @@ def query(settings, sql: str, *args) -> list[tuple]:
 
 def report(settings, name: str) -> dict[int, list[tuple[str, str, str]]]:
     """{item: [(column, masked value, code)]} from the outbox's errors.csv."""
-    path = settings.mailbox_root / "housing" / "outbox" / f"{name}.errors.csv"
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    found: dict[int, list[tuple[str, str, str]]] = {}
-    for row in rows:
-        found.setdefault(int(row[0] or 0), []).append((row[1], row[3], row[6]))
-    return found
+    return error_report(settings, "housing", name, (1, 3, 6))
 
 
 def page(items: list, cursor: str | None = "c1") -> bytes:

@@ -4,7 +4,6 @@ messages, the hardened XML helper, and the contracts' due-date and feedback rule
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -15,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.national_platform import NationalPlatformAdapter
-from conftest import SPECIMENS, drop, specimen
+from conftest import SPECIMENS, drop, error_report, specimen
 from contracts.platform import (
     AssistCheckFeedback,
     AssistCheckRequest,
@@ -63,13 +62,7 @@ def query(settings, sql: str, *args) -> list[tuple]:
 
 def report(settings, name: str) -> dict[int, list[tuple[str, str, str]]]:
     """{message position: [(column, masked value, code)]} from the outbox's errors.csv."""
-    path = settings.mailbox_root / "national-platform" / "outbox" / f"{name}.errors.csv"
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    found: dict[int, list[tuple[str, str, str]]] = {}
-    for row in rows:
-        found.setdefault(int(row[0] or 0), []).append((row[1], row[3], row[6]))
-    return found
+    return error_report(settings, "national-platform", name, (1, 3, 6))
 
 
 def document(*messages: str, opening: str = ROOT_OPEN, prolog: str = '<?xml version="1.0" encoding="UTF-8"?>\n') -> bytes:

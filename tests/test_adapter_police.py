@@ -12,7 +12,7 @@ import conftest
 import pytest
 
 from adapters.police_hukou import PoliceHukouAdapter
-from conftest import SPECIMENS, drop, specimen
+from conftest import SPECIMENS, drop, error_report, specimen
 from contracts import DeathEvent
 from gateway.adapter import RawRow, RowRejected
 from gateway.testing import adapter_test_class
@@ -38,13 +38,7 @@ def query(settings, sql: str, *args) -> list[tuple]:
 
 def report(settings, name: str, department: str = "police") -> dict[int, list[tuple[str, str, str, str]]]:
     """The outbox's errors.csv as {row: [(column, field, masked value, code), ...]}."""
-    path = settings.mailbox_root / department / "outbox" / f"{name}.errors.csv"
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    found: dict[int, list[tuple[str, str, str, str]]] = {}
-    for row in rows:
-        found.setdefault(int(row[0] or 0), []).append((row[1], row[2], row[3], row[6]))
-    return found
+    return error_report(settings, department, name)
 
 
 def police_csv(*rows: dict[str, str], encoding: str = "utf-8-sig") -> bytes:

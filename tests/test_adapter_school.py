@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.school_enrolments import SchoolEnrolmentsAdapter
-from conftest import SPECIMENS, drop, specimen
+from conftest import SPECIMENS, drop, error_report, specimen
 from contracts.school import SchoolEnrolment, StageAgeRanges
 from gateway.testing import adapter_test_class
 
@@ -49,13 +49,7 @@ def query(settings, sql: str, *args) -> list[tuple]:
 
 def report(settings, name: str, department: str = "school") -> dict[int, list[list[str]]]:
     """The outbox's errors.csv as {row: [[column, field, value, zh, en, code], ...]}."""
-    path = settings.mailbox_root / department / "outbox" / f"{name}.errors.csv"
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle))[1:]
-    found: dict[int, list[list[str]]] = {}
-    for row in rows:
-        found.setdefault(int(row[0] or 0), []).append(row[1:])
-    return found
+    return error_report(settings, department, name, (1, 2, 3, 4, 5, 6))
 
 
 def csv_bytes(rows: list[list[str]]) -> bytes:

@@ -42,7 +42,7 @@ def _adapter(name: str, department: str = "police") -> type[Adapter]:
 
 
 def test_hooks_exist():
-    assert HOOKS == ["register_adapters"]
+    assert HOOKS == ["register_adapters", "register_reconciliations"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -75,6 +75,59 @@ def test_hook_register_adapters():
     finally:
         manager.unregister(plugin)
     assert "water-board" not in manager.adapters()
+
+
+def test_hook_register_reconciliations():
+    from gateway.reconcile import Evidence, Reconciliation
+
+    manager = PluginManager(load_entry_points=False)
+
+    class Permits(Reconciliation):
+        name = "permits-without-housing"
+        subject_contract, evidence_contract = "ResidencePermit", "HousingOccupancy"
+        matching_keys = ("holder.id_number", "occupants.id_number")
+        grace = "2 months"
+        notify = ("housing",)
+
+        def subjects(self, records):
+            return iter(())
+
+        def evidence(self, records):
+            return (Evidence(r, None) for r in records)
+
+    class Plugin:
+        @gateway.hookimpl
+        def register_reconciliations(self, register):
+            register(Permits)
+
+    plugin = Plugin()
+    manager.register(plugin, name="test-rules")
+    try:
+        rules = manager.reconciliations()
+        assert rules["permits-without-housing"] is Permits
+        assert "unregistered-births" in rules, "built-ins come through the same hook"
+    finally:
+        manager.unregister(plugin)
+    assert "permits-without-housing" not in manager.reconciliations()
+
+    class Clash:
+        @gateway.hookimpl
+        def register_reconciliations(self, register):
+            register(type("Mine", (Permits,), {"name": "unregistered-births"}))
+
+    class Broken:
+        @gateway.hookimpl
+        def register_reconciliations(self, register):
+            register(type("NoDepartments", (Permits,), {"name": "broken-rule", "notify": ()}))
+
+    for bad, message in ((Clash(), r"registered twice: by test_plugins.Mine .* and by gateway.reconcile.builtin.UnregisteredBirths"),
+                         (Broken(), "notify names no department")):
+        manager.register(bad, name="bad-rules")
+        try:
+            with pytest.raises(PluginError, match=message):
+                manager.reconciliations()
+        finally:
+            manager.unregister(bad)
 
 
 def test_duplicate_adapter_name_is_refused_naming_both():

@@ -82,3 +82,124 @@ def cycle(
     if csv_file is not None:
         write_csv(report, csv_file)
         console.print(f"CSV: {csv_file}")
+
+
+# -- population reports and the early warning (gateway/population_reports/, docs/reports.md) --
+
+MonthOption = Annotated[Optional[str], typer.Option("--month", help="YYYY-MM: the statistical month (21st of the previous month to the 20th).")]
+OutOption = Annotated[Optional[Path], typer.Option("--out", help="Folder for the files (default: HOME/reports).", file_okay=False)]
+FormatOption = Annotated[str, typer.Option("--format", help="Comma-separated: xlsx, csv, html (the STEM.json summary is always written).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary (with the balance checks) instead of tables.")]
+
+
+def _population_report(kind: str, label: str | None, out: Path | None, formats: str, as_json: bool, home: Path | None) -> None:
+    import json
+
+    from .. import clock
+    from ..pipeline import Gateway
+    from ..population_reports import periods
+    from ..population_reports.figures import build
+    from ..population_reports.tables import summary
+    from ..population_reports.writers import write_all
+
+    settings = settings_for(home)
+    chosen = periods.period(kind, label) if label else periods.latest_due(kind, clock.today())
+    gateway = Gateway(settings)
+    try:
+        report = build(gateway.engine, settings, chosen)
+    finally:
+        gateway.close()
+    files = write_all(report, out or settings.home / "reports", [f.strip() for f in formats.split(",") if f.strip()])
+    if as_json:
+        data = summary(report)
+        data["files"] = [str(path) for path in files]
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        p = report.period
+        colour = "green" if report.balanced else "red"
+        console.print(f"[bold]{p.title}[/] {p.first} – {p.last} (due {p.due}): [{colour}]{report.status}[/]")
+        table = Table(title="人口变动 合计 (county totals)")
+        for column in ("", "男", "女", "合计"):
+            table.add_column(column, justify="left" if not column else "right")
+        from ..population_reports.events import ITEM_LABELS
+
+        for item, counts in report.changes[-1].counts.items():
+            table.add_row(ITEM_LABELS[item], *(str(n) for n in counts))
+        console.print(table)
+        ratio = report.sex_ratio
+        console.print(f"出生人口 births occurred {report.occurred[2]}; sex ratio at birth {'—' if ratio is None else f'{ratio:.1f}'}")
+        for failure in report.failures:
+            console.print(f"[red]不平衡[/] {failure.text()}")
+        for note in report.notes:
+            console.print(f"[yellow]note[/] {note}")
+        for path in files:
+            console.print(f"written: {path}")
+    if not report.balanced:
+        raise typer.Exit(3)
+
+
+@app.command("monthly")
+def monthly(month: MonthOption = None, out: OutOption = None, formats: FormatOption = "xlsx,csv,html", as_json: JsonOption = False, home: HomeOption = None) -> None:
+    """Monthly population changes (人口变动月报) by division and sex, balance-checked (default: the latest month due)."""
+    _population_report("monthly", month, out, formats, as_json, home)
+
+
+@app.command("quarterly")
+def quarterly(
+    quarter: Annotated[Optional[str], typer.Option("--quarter", help="YYYYQn, e.g. 2026Q3.")] = None,
+    out: OutOption = None, formats: FormatOption = "xlsx,csv,html", as_json: JsonOption = False, home: HomeOption = None,
+) -> None:
+    """Quarterly report (季报), with women aged 15–49 moving in and out."""
+    _population_report("quarterly", quarter, out, formats, as_json, home)
+
+
+@app.command("half-year")
+def half_year(
+    year: Annotated[Optional[str], typer.Option("--year", help="YYYY (first half) or YYYYH1 / YYYYH2.")] = None,
+    out: OutOption = None, formats: FormatOption = "xlsx,csv,html", as_json: JsonOption = False, home: HomeOption = None,
+) -> None:
+    """Half-year report (半年报), due by 28 June."""
+    _population_report("half-year", year, out, formats, as_json, home)
+
+
+@app.command("annual")
+def annual(
+    year: Annotated[Optional[str], typer.Option("--year", help="YYYY.")] = None,
+    out: OutOption = None, formats: FormatOption = "xlsx,csv,html", as_json: JsonOption = False, home: HomeOption = None,
+) -> None:
+    """Annual report (年报), due by 10 January of the next year."""
+    _population_report("annual", year, out, formats, as_json, home)
+
+
+@app.command("warning")
+def warning(month: MonthOption = None, as_json: JsonOption = False, home: HomeOption = None) -> None:
+    """The monthly early warning (预警): sex ratio at birth, unregistered births, overdue
+    assist-checks, departments that sent nothing. Exit status 4 when anything is raised."""
+    import json
+
+    from .. import assist_checks, clock
+    from ..pipeline import Gateway
+    from ..population_reports.periods import month_of
+    from ..population_reports.warning import build_warning
+
+    settings = settings_for(home)
+    gateway = Gateway(settings)
+    try:
+        assist_checks.sync(gateway.engine, settings)
+        result = build_warning(gateway.engine, settings, month or month_of(clock.today()))
+    finally:
+        gateway.close()
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        p = result.period
+        console.print(f"[bold]预警 early warning {p.label}[/] ({p.first} – {p.last}), evaluated at "
+                      f"{clock.in_china(result.evaluated_at):%Y-%m-%d %H:%M} China time: {len(result.raised)} warning(s)")
+        for line in result.lines:
+            console.print(("[red]WARNING[/] " if line.raised else "[green]ok[/] ") + line.text)
+            for detail in line.details if line.raised else []:
+                console.print(f"    {detail}")
+        for note in result.notes:
+            console.print(f"[yellow]note[/] {note}")
+    if result.raised:
+        raise typer.Exit(4)

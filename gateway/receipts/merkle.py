@@ -94,6 +94,20 @@ class TreeBuilder:
         stack.append(h)
         self._size += 1
 
+    def extend_leaf_hashes(self, hashes: Sequence[bytes]) -> None:
+        """Append already computed leaf hashes, in order (the ingest writer's batch)."""
+        if any(len(h) != HASH_SIZE for h in hashes):
+            raise ValueError(f"leaf hashes must be {HASH_SIZE} bytes each")
+        push, pop, size = self._stack.append, self._stack.pop, self._size
+        for h in hashes:
+            n = size
+            while n & 1:
+                h = _sha256(b"\x01" + pop() + h).digest()
+                n >>= 1
+            push(h)
+            size += 1
+        self._size = size
+
     def root(self) -> bytes:
         """Return the root of the tree so far; the builder stays usable."""
         stack = self._stack

@@ -7,6 +7,7 @@ serializes the upgrade; on SQLite the upgrade runs inside BEGIN IMMEDIATE.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -26,7 +27,10 @@ def alembic_config(connection=None) -> Config:  # type: ignore[no-untyped-def]
     return config
 
 
+@functools.cache
 def head_revision() -> str:
+    # Parsing the migration scripts costs more than the query that compares against them,
+    # and every Gateway (each scheduler job thread builds one) asks.
     return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
 
 

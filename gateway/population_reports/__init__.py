@@ -1,0 +1,16 @@
+"""Population reports (人口变动统计报表) and the monthly early warning (预警), docs/reports.md.
+
+- `periods`: statistical periods (21st to 20th) and due dates;
+- `events`: what each stored record counts as, when and where;
+- `snapshots`: the registered population at given dates (HOME/population_snapshots.csv);
+- `figures`: one report's tables; `balance`: the statistics office's balance checks;
+- `tables`, `writers`, `html_page`, `charts`: XLSX, CSV, HTML with inline SVG, JSON summary;
+- `warning`: the monthly early warning; `scheduled`: production on the due dates into the
+  population office's outbox, signed.
+"""
+
+from __future__ import annotations
+
+from .periods import KINDS, Period, period
+
+__all__ = ["KINDS", "Period", "period"]

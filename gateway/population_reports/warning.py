@@ -1,0 +1,163 @@
+"""The monthly early warning (预警), `gateway report warning --month 2026-10`.
+
+For one statistical month (21st to 20th), evaluated at the end of its last day or now,
+whichever is earlier:
+
+- **sex ratio at birth** (出生人口性别比) outside the normal band (103–107 by default) for
+  the county and for each division, judged only with at least `min_births_for_sex_ratio`
+  births (100 by default: on 100 births one boy more or less moves the ratio by about 4,
+  so fewer would warn on chance alone); the count is always shown;
+- **unregistered births** past their grace period: open items of the reconciliation rule
+  `unregistered-births` (gateway.reconcile.open_counts), when the reconciliation is installed;
+- **assist-checks overdue** (协查逾期): requests due before the evaluation day and not
+  answered by the evaluation moment;
+- **silent departments**: expected senders (`senders`, default every department but the
+  population office) with no exchange received in the month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from .. import clock
+from ..config import Settings
+from ..store import Exchange
+from ..store.models import AssistCheck
+from .events import FEMALE, MALE, read_events
+from .periods import Period, monthly
+from .settings import expected_senders, report_settings
+
+
+@dataclass
+class WarningLine:
+    """One warning (or, with `raised` False, one thing checked and found in order)."""
+
+    kind: str  # sex-ratio | unregistered-births | assist-checks-overdue | silent-departments
+    raised: bool
+    text: str
+    count: int = 0
+    details: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "raised": self.raised, "text": self.text, "count": self.count, "details": self.details}
+
+
+@dataclass
+class EarlyWarning:
+    period: Period
+    evaluated_at: dt.datetime
+    lines: list[WarningLine]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def raised(self) -> list[WarningLine]:
+        return [line for line in self.lines if line.raised]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "month": self.period.label,
+            "first_day": self.period.first.isoformat(),
+            "last_day": self.period.last.isoformat(),
+            "evaluated_at": self.evaluated_at.isoformat(timespec="seconds"),
+            "warnings": len(self.raised),
+            "lines": [line.as_dict() for line in self.lines],
+            "notes": self.notes,
+        }
+
+
+def build_warning(engine: Engine, settings: Settings, month: str, *, as_of: dt.datetime | None = None) -> EarlyWarning:
+    period = monthly(month)
+    end = clock.start_of_day(period.last + dt.timedelta(days=1))
+    at = min((as_of or clock.now()).astimezone(dt.UTC), end)
+    result = EarlyWarning(period, at, [])
+    options = report_settings(settings)
+    result.lines += _sex_ratio(engine, period, options.min_births_for_sex_ratio, options.sex_ratio_low, options.sex_ratio_high)
+    unregistered = _unregistered_births(engine, settings, at)
+    if unregistered is None:
+        result.notes.append("unregistered births past their grace period: not checked (the reconciliation, gateway.reconcile, is not installed)")
+    else:
+        result.lines.append(unregistered)
+    result.lines.append(_overdue_assist_checks(engine, at))
+    result.lines.append(_silent_departments(engine, expected_senders(settings, options), period, at))
+    return result
+
+
+def _sex_ratio(engine: Engine, period: Period, minimum: int, low: float, high: float) -> list[WarningLine]:
+    counts: dict[str, Counter[str]] = {"合计": Counter()}
+    for birth in read_events(engine).births:
+        if period.contains(birth.day):
+            counts["合计"][birth.sex or ""] += 1
+            if birth.division:
+                counts.setdefault(birth.division, Counter())[birth.sex or ""] += 1
+    lines = []
+    for place in ["合计", *sorted(code for code in counts if code != "合计")]:
+        boys, girls = counts[place][MALE], counts[place][FEMALE]
+        births = sum(counts[place].values())
+        where = "county 全县" if place == "合计" else f"division {place}"
+        ratio = boys * 100 / girls if girls else None
+        shown = "—" if ratio is None else f"{ratio:.1f}"
+        if births < minimum:
+            if place == "合计":
+                lines.append(WarningLine("sex-ratio", False, f"sex ratio at birth {shown} on {births} births ({where}): fewer than {minimum} births, not judged", births))
+            continue
+        outside = ratio is None or not low <= ratio <= high
+        lines.append(WarningLine(
+            "sex-ratio", outside,
+            f"sex ratio at birth {shown} ({boys} boys, {girls} girls, {births} births; {where}) "
+            + (f"outside {low:g}–{high:g}" if outside else f"within {low:g}–{high:g}"),
+            births,
+        ))
+    return lines
+
+
+def _unregistered_births(engine: Engine, settings: Settings, at: dt.datetime) -> WarningLine | None:
+    try:
+        from ..reconcile import open_counts  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    count = int(open_counts(engine, settings, clock.in_china(at).date()).get("unregistered-births", 0))
+    return WarningLine(
+        "unregistered-births", count > 0,
+        f"{count} birth(s) without a police registration past their grace period" if count else "no birth unregistered past its grace period",
+        count,
+    )
+
+
+def _overdue_assist_checks(engine: Engine, at: dt.datetime) -> WarningLine:
+    day = clock.in_china(at).date()
+    details: list[str] = []
+    with Session(engine) as session:
+        for item in session.exec(
+            select(AssistCheck).where(AssistCheck.due_date < day, AssistCheck.received_at < at).order_by(AssistCheck.due_date)  # type: ignore[arg-type]
+        ).scalars():
+            sent = item.sent_at if item.sent_at is None or item.sent_at.tzinfo else item.sent_at.replace(tzinfo=dt.UTC)
+            if sent is None or sent >= at:
+                details.append(f"{item.message_id} from {item.partner}, due {item.due_date}, {(day - item.due_date).days} day(s) over")
+    count = len(details)
+    return WarningLine(
+        "assist-checks-overdue", count > 0,
+        f"{count} assist-check request(s) (协查) overdue and unanswered" if count else "no assist-check request overdue", count, details,
+    )
+
+
+def _silent_departments(engine: Engine, senders: list[str], period: Period, at: dt.datetime) -> WarningLine:
+    opens = clock.start_of_day(period.first)
+    with Session(engine) as session:
+        heard = dict(session.exec(
+            select(Exchange.department, func.count(Exchange.id))
+            .where(Exchange.received_at >= opens, Exchange.received_at < at)
+            .group_by(Exchange.department)
+        ).all())
+    silent = [name for name in senders if not heard.get(name)]
+    return WarningLine(
+        "silent-departments", bool(silent),
+        f"{len(silent)} department(s) sent nothing in {period.label} ({period.first} – {period.last}): {', '.join(silent)}"
+        if silent else f"every expected department sent something in {period.label}",
+        len(silent), [f"{name}: {heard.get(name, 0)} exchange(s)" for name in senders],
+    )

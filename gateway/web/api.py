@@ -1,0 +1,277 @@
+"""The JSON API: the console's data for scripts, documented at /openapi.json (/docs).
+Authenticated by the same session cookie as the pages (POST /api/session signs in);
+a write (POST) must send the session's CSRF token in the X-CSRF-Token header."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Header, HTTPException, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from ..errors import GatewayError
+from . import analysis, data
+from .accounts import sign_in
+from .session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
+from .verification import MAX_UPLOAD_BYTES, Verification, proof_document, verify_upload
+
+ApiCaller = Annotated[Caller, Depends(api_caller)]
+Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+ERRORS = {401: {"model": Problem, "description": "not signed in"}, 403: {"model": Problem, "description": "not for this account"}}
+NOT_FOUND = {404: {"model": Problem, "description": "no such thing"}}
+
+router = APIRouter(prefix="/api", responses=ERRORS)
+
+
+class Credentials(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class Me(BaseModel):
+    name: str
+    role: Literal["operator", "security-officer", "department"]
+    department: str | None
+    csrf_token: str = Field(description="send it in X-CSRF-Token with every POST")
+
+
+@router.post("/session", response_model=Me, responses={401: {"model": Problem}})
+def create_session(request: Request, credentials: Credentials) -> Response:
+    """Sign in; the answer sets the session cookie and gives the CSRF token."""
+    result = sign_in(request.app.state.writer, credentials.name, credentials.password)
+    if result.account is None:
+        return JSONResponse({"detail": result.refusal}, status_code=401)
+    account = result.account
+    body = Me(name=account.name, role=account.role, department=account.department, csrf_token=result.csrf_token or "")  # type: ignore[arg-type]
+    response = JSONResponse(body.model_dump())
+    response.set_cookie(COOKIE, result.token or "", httponly=True, samesite="strict",
+                        secure=bool(request.app.state.secure_cookies or request.url.scheme == "https"), path="/")
+    return response
+
+
+@router.get("/me", response_model=Me)
+def me(caller: ApiCaller) -> Me:
+    a = caller.account
+    return Me(name=a.name, role=a.role, department=a.department, csrf_token=caller.csrf_token)  # type: ignore[arg-type]
+
+
+@router.get("/overview", response_model=data.Overview)
+def overview(request: Request, caller: ApiCaller) -> data.Overview:
+    state = request.app.state
+    summary = data.overview(state.engine, state.settings, caller.scope)
+    if state.reconciliation:
+        summary.reconciliation_gaps = state.reconciliation(caller.scope)
+    audit_subjects(state.writer, caller, summary.assist_checks_due, "assist-check", "via the API overview")
+    return summary
+
+
+@router.get("/exchanges", response_model=list[data.ExchangeRow])
+def exchanges(
+    request: Request,
+    caller: ApiCaller,
+    department: Annotated[str | None, Query(max_length=100)] = None,
+    date_from: Annotated[dt.date | None, Query(description="first day received, China time")] = None,
+    date_to: Annotated[dt.date | None, Query(description="last day received, China time")] = None,
+    status: Literal["received", "processed", "duplicate", "rejected"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[data.ExchangeRow]:
+    """Exchanges newest first; a department account gets its own department's only."""
+    return data.list_exchanges(request.app.state.engine, caller.scope, department=department, date_from=date_from,
+                               date_to=date_to, status=status, limit=limit)
+
+
+def _detail(request: Request, caller: Caller, exchange_id: int) -> data.ExchangeDetail:
+    try:
+        return data.exchange_detail(request.app.state.engine, caller.scope, exchange_id)
+    except data.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except data.OutOfScope as exc:
+        raise HTTPException(403, str(exc)) from exc
+
+
+@router.get("/exchanges/{exchange_id}", response_model=data.ExchangeDetail, responses=NOT_FOUND)
+def exchange(request: Request, caller: ApiCaller, exchange_id: Id) -> data.ExchangeDetail:
+    """One exchange: counts, its row errors and warnings (values masked), its receipt."""
+    detail = _detail(request, caller, exchange_id)
+    if detail.issues:
+        audit_view(request.app.state.writer, caller, detail.exchange.department,
+                   f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id} via the API")
+    return detail
+
+
+class SignedReceipt(BaseModel):
+    file_name: str
+    body: str = Field(description="the receipt's canonical JSON, exactly as signed")
+    signature: str = Field(description="ASCII-armored detached signature")
+
+
+@router.get("/exchanges/{exchange_id}/receipt", response_model=SignedReceipt, responses=NOT_FOUND)
+def receipt(request: Request, caller: ApiCaller, exchange_id: Id) -> SignedReceipt:
+    try:
+        stem, body, asc = data.receipt_files(request.app.state.engine, caller.scope, exchange_id)
+    except data.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except data.OutOfScope as exc:
+        raise HTTPException(403, str(exc)) from exc
+    return SignedReceipt(file_name=f"{stem}.receipt.json", body=body.decode("utf-8"), signature=asc.decode("ascii"))
+
+
+@router.get("/exchanges/{exchange_id}/proof", responses={**NOT_FOUND, 400: {"model": Problem}, 200: {"content": {"application/json": {}}}})
+def proof(
+    request: Request,
+    caller: ApiCaller,
+    exchange_id: Id,
+    leaf_index: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="the record's leaf index, 0-based")] = None,
+    row: Annotated[int | None, Query(ge=0, le=2**31 - 1, description="or its row in the source file")] = None,
+) -> Response:
+    """A record's inclusion proof (`gateway receipts prove`): it holds the record in full,
+    so only a security officer or the exchange's own department gets it; audited."""
+    require_role(caller, "security-officer", "department")
+    state = request.app.state
+    try:
+        data.check_exchange_scope(state.engine, caller.scope, exchange_id)
+        document = proof_document(state.engine, exchange_id, leaf_index, row)
+    except data.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except data.OutOfScope as exc:
+        raise HTTPException(403, str(exc)) from exc
+    except GatewayError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    department = str(json.loads(document["receipt"]["body"]).get("department", ""))
+    record = document["record"]
+    audit_view(state.writer, caller, department, f"the full record {record['leaf_index']} of exchange {exchange_id} as a proof via the API")
+    return JSONResponse(document)
+
+
+@router.post("/receipts/verify", response_model=Verification, responses={413: {"model": Problem}})
+async def verify(
+    request: Request,
+    caller: ApiCaller,
+    receipt: Annotated[UploadFile, File(description="NAME.receipt.json")],
+    signature: Annotated[UploadFile, File(description="NAME.receipt.json.asc")],
+    x_csrf_token: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
+) -> Verification:
+    """Is this receipt genuine, by which key, at which ledger position?"""
+    check_csrf(caller, x_csrf_token)
+    body, asc = await receipt.read(MAX_UPLOAD_BYTES + 1), await signature.read(MAX_UPLOAD_BYTES + 1)
+    if len(body) > MAX_UPLOAD_BYTES or len(asc) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, "A receipt and its signature are a few kilobytes; this upload is over 1 MiB.")
+    state = request.app.state
+    return verify_upload(state.settings, state.engine, receipt.filename, body, asc)
+
+
+@router.get("/ledger", response_model=data.LedgerSummary)
+def ledger(request: Request, caller: ApiCaller) -> data.LedgerSummary:  # noqa: ARG001
+    return data.ledger_summary(request.app.state.engine)
+
+
+@router.get("/deliveries", response_model=list[data.DeliveryRow])
+def deliveries(
+    request: Request,
+    caller: ApiCaller,
+    status: Literal["open", "held", "waiting", "prepared", "delivered", "acknowledged", "empty", "cancelled"] | None = None,
+    unacknowledged: bool = False,
+) -> list[data.DeliveryRow]:
+    """Deliveries newest first; a department account gets those it receives."""
+    return data.list_deliveries(request.app.state.engine, caller.scope, status=status, unacknowledged=unacknowledged)
+
+
+@router.get("/acknowledgements", response_model=list[data.AcknowledgementRow])
+def acknowledgements(request: Request, caller: ApiCaller) -> list[data.AcknowledgementRow]:
+    return data.list_acknowledgements(request.app.state.engine, caller.scope)
+
+
+@router.get("/assist-checks", response_model=list[data.AssistCheckRow])
+def assist_checks(
+    request: Request,
+    caller: ApiCaller,
+    due_within: Annotated[int | None, Query(ge=0, le=3650, description="only those due within this many days")] = None,
+    answered: bool = False,
+) -> list[data.AssistCheckRow]:
+    state = request.app.state
+    rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
+    audit_subjects(state.writer, caller, rows, "assist-check", "via the API")
+    return rows
+
+
+@router.get("/notices", response_model=list[data.NoticeRow])
+def notices(request: Request, caller: ApiCaller, handled: bool = False) -> list[data.NoticeRow]:
+    """Notices (通报) from the national platform and when each is due."""
+    state = request.app.state
+    rows = data.list_notices(state.engine, caller.scope, include_handled=handled)
+    audit_subjects(state.writer, caller, rows, "notice", "via the API")
+    return rows
+
+
+@router.get("/deadline-rules", response_model=list[data.DeadlineRuleRow])
+def deadline_rules(request: Request, caller: ApiCaller) -> list[data.DeadlineRuleRow]:  # noqa: ARG001
+    return data.deadline_rules(request.app.state.settings)
+
+
+@router.get("/jobs", response_model=list[data.JobInfo])
+def jobs(request: Request, caller: ApiCaller) -> list[data.JobInfo]:
+    require_role(caller, *OFFICERS)
+    state = request.app.state
+    return data.list_jobs(state.engine, state.settings)
+
+
+@router.get("/pulls", response_model=list[data.PullRow])
+def pulls(request: Request, caller: ApiCaller) -> list[data.PullRow]:
+    require_role(caller, *OFFICERS)
+    return data.list_pulls(request.app.state.engine)
+
+
+@router.get("/adapters", response_model=list[data.AdapterRow])
+def adapters(caller: ApiCaller) -> list[data.AdapterRow]:
+    require_role(caller, *OFFICERS)
+    return data.list_adapters()
+
+
+@router.get("/audit", response_model=list[data.AuditRow])
+def audit(request: Request, caller: ApiCaller, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[data.AuditRow]:
+    require_role(caller, "security-officer")
+    return data.list_audit(request.app.state.engine, None, limit)
+
+
+@router.get("/reconciliation", response_model=list[analysis.RuleGaps], responses={409: {"model": Problem}})
+def reconciliation(request: Request, caller: ApiCaller) -> list[analysis.RuleGaps]:
+    """Open discrepancies per rule (of the last evaluation), subjects masked; a department
+    account gets those it is to be told about."""
+    state = request.app.state
+    try:
+        rules = analysis.reconciliation(state.engine, state.settings, caller.scope)
+    except GatewayError as exc:
+        raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
+    seen = sum(rule.open for rule in rules)
+    if seen:
+        audit_view(state.writer, caller, caller.scope or "all", f"{seen} reconciliation gap(s) (subjects masked) via the API")
+    return rules
+
+
+@router.get("/reports/{kind}", responses={400: {"model": Problem}, 200: {"content": {"application/json": {}}}})
+def report(
+    request: Request,
+    caller: ApiCaller,
+    kind: Literal["monthly", "quarterly", "half-year", "annual"],
+    label: Annotated[str | None, Query(max_length=20, description="2026-10 | 2026Q3 | 2026H1 | 2026; default: the latest due")] = None,
+) -> Response:
+    """A population report's summary (`gateway report KIND --json`): totals, balance, notes."""
+    from .pages import REPORT_READERS, may_read_reports
+
+    if not may_read_reports(caller):
+        raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")
+    state = request.app.state
+    try:
+        view, _ = analysis.report_view(state.engine, state.settings, kind, label)
+    except GatewayError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return JSONResponse(view.summary)

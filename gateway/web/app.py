@@ -1,0 +1,142 @@
+"""The console's application: pages, JSON API, metrics, security headers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from urllib.parse import quote
+
+from ..audit import mask_text
+from ..config import Settings
+from ..store import create_schema, make_engine
+from . import api, pages
+from .metrics import metrics_registry, render
+from .session import NeedsSignIn, optional_caller
+
+HERE = Path(__file__).parent
+
+# No script runs in the console: every page is plain HTML and a stylesheet.
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com"
+
+
+def _when(value: Any) -> str:
+    """Times in China time, to the minute (the county's clock)."""
+    from .. import clock
+
+    if value is None or value == "":
+        return ""
+    try:
+        return clock.in_china(value).strftime("%Y-%m-%d %H:%M")
+    except (AttributeError, TypeError, ValueError):
+        return str(value)
+
+
+def _pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False, indent=2)
+    except ValueError:
+        return text
+
+
+def _gaps(engine: Any, settings: Settings, scope: str | None) -> dict[str, int] | None:
+    """Open reconciliation gaps per rule for the overview; None when reconciliation is not
+    configured right (its page says why)."""
+    from ..errors import GatewayError
+    from .analysis import reconciliation_counts
+
+    try:
+        return reconciliation_counts(engine, settings, scope)
+    except GatewayError:
+        return None
+
+
+def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: bool = True) -> FastAPI:
+    """The console for one gateway home. `secure_cookies`: mark cookies Secure even when
+    the request came over plain http (behind a TLS-terminating proxy)."""
+    writer = make_engine(settings.db_url)
+    reader = make_engine(settings.db_url, readonly=True)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        writer.dispose()
+        reader.dispose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Interagency gateway console",
+        version="1",
+        description="The gateway's console data as JSON. Sign in with POST /api/session; a department account sees its own department only.",
+    )
+    if migrate:
+        create_schema(writer)
+    app.state.settings = settings
+    app.state.writer = writer
+    app.state.engine = reader
+    app.state.secure_cookies = secure_cookies
+    app.state.reconciliation = lambda scope: _gaps(app.state.engine, settings, scope)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters["when"] = _when
+    templates.env.filters["pretty_json"] = _pretty_json
+    templates.env.filters["masked"] = lambda text: mask_text(str(text)) if text else ""
+    app.state.templates = templates
+    app.state.metrics = metrics_registry(app.state.engine, settings)
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(pages.router)
+    app.include_router(api.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(render(app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(NeedsSignIn)
+    async def _sign_in_first(request: Request, exc: NeedsSignIn) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or request.url.path in ("/openapi.json", "/docs"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        caller = optional_caller(request)
+        return pages.render(request, "error.html", caller, status_code=exc.status_code, status=exc.status_code, message=str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": problems}, status_code=422)
+        caller = optional_caller(request)
+        return pages.render(request, "error.html", caller, status_code=422, status=422, message=f"Bad request: {problems}")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        docs = request.url.path in ("/docs", "/redoc")
+        response.headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+__all__ = ["create_app"]

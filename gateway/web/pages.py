@@ -1,0 +1,342 @@
+"""The console's pages (server-rendered, Jinja2 templates in gateway/web/templates/)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..errors import GatewayError
+from . import data
+from .accounts import sign_in, sign_out
+from .session import (
+    COOKIE,
+    CSRF_FIELD,
+    LOGIN_CSRF_COOKIE,
+    OFFICERS,
+    Caller,
+    audit_subjects,
+    audit_view,
+    check_csrf,
+    page_caller,
+    require_role,
+)
+from .verification import MAX_UPLOAD_BYTES, proof_bytes, proof_document, verify_upload
+
+router = APIRouter(include_in_schema=False)
+PageCaller = Annotated[Caller, Depends(page_caller)]
+ExchangeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def render(request: Request, template: str, caller: Caller | None, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.update(caller=caller, csrf_field=CSRF_FIELD, departments=request.app.state.settings.departments)
+    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _secure(request: Request) -> bool:
+    return bool(request.app.state.secure_cookies or request.url.scheme == "https")
+
+
+def _safe_next(value: str | None) -> str:
+    # Only a path of this console: never an absolute URL or //host (an open redirect).
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+# -- signing in and out ------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002
+    token = secrets.token_urlsafe(32)
+    response = render(request, "login.html", None, login_csrf=token, next=_safe_next(next), refusal=None)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    name: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1000)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        raise HTTPException(403, "The sign-in form's CSRF token is missing or wrong: reload the page and try again.")
+    result = sign_in(request.app.state.writer, name, password)
+    if result.account is None:
+        token = secrets.token_urlsafe(32)
+        response = render(request, "login.html", None, status_code=401, login_csrf=token, next=_safe_next(next), refusal=result.refusal)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
+        return response
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, result.token or "", httponly=True, samesite="strict", secure=_secure(request), path="/")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    check_csrf(caller, csrf_token)
+    sign_out(request.app.state.writer, request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview_page(request: Request, caller: PageCaller) -> HTMLResponse:
+    state = request.app.state
+    summary = data.overview(state.engine, state.settings, caller.scope)
+    audit_subjects(state.writer, caller, summary.assist_checks_due, "assist-check", "on the overview")
+    summary.reconciliation_gaps = state.reconciliation(caller.scope)
+    return render(request, "overview.html", caller, summary=summary)
+
+
+@router.get("/exchanges", response_class=HTMLResponse)
+def exchanges_page(
+    request: Request,
+    caller: PageCaller,
+    department: Annotated[str | None, Query(max_length=100)] = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    rows = data.list_exchanges(
+        request.app.state.engine, caller.scope, department=department or None, date_from=date_from, date_to=date_to,
+        status=status or None, limit=500,
+    )
+    filters = {"department": department or "", "date_from": date_from or "", "date_to": date_to or "", "status": status or ""}
+    return render(request, "exchanges.html", caller, rows=rows, filters=filters, statuses=data.EXCHANGE_STATUSES)
+
+
+def _exchange_or_error(request: Request, caller: Caller, exchange_id: int) -> data.ExchangeDetail:
+    try:
+        return data.exchange_detail(request.app.state.engine, caller.scope, exchange_id)
+    except data.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except data.OutOfScope as exc:
+        raise HTTPException(403, f"{exc} A {caller.scope} account sees its own department's exchanges only.") from exc
+
+
+@router.get("/exchanges/{exchange_id}", response_class=HTMLResponse)
+def exchange_page(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> HTMLResponse:
+    detail = _exchange_or_error(request, caller, exchange_id)
+    if detail.issues:
+        audit_view(request.app.state.writer, caller, detail.exchange.department,
+                   f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id}")
+    return render(request, "exchange.html", caller, detail=detail)
+
+
+@router.get("/exchanges/{exchange_id}/receipt.json")
+def receipt_download(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> Response:
+    return _receipt_file(request, caller, exchange_id, signature=False)
+
+
+@router.get("/exchanges/{exchange_id}/receipt.json.asc")
+def signature_download(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> Response:
+    return _receipt_file(request, caller, exchange_id, signature=True)
+
+
+def _receipt_file(request: Request, caller: Caller, exchange_id: int, *, signature: bool) -> Response:
+    try:
+        stem, body, asc = data.receipt_files(request.app.state.engine, caller.scope, exchange_id)
+    except data.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except data.OutOfScope as exc:
+        raise HTTPException(403, str(exc)) from exc
+    name = f"{stem}.receipt.json" + (".asc" if signature else "")
+    media = "application/pgp-signature" if signature else "application/json"
+    return Response(asc if signature else body, media_type=media, headers={"Content-Disposition": f"attachment; filename=\"{quote(name)}\""})
+
+
+@router.get("/receipts", response_class=HTMLResponse)
+def receipts_page(request: Request, caller: PageCaller) -> HTMLResponse:
+    return render(request, "receipts.html", caller, verification=None, proof_error=None)
+
+
+@router.post("/receipts/verify", response_class=HTMLResponse)
+async def receipts_verify(
+    request: Request,
+    caller: PageCaller,
+    receipt: Annotated[UploadFile, File()],
+    signature: Annotated[UploadFile, File()],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    check_csrf(caller, csrf_token)
+    body, asc = await receipt.read(MAX_UPLOAD_BYTES + 1), await signature.read(MAX_UPLOAD_BYTES + 1)
+    if len(body) > MAX_UPLOAD_BYTES or len(asc) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, "A receipt and its signature are a few kilobytes; this upload is over 1 MiB.")
+    state = request.app.state
+    verification = verify_upload(state.settings, state.engine, receipt.filename, body, asc)
+    return render(request, "receipts.html", caller, verification=verification, proof_error=None)
+
+
+@router.post("/receipts/proof")
+def receipts_proof(
+    request: Request,
+    caller: PageCaller,
+    exchange_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
+    leaf_index: Annotated[str, Form(max_length=12)] = "",
+    row: Annotated[str, Form(max_length=12)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """A record's inclusion proof, downloaded: it holds the record in full, so only a
+    security officer or the exchange's own department may have it, and it is audited."""
+    check_csrf(caller, csrf_token)
+    require_role(caller, "security-officer", "department")
+    state = request.app.state
+    try:
+        data.check_exchange_scope(state.engine, caller.scope, exchange_id)
+        leaf = int(leaf_index) if leaf_index.strip() else None
+        row_number = int(row) if row.strip() else None
+        document = proof_document(state.engine, exchange_id, leaf, row_number)
+    except data.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except data.OutOfScope as exc:
+        raise HTTPException(403, str(exc)) from exc
+    except (GatewayError, ValueError) as exc:
+        return render(request, "receipts.html", caller, status_code=400, verification=None, proof_error=str(exc))
+    record = document["record"]
+    audit_view(state.writer, caller, _department_of(document), f"the full record {record['leaf_index']} (row {record['row_number']}) of exchange {exchange_id} as a proof download")
+    name = f"exchange-{exchange_id}-record-{record['leaf_index']}.proof.json"
+    return Response(proof_bytes(document), media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _department_of(document: dict[str, Any]) -> str:
+    return str(json.loads(document["receipt"]["body"]).get("department", ""))
+
+
+@router.get("/ledger", response_class=HTMLResponse)
+def ledger_page(request: Request, caller: PageCaller) -> HTMLResponse:
+    return render(request, "ledger.html", caller, ledger=data.ledger_summary(request.app.state.engine))
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+def deliveries_page(
+    request: Request, caller: PageCaller, status: Annotated[str | None, Query(max_length=20)] = None, unacknowledged: bool = False
+) -> HTMLResponse:
+    engine = request.app.state.engine
+    rows = data.list_deliveries(engine, caller.scope, status=status or None, unacknowledged=unacknowledged)
+    acks = data.list_acknowledgements(engine, caller.scope)
+    return render(request, "deliveries.html", caller, rows=rows, acks=acks, status=status or "", unacknowledged=unacknowledged,
+                  statuses=data.DELIVERY_STATUSES)
+
+
+@router.get("/assist-checks", response_class=HTMLResponse)
+def assist_checks_page(
+    request: Request, caller: PageCaller, due_within: Annotated[int | None, Query(ge=0, le=3650)] = None, answered: bool = False
+) -> HTMLResponse:
+    state = request.app.state
+    rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
+    notices = data.list_notices(state.engine, caller.scope, include_handled=answered)
+    audit_subjects(state.writer, caller, rows, "assist-check", "on the assist-checks page")
+    audit_subjects(state.writer, caller, notices, "notice", "on the assist-checks page")
+    return render(request, "assist_checks.html", caller, rows=rows, notices=notices, rules=data.deadline_rules(state.settings),
+                  due_within=due_within, answered=answered)
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs_page(request: Request, caller: PageCaller) -> HTMLResponse:
+    require_role(caller, *OFFICERS)
+    state = request.app.state
+    return render(request, "jobs.html", caller, jobs=data.list_jobs(state.engine, state.settings), adapters=data.list_adapters(),
+                  pulls=data.list_pulls(state.engine))
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, caller: PageCaller) -> HTMLResponse:
+    require_role(caller, "security-officer")
+    return render(request, "audit.html", caller, rows=data.list_audit(request.app.state.engine, None))
+
+
+# -- reconciliation and population reports (gateway/web/analysis.py) ----------------------------
+
+REPORT_READERS = "population-office"  # the department the population reports are made for
+
+
+def may_read_reports(caller: Caller) -> bool:
+    return caller.account.role in OFFICERS or caller.account.department == REPORT_READERS
+
+
+@router.get("/reconciliation", response_class=HTMLResponse)
+def reconciliation_page(request: Request, caller: PageCaller, evaluated: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
+    from .analysis import reconciliation
+
+    state = request.app.state
+    try:
+        rules = reconciliation(state.engine, state.settings, caller.scope)
+    except GatewayError as exc:
+        return render(request, "error.html", caller, status_code=409, status=409, message=f"Reconciliation is not configured right: {exc}")
+    counts: dict[str, int] = {}
+    for rule in rules:
+        for gap in rule.items:
+            counts[gap.department] = counts.get(gap.department, 0) + 1
+    for department, n in sorted(counts.items()):
+        audit_view(state.writer, caller, department, f"{n} reconciliation gap(s) (subjects masked)")
+    return render(request, "reconciliation.html", caller, rules=rules, evaluated=evaluated)
+
+
+@router.post("/reconciliation/evaluate")
+def reconciliation_evaluate(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
+    from .analysis import evaluate_now
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, *OFFICERS)
+    state = request.app.state
+    try:
+        summary = evaluate_now(state.writer, state.settings)
+    except GatewayError as exc:
+        raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
+    return RedirectResponse(f"/reconciliation?evaluated={quote(summary)}", status_code=303)
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request,
+    caller: PageCaller,
+    kind: Annotated[str, Query(max_length=20)] = "monthly",
+    label: Annotated[str | None, Query(max_length=20)] = None,
+) -> HTMLResponse:
+    from ..population_reports.periods import KIND_LABELS, KINDS
+    from .analysis import report_view
+
+    if not may_read_reports(caller):
+        raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")
+    state = request.app.state
+    try:
+        view, _ = report_view(state.engine, state.settings, kind, label or None)
+    except GatewayError as exc:
+        return render(request, "reports.html", caller, status_code=400, view=None, problem=str(exc), kind=kind, label=label or "",
+                      kinds=KINDS, kind_labels=KIND_LABELS)
+    return render(request, "reports.html", caller, view=view, problem=None, kind=view.kind, label=view.label, kinds=KINDS,
+                  kind_labels=KIND_LABELS)
+
+
+@router.get("/reports/{kind}/{label}.html")
+def report_download(request: Request, caller: PageCaller, kind: str, label: str) -> Response:
+    """The report's self-contained HTML page (charts inline), as `gateway report` writes it."""
+    from ..population_reports.html_page import render as render_report
+    from .analysis import report_view
+
+    if not may_read_reports(caller):
+        raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")
+    state = request.app.state
+    try:
+        _, report = report_view(state.engine, state.settings, kind, label)
+    except GatewayError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    name = f"{report.period.stem}.html"
+    return Response(render_report(report), media_type="text/html; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
