@@ -84,6 +84,37 @@ class Outcome:
     files: list[str] = field(default_factory=list)
 
 
+
+_KEY_PROBES = text(
+    "SELECT r.business_key, r.version, r.record_hash FROM unnest(CAST(:keys AS text[])) AS k(key) "
+    "JOIN record r ON r.contract = :contract AND r.business_key = k.key"
+)
+_PROBE_PLAN = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
+_DEFAULT_PLAN = (
+    "SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL enable_bitmapscan TO DEFAULT; "
+    "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT"
+)
+
+
+def _stored_on_postgresql(connection: Any, contract: str, keys: list[str]) -> list[Any]:
+    """(business key, version, hash) of the stored versions of `keys`, one index probe a key.
+
+    PostgreSQL plans from the table's statistics, which know nothing of the rows this
+    exchange has inserted (uncommitted) nor, until the next ANALYZE, of recent ones. With
+    none it takes `contract = X` as selective and reads every stored row of the contract
+    for each chunk of keys (65 ms a chunk at 200,000 rows, and growing). A probe per key
+    through the (contract, business_key) index is always the right plan for this lookup,
+    so it is asked for, in this transaction only, around this statement only."""
+    found: list[Any] = []
+    connection.exec_driver_sql(_PROBE_PLAN)
+    try:
+        for start in range(0, len(keys), 500):
+            found.extend(connection.execute(_KEY_PROBES, {"keys": keys[start : start + 500], "contract": contract}))
+    finally:
+        connection.exec_driver_sql(_DEFAULT_PLAN)
+    return found
+
+
 class Gateway:
     """One gateway home: its settings, database, signing key, plugins and mailbox."""
 
@@ -463,6 +494,8 @@ class Gateway:
             chunk repeats a key: IN is a set test); the Core IN renders its list each time."""
             connection = session.connection()
             dialect = connection.dialect
+            if dialect.name == "postgresql":
+                return _stored_on_postgresql(connection, contract, keys)
             columns = select(Record.business_key, Record.version, Record.record_hash)
             if "stored" not in compiled:
                 compiled["stored"] = None
@@ -550,6 +583,8 @@ class Gateway:
             key_list = list(keys)
             if stored is not None:
                 found: Iterable[Any] = stored(contract, key_list)
+            elif connection.dialect.name == "postgresql":
+                found = _stored_on_postgresql(connection, contract, key_list)
             else:
                 found = [
                     row
