@@ -1,16 +1,23 @@
-"""Ingest benchmark: the bare CSV-to-SQLite ceiling against the gateway end to end.
+"""Ingest benchmark: the bare CSV-to-SQLite ceiling against the gateway end to end, on
+SQLite and PostgreSQL, with one and with two `gateway worker` processes.
 
     python bench/ingest.py --rows 1000000        # the figures in docs/performance.md (make bench)
     python bench/ingest.py --rows 20000          # smoke size (make bench-smoke)
+    python bench/ingest.py --rows 200000 --postgres-url postgresql://postgres@127.0.0.1:5432/test
 
 Generates a deterministic GB18030 hospital births file in the real 16-column format with
 about 1% bad rows, then measures, each in a fresh process:
 
   (a) the ceiling: csv.reader + sqlite3.executemany, no validation;
   (b) `gateway ingest FILE --adapter hospital-births` and `gateway run --once`, end to end
-      (decode, validate, store, Merkle root, signed receipt).
+      (decode, validate, store, Merkle root, signed receipt), on SQLite and, with
+      --postgres-url (default: $GATEWAY_BENCH_POSTGRES_URL), on PostgreSQL;
+  (c) the same rows split into --files files (default 100) dropped at once, processed by
+      1 and by 2 `gateway worker` processes (bench/scaling.py), on both databases.
 
-Prints rows/s, the ratio to (a) and the peak RSS of each child process.
+Prints rows/s, the ratio to (a) and the peak RSS of each child process, then (c)'s rows/s
+and the 2-versus-1 speed-up. On PostgreSQL every measurement gets a database of its own,
+created on the server of --postgres-url and dropped at the end; nothing else is touched.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import time
 from pathlib import Path
 
 from stdnum.cn import ric
+
+from scaling import ScratchDatabases, split_file, time_workers
 
 HEADER = [
     "出生医学证明编号", "新生儿姓名", "性别", "出生日期", "出生时间", "出生体重(克)", "出生孕周", "胎次",
@@ -121,7 +130,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=1, help="repeat each measurement, keep the fastest")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument(
+        "--postgres-url", default=os.environ.get("GATEWAY_BENCH_POSTGRES_URL") or None,
+        help="a PostgreSQL server to measure on too (a scratch database per measurement is created and dropped); "
+        "default $GATEWAY_BENCH_POSTGRES_URL, e.g. postgresql://postgres@127.0.0.1:5432/test",
+    )
+    parser.add_argument("--files", type=int, default=100, help="files for the 1-versus-2-worker run (0: skip it)")
+    parser.add_argument("--workers-only", action="store_true", help="only (c), the 1-versus-2-worker run")
     args = parser.parse_args()
+    scratch = ScratchDatabases(args.postgres_url) if args.postgres_url else None
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="gwbench", dir="/tmp"))
     work.mkdir(parents=True, exist_ok=True)
@@ -129,7 +146,7 @@ def main() -> None:
     data = work / "hospital_births_bench.csv"
     started = time.perf_counter()
     bad = generate(data, args.rows)
-    print(f"generated {args.rows:,} rows ({bad:,} bad), {data.stat().st_size / 1e6:.0f} MB GB18030 in {time.perf_counter() - started:.1f}s")
+    print(f"generated {args.rows:,} rows ({bad:,} bad), {data.stat().st_size / 1e6:.0f} MB GB18030 in {time.perf_counter() - started:.1f}s", flush=True)
 
     results: dict[str, tuple[float, float]] = {}
 
@@ -141,37 +158,77 @@ def main() -> None:
             best = (seconds, rss) if best is None or seconds < best[0] else best
         assert best is not None
         results[label] = best
+        print(f"  {label}: {best[0]:.1f}s", flush=True)  # progress: a long run's figures so far
 
     def ceiling(run: int):  # type: ignore[no-untyped-def]
         db = work / f"ceiling-{run}.db"
         db.unlink(missing_ok=True)
         return [sys.executable, "-c", CEILING, str(data), str(db)], None
 
-    def fresh_home(run: int, label: str) -> Path:
+    def fresh_home(run: int, label: str, postgres: bool = False) -> tuple[Path, dict[str, str]]:
+        """A new home, and the environment that points it at its own database."""
         home = work / f"home-{label}-{run}"
         shutil.rmtree(home, ignore_errors=True)
-        subprocess.run([gateway, "init", "--home", str(home)], check=True, capture_output=True)
-        return home
+        env = {"GATEWAY_DATABASE_URL": scratch.new() if postgres and scratch else ""}
+        subprocess.run([gateway, "init", "--home", str(home)], check=True, capture_output=True, env={**os.environ, **env})
+        return home, env
 
-    def ingest(run: int):  # type: ignore[no-untyped-def]
-        home = fresh_home(run, "ingest")
-        return [gateway, "ingest", str(data), "--adapter", "hospital-births", "--home", str(home)], None
+    def ingest(postgres: bool):  # type: ignore[no-untyped-def]
+        def make(run: int):  # type: ignore[no-untyped-def]
+            home, env = fresh_home(run, f"ingest{'-pg' if postgres else ''}", postgres)
+            return [gateway, "ingest", str(data), "--adapter", "hospital-births", "--home", str(home)], env
+        return make
 
-    def run_once(run: int):  # type: ignore[no-untyped-def]
-        home = fresh_home(run, "run")
-        shutil.copy(data, home / "mailbox" / "hospital" / "inbox" / data.name)
-        past = time.time() - 60
-        os.utime(home / "mailbox" / "hospital" / "inbox" / data.name, (past, past))
-        return [gateway, "run", "--once", "--home", str(home)], {"GATEWAY_SETTLE_SECONDS": "0"}
+    def run_once(postgres: bool):  # type: ignore[no-untyped-def]
+        def make(run: int):  # type: ignore[no-untyped-def]
+            home, env = fresh_home(run, f"run{'-pg' if postgres else ''}", postgres)
+            shutil.copy(data, home / "mailbox" / "hospital" / "inbox" / data.name)
+            past = time.time() - 60
+            os.utime(home / "mailbox" / "hospital" / "inbox" / data.name, (past, past))
+            return [gateway, "run", "--once", "--home", str(home)], {**env, "GATEWAY_SETTLE_SECONDS": "0"}
+        return make
 
-    measure("(a) csv + sqlite3 executemany (ceiling)", ceiling)
-    measure("(b) gateway ingest", ingest)
-    measure("(b) gateway run --once", run_once)
+    def single_process() -> None:
+        measure("(a) csv + sqlite3 executemany (ceiling)", ceiling)
+        measure("(b) gateway ingest", ingest(False))
+        measure("(b) gateway run --once", run_once(False))
+        if scratch:
+            measure("(b) gateway ingest, PostgreSQL", ingest(True))
+            measure("(b) gateway run --once, PostgreSQL", run_once(True))
 
-    ceiling_seconds = results["(a) csv + sqlite3 executemany (ceiling)"][0]
-    print(f"\n{'pipeline':45} {'rows/s':>10} {'of ceiling':>11} {'peak RSS':>10}")
-    for label, (seconds, rss) in results.items():
-        print(f"{label:45} {args.rows / seconds:>10,.0f} {ceiling_seconds / seconds:>11.2f} {rss:>8.0f} MB")
+        ceiling_seconds = results["(a) csv + sqlite3 executemany (ceiling)"][0]
+        print(f"\n{'pipeline':45} {'rows/s':>10} {'of ceiling':>11} {'peak RSS':>10}")
+        for label, (seconds, rss) in results.items():
+            print(f"{label:45} {args.rows / seconds:>10,.0f} {ceiling_seconds / seconds:>11.2f} {rss:>8.0f} MB")
+        if not scratch:
+            print("(b) on PostgreSQL: not measured (no --postgres-url or GATEWAY_BENCH_POSTGRES_URL)")
+
+    try:
+        if not args.workers_only:
+            single_process()
+        if args.files:
+            parts = split_file(data, work / "parts", args.files)
+            backends = [("SQLite", False)] + ([("PostgreSQL", True)] if scratch else [])
+            print(f"\n{f'workers on {args.files} files, {args.rows:,} rows':45} {'seconds':>10} {'rows/s':>11} {'2 vs 1':>10}")
+            for backend, postgres in backends:
+                seconds = {}
+                for workers in (1, 2):
+                    best = None
+                    for run in range(args.runs):
+                        home, env = fresh_home(run, f"workers{workers}-{backend}", postgres)
+                        url = env["GATEWAY_DATABASE_URL"] or f"sqlite:///{(home / 'gateway.db').resolve()}"
+                        took = time_workers(gateway, home, url, parts, workers)
+                        best = took if best is None or took < best else best
+                    assert best is not None
+                    seconds[workers] = best
+                    label = f"(c) {backend}, {workers} worker{'s' if workers > 1 else ''}"
+                    ratio = f"{seconds[1] / best:>9.2f}x" if workers == 2 else ""
+                    print(f"{label:45} {best:>10.2f} {args.rows / best:>11,.0f} {ratio:>10}", flush=True)
+            if not scratch:
+                print("(c) on PostgreSQL: not measured (no --postgres-url or GATEWAY_BENCH_POSTGRES_URL)")
+    finally:
+        if scratch:
+            scratch.drop_all()
     if not args.keep:
         for home in work.glob("home-*"):
             subprocess.run(["gpgconf", "--homedir", str(home / "gnupg"), "--kill", "gpg-agent"], capture_output=True)

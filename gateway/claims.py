@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .store import session_scope
+from .store.faults import database_fault
 from .store.models import FileClaim
 from .transports import FoundFile
 
@@ -69,6 +70,9 @@ class ClaimQueue:
     def __init__(self, engine: Engine, worker: str | None = None, *, timeout: float = 60.0, heartbeat: float = 10.0):
         self.engine, self.worker = engine, worker_id(worker)
         self.timeout, self.heartbeat = timeout, heartbeat
+        # Claims whose release failed because the database was away: released first
+        # thing once it is back, rather than left to the takeover timeout.
+        self.unreleased: list[Claim] = []
 
     def enqueue(self, found: list[FoundFile]) -> None:
         """Queue files (a file already queued, by anyone, is left as it is)."""
@@ -85,6 +89,9 @@ class ClaimQueue:
 
     def next(self) -> Claim | None:
         """Claim the oldest unclaimed (or abandoned) file, or None when there is none."""
+        while self.unreleased:
+            self.release(self.unreleased[0])
+            self.unreleased.pop(0)
         self._free_claims_of_dead_local_workers()
         stale = utcnow() - dt.timedelta(seconds=self.timeout)
         with session_scope(self.engine) as session:
@@ -144,4 +151,9 @@ class ClaimQueue:
         finally:
             stop.set()
             thread.join()
-            self.release(claim)
+            try:
+                self.release(claim)
+            except Exception as exc:
+                if database_fault(exc) is not None:
+                    self.unreleased.append(claim)
+                raise

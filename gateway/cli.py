@@ -8,8 +8,9 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -36,6 +37,8 @@ app.add_typer(adapters_app, name="adapters")
 app.add_typer(exchanges_app, name="exchanges")
 app.add_typer(receipts_app, name="receipts")
 app.add_typer(contracts_app, name="contracts")
+
+T = TypeVar("T")
 
 # Off a terminal (CI logs, pipes) rich assumes 80 columns and truncates the tables.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -100,12 +103,32 @@ def run(
     """Poll every inbox and process what departments drop, and run the scheduled pulls
     and assist-check jobs of gateway.toml (`gateway jobs`); Ctrl-C stops cleanly."""
     _logging()
-    gateway = _gateway(home)
+    if once:
+        gateway = _gateway(home)
+        try:
+            _summary(gateway.run_once())
+        finally:
+            gateway.close()
+        return
+    # Inbox polling, scheduled pulls and the assist-check job (gateway/scheduler.py):
+    # each due job runs in its own thread, under its lease when several processes run.
+    from .scheduler import JobScheduler, gateway_jobs
+
+    def start() -> tuple[Any, Any, Any]:
+        gateway = _gateway(home)
+        try:
+            jobs = gateway_jobs(gateway)
+            scheduler = JobScheduler(
+                gateway.engine, jobs, lease_seconds=gateway.settings.job_lease_seconds,
+                database_retry_max=gateway.settings.database_retry_max_seconds,
+            )
+            return gateway, jobs, scheduler
+        except BaseException:
+            gateway.close()
+            raise
+
+    gateway, jobs, scheduler = _when_database_works(start, load_settings(home).database_retry_max_seconds)
     try:
-        if once:
-            outcomes = gateway.run_once()
-            _summary(outcomes)
-            return
         stop = False
 
         def _stop(_signum, _frame):  # type: ignore[no-untyped-def]
@@ -113,12 +136,6 @@ def run(
             stop = True
 
         signal.signal(signal.SIGTERM, _stop)
-        # Inbox polling, scheduled pulls and the assist-check job (gateway/scheduler.py):
-        # each due job runs in its own thread, under its lease when several processes run.
-        from .scheduler import JobScheduler, gateway_jobs
-
-        jobs = gateway_jobs(gateway)
-        scheduler = JobScheduler(gateway.engine, jobs, lease_seconds=gateway.settings.job_lease_seconds)
         console.print(f"Polling {len(gateway.settings.departments)} inboxes every {gateway.settings.poll_seconds:g}s; Ctrl-C stops.")
         for job in jobs[1:]:
             console.print(f"Job {job.name}: {job.schedule_text} ({job.description})", markup=False)
@@ -134,6 +151,24 @@ def run(
         console.print("Stopped.")
     finally:
         gateway.close()
+
+
+def _when_database_works(start: Callable[[], T], most: float) -> T:
+    """`start()`, tried again with back-off while the database is away, read-only or full:
+    a long-running gateway started during a database fault waits instead of exiting."""
+    from .store.faults import Backoff, database_fault
+
+    backoff = Backoff(most=most)
+    while True:
+        try:
+            return start()
+        except Exception as exc:
+            fault = database_fault(exc)
+            if fault is None:
+                raise
+            delay = backoff.failed()
+            logging.getLogger("gateway").error("cannot start yet: %s; next try in %.0fs", fault, delay)
+            time.sleep(delay)  # Ctrl-C ends the wait
 
 
 @app.command()
@@ -415,6 +450,15 @@ def main() -> None:
     except GatewayError as exc:
         Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(str(exc))}")
         sys.exit(2)
+    except Exception as exc:
+        from .store.faults import database_fault
+
+        fault = database_fault(exc)
+        if fault is None:
+            raise
+        # Away, read-only or full: the operator's problem, not a bug; 3 says "try again later".
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(str(fault))}")
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="a claimed file whose worker is silent this long is taken over"
     )
     claim_heartbeat_seconds: float = Field(default=10.0, gt=0, description="how often a worker renews its claim")
+    database_retry_max_seconds: float = Field(
+        default=30.0, gt=0, description="longest wait between tries while the database is away, read-only or full"
+    )
     max_attempts: int = Field(default=3, ge=1, description="a file that crashes processing this often is rejected")
     signature_wait_seconds: float = Field(
         default=3600.0, ge=0, description="how long a drop of a department with a registered key waits for its NAME.asc"

@@ -92,5 +92,11 @@ class CountingReader:
         self._progress(count or 0)
         return count
 
+    def __enter__(self) -> CountingReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._raw.close()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)

@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import clock
 from .config import Settings, parse_every
+from .store.faults import Backoff, database_fault
 from .store.models import JobLease, JobState
 
 log = logging.getLogger("gateway.jobs")
@@ -254,6 +255,8 @@ def run_job(
         try:
             result = job.run(context)
         except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
+            if database_fault(exc) is not None:
+                raise  # its state cannot be written either; the scheduler backs off (JobScheduler._run)
             log.exception("job %s failed", job.name)
             result = JobResult(error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -300,13 +303,19 @@ class JobScheduler:
     """The jobs of one `gateway run` process. Each due job runs in its own thread; the
     main loop calls `run_pending()`."""
 
-    def __init__(self, engine: Engine, jobs: list[Job], *, lease_seconds: float = 120.0, holder: str = HOLDER):
+    def __init__(
+        self, engine: Engine, jobs: list[Job], *, lease_seconds: float = 120.0, holder: str = HOLDER, database_retry_max: float = 30.0
+    ):
         self.engine, self.jobs, self.lease_seconds, self.holder = engine, jobs, lease_seconds, holder
         self.scheduler = schedule.Scheduler()
         self.stopping = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._entries: dict[str, list[schedule.Job]] = {}
         self.overruns: dict[str, int] = {}
+        # While the database is away, read-only or full, no job starts before the back-off
+        # ends: one log line per try instead of a traceback every poll.
+        self.database = Backoff(most=database_retry_max)
+        self._database_lock = threading.Lock()
         for job in jobs:
             _ensure_state(engine, job)
             if job.every is not None:
@@ -318,6 +327,8 @@ class JobScheduler:
 
     def fire(self, job: Job) -> None:
         """The job is due: start it in a thread, unless its previous run is still going."""
+        if self.database.waiting():
+            return
         running = self._threads.get(job.name)
         if running is not None and running.is_alive():
             self.overruns[job.name] = self.overruns.get(job.name, 0) + 1
@@ -334,18 +345,32 @@ class JobScheduler:
     def _run(self, job: Job) -> None:
         try:
             run_job(self.engine, job, lease_seconds=self.lease_seconds, stopping=self.stopping, holder=self.holder)
-        except Exception:  # noqa: BLE001 - the database may be away; the next slot tries again
-            log.exception("job %s: could not run", job.name)
-        finally:
-            self._publish_next_run(job)
+        except Exception as exc:  # noqa: BLE001 - the database may be away; the next slot tries again
+            fault = database_fault(exc)
+            if fault is None:
+                log.exception("job %s: could not run", job.name)
+                self._publish_next_run(job)
+            else:
+                with self._database_lock:
+                    delay = self.database.failed()
+                # Fresh connections next time: pooled ones may point at a server that went
+                # away, a demoted (read-only) primary, or carry an old session setting.
+                self.engine.dispose()
+                log.error("job %s: %s; next try in %.0fs", job.name, fault, delay)
+            return
+        with self._database_lock:
+            if self.database.succeeded():
+                log.warning("job %s: the database works again", job.name)
+        self._publish_next_run(job)
 
     def _publish_next_run(self, job: Job) -> None:
         runs = [entry.next_run for entry in self._entries.get(job.name, []) if entry.next_run is not None]
         moment = min(runs).astimezone(dt.UTC) if runs else None  # naive local time -> aware
         try:
             _record_next_run(self.engine, job.name, moment)
-        except Exception:  # noqa: BLE001
-            log.exception("job %s: could not record its next run", job.name)
+        except Exception as exc:  # noqa: BLE001
+            if database_fault(exc) is None:  # a fault is reported by the job that met it
+                log.exception("job %s: could not record its next run", job.name)
 
     def start(self) -> None:
         """Run every job once now (each in its thread), then on its schedule."""

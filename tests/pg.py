@@ -52,9 +52,17 @@ class ThrowawayCluster:
 
     def start(self) -> str:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user, "--no-sync")
+        self.resume()
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def pause(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data (`fast` ends sessions cleanly, `immediate` like a crash)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the (initialized) server again on the same port."""
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} -c fsync=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
         try:

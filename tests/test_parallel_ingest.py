@@ -258,3 +258,17 @@ def test_extending_a_merkle_tree_by_a_batch_of_leaf_hashes_is_appending_them_one
     assert batched.root() == one_by_one.root()
     with pytest.raises(ValueError):
         batched.extend_leaf_hashes([b"short"])
+
+
+def test_a_parsing_process_opens_the_source_as_an_adapter_does(tmp_path):
+    # Adapters open the source with `with source.open_binary() as handle` (school's zip
+    # check, civil affairs); in a parsing process that reader counts the bytes read.
+    from gateway.readers import CountingReader
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"0123456789")
+    counted: list[int] = []
+    with CountingReader(open(path, "rb"), counted.append) as handle:
+        handle.seek(5)
+        assert handle.read() == b"56789" and handle.tell() == 10
+    assert handle.closed and sum(counted) == 5

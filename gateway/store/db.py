@@ -38,7 +38,11 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not the psycopg2 default
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # pool_pre_ping: a connection the server dropped (restart, failover) is replaced on
+    # checkout instead of failing the next transaction; connect_timeout: an unreachable
+    # host fails a pass in seconds rather than hanging it (store/faults.py backs off).
+    connect_args = {} if "connect_timeout=" in url else {"connect_timeout": 10}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 def create_schema(engine: Engine) -> None:
