@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     parallel_parse_min_bytes: int = Field(
         default=4_000_000, ge=0, description="files at least this large go to the parsing processes; smaller ones are parsed in-process"
     )
+    validate_before_lock_max_bytes: int = Field(
+        default=2_000_000, ge=0,
+        description="on SQLite, files up to this size are parsed and validated before the exchange takes the database's "
+        "one write lock, so that several workers overlap; their validated rows are held in memory meanwhile (0: never)",
+    )
     claim_timeout_seconds: float = Field(
         default=60.0, gt=0, description="a claimed file whose worker is silent this long is taken over"
     )

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import select, text, update
 from sqlmodel import Session
 
 from contracts.reasons import reason
@@ -436,16 +436,34 @@ class Gateway:
 
         try:
             chosen = adapter or self.choose_adapter(source)
+            validated = self._validate_before_lock(chosen, source, exchange.id, progress)
             with session_scope(self.engine) as session:
                 exchange = session.merge(exchange)
                 exchange.adapter = chosen.name
-                self._store_rows(session, exchange, chosen, source, progress)
+                self._store_rows(session, exchange, chosen, source, progress, validated=validated)
                 session.expunge(exchange)
         except FileRejected as rejected:
             return self._reject(exchange, found, rejected, archive)
         return self._finish(exchange, found, archive=archive)
 
     # -- storing ----------------------------------------------------------------
+
+    def _validate_before_lock(
+        self, adapter: Adapter, source: SourceFile, exchange_id: int | None, progress: Callable[[int], None] | None
+    ) -> list[PreparedBatch] | None:
+        """A small file's batches, parsed and validated before its transaction begins; None
+        for a large file (the parsing processes' when it is large enough) or on PostgreSQL. On SQLite the exchange's transaction holds the
+        database's one write lock from its first statement: validating inside it would make
+        several workers take turns for the whole of each file, not only for its writes.
+        Nothing is written here, so a crash or a rejection leaves what it always did."""
+        settings = self.settings
+        parallel = settings.ingest_workers > 0 and source.size >= settings.parallel_parse_min_bytes
+        if parallel or self.engine.dialect.name != "sqlite" or source.size > settings.validate_before_lock_max_bytes:
+            return None
+        if progress is not None:
+            opener = source.open_binary
+            source.open_binary = lambda: CountingReader(opener(), progress)  # type: ignore[method-assign]
+        return list(RowPreparer(adapter, exchange_id).batches(source, self.settings.batch_size))
 
     def _store_rows(
         self,
@@ -454,6 +472,8 @@ class Gateway:
         adapter: Adapter,
         source: SourceFile,
         progress: Callable[[int], None] | None = None,
+        *,
+        validated: list[PreparedBatch] | None = None,
     ) -> None:
         from sqlalchemy import bindparam
 
@@ -518,11 +538,13 @@ class Gateway:
             return found
 
         workers = self.settings.ingest_workers
-        parallel = workers > 0 and source.size >= self.settings.parallel_parse_min_bytes
+        parallel = validated is None and workers > 0 and source.size >= self.settings.parallel_parse_min_bytes
         with contextlib.ExitStack() as stack:
-            if parallel:
+            if validated is not None:
+                batches: Iterable[PreparedBatch] = validated
+            elif parallel:
                 # Validation in other processes, storing here (gateway/parallel_parse.py).
-                batches: Iterable[PreparedBatch] = stack.enter_context(
+                batches = stack.enter_context(
                     ParsedInProcesses(adapter, source, exchange.id, batch, workers)
                 )
                 log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, source.name, workers)

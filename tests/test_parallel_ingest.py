@@ -272,3 +272,54 @@ def test_a_parsing_process_opens_the_source_as_an_adapter_does(tmp_path):
         handle.seek(5)
         assert handle.read() == b"56789" and handle.tell() == 10
     assert handle.closed and sum(counted) == 5
+
+
+def test_a_small_file_is_validated_before_its_transaction_takes_the_write_lock(make_home):
+    """On SQLite one transaction writes at a time: while a small file's rows are validated
+    another worker must still be able to write (tests/test_workers.py runs such workers;
+    bench/ingest.py measures what it buys). A large file past the limit is validated inside
+    its transaction, holding the lock: nobody else writes meanwhile."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+
+    gateway = make_home(ingest_workers=0, validate_before_lock_max_bytes=200_000)
+    small, large = gateway.settings.home / "small.csv", gateway.settings.home / "large.csv"
+    small.write_bytes(births_csv(300, seed=8))
+    large.write_bytes(births_csv(ROWS, seed=9, first=5000))
+    assert small.stat().st_size <= 200_000 < large.stat().st_size
+    normalize = HospitalBirthsAdapter.normalize
+    outcomes: list[str] = []
+    armed = [False]
+
+    def another_writer_meanwhile(self, row):  # type: ignore[no-untyped-def]
+        if armed[0]:  # once a file, in the middle of its validation
+            armed[0] = False
+            if gateway.engine.dialect.name == "sqlite":
+                other = sqlite3.connect(gateway.settings.db_url.split("///", 1)[1], timeout=0.5)
+                try:
+                    other.execute("BEGIN IMMEDIATE")
+                    other.execute("UPDATE exchange SET adapter = adapter WHERE id = 0")
+                    other.commit()
+                    outcomes.append("wrote")
+                except sqlite3.OperationalError as exc:
+                    outcomes.append(str(exc))
+                finally:
+                    other.close()
+            else:  # PostgreSQL locks rows, not the database: another writer always goes on
+                engine = create_engine(gateway.engine.url)
+                with engine.begin() as connection:
+                    connection.exec_driver_sql("UPDATE exchange SET adapter = adapter WHERE id = 0")
+                engine.dispose()
+                outcomes.append("wrote")
+        return normalize(self, row)
+
+    HospitalBirthsAdapter.normalize = another_writer_meanwhile  # type: ignore[method-assign]
+    try:
+        for path in (small, large):
+            armed[0] = True
+            assert gateway.ingest(path, "hospital-births").status == "processed"
+    finally:
+        HospitalBirthsAdapter.normalize = normalize  # type: ignore[method-assign]
+    expected_large = "wrote" if gateway.engine.dialect.name != "sqlite" else "database is locked"
+    assert outcomes == ["wrote", expected_large]
