@@ -314,6 +314,9 @@ def test_accounts_scoping_csrf_lockout_audit_and_metrics(served):
         assert name in metrics
     headers = requests.get(url + "/login", timeout=10).headers
     assert "default-src 'none'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
+    # Nothing served loads a third party's script (Swagger UI and ReDoc would, from a CDN).
+    assert [requests.get(url + page, timeout=10).status_code for page in ("/docs", "/redoc")] == [404, 404]
+    assert requests.get(url + "/openapi.json", timeout=10).json()["paths"]
 
 
 def test_users_command_refuses_bad_accounts(served):
