@@ -193,6 +193,23 @@ def specimen(name: str) -> bytes:
     return (SPECIMENS / name).read_bytes()
 
 
+def hospital_births_file(batch: int, rows: int, prefix: str = "W") -> bytes:
+    """A hospital file of `rows` valid births whose certificate numbers (`PREFIX` + batch +
+    row) are unique per batch: for tests that drop many files and count records."""
+    from stdnum.cn import ric
+
+    header = specimen("hospital_births_202610.csv").decode("gb18030").splitlines()[0]
+    lines = [header]
+    for n in range(rows):
+        body = f"44078119{90 + n % 10:02d}0315{(n * 2) % 1000:03d}"
+        mother = body + ric.calc_check_digit(body + "0")
+        lines.append(
+            f"{prefix}{batch:05d}{n:05d},陈小明,男,2026-10-03,14:25,3250,39,1,陈丽,{mother},,,"
+            "台山市人民医院,12440781MB2C23455K,广东省台山市台城街道环城南路12号,440781"
+        )
+    return ("\r\n".join(lines) + "\r\n").encode("gb18030")
+
+
 def error_report(settings, department: str, name: str, columns: tuple[int, ...] = (1, 2, 3, 6)) -> dict[int, list[tuple[str, ...]]]:
     """The outbox's `NAME.errors.csv` as {row: [(the chosen columns), ...]}. Its columns:
     0 row, 1 column, 2 field, 3 masked value, 4 reason (zh), 5 reason (en), 6 code."""

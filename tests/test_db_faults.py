@@ -33,27 +33,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from stdnum.cn import ric
 
 import pg
-from conftest import BACKEND, REPO, drop, query, run_gateway, specimen
+from conftest import BACKEND, REPO, drop, hospital_births_file, query, run_gateway
 from gateway.config import load_settings
 from gateway.store import create_schema, make_engine
 
 GATEWAY = str(REPO / ".venv" / "bin" / "gateway")
-HEADER = specimen("hospital_births_202610.csv").decode("gb18030").splitlines()[0]
-
-
-def births_file(batch: int, rows: int) -> bytes:
-    lines = [HEADER]
-    for n in range(rows):
-        body = f"44078119{90 + n % 10:02d}0315{(n * 2) % 1000:03d}"
-        mother = body + ric.calc_check_digit(body + "0")
-        lines.append(
-            f"F{batch:05d}{n:05d},陈小明,男,2026-10-03,14:25,3250,39,1,陈丽,{mother},,,"
-            "台山市人民医院,12440781MB2C23455K,广东省台山市台城街道环城南路12号,440781"
-        )
-    return ("\r\n".join(lines) + "\r\n").encode("gb18030")
 
 
 def start_worker(home: Path, name: str, log: Path) -> subprocess.Popen:
@@ -183,7 +169,7 @@ def test_workers_carry_on_when_postgresql_restarts_mid_run(home, tmp_path, own_p
     def drop_batch(first: int, count: int) -> None:
         for batch in range(first, first + count):
             names.append(f"births_{batch:04d}.csv")
-            drop(settings, "hospital", names[-1], births_file(batch, rows))
+            drop(settings, "hospital", names[-1], hospital_births_file(batch, rows, "F"))
 
     drop_batch(0, 20)
     logs = [tmp_path / f"w{n}.log" for n in range(2)]
@@ -229,7 +215,7 @@ def _fault_is_reported_and_cleared(home, tmp_path, settings, *, kind: str, make_
             wait_for(lambda: "Polling" in log.read_text(errors="replace"), 60, "the worker to start", [log])
         make_fault()
         for n, name in enumerate(names):
-            drop(settings, "hospital", name, births_file(n, rows))
+            drop(settings, "hospital", name, hospital_births_file(n, rows, "F"))
         once = run_gateway(home, "run", "--once", check=False)
         assert once.returncode == 3, once.stdout + once.stderr
         assert f"database {kind}" in once.stderr, once.stderr

@@ -16,28 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from stdnum.cn import ric
 
-from conftest import REPO, drop, query, run_gateway, specimen
+from conftest import REPO, drop, hospital_births_file, query, run_gateway
 from gateway.claims import ClaimQueue
 from gateway.config import load_settings
 from gateway.store import make_engine
 from gateway.transports import FoundFile
 
 GATEWAY = str(REPO / ".venv" / "bin" / "gateway")
-HEADER = specimen("hospital_births_202610.csv").decode("gb18030").splitlines()[0]
-
-
-def births_file(batch: int, rows: int) -> bytes:
-    lines = [HEADER]
-    for n in range(rows):
-        body = f"44078119{90 + n % 10:02d}0315{(n * 2) % 1000:03d}"
-        mother = body + ric.calc_check_digit(body + "0")
-        lines.append(
-            f"W{batch:05d}{n:05d},陈小明,男,2026-10-03,14:25,3250,39,1,陈丽,{mother},,,"
-            "台山市人民医院,12440781MB2C23455K,广东省台山市台城街道环城南路12号,440781"
-        )
-    return ("\r\n".join(lines) + "\r\n").encode("gb18030")
 
 
 def start_worker(home: Path, name: str, log_dir: Path) -> subprocess.Popen:
@@ -84,7 +70,7 @@ def test_workers_killed_at_random_process_every_drop_exactly_once(home, tmp_path
     names = []
     for batch in range(drops):
         name = f"births_{batch:04d}.csv"
-        drop(settings, "hospital", name, births_file(batch, rows))
+        drop(settings, "hospital", name, hospital_births_file(batch, rows))
         names.append(name)
 
     rng = random.Random(20261123)
