@@ -215,18 +215,9 @@ def _requests(session: Session, cycle: Cycle, at: dt.datetime, eval_day: dt.date
         key = (f"national-platform {item.partner}", URGENCY_LABELS.get(item.urgency, item.urgency))
         row = rows[key]
         row.partner, row.category = key
-        row.received += 1
         report.received += 1
-        sent = _aware(item.sent_at)
-        if sent is not None and sent < at:
-            row.answered += 1
+        if _tally(row, _aware(item.sent_at), item.due_date, at, eval_day):
             report.answered_by_cutoff += 1
-            if clock.in_china(sent).date() > item.due_date:
-                row.late += 1
-        else:
-            row.open += 1
-            if item.due_date < eval_day:
-                row.overdue += 1
     report.requests = [rows[key] for key in sorted(rows)]
 
 
@@ -240,16 +231,7 @@ def _notices(session: Session, cycle: Cycle, at: dt.datetime, eval_day: dt.date,
         key = (f"national-platform {item.partner}", kind)
         row = rows[key]
         row.partner, row.category = key
-        row.received += 1
-        handled = _aware(item.handled_at)
-        if handled is not None and handled < at:
-            row.answered += 1
-            if clock.in_china(handled).date() > item.due_date:
-                row.late += 1
-        else:
-            row.open += 1
-            if item.due_date < eval_day:
-                row.overdue += 1
+        _tally(row, _aware(item.handled_at), item.due_date, at, eval_day)
     report.notices = [rows[key] for key in sorted(rows)]
 
 
@@ -284,6 +266,22 @@ def _overdue(session: Session, at: dt.datetime, eval_day: dt.date, report: Cycle
             )
         )
     report.overdue = sorted(found, key=lambda o: (o.due_date, o.kind, o.item_id))
+
+
+def _tally(row: Row, answered: dt.datetime | None, due: dt.date, at: dt.datetime, eval_day: dt.date) -> bool:
+    """Count one request or notice into its row: answered by the evaluation moment (late
+    when after its due day, China time), or still open (overdue when its due day has
+    passed). True when answered."""
+    row.received += 1
+    if answered is not None and answered < at:
+        row.answered += 1
+        if clock.in_china(answered).date() > due:
+            row.late += 1
+        return True
+    row.open += 1
+    if due < eval_day:
+        row.overdue += 1
+    return False
 
 
 def _masked_subject(session: Session, record_id: int | None) -> str:

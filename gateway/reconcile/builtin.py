@@ -13,6 +13,14 @@ def _person(payload: dict, prefix: str) -> tuple[str | None, object]:
     return at(payload, f"{prefix}.name"), as_date(at(payload, f"{prefix}.birth_date"))
 
 
+def _people(records: Iterable[StoredRecord], prefix: str) -> Iterator[Evidence]:
+    """Each record as evidence for the person under `prefix` (`deceased`, `holder`): their
+    ID number to match exactly, their name and birth date for the fallback."""
+    for record in records:
+        name, born = _person(record.payload, prefix)
+        yield Evidence(record, identifier(at(record.payload, f"{prefix}.id_number")), name, born)  # type: ignore[arg-type]
+
+
 class _BirthCertificateRule(Reconciliation):
     """A birth registered by one side (`registration` hospital or police) whose birth
     certificate number (出生医学证明编号, CSYXZMBH) the other side never cited. The two
@@ -93,10 +101,7 @@ class DeathsWithoutCremation(Reconciliation):
             yield Subject(record, number, number, died, "deceased.id_number", "id_number", name, "deceased.name", born)  # type: ignore[arg-type]
 
     def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
-        for record in records:
-            p = record.payload
-            name, born = _person(p, "deceased")
-            yield Evidence(record, identifier(at(p, "deceased.id_number")), name, born)  # type: ignore[arg-type]
+        return _people(records, "deceased")
 
 
 class CremationsWithoutDeath(Reconciliation):
@@ -128,10 +133,7 @@ class CremationsWithoutDeath(Reconciliation):
                               {"id_number": "missing"})
 
     def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
-        for record in records:
-            p = record.payload
-            name, born = _person(p, "deceased")
-            yield Evidence(record, identifier(at(p, "deceased.id_number")), name, born)  # type: ignore[arg-type]
+        return _people(records, "deceased")
 
 
 class TenantsWithoutResidencePermit(Reconciliation):
@@ -169,9 +171,7 @@ class TenantsWithoutResidencePermit(Reconciliation):
                 )
 
     def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
-        for record in records:
-            name, born = _person(record.payload, "holder")
-            yield Evidence(record, identifier(at(record.payload, "holder.id_number")), name, born)  # type: ignore[arg-type]
+        return _people(records, "holder")
 
 
 BUILTIN = (

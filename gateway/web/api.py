@@ -16,7 +16,7 @@ from ..errors import GatewayError
 from . import analysis, data
 from .accounts import sign_in
 from .session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
-from .verification import MAX_UPLOAD_BYTES, Verification, proof_document, verify_upload
+from .verification import Verification, proof_document, read_receipt_upload, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -162,9 +162,7 @@ async def verify(
 ) -> Verification:
     """Is this receipt genuine, by which key, at which ledger position?"""
     check_csrf(caller, x_csrf_token)
-    body, asc = await receipt.read(MAX_UPLOAD_BYTES + 1), await signature.read(MAX_UPLOAD_BYTES + 1)
-    if len(body) > MAX_UPLOAD_BYTES or len(asc) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, "A receipt and its signature are a few kilobytes; this upload is over 1 MiB.")
+    body, asc = await read_receipt_upload(receipt, signature)
     state = request.app.state
     return verify_upload(state.settings, state.engine, receipt.filename, body, asc)
 

@@ -26,7 +26,7 @@ from .session import (
     page_caller,
     require_role,
 )
-from .verification import MAX_UPLOAD_BYTES, proof_bytes, proof_document, verify_upload
+from .verification import proof_bytes, proof_document, read_receipt_upload, verify_upload
 
 router = APIRouter(include_in_schema=False)
 PageCaller = Annotated[Caller, Depends(page_caller)]
@@ -175,9 +175,7 @@ async def receipts_verify(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> HTMLResponse:
     check_csrf(caller, csrf_token)
-    body, asc = await receipt.read(MAX_UPLOAD_BYTES + 1), await signature.read(MAX_UPLOAD_BYTES + 1)
-    if len(body) > MAX_UPLOAD_BYTES or len(asc) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, "A receipt and its signature are a few kilobytes; this upload is over 1 MiB.")
+    body, asc = await read_receipt_upload(receipt, signature)
     state = request.app.state
     verification = verify_upload(state.settings, state.engine, receipt.filename, body, asc)
     return render(request, "receipts.html", caller, verification=verification, proof_error=None)

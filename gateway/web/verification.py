@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from fastapi import HTTPException, UploadFile
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
@@ -51,6 +52,15 @@ def _document(body: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}
+
+
+async def read_receipt_upload(receipt: UploadFile, signature: UploadFile) -> tuple[bytes, bytes]:
+    """The uploaded receipt and signature, refused (413) past MAX_UPLOAD_BYTES without
+    reading further: the page's form and the API take the same upload."""
+    body, asc = await receipt.read(MAX_UPLOAD_BYTES + 1), await signature.read(MAX_UPLOAD_BYTES + 1)
+    if len(body) > MAX_UPLOAD_BYTES or len(asc) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, "A receipt and its signature are a few kilobytes; this upload is over 1 MiB.")
+    return body, asc
 
 
 def verify_upload(settings: Settings, engine: Engine, file_name: str | None, body: bytes, signature: bytes) -> Verification:
