@@ -13,7 +13,7 @@ kept in `RawRow.fields["@line"]`. Report columns name the element path and attri
 e.g. `当事人[男方]/公民身份号码`.
 
 The file comes from outside, so it must be under `max_file_bytes` and is read through
-the hardened reader of gateway/xml.py (every XML adapter's): any DOCTYPE or ENTITY
+the hardened reader of gateway/readers/xml.py (every XML adapter's): any DOCTYPE or ENTITY
 declaration rejects the whole file (`xml_unsafe`) before libxml2 sees those bytes, only
 GB18030/GBK/GB2312/UTF-8 declarations are read (a UTF-7 declaration could hide a DOCTYPE
 from the byte scan), and lxml runs with DTDs, entities, network access and huge trees off,
@@ -33,7 +33,7 @@ from contracts import AdoptionEvent, Contract, CremationEvent, MarriageEvent
 from gateway import hookimpl
 from gateway.adapter import Adapter, AdapterConfig, RawRow, RowRejected, SourceFile
 from gateway.errors import FileRejected
-from gateway.xml import iter_elements
+from gateway.readers.xml import iter_elements
 
 ROOT = "民政数据交换"
 MARRIAGE, ADOPTION, CREMATION = "婚姻登记", "收养登记", "火化登记"

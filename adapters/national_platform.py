@@ -4,7 +4,7 @@
 One record per message: `XCXX` becomes an `AssistCheckRequest`, `TBXX` a
 `PlatformNotice`; each keeps the document's version, sender and receiver (BBH, FSDW, JSDW)
 as its `batch`. Any other message kind is a rejected row, never silently skipped.
-Parsing goes through `gateway.xml` (hardened lxml iterparse, DOCTYPE refused).
+Parsing goes through `gateway.readers.xml` (hardened lxml iterparse, DOCTYPE refused).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from contracts.platform import AssistCheckRequest, PlatformBatch, PlatformNotice
 from gateway import hookimpl
 from gateway.adapter import Adapter, RawRow, SourceFile
 from gateway.errors import FileRejected
-from gateway.xml import iter_elements, local_name, root_tag
+from gateway.readers.xml import iter_elements, local_name, root_tag
 
 ROOT = "JHXX"
 BATCH_ATTRIBUTES = {"BBH": "version", "FSDW": "sender", "JSDW": "receiver"}

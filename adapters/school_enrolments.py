@@ -29,7 +29,7 @@ from gateway.adapter import Adapter, AdapterConfig, RawRow, RowRejected, SourceF
 from gateway.errors import FileRejected
 from gateway.masking import mask_value
 from gateway.readers import csv_rows, normalize_header
-from gateway.xml import iter_elements, root_tag
+from gateway.readers.xml import iter_elements, root_tag
 
 SHEET = "新生名册"
 COLUMNS = {

@@ -26,8 +26,8 @@ from pathlib import Path
 
 def run(data: Path, workers: int, home: Path) -> str:
     from gateway.config import load_settings
-    from gateway.home import init_home
-    from gateway.pipeline import Gateway
+    from gateway.exchange.home import init_home
+    from gateway.exchange.lifecycle import Gateway
 
     shutil.rmtree(home, ignore_errors=True)
     init_home(home)

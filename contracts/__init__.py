@@ -6,21 +6,21 @@ Each contract has a JSON Schema in `contracts/schemas/`, regenerated with
 
 from __future__ import annotations
 
-from .base import SCHEMA_VERSION, Contract, ContractModel
-from .births import BirthEvent, Newborn
-from .canonical import canonical_json
-from .civil import AdoptionEvent, CremationEvent, MarriageEvent, MarriageParty
-from .codes import Ethnicity, MaritalStatus, PoliceBusiness, Relation
-from .deaths import DeathEvent
-from .envelope import Envelope
-from .fields import Sex
-from .housing import HousingOccupancy, Occupant
-from .household import Household, Place, Resident
-from .identity import CreditCode, IdNumber
-from .migration import Migration, ResidencePermit
-from .person import Person
-from .platform import AssistCheckFeedback, AssistCheckRequest, PlatformNotice
-from .school import SchoolEnrolment
+from contracts.base import SCHEMA_VERSION, Contract, ContractModel
+from contracts.births import BirthEvent, Newborn
+from contracts.canonical import canonical_json
+from contracts.civil import AdoptionEvent, CremationEvent, MarriageEvent, MarriageParty
+from contracts.codes import Ethnicity, MaritalStatus, PoliceBusiness, Relation
+from contracts.deaths import DeathEvent
+from contracts.envelope import Envelope
+from contracts.fields import Sex
+from contracts.housing import HousingOccupancy, Occupant
+from contracts.household import Household, Place, Resident
+from contracts.identity import CreditCode, IdNumber
+from contracts.migration import Migration, ResidencePermit
+from contracts.person import Person
+from contracts.platform import AssistCheckFeedback, AssistCheckRequest, PlatformNotice
+from contracts.school import SchoolEnrolment
 
 CONTRACTS: dict[str, type[Contract]] = {model.contract_name: model for model in (
     BirthEvent,

@@ -10,8 +10,8 @@ from typing import Any, ClassVar, get_args
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from .canonical import canonical_json, canonical_json_without_floats
-from .identity import credit_code_warning, division_warning
+from contracts.canonical import canonical_json, canonical_json_without_floats
+from contracts.identity import credit_code_warning, division_warning
 
 SCHEMA_VERSION = "1.0"
 

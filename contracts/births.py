@@ -9,13 +9,13 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .base import Contract, ContractModel
-from .codes import EthnicityCode
-from .fields import Address, DivisionCode, PastDate, PersonName, Sex, SexCode, Text
-from .household import Household
-from .identity import CreditCode, IdNumber, id_birth_date, id_sex_code
-from .person import Person
-from .rules import RuleErrors
+from contracts.base import Contract, ContractModel
+from contracts.codes import EthnicityCode
+from contracts.fields import Address, DivisionCode, PastDate, PersonName, Sex, SexCode, Text
+from contracts.household import Household
+from contracts.identity import CreditCode, IdNumber, id_birth_date, id_sex_code
+from contracts.person import Person
+from contracts.rules import RuleErrors
 
 
 class Newborn(ContractModel):

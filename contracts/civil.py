@@ -7,12 +7,12 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from .base import Contract
-from .codes import MaritalStatusCode
-from .fields import PastDate, Sex, Text
-from .identity import CreditCode
-from .person import Person
-from .rules import RuleErrors, age_on
+from contracts.base import Contract
+from contracts.codes import MaritalStatusCode
+from contracts.fields import PastDate, Sex, Text
+from contracts.identity import CreditCode
+from contracts.person import Person
+from contracts.rules import RuleErrors, age_on
 
 # 民法典 第一千零四十七条: men may marry at 22, women at 20 (full years, on the day of registration).
 MARRIAGE_AGE = {Sex.MALE: 22, Sex.FEMALE: 20}

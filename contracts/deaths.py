@@ -6,10 +6,10 @@ from typing import ClassVar, Self
 
 from pydantic import Field, model_validator
 
-from .base import Contract
-from .fields import PastDate, Text
-from .household import Household, Resident
-from .rules import RuleErrors
+from contracts.base import Contract
+from contracts.fields import PastDate, Text
+from contracts.household import Household, Resident
+from contracts.rules import RuleErrors
 
 
 class DeathEvent(Contract):

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import SCHEMA_VERSION
+from contracts.base import SCHEMA_VERSION
 
 
 class Envelope(BaseModel):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from . import CONTRACTS, SCHEMA_VERSION, Envelope, Person
+from contracts import CONTRACTS, SCHEMA_VERSION, Envelope, Person
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 

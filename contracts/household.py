@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import ContractModel
-from .codes import EthnicityCode, RelationCode
-from .fields import Address, DivisionCode, Text
-from .identity import IdNumber
-from .person import Person
+from contracts.base import ContractModel
+from contracts.codes import EthnicityCode, RelationCode
+from contracts.fields import Address, DivisionCode, Text
+from contracts.identity import IdNumber
+from contracts.person import Person
 
 
 class Resident(Person):

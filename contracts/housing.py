@@ -12,11 +12,11 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import AfterValidator, BeforeValidator, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
-from .base import Contract
-from .codes import CodeEnum, code_parser
-from .fields import Address, Date, DivisionCode, Text
-from .person import Person
-from .rules import RuleErrors
+from contracts.base import Contract
+from contracts.codes import CodeEnum, code_parser
+from contracts.fields import Address, Date, DivisionCode, Text
+from contracts.person import Person
+from contracts.rules import RuleErrors
 
 # Every sender is in mainland China, whose one legal time is UTC+8: instants are kept in
 # that offset, so the same instant always reads (and hashes) the same.

@@ -7,10 +7,10 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from .base import Contract
-from .fields import Date, PastDate, Text
-from .household import Household, Place, Resident
-from .rules import RuleErrors
+from contracts.base import Contract
+from contracts.fields import Date, PastDate, Text
+from contracts.household import Household, Place, Resident
+from contracts.rules import RuleErrors
 
 DIRECTION_LABELS = {"in": "迁入", "out": "迁出"}
 

@@ -7,9 +7,9 @@ from typing import Self
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from .base import ContractModel
-from .fields import PastDate, PersonName, Sex, SexCode
-from .identity import IdNumber, id_birth_date, id_sex_code
+from contracts.base import ContractModel
+from contracts.fields import PastDate, PersonName, Sex, SexCode
+from contracts.identity import IdNumber, id_birth_date, id_sex_code
 
 
 class Person(ContractModel):

@@ -18,13 +18,13 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .base import Contract, ContractModel
-from .codes import CodeEnum, code_parser
-from .fields import Address, Date, DivisionCode, Text
-from .housing import ChinaTime
-from .identity import IdNumber
-from .person import Person
-from .rules import RuleErrors
+from contracts.base import Contract, ContractModel
+from contracts.codes import CodeEnum, code_parser
+from contracts.fields import Address, Date, DivisionCode, Text
+from contracts.housing import ChinaTime
+from contracts.identity import IdNumber
+from contracts.person import Person
+from contracts.rules import RuleErrors
 
 NOTICE_DAYS = 30
 

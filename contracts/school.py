@@ -19,11 +19,11 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .base import Contract
-from .codes import CodeEnum, code_parser
-from .fields import Address, PastDate, SexCode, Text
-from .person import Person
-from .rules import RuleErrors, age_on
+from contracts.base import Contract
+from contracts.codes import CodeEnum, code_parser
+from contracts.fields import Address, PastDate, SexCode, Text
+from contracts.person import Person
+from contracts.rules import RuleErrors, age_on
 
 
 class Stage(CodeEnum):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .hookspecs import hookimpl
+from gateway.hookspecs import hookimpl
 
 try:
     __version__ = version("interagency-gateway")
@@ -23,7 +23,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 def __getattr__(name: str):  # lazy: importing gateway must not import every adapter
     if name in {"Adapter", "RawRow", "SourceFile"}:
-        from . import adapter
+        from gateway import adapter
 
         return getattr(adapter, name)
     raise AttributeError(name)

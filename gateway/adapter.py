@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from contracts import Contract
 
-from .errors import FileRejected
+from gateway.errors import FileRejected
 
 
 class AdapterConfig(BaseModel):

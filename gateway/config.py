@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .errors import ConfigError
+from gateway.errors import ConfigError
 
 DEPARTMENTS = (
     "police",
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(default=2.0, ge=0, description="a file must be unchanged this long before it is taken")
     poll_seconds: float = Field(default=10.0, gt=0, description="how often `gateway run` polls the inboxes")
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")
-    # One large file on several cores (gateway/parallel_parse.py, docs/performance.md).
+    # One large file on several cores (gateway/exchange/parallel.py, docs/performance.md).
     ingest_workers: int = Field(
         default_factory=lambda: 2 if (os.cpu_count() or 1) > 1 else 0, ge=0, le=64,
         description="parsing processes that validate a large file while the gateway process stores it; 0: all in one process",
@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     # Scheduled pulls, leases and deadlines (docs/pulls.md).
     pulls: dict[str, PullSource] = Field(default_factory=dict, description="[pulls.NAME] partner APIs pulled on a schedule")
     deadlines: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="[deadlines.RULE] overrides of the regulations' deadlines (gateway/deadlines.py)"
+        default_factory=dict, description="[deadlines.RULE] overrides of the regulations' deadlines (gateway/obligations/deadlines.py)"
     )
     job_lease_seconds: float = Field(
         default=120.0, ge=5, description="a scheduled job's lease; renewed while it runs, taken over once expired"
@@ -330,7 +330,7 @@ require_signed_acks = false
 # Retries: retries = 5, backoff = 2.0, backoff_jitter = 1.0, retry_after_max = 600,
 # connect_timeout = 10.0, read_timeout = 60.0.
 
-# Deadlines (gateway/deadlines.py); the regulations' defaults, e.g.
+# Deadlines (gateway/obligations/deadlines.py); the regulations' defaults, e.g.
 # [deadlines.assist_check_urgent]
 # days = 15
 # count = "calendar"               # or "working" (chinesecalendar, adjusted workdays included)

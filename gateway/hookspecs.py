@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .adapter import Adapter
-    from .reconcile.base import Reconciliation
+    from gateway.adapter import Adapter
+    from gateway.reconcile.base import Reconciliation
 
 PROJECT = "gateway"
 

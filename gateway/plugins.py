@@ -17,9 +17,9 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .adapter import Adapter, AdapterInfo
-from .errors import PluginError, UnknownName
+from gateway import hookspecs
+from gateway.adapter import Adapter, AdapterInfo
+from gateway.errors import PluginError, UnknownName
 
 DEFAULT_PLUGINS = (
     "adapters.hospital_births",
@@ -109,7 +109,7 @@ class PluginManager:
     def reconciliations(self) -> dict[str, Any]:
         """Every registered reconciliation rule class by name (`register_reconciliations`)."""
         if self._reconciliations is None:
-            from .reconcile.base import check_rule_class
+            from gateway.reconcile.base import check_rule_class
 
             found: dict[str, Any] = {}
 

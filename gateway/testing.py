@@ -36,10 +36,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from .adapter import Adapter, RawRow, RowRejected, SourceFile
-from .errors import FileRejected
-from .hookspecs import hookimpl
-from .staging import sniff_file
+from gateway.adapter import Adapter, RawRow, RowRejected, SourceFile
+from gateway.errors import FileRejected
+from gateway.hookspecs import hookimpl
+from gateway.intake.staging import sniff_file
 
 STREAM_ROWS = 200_000
 STREAM_PEAK_BYTES = 64 * 1024 * 1024
@@ -88,7 +88,7 @@ def repeat_data_lines(sample: bytes, rows: int) -> Iterator[bytes]:
 
 
 def _make_home(root: Path) -> Path:
-    from .home import init_home
+    from gateway.exchange.home import init_home
 
     home = root / "home"
     init_home(home)
@@ -205,9 +205,9 @@ def adapter_test_class(
             assert peak < STREAM_PEAK_BYTES, f"parsing {count} rows peaked at {peak / 1e6:.0f} MB"
 
         def test_same_file_dropped_twice_is_stored_once(self, gateway_home: Path) -> None:
-            from .config import load_settings
-            from .pipeline import Gateway
-            from .plugins import PluginManager
+            from gateway.config import load_settings
+            from gateway.exchange.lifecycle import Gateway
+            from gateway.plugins import PluginManager
 
             settings = load_settings(gateway_home)
             settings.database_url = ""  # the home's own SQLite, whatever GATEWAY_DATABASE_URL says

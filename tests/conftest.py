@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_settings
-from gateway.home import init_home
-from gateway.pipeline import Gateway
+from gateway.exchange.home import init_home
+from gateway.exchange.lifecycle import Gateway
 
 REPO = Path(__file__).resolve().parents[1]
 SPECIMENS = Path(str(files("gateway") / "demo_data"))
@@ -361,7 +361,7 @@ class PrivacyState:
         import csv as _csv
         import io as _io
 
-        from gateway.audit import IdScanner, known_ids
+        from gateway.store.audit import IdScanner, known_ids
 
         texts, names = [], set()
         for path in sorted(SPECIMENS.iterdir()):
@@ -479,8 +479,8 @@ def run_gateway(home: Path, *args: str, env: dict[str, str] | None = None, check
 @pytest.fixture
 def partner() -> Iterator["PartnerSimulator"]:
     """The housing registry and the national platform simulated on a free loopback port
-    (gateway/simulator.py), token `test-token`, seed 0, no random faults."""
-    from gateway.simulator import PartnerSimulator
+    (gateway/devkit/simulator.py), token `test-token`, seed 0, no random faults."""
+    from gateway.devkit.simulator import PartnerSimulator
 
     simulator = PartnerSimulator(token="test-token", housing_items=30, platform_pages=3, per_page=4).start()
     try:

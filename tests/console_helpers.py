@@ -87,7 +87,7 @@ class Served:
     def register_assist_checks(self) -> None:
         """What `gateway run`'s inbox job does after a platform drop (`run --once` leaves it
         to `gateway assist-checks list`)."""
-        from gateway import assist_checks
+        from gateway.platform import assist_checks
 
         engine = self.engine()
         try:

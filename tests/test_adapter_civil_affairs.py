@@ -15,7 +15,7 @@ import conftest
 import pytest
 
 from adapters.civil_affairs import CivilAffairsAdapter
-from gateway.xml import DeclarationGuard
+from gateway.readers.xml import DeclarationGuard
 from conftest import SPECIMENS, drop, error_report, specimen
 from gateway.errors import FileRejected
 from gateway.testing import adapter_test_class

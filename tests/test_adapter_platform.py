@@ -24,7 +24,7 @@ from contracts.platform import (
 )
 from gateway.errors import FileRejected
 from gateway.testing import adapter_test_class
-from gateway.xml import iter_elements, root_tag
+from gateway.readers.xml import iter_elements, root_tag
 
 SPECIMEN = "national_platform_inbound_20261102.xml"
 TEXT = specimen(SPECIMEN).decode("utf-8")
@@ -258,7 +258,7 @@ def test_a_platform_document_in_the_school_inbox_names_the_platform_adapter(gate
     assert outcome.status == "rejected" and "national-platform" in outcome.reason
 
 
-# -- the hardened XML helper (gateway/xml.py) -------------------------------------------
+# -- the hardened XML helper (gateway/readers/xml.py) -------------------------------------------
 
 
 def test_iter_elements_yields_wanted_children_and_clears_them():

@@ -12,11 +12,12 @@ import pytest
 from lxml import etree
 
 from conftest import add_pulls, drop, query, run_gateway, specimen
-from gateway import assist_checks, clock
+from gateway import clock
+from gateway.platform import assist_checks
 from gateway.config import load_settings
-from gateway.deadlines import WorkCalendar, use_calendar
+from gateway.obligations.deadlines import WorkCalendar, use_calendar
 from gateway.errors import GatewayError
-from gateway.pipeline import Gateway
+from gateway.exchange.lifecycle import Gateway
 from gateway.pulls import Puller
 from gateway.receipts.check import verify_receipt
 
@@ -196,7 +197,7 @@ def test_a_not_found_answer_without_a_remark_is_refused(gw, home, partner):
 
 
 def test_an_answer_given_while_the_platform_is_away_is_sent_later(gw, home, partner):
-    from gateway.scheduler import assist_check_job, run_job
+    from gateway.scheduler.runner import assist_check_job, run_job
 
     pull_platform(gw)
     partner.stop()

@@ -24,7 +24,7 @@ import conftest
 import pytest
 
 from conftest import drop, specimen
-from gateway.pipeline import FILE_REASONS, Gateway
+from gateway.exchange.lifecycle import FILE_REASONS, Gateway
 from gateway.receipts.check import verify_receipt
 
 SPECIMEN = "hospital_births_202610.csv"

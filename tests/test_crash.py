@@ -22,7 +22,7 @@ from conftest import REPO, drop, run_gateway, specimen
 from gateway.config import load_settings
 from gateway.receipts.check import verify_receipt
 from gateway.store import make_engine
-from gateway.transports.local import LocalMailbox
+from gateway.intake.transports.local import LocalMailbox
 
 pytestmark = pytest.mark.slow
 
@@ -227,9 +227,9 @@ def test_sigkill_between_the_commit_and_the_move_then_restart_completes_the_move
     drop(settings, "hospital", name, data)
     killer = (
         "import os, signal, sys\n"
-        "from gateway.transports.local import LocalMailbox\n"
+        "from gateway.intake.transports.local import LocalMailbox\n"
         "LocalMailbox.archive = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
-        "from gateway.cli import main\n"
+        "from gateway.cli.app import main\n"
         f"sys.argv = ['gateway', 'run', '--once', '--home', {str(home)!r}]\n"
         "main()\n"
     )

@@ -8,12 +8,13 @@ import datetime as dt
 import pytest
 
 from conftest import add_pulls, run_gateway
-from gateway import assist_checks, clock
+from gateway import clock
+from gateway.platform import assist_checks
 from gateway.config import load_settings
-from gateway.cycle_report import build, csv_rows, cycle_containing, cycle_for, write_csv
-from gateway.deadlines import WorkCalendar, use_calendar
+from gateway.platform.cycle_report import build, csv_rows, cycle_containing, cycle_for, write_csv
+from gateway.obligations.deadlines import WorkCalendar, use_calendar
 from gateway.errors import GatewayError
-from gateway.pipeline import Gateway
+from gateway.exchange.lifecycle import Gateway
 from gateway.pulls import Puller
 
 D = dt.date

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_gateway
 from contracts.platform import AssistCheckRequest
 from gateway.config import load_settings
-from gateway.deadlines import DEFAULT_RULES, Deadlines, WorkCalendar, assist_check_rule, use_calendar
+from gateway.obligations.deadlines import DEFAULT_RULES, Deadlines, WorkCalendar, assist_check_rule, use_calendar
 from gateway.errors import ConfigError, UnknownName
 
 D = dt.date

@@ -342,7 +342,7 @@ def test_a_delivery_reaches_a_recipient_on_sftp_who_fetches_and_decrypts_it(home
     from sshd import GATEWAY_KEY_PASSPHRASE
 
     from gateway.config import load_settings
-    from gateway.pipeline import Gateway
+    from gateway.exchange.lifecycle import Gateway
 
     monkeypatch.setenv("GATEWAY_SETTLE_SECONDS", "0")
     monkeypatch.setenv("GATEWAY_SFTP_COUNTY_PASSPHRASE", GATEWAY_KEY_PASSPHRASE)

@@ -14,7 +14,7 @@ import pytest
 from conftest import drop, execute, run_gateway, specimen
 
 from gateway.config import load_settings
-from gateway.pipeline import Gateway
+from gateway.exchange.lifecycle import Gateway
 from gateway.receipts.ledger import (
     LedgerProblem,
     LedgerTree,

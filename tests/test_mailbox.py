@@ -13,7 +13,7 @@ import pytest
 
 from conftest import drop, specimen
 from gateway.config import load_settings
-from gateway.pipeline import FILE_REASONS, Gateway
+from gateway.exchange.lifecycle import FILE_REASONS, Gateway
 
 SPECIMEN = "hospital_births_202610.csv"
 TEXT = specimen(SPECIMEN).decode("gb18030")

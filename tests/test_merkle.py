@@ -2,14 +2,14 @@
 
 Known answers come from the transparency-dev/merkle test suite
 (proof/verify_test.go), which uses the RFC 6962 / CT example leaves. The
-published JSON vectors are read in place from the shared folder, never copied.
+published JSON vectors are committed under tests/data/vectors/transparency-dev-merkle/
+(Apache-2.0, its LICENSE beside them), so a plain clone runs them.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -190,22 +190,12 @@ def test_rfc6962_consistency_proofs(old: int, new: int, proof_hex: list[str]) ->
 
 
 # --------------------------------------------------------------------------
-# Published transparency-dev/merkle JSON vectors, read in place
+# Published transparency-dev/merkle JSON vectors, committed with the tests
 # --------------------------------------------------------------------------
 
 
-def _shared_dir() -> Path:
-    configured = os.environ.get("GATEWAY_SHARED_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent.parent / "shared"
-
-
-VECTOR_DIR = _shared_dir() / "vectors" / "transparency-dev-merkle" / "testdata"
-VECTORS_MISSING = (
-    f"Merkle test vectors not found at {VECTOR_DIR}; set GATEWAY_SHARED_DIR to the "
-    "folder holding vectors/transparency-dev-merkle/ (CI always provides it)"
-)
+VECTOR_DIR = Path(__file__).resolve().parent / "data" / "vectors" / "transparency-dev-merkle" / "testdata"
+VECTORS_MISSING = f"Merkle test vectors not found at {VECTOR_DIR} (they are committed with the tests)"
 
 
 def _vector_params(kind: str) -> list[Any]:

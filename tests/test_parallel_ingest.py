@@ -1,4 +1,4 @@
-"""One large file on several cores (gateway/parallel_parse.py): parsing processes validate
+"""One large file on several cores (gateway/exchange/parallel.py): parsing processes validate
 the file's batches while the gateway process stores them. The stored records, row errors,
 counts, Merkle root, receipt and error report must be exactly those of the in-process
 path; a parsing process that fails or is killed must leave the file in the inbox with
@@ -24,9 +24,9 @@ from stdnum.cn import ric
 import conftest
 from adapters.hospital_births import HospitalBirthsAdapter
 from conftest import PRIVACY, _kill_agent, _short_tmpdir, drop, query
-from gateway import parallel_parse
+from gateway.exchange import parallel as parallel_parse
 from gateway.config import load_settings
-from gateway.pipeline import Gateway
+from gateway.exchange.lifecycle import Gateway
 
 HEADER = [
     "出生医学证明编号", "新生儿姓名", "性别", "出生日期", "出生时间", "出生体重(克)", "出生孕周", "胎次",

@@ -226,7 +226,7 @@ def test_adapters_list_command_shows_package_and_version():
 
 
 def test_a_third_party_adapter_serves_its_department(settings, installed_plugin):
-    from gateway.pipeline import Gateway
+    from gateway.exchange.lifecycle import Gateway
 
     gw = Gateway(settings, plugins=PluginManager())
     try:

@@ -23,8 +23,8 @@ from gateway.population_reports import periods
 from gateway.population_reports.figures import TOTAL, build
 from gateway.population_reports.scheduled import produce_due, report_job
 from gateway.population_reports.warning import build_warning
-from gateway.sample_month import generate_month
-from gateway.scheduler import run_job
+from gateway.devkit.sample_month import generate_month
+from gateway.scheduler.runner import run_job
 
 MONTH = periods.monthly("2026-10")  # 2026-09-21 – 2026-10-20
 FULL_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
@@ -204,7 +204,7 @@ def test_early_warning_lines(gateway, settings, sample):
         (settings.home / "gateway.toml").read_text(encoding="utf-8")
         + '\n[population_reports]\nmin_births_for_sex_ratio = 10\nsenders = ["police", "hospital", "housing-board"]\n', encoding="utf-8"
     )
-    from gateway import assist_checks
+    from gateway.platform import assist_checks
     from gateway.config import load_settings
 
     settings = load_settings(settings.home)

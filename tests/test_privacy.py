@@ -9,7 +9,7 @@ import logging
 
 from conftest import PRIVACY, PrivacyState, drop, run_gateway, specimen
 
-from gateway.audit import known_ids, mask_text
+from gateway.store.audit import known_ids, mask_text
 from gateway.receipts.keys import DepartmentKeys
 from gateway.routing.delivery import safe_error
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, add_pulls, query, run_gateway
 from gateway.config import load_settings
-from gateway.pipeline import Gateway
+from gateway.exchange.lifecycle import Gateway
 from gateway.pulls import Puller, skip
 from gateway.receipts.check import verify_receipt
 
@@ -215,7 +215,7 @@ def test_502s_back_off_exponentially_with_jitter(make_gateway, partner):
 
 
 def test_the_partner_down_for_several_pulls_then_catching_up(make_gateway, home, partner):
-    from gateway.scheduler import pull_job, run_job
+    from gateway.scheduler.runner import pull_job, run_job
 
     gateway = make_gateway(retries=1)
     partner.stop()
@@ -305,7 +305,7 @@ CRASHING = """
 import os, sys
 from pathlib import Path
 from gateway.config import load_settings
-from gateway.pipeline import Gateway
+from gateway.exchange.lifecycle import Gateway
 from gateway import pulls
 
 where, home = sys.argv[1], Path(sys.argv[2])

@@ -12,7 +12,7 @@ import pytest
 from conftest import PRIVACY, query, run_gateway
 
 from gateway.masking import mask_value
-from gateway.sample_month import RULES, generate_month
+from gateway.devkit.sample_month import RULES, generate_month
 
 AUGUST_AS_OF = "2026-09-30"  # every planted August item is due by then, whatever its rule
 SEPTEMBER_AS_OF = "2026-10-31"
@@ -49,7 +49,7 @@ def cli(home, *args: str, check: bool = True) -> Result:
     busy machine); the output goes to the privacy scan like `run_gateway`'s."""
     from typer.testing import CliRunner
 
-    from gateway.cli import app
+    from gateway.cli.app import app
 
     result = CliRunner().invoke(app, [*args, "--home", str(home)], env={"COLUMNS": "200"})
     error = f"Error: {result.exception}" if result.exception is not None and not isinstance(result.exception, SystemExit) else ""
@@ -210,7 +210,7 @@ def test_a_plugin_rule_appears_in_gateway_reconcile(home, gateway, months):
     from typer.testing import CliRunner
 
     import gateway as gateway_package
-    from gateway.cli import app
+    from gateway.cli.app import app
     from gateway.plugins import get_manager
     from gateway.reconcile import Evidence, Reconciliation, Subject
     from gateway.reconcile.base import as_date
@@ -259,7 +259,7 @@ def test_a_plugin_rule_appears_in_gateway_reconcile(home, gateway, months):
 
 def test_each_department_receives_its_open_list_encrypted_in_its_outbox(home, settings, gateway, months, recipients):
     from gateway.receipts.keys import DepartmentKeys
-    from gateway.scheduler import job_named, run_job
+    from gateway.scheduler.runner import job_named, run_job
 
     august, _ = months
     ingest(gateway, august)  # before the keys: a department with a key must sign its drops
@@ -317,7 +317,7 @@ def test_each_department_receives_its_open_list_encrypted_in_its_outbox(home, se
 
 
 def test_current_versions_count_a_corrected_record_is_followed_and_a_tenant_who_moved_out_is_withdrawn(home, gateway, months):
-    from gateway.sample_month import HOUSING
+    from gateway.devkit.sample_month import HOUSING
 
     august, _ = months
     ingest(gateway, august)
@@ -351,7 +351,7 @@ def test_current_versions_count_a_corrected_record_is_followed_and_a_tenant_who_
 
 
 def test_the_generated_month_is_deterministic_and_its_manifest_adds_up(months):
-    from gateway.sample_month import PLANTED
+    from gateway.devkit.sample_month import PLANTED
 
     august, september = months
     assert generate_month(2026, 8).files == august.files

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, add_pulls, query, run_gateway
 from gateway import clock
 from gateway.config import load_settings
-from gateway.scheduler import Job, JobResult, JobScheduler, Lease, china_time_to_local, run_job
+from gateway.scheduler.runner import Job, JobResult, JobScheduler, Lease, china_time_to_local, run_job
 from gateway.store import make_engine
 
 GATEWAY = str(REPO / ".venv" / "bin" / "gateway")
@@ -41,7 +41,7 @@ def test_a_lease_is_taken_renewed_released_and_taken_over_once_expired(gateway):
 
 ACQUIRE = """
 import sys, time
-from gateway.scheduler import Lease
+from gateway.scheduler.runner import Lease
 from gateway.store import make_engine
 url, holder, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
 engine = make_engine(url)

@@ -26,10 +26,10 @@ from sshd import GATEWAY_KEY_PASSPHRASE, Sshd, department_account
 
 from gateway.config import CONFIG_FILE, load_settings
 from gateway.errors import ConfigError, TransportError
-from gateway.pipeline import Gateway
+from gateway.exchange.lifecycle import Gateway
 from gateway.receipts.check import verify_receipt
-from gateway.transports import FoundFile
-from gateway.transports.sftp import SftpTransport, fingerprint, pin_host_key
+from gateway.intake.transports import FoundFile
+from gateway.intake.transports.sftp import SftpTransport, fingerprint, pin_host_key
 
 SPECIMEN = "hospital_births_202610.csv"
 POLICE_SPECIMEN = "police_hukou_202610.csv"

@@ -14,7 +14,7 @@ import requests
 from lxml import etree
 
 from conftest import REPO, SPECIMENS
-from gateway.simulator import PartnerSimulator, id_check_char
+from gateway.devkit.simulator import PartnerSimulator, id_check_char
 
 GATEWAY = str(REPO / ".venv" / "bin" / "gateway")
 

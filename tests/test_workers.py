@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, drop, hospital_births_file, query, run_gateway
-from gateway.claims import ClaimQueue
+from gateway.intake.claims import ClaimQueue
 from gateway.config import load_settings
 from gateway.store import make_engine
-from gateway.transports import FoundFile
+from gateway.intake.transports import FoundFile
 
 GATEWAY = str(REPO / ".venv" / "bin" / "gateway")
 

@@ -11,6 +11,6 @@
 
 from __future__ import annotations
 
-from .periods import KINDS, Period, period
+from gateway.population_reports.periods import KINDS, Period, period
 
 __all__ = ["KINDS", "Period", "period"]

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from .events import ITEM_LABELS, ITEMS, REGISTRY_SIGNS
+from gateway.population_reports.events import ITEM_LABELS, ITEMS, REGISTRY_SIGNS
 
 if TYPE_CHECKING:
-    from .figures import PopulationReport
+    from gateway.population_reports.figures import PopulationReport
 
 SEXES = ("男", "女", "合计")
 CHECK_LABELS = {
@@ -48,7 +48,7 @@ class Failure:
 
 
 def check(report: PopulationReport) -> list[Failure]:
-    from .figures import TOTAL
+    from gateway.population_reports.figures import TOTAL
 
     failures: list[Failure] = []
     changes = "人口变动"

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from ..store import Record
+from gateway.store import Record
 
 ITEMS = ("births", "deaths", "moves_in", "moves_out", "marriages", "divorces", "adoptions", "enrolments", "residence_permits")
 ITEM_LABELS = {

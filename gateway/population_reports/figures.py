@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from .. import clock
-from ..config import Settings
-from . import balance
-from .events import FEMALE, ITEMS, MALE, REGISTRY_SIGNS, Event, Events, read_events
-from .periods import Period, month_of
-from .settings import ReportSettings, report_settings, snapshots_path
-from .snapshots import Snapshots, load
+from gateway import clock
+from gateway.config import Settings
+from gateway.population_reports import balance
+from gateway.population_reports.events import FEMALE, ITEMS, MALE, REGISTRY_SIGNS, Event, Events, read_events
+from gateway.population_reports.periods import Period, month_of
+from gateway.population_reports.settings import ReportSettings, report_settings, snapshots_path
+from gateway.population_reports.snapshots import Snapshots, load
 
 TOTAL = "合计"
 CHART_MONTHS = 12

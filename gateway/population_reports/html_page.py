@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from html import escape
 
-from .. import clock
-from . import charts
-from .figures import PopulationReport
-from .periods import KIND_LABELS
-from .tables import Cell, tables
+from gateway import clock
+from gateway.population_reports import charts
+from gateway.population_reports.figures import PopulationReport
+from gateway.population_reports.periods import KIND_LABELS
+from gateway.population_reports.tables import Cell, tables
 
 STYLE = """
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", system-ui, sans-serif; margin: 0; color: #222; background: #f6f7f9; }

@@ -1,7 +1,7 @@
 """Statistical periods (统计期) of the population reports and their due dates.
 
 A statistical month runs from the 21st of the previous month to the 20th, China time:
-the exchange cycle's submission window (报送周期, gateway/cycle_report.py). That is what
+the exchange cycle's submission window (报送周期, gateway/platform/cycle_report.py). That is what
 lets a month's report be due on the 28th of the same month, as the regulations ask:
 
 - monthly (月报) `2026-10`: 2026-09-21 – 2026-10-20, due by 2026-10-28;
@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from ..errors import GatewayError
+from gateway.errors import GatewayError
 
 KINDS = ("monthly", "quarterly", "half-year", "annual")
 KIND_LABELS = {"monthly": "月报", "quarterly": "季报", "half-year": "半年报", "annual": "年报"}
@@ -112,7 +112,7 @@ def period(kind: str, label: str) -> Period:
     """The period of `kind` named `label`."""
     makers = {"monthly": monthly, "quarterly": quarterly, "half-year": half_year, "annual": annual}
     if kind not in makers:
-        from ..errors import UnknownName
+        from gateway.errors import UnknownName
 
         raise UnknownName("report kind", kind, list(KINDS))
     return makers[kind](label)

@@ -1,6 +1,6 @@
 """Each report on its due date, into the population office's outbox, signed.
 
-The `population-reports` job of `gateway run` (gateway/scheduler.py: leased, so it runs on
+The `population-reports` job of `gateway run` (gateway/scheduler/runner.py: leased, so it runs on
 one process of a cluster) wakes every hour and on start. For each kind it takes the latest
 period whose due date (periods.py) is today or before, China time, and produces it unless
 the office's outbox already holds its summary `STEM.json`. It then walks back to earlier
@@ -23,12 +23,12 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import clock
-from .events import read_events
-from .figures import build
-from .periods import KINDS, Period, latest_due, previous
-from .settings import report_settings
-from .writers import write_all
+from gateway import clock
+from gateway.population_reports.events import read_events
+from gateway.population_reports.figures import build
+from gateway.population_reports.periods import KINDS, Period, latest_due, previous
+from gateway.population_reports.settings import report_settings
+from gateway.population_reports.writers import write_all
 
 log = logging.getLogger("gateway.reports")
 
@@ -118,8 +118,8 @@ def produce_due(gateway: Any, today: dt.date | None = None, should_continue: Any
 
 
 def report_job(settings: Any) -> Any:
-    """The scheduler's `population-reports` job (gateway/scheduler.py)."""
-    from ..scheduler import Job, JobContext, JobResult, _PerThreadGateway
+    """The scheduler's `population-reports` job (gateway/scheduler/runner.py)."""
+    from gateway.scheduler.runner import Job, JobContext, JobResult, _PerThreadGateway
 
     gateways = _PerThreadGateway(settings)
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config import Settings
-from ..errors import ConfigError
+from gateway.config import Settings
+from gateway.errors import ConfigError
 
 
 class ReportSettings(BaseModel):

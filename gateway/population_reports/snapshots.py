@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from gateway.errors import ConfigError
 
 HEADERS = {"时点": "date", "date": "date", "行政区划代码": "division", "division_code": "division", "男": "male", "male": "male", "女": "female", "female": "female"}
 

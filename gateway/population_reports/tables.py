@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .balance import CHECK_LABELS, SEXES
-from .events import ITEM_LABELS, ITEMS, REGISTRY_SIGNS
-from .figures import PopulationReport
+from gateway.population_reports.balance import CHECK_LABELS, SEXES
+from gateway.population_reports.events import ITEM_LABELS, ITEMS, REGISTRY_SIGNS
+from gateway.population_reports.figures import PopulationReport
 
 Cell = str | int | float | None
 

@@ -25,13 +25,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
-from .. import clock
-from ..config import Settings
-from ..store import Exchange
-from ..store.models import AssistCheck
-from .events import FEMALE, MALE, read_events
-from .periods import Period, monthly
-from .settings import expected_senders, report_settings
+from gateway import clock
+from gateway.config import Settings
+from gateway.store import Exchange
+from gateway.store.models import AssistCheck
+from gateway.population_reports.events import FEMALE, MALE, read_events
+from gateway.population_reports.periods import Period, monthly
+from gateway.population_reports.settings import expected_senders, report_settings
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _sex_ratio(engine: Engine, period: Period, minimum: int, low: float, high: f
 
 def _unregistered_births(engine: Engine, settings: Settings, at: dt.datetime) -> WarningLine | None:
     try:
-        from ..reconcile import open_counts  # type: ignore[attr-defined]
+        from gateway.reconcile import open_counts  # type: ignore[attr-defined]
     except ImportError:
         return None
     count = int(open_counts(engine, settings, clock.in_china(at).date()).get("unregistered-births", 0))

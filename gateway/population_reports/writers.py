@@ -13,9 +13,9 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from .figures import PopulationReport
-from .html_page import render
-from .tables import Table, summary, tables
+from gateway.population_reports.figures import PopulationReport
+from gateway.population_reports.html_page import render
+from gateway.population_reports.tables import Table, summary, tables
 
 FORMATS = ("xlsx", "csv", "html")
 UNBALANCED_FILL = PatternFill("solid", fgColor="F8D7DA")
@@ -86,7 +86,7 @@ def write_all(report: PopulationReport, directory: Path, formats: list[str] | tu
     """Every asked format into `directory`, then the summary (STEM.json) last."""
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
-        from ..errors import UnknownName
+        from gateway.errors import UnknownName
 
         raise UnknownName("report format", unknown[0], list(FORMATS))
     directory.mkdir(parents=True, exist_ok=True)

@@ -37,13 +37,13 @@ from lxml import etree
 from sqlalchemy import update
 from sqlmodel import select
 
-from ..config import PullSource
-from ..errors import ConfigError, FileRejected, GatewayError, UnknownName
-from ..pipeline import Gateway, Outcome
-from ..store import Exchange, session_scope
-from ..store.models import PullCursor, PullPage, utcnow
-from ..xml import HARDENED, iter_elements, local_name
-from .http import PullError, RetryLog, endpoint, fetch, make_session
+from gateway.config import PullSource
+from gateway.errors import ConfigError, FileRejected, GatewayError, UnknownName
+from gateway.exchange.lifecycle import Gateway, Outcome
+from gateway.store import Exchange, session_scope
+from gateway.store.models import PullCursor, PullPage, utcnow
+from gateway.readers.xml import HARDENED, iter_elements, local_name
+from gateway.pulls.http import PullError, RetryLog, endpoint, fetch, make_session
 
 log = logging.getLogger("gateway.pulls")
 
@@ -258,7 +258,7 @@ class Puller:
             report.error = str(exc)
         report.cursor_after = self.state().cursor
         if report.exchanges:
-            from ..receipts.ledger import checkpoint_after_pass
+            from gateway.receipts.ledger import checkpoint_after_pass
 
             checkpoint_after_pass(self.gateway.engine, self.gateway.signer, self.gateway.settings.home)
         with session_scope(self.gateway.engine) as session:

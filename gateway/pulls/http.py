@@ -26,10 +26,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..config import PullSource, pull_token_variable
-from ..errors import ConfigError, TransportError
-from ..masking import mask_id
-from ..staging import CHUNK, Sniffed, Sniffer
+from gateway.config import PullSource, pull_token_variable
+from gateway.errors import ConfigError, TransportError
+from gateway.masking import mask_id
+from gateway.intake.staging import CHUNK, Sniffed, Sniffer
 
 log = logging.getLogger("gateway.pulls")
 

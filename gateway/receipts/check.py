@@ -15,11 +15,11 @@ from sqlmodel import Session
 
 from contracts import canonical_json
 
-from ..store.models import Receipt, Record
-from .merkle import TreeBuilder
-from .receipt import RECEIPT_TYPE
-from .signing import read_history
-from .verify import Verifier
+from gateway.store.models import Receipt, Record
+from gateway.receipts.merkle import TreeBuilder
+from gateway.receipts.receipt import RECEIPT_TYPE
+from gateway.receipts.signing import read_history
+from gateway.receipts.verify import Verifier
 
 
 @dataclass

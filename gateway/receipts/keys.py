@@ -29,9 +29,9 @@ import gnupg
 
 from contracts import canonical_json
 
-from ..errors import GatewayError
-from .signing import KeyEntry, Signer, gpg_binary, read_history, write_history
-from .verify import Verifier
+from gateway.errors import GatewayError
+from gateway.receipts.signing import KeyEntry, Signer, gpg_binary, read_history, write_history
+from gateway.receipts.verify import Verifier
 
 log = logging.getLogger("gateway")
 

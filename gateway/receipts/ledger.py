@@ -31,12 +31,12 @@ from sqlmodel import Session
 
 from contracts import canonical_json
 
-from ..errors import GatewayError
-from ..store import session_scope
-from ..store.models import Checkpoint, Receipt
-from .check import Check, check_signed_document
-from .keys import HANDOVERS, check_history
-from .merkle import (
+from gateway.errors import GatewayError
+from gateway.store import session_scope
+from gateway.store.models import Checkpoint, Receipt
+from gateway.receipts.check import Check, check_signed_document
+from gateway.receipts.keys import HANDOVERS, check_history
+from gateway.receipts.merkle import (
     EMPTY_ROOT,
     ProofError,
     TreeBuilder,
@@ -44,9 +44,9 @@ from .merkle import (
     node_hash,
     verify_consistency,
 )
-from .receipt import GENESIS, RECEIPT_TYPE
-from .signing import HISTORY_FILE, Signer, read_history
-from .verify import Verifier
+from gateway.receipts.receipt import GENESIS, RECEIPT_TYPE
+from gateway.receipts.signing import HISTORY_FILE, Signer, read_history
+from gateway.receipts.verify import Verifier
 
 log = logging.getLogger("gateway")
 

@@ -28,14 +28,14 @@ from sqlmodel import Session
 
 from contracts import canonical_json
 
-from ..errors import GatewayError
-from ..store.models import Checkpoint, Receipt, Record
-from .check import Check, check_signed_document
-from .ledger import CHECKPOINT_TYPE, LedgerTree, Signed, check_checkpoint, checkpoint_name, iter_leaf_hashes
-from .merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
-from .receipt import MERKLE_ALGORITHM, RECEIPT_TYPE
-from .signing import read_history
-from .verify import Verifier
+from gateway.errors import GatewayError
+from gateway.store.models import Checkpoint, Receipt, Record
+from gateway.receipts.check import Check, check_signed_document
+from gateway.receipts.ledger import CHECKPOINT_TYPE, LedgerTree, Signed, check_checkpoint, checkpoint_name, iter_leaf_hashes
+from gateway.receipts.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
+from gateway.receipts.receipt import MERKLE_ALGORITHM, RECEIPT_TYPE
+from gateway.receipts.signing import read_history
+from gateway.receipts.verify import Verifier
 
 PROOF_TYPE = "gateway.record-proof"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from contracts import canonical_json
 
-from ..store.models import Exchange
+from gateway.store.models import Exchange
 
 RECEIPT_TYPE = "gateway.exchange-receipt"
 RECEIPT_VERSION = "1"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import gnupg
 
-from ..errors import SigningError
+from gateway.errors import SigningError
 
 HISTORY_FILE = "history.json"
 

@@ -13,7 +13,7 @@ ID itself is compared with the key that made the signature once gpg has checked 
 the packet's two quick-check digest bytes with the data (gpg skips that for EdDSA).
 
 Departments' drop signatures come from whatever tool the department uses, so they are
-checked by gpg only (see `gateway.drops`).
+checked by gpg only (see `gateway.intake.signed_drops`).
 """
 
 from __future__ import annotations

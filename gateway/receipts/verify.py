@@ -14,8 +14,8 @@ from pathlib import Path
 
 import gnupg
 
-from .signing import KeyEntry, gpg_binary
-from .strict import SignatureForm, StrictSignature, parse_strict
+from gateway.receipts.signing import KeyEntry, gpg_binary
+from gateway.receipts.strict import SignatureForm, StrictSignature, parse_strict
 
 
 @dataclass

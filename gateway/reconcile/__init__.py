@@ -10,8 +10,8 @@ discrepancies go to the departments concerned as encrypted, signed lists
 
 from __future__ import annotations
 
-from .base import Evidence, Grace, Reconciliation, StoredRecord, Subject
-from .evaluate import (
+from gateway.reconcile.base import Evidence, Grace, Reconciliation, StoredRecord, Subject
+from gateway.reconcile.evaluate import (
     ConfiguredRule,
     Evaluation,
     OpenItem,

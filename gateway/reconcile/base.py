@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import ConfigError
+from gateway.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def check_rule_class(rule_class: Any) -> None:
 
     from contracts import CONTRACTS
 
-    from ..errors import PluginError
+    from gateway.errors import PluginError
 
     if not (inspect.isclass(rule_class) and issubclass(rule_class, Reconciliation)):
         raise PluginError(f"register() takes a Reconciliation subclass, got {rule_class!r}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ..hookspecs import hookimpl
-from .base import Evidence, Reconciliation, StoredRecord, Subject, as_date, at, identifier
+from gateway.hookspecs import hookimpl
+from gateway.reconcile.base import Evidence, Reconciliation, StoredRecord, Subject, as_date, at, identifier
 
 
 def _person(payload: dict, prefix: str) -> tuple[str | None, object]:

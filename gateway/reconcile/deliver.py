@@ -28,16 +28,16 @@ from sqlmodel import Session, select
 
 from contracts import canonical_json
 
-from ..audit import now_utc, record_event
-from ..errors import ConfigError, GatewayError, TransportError
-from ..masking import mask_value
-from ..routing.minimize import values_at
-from ..store.models import Record
-from ..store.reconcile_models import Discrepancy, DiscrepancyList
-from .evaluate import configured_rules, open_items
+from gateway.store.audit import now_utc, record_event
+from gateway.errors import ConfigError, GatewayError, TransportError
+from gateway.masking import mask_value
+from gateway.routing.minimize import values_at
+from gateway.store.models import Record
+from gateway.store.reconcile_models import Discrepancy, DiscrepancyList
+from gateway.reconcile.evaluate import configured_rules, open_items
 
 if TYPE_CHECKING:
-    from ..pipeline import Gateway
+    from gateway.exchange.lifecycle import Gateway
 
 log = logging.getLogger("gateway")
 
@@ -56,7 +56,7 @@ class ListOutcome:
 
 def deliver(gateway: Gateway, as_of: dt.date, names: list[str] | None = None) -> list[ListOutcome]:
     """Send every department concerned its open discrepancies (of the rules named, or all)."""
-    from ..routing.delivery import Router
+    from gateway.routing.delivery import Router
 
     settings = gateway.settings
     rules = configured_rules(settings, names)

@@ -17,13 +17,13 @@ from sqlalchemy import Engine, and_, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from ..audit import now_utc, record_event
-from ..config import Settings
-from ..errors import ConfigError, GatewayError, UnknownName
-from ..masking import mask_value
-from ..store.models import Exchange, Record
-from ..store.reconcile_models import Discrepancy, DiscrepancyProposal, ReconciliationLink
-from .base import Evidence, Grace, Reconciliation, StoredRecord, Subject
+from gateway.store.audit import now_utc, record_event
+from gateway.config import Settings
+from gateway.errors import ConfigError, GatewayError, UnknownName
+from gateway.masking import mask_value
+from gateway.store.models import Exchange, Record
+from gateway.store.reconcile_models import Discrepancy, DiscrepancyProposal, ReconciliationLink
+from gateway.reconcile.base import Evidence, Grace, Reconciliation, StoredRecord, Subject
 
 log = logging.getLogger("gateway")
 
@@ -46,7 +46,7 @@ class ConfiguredRule:
 def configured_rules(settings: Settings, names: list[str] | None = None) -> dict[str, ConfiguredRule]:
     """Every registered rule (or those named), with `[reconciliation.grace]` applied.
     An unknown rule name, here or in gateway.toml, is an error listing the valid ones."""
-    from ..plugins import get_manager
+    from gateway.plugins import get_manager
 
     classes = get_manager().reconciliations()
     options = settings.reconciliation or {}

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..config import Settings
-from ..errors import ConfigError
+from gateway.config import Settings
+from gateway.errors import ConfigError
 
 DEFAULT_AT = ["07:00"]
 
@@ -25,7 +25,7 @@ def job_times(settings: Settings) -> list[str]:
 
 def reconcile_job(settings: Settings) -> Any:
     """The `reconcile` job, or None when `[reconciliation] at = []`."""
-    from ..scheduler import Job, JobContext, JobResult, _PerThreadGateway
+    from gateway.scheduler.runner import Job, JobContext, JobResult, _PerThreadGateway
 
     times = job_times(settings)
     if not times:
@@ -34,15 +34,15 @@ def reconcile_job(settings: Settings) -> Any:
     gateways = _PerThreadGateway(settings)
 
     def run(context: JobContext) -> JobResult:  # noqa: ARG001
-        from .. import clock
-        from .evaluate import evaluate
+        from gateway import clock
+        from gateway.reconcile.evaluate import evaluate
 
         gateway = gateways.get()
         today = clock.today()
         evaluation = evaluate(gateway.engine, settings, today)
         summary = evaluation.summary()
         if deliver:
-            from .deliver import deliver as send
+            from gateway.reconcile.deliver import deliver as send
 
             outcomes = send(gateway, today)
             sent = [o for o in outcomes if o.status == "delivered"]

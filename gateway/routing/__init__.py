@@ -7,9 +7,9 @@ it may, minimized, encrypted to its key, signed by the gateway, and acknowledged
 - `acks`: acknowledgements dropped back by the recipients.
 """
 
-from .acks import is_acknowledgement, without_acknowledgements
-from .agreements import Agreement, AgreementSet, load_agreements
-from .delivery import DeliveryOutcome, PassReport, Router
+from gateway.routing.acks import is_acknowledgement, without_acknowledgements
+from gateway.routing.agreements import Agreement, AgreementSet, load_agreements
+from gateway.routing.delivery import DeliveryOutcome, PassReport, Router
 
 __all__ = [
     "Agreement",

@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
-from ..audit import now_utc, record_event
-from ..errors import GatewayError, TransportError
-from ..reports import write_report
-from ..store import session_scope
-from ..store.models import Acknowledgement, Delivery, RowError
-from ..transports import FoundFile
+from gateway.store.audit import now_utc, record_event
+from gateway.errors import GatewayError, TransportError
+from gateway.receipts.rejection_report import write_report
+from gateway.store import session_scope
+from gateway.store.models import Acknowledgement, Delivery, RowError
+from gateway.intake.transports import FoundFile
 
 if TYPE_CHECKING:
-    from .agreements import AgreementSet
-    from .delivery import Router
+    from gateway.routing.agreements import AgreementSet
+    from gateway.routing.delivery import Router
 
 log = logging.getLogger("gateway")
 

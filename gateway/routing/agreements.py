@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contracts import CONTRACTS, Contract
 
-from ..config import Settings
-from ..errors import ConfigError
-from .minimize import ALL_FIELDS, ContractFields, FieldPathError, contract_fields
+from gateway.config import Settings
+from gateway.errors import ConfigError
+from gateway.routing.minimize import ALL_FIELDS, ContractFields, FieldPathError, contract_fields
 
 FORMATS = ("csv-gb18030", "csv-utf8", "jsonl")
 SCHEDULES = ("immediate", "daily", "monthly")
@@ -188,7 +188,7 @@ class CompiledAgreement:
 
     def admits(self, contract: str, payload: dict[str, Any]) -> bool:
         """Whether a record (its stored canonical JSON, as a dict) falls under this agreement."""
-        from .minimize import values_at
+        from gateway.routing.minimize import values_at
 
         filters = self.agreement.filters
         for path, allowed in filters.match.items():

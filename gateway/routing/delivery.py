@@ -48,17 +48,17 @@ from sqlmodel import Session, select
 
 from contracts import CONTRACTS, canonical_json
 
-from ..audit import now_utc, record_event
-from ..errors import ConfigError, GatewayError, TransportError
-from ..masking import mask_value
-from ..receipts.keys import DepartmentKeys
-from ..store import Exchange, Record, session_scope
-from ..store.models import Delivery, DeliveryExchange, DeliveryRecord, RoutedExchange
-from .agreements import AgreementSet, CompiledAgreement, load_agreements
-from .minimize import cell, contract_fields, projector
+from gateway.store.audit import now_utc, record_event
+from gateway.errors import ConfigError, GatewayError, TransportError
+from gateway.masking import mask_value
+from gateway.receipts.keys import DepartmentKeys
+from gateway.store import Exchange, Record, session_scope
+from gateway.store.models import Delivery, DeliveryExchange, DeliveryRecord, RoutedExchange
+from gateway.routing.agreements import AgreementSet, CompiledAgreement, load_agreements
+from gateway.routing.minimize import cell, contract_fields, projector
 
 if TYPE_CHECKING:
-    from ..pipeline import Gateway
+    from gateway.exchange.lifecycle import Gateway
 
 log = logging.getLogger("gateway")
 
@@ -137,7 +137,7 @@ class Router:
         self._agreements: tuple[Any, AgreementSet] | None = None
         self._reported: str | None = None
         self._held: dict[str, str] = {}  # recipient -> the reason its deliveries were last held for
-        from .acks import Acknowledgements
+        from gateway.routing.acks import Acknowledgements
 
         self.acks = Acknowledgements(self)
 
@@ -160,7 +160,7 @@ class Router:
 
     def agreements(self) -> AgreementSet:
         """The agreements in force, read again when gateway.toml's list or the file changed."""
-        from .agreements import agreements_path
+        from gateway.routing.agreements import agreements_path
 
         path = agreements_path(self.settings)
         try:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
 
-from . import models  # noqa: F401 - registers the tables
+from gateway.store import models  # noqa: F401 - registers the tables
 
 
 def make_engine(url: str, *, readonly: bool = False) -> Engine:
@@ -47,7 +47,7 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
 
 def create_schema(engine: Engine) -> None:
     """Bring the database to the current schema through the Alembic migrations."""
-    from .migrate import upgrade
+    from gateway.store.migrate import upgrade
 
     upgrade(engine)
 

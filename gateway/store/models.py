@@ -391,5 +391,5 @@ class FileClaim(SQLModel, table=True):
     queued_at: dt.datetime = Field(default_factory=utcnow)
 
 
-from . import reconcile_models  # noqa: E402,F401 - reconciliation tables (issue 9)
-from . import web_models  # noqa: E402,F401 - the web console's tables (issue 10)
+from gateway.store import reconcile_models  # noqa: E402,F401 - reconciliation tables (issue 9)
+from gateway.store import web_models  # noqa: E402,F401 - the web console's tables (issue 10)

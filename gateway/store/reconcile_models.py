@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from .models import utcnow
+from gateway.store.models import utcnow
 
 
 class Discrepancy(SQLModel, table=True):

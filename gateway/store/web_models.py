@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
-from .models import utcnow
+from gateway.store.models import utcnow
 
 
 class ConsoleUser(SQLModel, table=True):

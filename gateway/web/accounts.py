@@ -2,7 +2,7 @@
 with lock-out. Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's
 memory-hard profile); only the hash is stored.
 
-Used by `gateway users ...` (gateway/commands/users.py) and by the console's sign-in."""
+Used by `gateway users ...` (gateway/cli/users.py) and by the console's sign-in."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, select
 
-from ..errors import GatewayError
-from ..store.db import session_scope
-from ..store.web_models import ConsoleSession, ConsoleUser
+from gateway.errors import GatewayError
+from gateway.store.db import session_scope
+from gateway.store.web_models import ConsoleSession, ConsoleUser
 
 ROLES = ("operator", "security-officer", "department")
 MIN_PASSWORD_LENGTH = 10

@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from .. import clock
-from ..audit import mask_text
-from ..config import Settings
+from gateway import clock
+from gateway.store.audit import mask_text
+from gateway.config import Settings
 
 
 class Gap(BaseModel):
@@ -45,7 +45,7 @@ class RuleGaps(BaseModel):
 def reconciliation(engine: Engine, settings: Settings, scope: str | None) -> list[RuleGaps]:
     """Every configured rule with its open discrepancies; a department account sees those
     it is to be told about (its `notify` list)."""
-    from ..reconcile import configured_rules, open_items
+    from gateway.reconcile import configured_rules, open_items
 
     rules = configured_rules(settings)
     found = open_items(engine, list(rules), department=scope)
@@ -79,7 +79,7 @@ def reconciliation_counts(engine: Engine, settings: Settings, scope: str | None)
 
 
 def evaluate_now(engine: Engine, settings: Settings) -> str:
-    from ..reconcile import evaluate
+    from gateway.reconcile import evaluate
 
     return evaluate(engine, settings, clock.today()).summary()
 
@@ -116,9 +116,9 @@ class ReportView(BaseModel):
 def report_view(engine: Engine, settings: Settings, kind: str, label: str | None) -> tuple[ReportView, Any]:
     """The report of a period (default: the latest due, as `gateway report KIND`), and the
     report object itself (for the self-contained HTML download)."""
-    from ..population_reports import charts, periods
-    from ..population_reports.figures import build
-    from ..population_reports.tables import summary, tables
+    from gateway.population_reports import charts, periods
+    from gateway.population_reports.figures import build
+    from gateway.population_reports.tables import summary, tables
 
     chosen = periods.period(kind, label) if label else periods.latest_due(kind, clock.today())
     report = build(engine, settings, chosen)

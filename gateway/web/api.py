@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, File, Header, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from ..errors import GatewayError
-from . import analysis, data
-from .accounts import sign_in
-from .session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
-from .verification import Verification, proof_document, read_receipt_upload, verify_upload
+from gateway.errors import GatewayError
+from gateway.web import analysis, data
+from gateway.web.accounts import sign_in
+from gateway.web.session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
+from gateway.web.verification import Verification, proof_document, read_receipt_upload, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -263,7 +263,7 @@ def report(
     label: Annotated[str | None, Query(max_length=20, description="2026-10 | 2026Q3 | 2026H1 | 2026; default: the latest due")] = None,
 ) -> Response:
     """A population report's summary (`gateway report KIND --json`): totals, balance, notes."""
-    from .pages import REPORT_READERS, may_read_reports
+    from gateway.web.pages import REPORT_READERS, may_read_reports
 
     if not may_read_reports(caller):
         raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")

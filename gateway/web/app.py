@@ -16,12 +16,12 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from urllib.parse import quote
 
-from ..audit import mask_text
-from ..config import Settings
-from ..store import create_schema, make_engine
-from . import api, pages
-from .metrics import metrics_registry, render
-from .session import NeedsSignIn, optional_caller
+from gateway.store.audit import mask_text
+from gateway.config import Settings
+from gateway.store import create_schema, make_engine
+from gateway.web import api, pages
+from gateway.web.metrics import metrics_registry, render
+from gateway.web.session import NeedsSignIn, optional_caller
 
 HERE = Path(__file__).parent
 
@@ -31,7 +31,7 @@ CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' 
 
 def _when(value: Any) -> str:
     """Times in China time, to the minute (the county's clock)."""
-    from .. import clock
+    from gateway import clock
 
     if value is None or value == "":
         return ""
@@ -51,8 +51,8 @@ def _pretty_json(text: str) -> str:
 def _gaps(engine: Any, settings: Settings, scope: str | None) -> dict[str, int] | None:
     """Open reconciliation gaps per rule for the overview; None when reconciliation is not
     configured right (its page says why)."""
-    from ..errors import GatewayError
-    from .analysis import reconciliation_counts
+    from gateway.errors import GatewayError
+    from gateway.web.analysis import reconciliation_counts
 
     try:
         return reconciliation_counts(engine, settings, scope)

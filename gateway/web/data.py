@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from .. import clock
-from ..audit import mask_text
-from ..config import Settings
-from ..store.models import (
+from gateway import clock
+from gateway.store.audit import mask_text
+from gateway.config import Settings
+from gateway.store.models import (
     Acknowledgement,
     AssistCheck,
     AuditEvent,
@@ -323,8 +323,8 @@ def overview(engine: Engine, settings: Settings, scope: str | None) -> Overview:
 
 
 def _count_waiting(settings: Settings, counts: dict[str, DepartmentDay]) -> None:
-    from ..transports.local import LocalMailbox
-    from ..routing.acks import is_acknowledgement
+    from gateway.intake.transports.local import LocalMailbox
+    from gateway.routing.acks import is_acknowledgement
 
     remote = {d for server in settings.sftp.values() for d in server.departments}
     mailbox = LocalMailbox(settings.mailbox_root)
@@ -399,9 +399,9 @@ def list_acknowledgements(engine: Engine, scope: str | None, limit: int = 100) -
 def list_assist_checks(
     engine: Engine, scope: str | None, *, due_within: int | None = None, include_answered: bool = False
 ) -> list[AssistCheckRow]:
-    """The deadlines list of `gateway assist-checks list` (gateway/assist_checks.py), masked.
+    """The deadlines list of `gateway assist-checks list` (gateway/platform/assist_checks.py), masked.
     An assist-check belongs to the department whose exchange brought it (the platform's)."""
-    from ..assist_checks import list_checks
+    from gateway.platform.assist_checks import list_checks
 
     today = clock.today()
     with Session(engine) as session:
@@ -443,9 +443,9 @@ class NoticeRow(BaseModel):
 
 
 def list_notices(engine: Engine, scope: str | None, *, include_handled: bool = False) -> list[NoticeRow]:
-    """`gateway notices list` (gateway/assist_checks.py), masked and scoped like assist-checks."""
-    from ..assist_checks import list_notices as notices
-    from ..store.models import NoticeItem
+    """`gateway notices list` (gateway/platform/assist_checks.py), masked and scoped like assist-checks."""
+    from gateway.platform.assist_checks import list_notices as notices
+    from gateway.store.models import NoticeItem
 
     today = clock.today()
     with Session(engine) as session:
@@ -477,7 +477,7 @@ class DeadlineRuleRow(BaseModel):
 
 def deadline_rules(settings: Settings) -> list[DeadlineRuleRow]:
     """`gateway deadlines rules`: the regulations' rules with gateway.toml's overrides."""
-    from ..deadlines import Deadlines
+    from gateway.obligations.deadlines import Deadlines
 
     return [
         DeadlineRuleRow(name=name, days=rule.days, count=rule.count, start=rule.start, roll_to_workday=rule.roll_to_workday,
@@ -529,7 +529,7 @@ class _SettingsOnly:
 
 
 def list_jobs(engine: Engine, settings: Settings) -> list[JobInfo]:
-    from ..scheduler import gateway_jobs, job_rows
+    from gateway.scheduler.runner import gateway_jobs, job_rows
 
     return [
         JobInfo(name=r.name, schedule=r.schedule, last_started_at=r.last_started_at, last_status=r.last_status,
@@ -550,7 +550,7 @@ class AdapterRow(BaseModel):
 
 
 def list_adapters() -> list[AdapterRow]:
-    from ..plugins import get_manager
+    from gateway.plugins import get_manager
 
     return [
         AdapterRow(name=i.name, department=i.department, contracts=list(i.contracts), file_types=list(i.file_types),

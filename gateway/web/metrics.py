@@ -12,8 +12,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from ..config import Settings
-from ..store.models import AssistCheck, Delivery, Exchange, FileClaim, JobState, PullCursor, Receipt
+from gateway.config import Settings
+from gateway.store.models import AssistCheck, Delivery, Exchange, FileClaim, JobState, PullCursor, Receipt
 
 # (name, help) of every metric, for docs/console.md and the test.
 METRICS = {

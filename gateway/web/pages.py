@@ -11,10 +11,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..errors import GatewayError
-from . import data
-from .accounts import sign_in, sign_out
-from .session import (
+from gateway.errors import GatewayError
+from gateway.web import data
+from gateway.web.accounts import sign_in, sign_out
+from gateway.web.session import (
     COOKIE,
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -26,7 +26,7 @@ from .session import (
     page_caller,
     require_role,
 )
-from .verification import proof_bytes, proof_document, read_receipt_upload, verify_upload
+from gateway.web.verification import proof_bytes, proof_document, read_receipt_upload, verify_upload
 
 router = APIRouter(include_in_schema=False)
 PageCaller = Annotated[Caller, Depends(page_caller)]
@@ -270,7 +270,7 @@ def may_read_reports(caller: Caller) -> bool:
 
 @router.get("/reconciliation", response_class=HTMLResponse)
 def reconciliation_page(request: Request, caller: PageCaller, evaluated: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
-    from .analysis import reconciliation
+    from gateway.web.analysis import reconciliation
 
     state = request.app.state
     try:
@@ -288,7 +288,7 @@ def reconciliation_page(request: Request, caller: PageCaller, evaluated: Annotat
 
 @router.post("/reconciliation/evaluate")
 def reconciliation_evaluate(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
-    from .analysis import evaluate_now
+    from gateway.web.analysis import evaluate_now
 
     check_csrf(caller, csrf_token)
     require_role(caller, *OFFICERS)
@@ -307,8 +307,8 @@ def reports_page(
     kind: Annotated[str, Query(max_length=20)] = "monthly",
     label: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:
-    from ..population_reports.periods import KIND_LABELS, KINDS
-    from .analysis import report_view
+    from gateway.population_reports.periods import KIND_LABELS, KINDS
+    from gateway.web.analysis import report_view
 
     if not may_read_reports(caller):
         raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")
@@ -325,8 +325,8 @@ def reports_page(
 @router.get("/reports/{kind}/{label}.html")
 def report_download(request: Request, caller: PageCaller, kind: str, label: str) -> Response:
     """The report's self-contained HTML page (charts inline), as `gateway report` writes it."""
-    from ..population_reports.html_page import render as render_report
-    from .analysis import report_view
+    from gateway.population_reports.html_page import render as render_report
+    from gateway.web.analysis import report_view
 
     if not may_read_reports(caller):
         raise HTTPException(403, f"Population reports are for operators, security officers and the {REPORT_READERS}.")

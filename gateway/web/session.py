@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 from sqlalchemy import Engine
 
-from ..audit import record_event
-from ..store.db import session_scope
-from .accounts import Account, session_account
+from gateway.store.audit import record_event
+from gateway.store.db import session_scope
+from gateway.web.accounts import Account, session_account
 
 COOKIE = "gateway_console"
 LOGIN_CSRF_COOKIE = "gateway_console_login"

@@ -13,9 +13,9 @@ from fastapi import HTTPException, UploadFile
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from ..config import Settings
-from ..errors import GatewayError
-from ..receipts.check import verify_receipt
+from gateway.config import Settings
+from gateway.errors import GatewayError
+from gateway.receipts.check import verify_receipt
 
 MAX_UPLOAD_BYTES = 1 << 20  # a receipt is about 1 KB; its signature under 1 KB
 
@@ -94,7 +94,7 @@ def verify_upload(settings: Settings, engine: Engine, file_name: str | None, bod
 
 def proof_document(engine: Engine, exchange_id: int, leaf_index: int | None, row: int | None) -> dict[str, Any]:
     """The record proof of `gateway receipts prove` (gateway/receipts/proofs.py)."""
-    from ..receipts.proofs import build_proof
+    from gateway.receipts.proofs import build_proof
 
     if leaf_index is None and row is None:
         leaf_index = 0

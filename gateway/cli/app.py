@@ -1,0 +1,465 @@
+"""The `gateway` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gateway.config import default_home, load_settings
+from gateway.errors import GatewayError
+
+# Tracebacks never show local variables: they would print records' personal data.
+app = typer.Typer(
+    help="Interagency data-exchange gateway (部门间数据交换网关).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+adapters_app = typer.Typer(help="Adapter plugins.", no_args_is_help=True)
+exchanges_app = typer.Typer(help="Exchanges received.", no_args_is_help=True)
+receipts_app = typer.Typer(help="Signed receipts.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Shared contracts and their JSON Schemas.", no_args_is_help=True)
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(exchanges_app, name="exchanges")
+app.add_typer(receipts_app, name="receipts")
+app.add_typer(contracts_app, name="contracts")
+
+T = TypeVar("T")
+
+# Off a terminal (CI logs, pipes) rich assumes 80 columns and truncates the tables.
+console = Console(width=None if sys.stdout.isatty() else 160)
+HomeOption = Annotated[
+    Optional[Path],
+    typer.Option("--home", help="Gateway home (default: $GATEWAY_HOME or ./gateway-home).", show_default=False),
+]
+
+
+def _logging(verbose: bool = True) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        force=True,
+    )
+    # paramiko logs a full traceback for every failed SSH handshake; the SFTP transport
+    # already reports the failure in one line.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+def _gateway(home: Path | None):
+    from gateway.exchange.lifecycle import Gateway
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    return Gateway(settings)
+
+
+def _readonly_engine(home: Path | None):  # type: ignore[no-untyped-def]
+    """For listings: reads alongside a running gateway without waiting for its writes."""
+    from gateway.store import make_engine
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    return make_engine(settings.db_url, readonly=True)
+
+
+# -- init / run / ingest ----------------------------------------------------------
+
+
+@app.command()
+def init(home: HomeOption = None) -> None:
+    """Create the gateway home: settings, database, every department's mailbox, signing key."""
+    from gateway.exchange.home import init_home
+
+    settings, fingerprint, created = init_home(home or default_home())
+    console.print(f"Gateway home: [bold]{settings.home}[/]")
+    console.print(f"Mailbox:      {settings.mailbox_root} ({len(settings.departments)} departments)")
+    console.print(f"Database:     {settings.db_url}")
+    console.print(f"Signing key:  {fingerprint} ({'new' if created else 'existing'})")
+    console.print(f"Public key:   {settings.keys_dir} (publish it; verifiers need nothing else)")
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="One pass over every inbox, then exit.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Poll every inbox and process what departments drop, and run the scheduled pulls
+    and assist-check jobs of gateway.toml (`gateway jobs`); Ctrl-C stops cleanly."""
+    _logging()
+    if once:
+        gateway = _gateway(home)
+        try:
+            _summary(gateway.run_once())
+        finally:
+            gateway.close()
+        return
+    # Inbox polling, scheduled pulls and the assist-check job (gateway/scheduler/runner.py):
+    # each due job runs in its own thread, under its lease when several processes run.
+    from gateway.scheduler.runner import JobScheduler, gateway_jobs
+
+    def start() -> tuple[Any, Any, Any]:
+        gateway = _gateway(home)
+        try:
+            jobs = gateway_jobs(gateway)
+            scheduler = JobScheduler(
+                gateway.engine, jobs, lease_seconds=gateway.settings.job_lease_seconds,
+                database_retry_max=gateway.settings.database_retry_max_seconds,
+            )
+            return gateway, jobs, scheduler
+        except BaseException:
+            gateway.close()
+            raise
+
+    gateway, jobs, scheduler = _when_database_works(start, load_settings(home).database_retry_max_seconds)
+    try:
+        stop = False
+
+        def _stop(_signum, _frame):  # type: ignore[no-untyped-def]
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        console.print(f"Polling {len(gateway.settings.departments)} inboxes every {gateway.settings.poll_seconds:g}s; Ctrl-C stops.")
+        for job in jobs[1:]:
+            console.print(f"Job {job.name}: {job.schedule_text} ({job.description})", markup=False)
+        scheduler.start()
+        try:
+            while not stop:
+                scheduler.run_pending()
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            scheduler.stop()
+        console.print("Stopped.")
+    finally:
+        gateway.close()
+
+
+def _when_database_works(start: Callable[[], T], most: float) -> T:
+    """`start()`, tried again with back-off while the database is away, read-only or full:
+    a long-running gateway started during a database fault waits instead of exiting."""
+    from gateway.store.faults import Backoff, database_fault
+
+    backoff = Backoff(most=most)
+    while True:
+        try:
+            return start()
+        except Exception as exc:
+            fault = database_fault(exc)
+            if fault is None:
+                raise
+            delay = backoff.failed()
+            logging.getLogger("gateway").error("cannot start yet: %s; next try in %.0fs", fault, delay)
+            time.sleep(delay)  # Ctrl-C ends the wait
+
+
+@app.command()
+def worker(
+    home: HomeOption = None,
+    worker_id: Annotated[Optional[str], typer.Option("--id", help="This worker's name in claims and logs (default: host:pid).")] = None,
+) -> None:
+    """Run as one of several processes sharing one database (PostgreSQL) and one mailbox:
+    each found file is claimed by exactly one worker; a dead worker's claim is taken over.
+    Scheduled jobs run on one worker at a time through their lease rows."""
+    if worker_id:
+        os.environ["GATEWAY_WORKER_ID"] = worker_id
+    run(once=False, home=home)
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file to ingest.")],
+    adapter: Annotated[str, typer.Option("--adapter", help="Adapter name (see `gateway adapters list`).")],
+    home: HomeOption = None,
+) -> None:
+    """Ingest one file by hand with a named adapter; the file is left where it is."""
+    gateway = _gateway(home)
+    try:
+        size = file.stat().st_size
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+            console=console, transient=True, disable=size < 5_000_000,
+        ) as progress:
+            task = progress.add_task(file.name, total=size)
+            outcome = gateway.ingest(file, adapter, progress=lambda n: progress.advance(task, n))
+        _summary([outcome])
+    finally:
+        gateway.close()
+
+
+def _summary(outcomes) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title="Exchanges this pass")
+    for column in ("exchange", "department", "file", "status", "accepted", "rejected", "duplicate", "receipt"):
+        table.add_column(column, justify="right" if column in {"exchange", "accepted", "rejected", "duplicate"} else "left")
+    for o in outcomes:
+        status = o.status if not o.reason else f"{o.status}: {o.reason}"
+        table.add_row(str(o.exchange_id), o.department, o.file_name, status, str(o.accepted), str(o.rejected), str(o.duplicates), o.receipt or "")
+    if outcomes:
+        console.print(table)
+    else:
+        console.print("No files waiting.")
+
+
+# -- exchanges -------------------------------------------------------------------
+
+
+@exchanges_app.command("list")
+def exchanges_list(
+    department: Annotated[Optional[str], typer.Option(help="Only this department.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    home: HomeOption = None,
+) -> None:
+    """List exchanges, newest first."""
+    from sqlmodel import Session
+
+    from gateway.exchange.lifecycle import iter_exchanges
+
+    engine = _readonly_engine(home)
+    table = Table()
+    for column in ("id", "received", "department", "file", "adapter", "status", "rows", "accepted", "rejected", "duplicate"):
+        table.add_column(column)
+    with Session(engine) as session:
+        for e in iter_exchanges(session, department, limit):
+            table.add_row(
+                str(e.id), e.received_at.isoformat(sep=" "), e.department, e.file_name, e.adapter or "",
+                e.status + (f" (of {e.duplicate_of})" if e.duplicate_of else ""),
+                str(e.rows), str(e.accepted), str(e.rejected), str(e.duplicates),
+            )
+    console.print(table)
+    engine.dispose()
+
+
+@exchanges_app.command("show")
+def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
+    """Show one exchange: counts, receipt and its row errors (values masked)."""
+    from sqlmodel import Session, select
+
+    from gateway.store import Exchange, Receipt, RowError
+
+    engine = _readonly_engine(home)
+    with Session(engine) as session:
+        e = session.get(Exchange, exchange_id)
+        if e is None:
+            console.print(f"[red]No exchange {exchange_id}.[/] See `gateway exchanges list`.")
+            raise typer.Exit(1)
+        receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange_id)).first()
+        console.print(f"[bold]Exchange {e.id}[/]  {e.department}  {e.file_name}")
+        console.print(f"status {e.status}" + (f" (duplicate of {e.duplicate_of})" if e.duplicate_of else "") + (f": {e.reason}" if e.reason else ""))
+        console.print(f"sha256 {e.sha256}  size {e.size}  encoding {e.encoding}  adapter {e.adapter}")
+        console.print(f"received {e.received_at}  processed {e.processed_at}  archived {e.archived_path}")
+        console.print(f"rows {e.rows}: accepted {e.accepted}, rejected {e.rejected}, duplicate {e.duplicates}, corrected {e.corrected}, warnings {e.warnings}")
+        if receipt:
+            console.print(f"receipt R{receipt.sequence:08d}  sha256 {receipt.sha256}  key {receipt.key_fingerprint}")
+        table = Table(title="Row errors and warnings (values masked)")
+        for column in ("row", "level", "column", "field", "value", "reason"):
+            table.add_column(column)
+        issues = session.exec(select(RowError).where(RowError.exchange_id == exchange_id).order_by(RowError.row_number, RowError.id)).all()
+        for issue in issues:
+            table.add_row(str(issue.row_number), issue.level, issue.column_name, issue.field, issue.value_masked, f"{issue.reason_zh} / {issue.reason_en}")
+        if issues:
+            console.print(table)
+    engine.dispose()
+
+
+# -- receipts --------------------------------------------------------------------
+
+
+@receipts_app.command("verify")
+def receipts_verify(
+    receipts: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="RECEIPT.json file(s); the .asc lies beside each.")],
+    home: HomeOption = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Check the signature only, not the database.")] = False,
+    keys: Annotated[
+        Optional[Path], typer.Option("--keys", help="Public keys and history.json to trust (default: HOME/keys).", file_okay=False)
+    ] = None,
+) -> None:
+    """Tell whether receipts are genuine; exit 0 only when every one is."""
+    from gateway.receipts.check import verify_receipt
+    from gateway.store import make_engine
+
+    settings = load_settings(home)
+    engine = None
+    if not offline and (settings.home / "gateway.toml").exists():
+        engine = make_engine(settings.db_url, readonly=True)
+    all_genuine = True
+    try:
+        for path in receipts:
+            try:
+                verdict = verify_receipt(path, keys or settings.keys_dir, engine)
+            except GatewayError as exc:
+                console.print(f"[red]CANNOT VERIFY[/] {path}: {exc}")
+                all_genuine = False
+                continue
+            for check in verdict.checks:
+                mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
+                console.print(f"  {mark} {check.name}: {check.detail}")
+            if verdict.genuine:
+                console.print(f"[bold green]GENUINE[/] {path}")
+            else:
+                console.print(f"[bold red]NOT GENUINE[/] {path}")
+                all_genuine = False
+    finally:
+        if engine is not None:
+            engine.dispose()
+    raise typer.Exit(0 if all_genuine else 1)
+
+
+# -- adapters and contracts ------------------------------------------------------
+
+
+@adapters_app.command("list")
+def adapters_list() -> None:
+    """Every registered adapter: name, department, contracts, package and version."""
+    from gateway.plugins import get_manager
+
+    table = Table()
+    for column in ("name", "department", "contracts", "file types", "package", "version"):
+        table.add_column(column)
+    for info in sorted(get_manager().adapters().values(), key=lambda i: i.name):
+        table.add_row(info.name, info.department, ", ".join(info.contracts), " ".join(info.file_types), info.package, info.version)
+    console.print(table)
+
+
+@adapters_app.command("new")
+def adapters_new(
+    name: Annotated[str, typer.Argument(help="Adapter name, lowercase with dashes (water-board).")],
+    directory: Annotated[Path, typer.Option(help="Where to create gateway-NAME/.")] = Path("."),
+    department: Annotated[Optional[str], typer.Option(help="Department whose inbox it reads (default: NAME).")] = None,
+) -> None:
+    """Write an installable adapter plugin package whose tests pass at once."""
+    from gateway.devkit.scaffold import scaffold
+
+    root = scaffold(name, directory, department)
+    console.print(f"Created {root}")
+    console.print(f"Next:  pip install -e '{root}[test]'  &&  pytest {root}  &&  gateway adapters list", markup=False)
+
+
+@contracts_app.command("export")
+def contracts_export(
+    check: Annotated[bool, typer.Option("--check", help="Only report whether the committed schemas are stale.")] = False,
+    directory: Annotated[Optional[Path], typer.Option(help="Where to write (default: the contracts package).")] = None,
+) -> None:
+    """Regenerate contracts/schemas/*.json from the pydantic models."""
+    from contracts.export import SCHEMA_DIR, schema_documents, write_schemas
+
+    target = directory or SCHEMA_DIR
+    if check:
+        stale = [n for n, text in schema_documents().items() if not (target / n).exists() or (target / n).read_text(encoding="utf-8") != text]
+        if stale:
+            console.print(f"[red]Stale schemas:[/] {', '.join(stale)}. Run `gateway contracts export`.")
+            raise typer.Exit(1)
+        console.print("Schemas are up to date.")
+        return
+    for path in write_schemas(target):
+        console.print(str(path))
+
+
+# -- demo ------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    home: Annotated[Path, typer.Option("--home", help="Where to build the demo home (replaced).")] = Path("demo-home"),
+) -> None:
+    """The main job on the embedded default: every department's specimen dropped into a
+    fresh home, one pass, the receipts verified, then a duplicate drop."""
+    from gateway.devkit.demo import run_demo
+
+    _logging(verbose=False)
+    failures = run_demo(home, console, _summary)
+    raise typer.Exit(1 if failures else 0)
+
+
+# -- ledger, keys, record proofs (gateway/cli/) ---------------------------------
+
+from gateway.cli import keys as _keys_commands, ledger as _ledger_commands, receipts as _receipt_commands  # noqa: E402
+
+app.add_typer(_ledger_commands.app, name="ledger")
+app.add_typer(_keys_commands.app, name="keys")
+_receipt_commands.register(receipts_app)
+
+from gateway.cli import db as _db_commands, sftp as _sftp_commands  # noqa: E402
+
+app.add_typer(_sftp_commands.app, name="sftp")
+app.add_typer(_db_commands.app, name="db")
+
+# -- sharing agreements, deliveries, audit (gateway/cli/routing.py) ----------------
+
+from gateway.cli import routing as _routing_commands  # noqa: E402
+
+app.add_typer(_routing_commands.agreements_app, name="agreements")
+app.add_typer(_routing_commands.deliveries_app, name="deliveries")
+app.add_typer(_routing_commands.audit_app, name="audit")
+
+# -- scheduled pulls, jobs, assist-checks, deadlines, cycle report, simulator (issue 5) ---
+
+from gateway.cli import (  # noqa: E402
+    assist_checks as _assist_check_commands,
+    deadlines as _deadline_commands,
+    pulls as _pull_commands,
+    report as _report_commands,
+    simulate as _simulate_commands,
+)
+
+app.add_typer(_pull_commands.app, name="pulls")
+app.add_typer(_pull_commands.jobs_app, name="jobs")
+app.add_typer(_assist_check_commands.app, name="assist-checks")
+app.add_typer(_assist_check_commands.notices_app, name="notices")
+app.add_typer(_deadline_commands.app, name="deadlines")
+app.add_typer(_report_commands.app, name="report")
+_simulate_commands.register(app)
+
+# -- reconciliation between departments' records (issue 9, gateway/reconcile/) -----------------
+
+from gateway.cli import reconcile as _reconcile_commands  # noqa: E402
+
+app.add_typer(_reconcile_commands.app, name="reconcile")
+
+from gateway.cli import sample as _sample_commands  # noqa: E402
+
+app.command("sample-month")(_sample_commands.sample_month)
+
+# -- the web console and its accounts (issue 10: gateway/web/) ---------------------------
+
+from gateway.cli import users as _user_commands  # noqa: E402
+
+_user_commands.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except GatewayError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(str(exc))}")
+        sys.exit(2)
+    except Exception as exc:
+        from gateway.store.faults import database_fault
+
+        fault = database_fault(exc)
+        if fault is None:
+            raise
+        # Away, read-only or full: the operator's problem, not a bug; 3 says "try again later".
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(str(fault))}")
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

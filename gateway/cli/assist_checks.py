@@ -1,0 +1,294 @@
+"""`gateway assist-checks` and `gateway notices`: requests (协查) and notices (通报) from
+the national platform, their due dates, drafts and answers. Names and ID numbers are
+always shown masked."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from gateway.errors import GatewayError
+from gateway.masking import mask_id
+from gateway.cli._common import HomeOption, console, settings_for
+
+app = typer.Typer(help="Assist-check requests (协查) from the national platform: due dates, drafts, answers.", no_args_is_help=True)
+notices_app = typer.Typer(help="Notices (通报) from the national platform and their feedback or receipt.", no_args_is_help=True)
+
+AsOfOption = Annotated[
+    Optional[str], typer.Option("--as-of", help="Evaluate as of this day (YYYY-MM-DD, China time) instead of today.")
+]
+
+
+def _gateway(home: Path | None):  # type: ignore[no-untyped-def]
+    from gateway.exchange.lifecycle import Gateway
+
+    return Gateway(settings_for(home))
+
+
+def _today(as_of: str | None) -> dt.date:
+    from gateway import clock
+
+    if as_of is None:
+        return clock.today()
+    try:
+        return dt.date.fromisoformat(as_of)
+    except ValueError:
+        raise GatewayError(f"--as-of {as_of!r}: write a date YYYY-MM-DD") from None
+
+
+def parse_days(text: str) -> int:
+    """`3d`, `3` or `2w` as a number of days."""
+    found = re.fullmatch(r"\s*(\d+)\s*([dw]?)\s*", text or "")
+    if not found:
+        raise GatewayError(f"--due-within {text!r}: write a number of days like 3d (or weeks: 2w)")
+    return int(found.group(1)) * (7 if found.group(2) == "w" else 1)
+
+
+def mask_ids(text: str) -> str:
+    """Free text (a remark, a reason) with anything shaped like an ID number masked."""
+    return re.sub(r"\d{14,17}[\dXx]", lambda m: mask_id(m.group(0)), text)
+
+
+def _due_text(due: dt.date, provisional: bool, today: dt.date, done: bool) -> str:
+    text = due.isoformat() + (" (provisional)" if provisional else "")
+    if done:
+        return text
+    left = (due - today).days
+    if left < 0:
+        return f"[red]{text}, {-left}d overdue[/]"
+    if left <= 3:
+        return f"[yellow]{text}, {left}d left[/]"
+    return f"{text}, {left}d left"
+
+
+@app.command("list")
+def list_checks(
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only those past their due date.")] = False,
+    due_within: Annotated[Optional[str], typer.Option("--due-within", help="Only those due within this many days (3d, 2w).")] = None,
+    include_answered: Annotated[bool, typer.Option("--all", help="Answered ones too.")] = False,
+    as_of: AsOfOption = None,
+    home: HomeOption = None,
+) -> None:
+    """The deadlines list: requests not yet answered, soonest due first."""
+    from gateway.platform import assist_checks
+
+    today = _today(as_of)
+    gateway = _gateway(home)
+    try:
+        assist_checks.sync(gateway.engine, gateway.settings)
+        views = assist_checks.list_checks(
+            gateway.engine, overdue=overdue, due_within=parse_days(due_within) if due_within else None,
+            include_answered=include_answered, today=today,
+        )
+    finally:
+        gateway.close()
+    table = Table(title=f"Assist-check requests (协查), as of {today.isoformat()}")
+    for column in ("id", "XXBH", "from", "urgency", "subject", "categories", "sent", "due", "draft", "status"):
+        table.add_column(column, no_wrap=column in ("id", "XXBH", "subject", "sent"))
+    for view in views:
+        item = view.item
+        draft = view.draft
+        if draft.result == "1":
+            shown = "found: " + ", ".join(f"{f.category}<{f.source}" for f in draft.findings)
+            if draft.missing:
+                shown += " (not found: " + ",".join(draft.missing) + ")"
+        else:
+            shown = "not found"
+        status = item.status if not item.send_error or item.status == "answered" else f"{item.status}: {item.send_error[:60]}"
+        table.add_row(
+            str(item.id), item.message_id, item.partner, {"1": "紧急", "2": "急"}.get(item.urgency, item.urgency), view.subject,
+            item.categories, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status == "answered"),
+            shown, status,
+        )
+    if views:
+        console.print(table)
+    else:
+        console.print("No assist-check requests" + (" matching." if overdue or due_within else " waiting for an answer."))
+
+
+@app.command("show")
+def show(check: Annotated[str, typer.Argument(help="The id (see list) or the XXBH.")], home: HomeOption = None) -> None:
+    """One request: subject (masked), categories, due date and the draft answer (masked)."""
+    from gateway.platform import assist_checks
+    from gateway.platform.assist_checks import CATEGORY_LABELS, LOOKUP_SOURCES
+
+    gateway = _gateway(home)
+    try:
+        view = assist_checks.get_check(gateway.engine, check)
+    finally:
+        gateway.close()
+    item = view.item
+    console.print(f"[bold]Assist-check {item.id}[/]  {item.message_id}  from county {item.partner}")
+    console.print(f"subject {view.subject}; urgency {item.urgency}; sent {item.sent_date}; due {item.due_date}"
+                  + (" (provisional)" if item.due_provisional else "") + f" ({item.due_rule}); status {item.status}")
+    console.print("requested: " + ", ".join(f"{c} {CATEGORY_LABELS.get(c, c)}" for c in item.categories.split(",")))
+    draft = view.draft
+    console.print(f"[bold]Draft[/] ({'found' if draft.result == '1' else 'not found'}; searched "
+                  + ", ".join(LOOKUP_SOURCES[s].split(' (')[0] for s in draft.searched) + "):")
+    for finding in draft.findings:
+        console.print(f"  {finding.category} {CATEGORY_LABELS.get(finding.category, '')} ({finding.source}): "
+                      + finding.masked(view.subject_name), markup=False)
+    if draft.missing:
+        console.print("  not in the county's records: " + ", ".join(f"{c} {CATEGORY_LABELS.get(c, c)}" for c in draft.missing))
+    if draft.remark:
+        console.print(f"  remark: {draft.remark}", markup=False)
+    if item.answered_at:
+        console.print(f"answered {item.answered_at} by {item.answered_by}: PDJG {item.answer_result}"
+                      + (f", remark {mask_ids(item.answer_remark)}" if item.answer_remark else "")
+                      + (f"; sent {item.sent_at}" if item.sent_at else ""), markup=False)
+    if item.send_error and item.status != "answered":
+        console.print(f"last sending error: {item.send_error}", markup=False, soft_wrap=True)
+
+
+@app.command("answer")
+def answer(
+    check: Annotated[str, typer.Argument(help="The id (see list) or the XXBH.")],
+    found: Annotated[Optional[bool], typer.Option("--found/--not-found", help="The person was found (PDJG 1) or not (PDJG 0).")] = None,
+    remark: Annotated[Optional[str], typer.Option("--remark", help="备注 BZ; required with --not-found.")] = None,
+    finding: Annotated[
+        Optional[list[str]], typer.Option("--finding", help="CATEGORY=TEXT: set (or with an empty TEXT, drop) a value of the draft.")
+    ] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="The [pulls.NAME] platform to send to (default: the only one).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Answer a request: the draft's values (or --finding ones) as an FKXX, POSTed to the
+    platform and receipted. A not-found answer without a remark is refused."""
+    from gateway.platform import assist_checks
+
+    if found is None:
+        raise GatewayError("Say --found or --not-found")
+    gateway = _gateway(home)
+    try:
+        result = assist_checks.answer(
+            gateway, gateway.settings, check, found=found, remark=remark,
+            findings=assist_checks.parse_findings(finding or []), source=source,
+        )
+    finally:
+        gateway.close()
+    item = result.check
+    console.print(f"Answered {item.message_id} (id {item.id}): {'found' if found else 'not found'}.")
+    if result.sent:
+        console.print(f"Sent to the platform; receipt {result.receipt} (exchange {result.exchange_id}). It left the deadlines list.")
+    elif item.status == "refused":
+        console.print(f"The platform refused the answer: {result.error}", markup=False, soft_wrap=True)
+        console.print("Correct it and answer again.")
+        raise typer.Exit(1)
+    else:
+        console.print(f"Saved, not sent yet: {result.error}", markup=False, soft_wrap=True)
+        console.print("`gateway run` (job assist-checks) sends it when the platform is back, or run `gateway assist-checks send`.")
+        raise typer.Exit(3)
+
+
+@app.command("send")
+def send(source: Annotated[Optional[str], typer.Option("--source")] = None, home: HomeOption = None) -> None:
+    """Send the answers still waiting (the platform was away when they were given)."""
+    from gateway.platform import assist_checks
+
+    gateway = _gateway(home)
+    try:
+        result = assist_checks.send_pending(gateway, gateway.settings, source)
+    finally:
+        gateway.close()
+    console.print(result.summary())
+    for error in result.errors:
+        console.print(f"  {error}", markup=False, soft_wrap=True)
+    raise typer.Exit(0 if not result.errors else 3)
+
+
+@app.command("import")
+def import_table(
+    table: Annotated[str, typer.Argument(help="wcba (育龄妇女信息) or ledger (台账).")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV: 公民身份号码, 姓名, 类别, 内容, 登记日期.")],
+    home: HomeOption = None,
+) -> None:
+    """Import facts the county holds into a lookup table; open requests are drafted again."""
+    from gateway.platform import assist_checks
+
+    gateway = _gateway(home)
+    try:
+        result = assist_checks.import_table(gateway.engine, table, file)
+        redrafted = assist_checks.redraft_open(gateway.engine)
+    finally:
+        gateway.close()
+    console.print(f"{table}: {result.added} added, {result.already} already there, {len(result.problems)} refused; "
+                  f"{redrafted} open request(s) drafted again.")
+    if result.problems:
+        listing = Table(title="Refused rows (values masked)")
+        for column in ("row", "column", "value", "reason"):
+            listing.add_column(column)
+        for problem in result.problems:
+            listing.add_row(str(problem.row), problem.column, problem.value, problem.reason)
+        console.print(listing)
+
+
+@app.command("redraft")
+def redraft(check: Annotated[Optional[str], typer.Argument(help="One id or XXBH (default: every open request).")] = None,
+            home: HomeOption = None) -> None:
+    """Look the subjects up again in the county's records and replace the drafts."""
+    from gateway.platform import assist_checks
+
+    gateway = _gateway(home)
+    try:
+        if check is None:
+            console.print(f"{assist_checks.redraft_open(gateway.engine)} open request(s) drafted again.")
+        else:
+            view = assist_checks.get_check(gateway.engine, check)
+            draft = assist_checks.redraft(gateway.engine, view.item.id)  # type: ignore[arg-type]
+            console.print(f"{view.item.message_id}: {'found' if draft.result == '1' else 'not found'}.")
+    finally:
+        gateway.close()
+
+
+# -- notices ------------------------------------------------------------------------------
+
+
+@notices_app.command("list")
+def notices_list(
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only those past their due date.")] = False,
+    include_handled: Annotated[bool, typer.Option("--all", help="Handled ones too.")] = False,
+    as_of: AsOfOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Notices waiting for feedback (XYFK 1) or a receipt, soonest due first."""
+    from gateway.platform import assist_checks
+
+    today = _today(as_of)
+    gateway = _gateway(home)
+    try:
+        assist_checks.sync(gateway.engine, gateway.settings)
+        views = assist_checks.list_notices(gateway.engine, include_handled=include_handled, overdue=overdue, today=today)
+    finally:
+        gateway.close()
+    table = Table(title=f"Notices (通报), as of {today.isoformat()}")
+    for column in ("id", "XXBH", "from", "category", "needs", "subject", "sent", "due", "status"):
+        table.add_column(column, no_wrap=column in ("id", "XXBH", "subject"))
+    for view in views:
+        item = view.item
+        table.add_row(
+            str(item.id), item.message_id, item.partner, item.category, "feedback" if item.feedback_required else "receipt",
+            view.subject, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status != "open"),
+            item.status,
+        )
+    console.print(table if views else "No notices waiting.")
+
+
+@notices_app.command("done")
+def notices_done(
+    notice: Annotated[str, typer.Argument(help="The id (see list) or the XXBH.")],
+    remark: Annotated[Optional[str], typer.Option("--remark", help="What was done; required when feedback is due.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Record that a notice was handled (feedback given or receipt confirmed)."""
+    from gateway.platform import assist_checks
+
+    gateway = _gateway(home)
+    try:
+        item = assist_checks.handle_notice(gateway.engine, notice, remark=remark)
+    finally:
+        gateway.close()
+    console.print(f"Notice {item.message_id} (id {item.id}) handled; it left the deadlines list.")

@@ -1,0 +1,144 @@
+"""`gateway users ...` (the console's accounts) and `gateway serve` (the console itself)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from gateway.errors import GatewayError
+from gateway.cli._common import HomeOption, console, settings_for
+
+app = typer.Typer(help="Accounts of the web console (`gateway serve`).", no_args_is_help=True)
+
+PasswordStdin = Annotated[
+    bool,
+    typer.Option("--password-stdin", help="Read the password from standard input (one line) instead of a prompt."),
+]
+
+
+def _password(from_stdin: bool) -> str:
+    # Never a command-line argument: it would stay in the shell history and `ps`.
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise GatewayError("--password-stdin: standard input is empty")
+        return line.rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _engine(home):  # type: ignore[no-untyped-def]
+    from gateway.store import create_schema, make_engine
+
+    settings = settings_for(home)
+    engine = make_engine(settings.db_url)
+    create_schema(engine)
+    return settings, engine
+
+
+@app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="The sign-in name.")],
+    role: Annotated[str, typer.Option("--role", help="operator | security-officer | department")],
+    department: Annotated[Optional[str], typer.Option("--department", help="For --role department: the only department it sees.")] = None,
+    password_stdin: PasswordStdin = False,
+    home: HomeOption = None,
+) -> None:
+    """Add an account; the password comes from a prompt or --password-stdin."""
+    from gateway.web.accounts import add_user
+
+    settings, engine = _engine(home)
+    try:
+        password = _password(password_stdin)
+        user = add_user(engine, name, role, password, department, list(settings.departments))
+    finally:
+        engine.dispose()
+    scope = f", sees {user.department} only" if user.department else ", sees every department"
+    console.print(f"Added {user.name}: {user.role}{scope}.", markup=False)
+
+
+@app.command("list")
+def users_list(home: HomeOption = None) -> None:
+    """Every account: role, department, state, last sign-in."""
+    from gateway.web.accounts import list_users
+
+    _, engine = _engine(home)
+    try:
+        users = list_users(engine)
+    finally:
+        engine.dispose()
+    table = Table()
+    for column in ("name", "role", "department", "state", "last sign-in (UTC)"):
+        table.add_column(column)
+    for u in users:
+        state = "disabled" if u.disabled else (f"locked until {u.locked_until:%Y-%m-%d %H:%M}" if u.locked_until else "active")
+        table.add_row(u.name, u.role, u.department or "", state, f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "")
+    console.print(table)
+
+
+@app.command("disable")
+def users_disable(name: str, home: HomeOption = None) -> None:
+    """Disable an account and end its sessions."""
+    from gateway.web.accounts import set_disabled
+
+    _, engine = _engine(home)
+    try:
+        set_disabled(engine, name, True)
+    finally:
+        engine.dispose()
+    console.print(f"Disabled {name}; its sessions ended.", markup=False)
+
+
+@app.command("enable")
+def users_enable(name: str, home: HomeOption = None) -> None:
+    """Enable a disabled account again."""
+    from gateway.web.accounts import set_disabled
+
+    _, engine = _engine(home)
+    try:
+        set_disabled(engine, name, False)
+    finally:
+        engine.dispose()
+    console.print(f"Enabled {name}.", markup=False)
+
+
+@app.command("reset-password")
+def users_reset_password(name: str, password_stdin: PasswordStdin = False, home: HomeOption = None) -> None:
+    """Set a new password (prompt or --password-stdin); lifts a lock-out, ends the sessions."""
+    from gateway.web.accounts import reset_password
+
+    _, engine = _engine(home)
+    try:
+        reset_password(engine, name, _password(password_stdin))
+    finally:
+        engine.dispose()
+    console.print(f"New password set for {name}; its sessions ended.", markup=False)
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; keep the loopback default unless behind a TLS proxy.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8400,
+    secure_cookies: Annotated[
+        bool, typer.Option("--secure-cookies", help="Mark cookies Secure although served over http (a TLS proxy in front).")
+    ] = False,
+    home: HomeOption = None,
+) -> None:
+    """The web console and its JSON API (http://HOST:PORT, API schema at /openapi.json, metrics at /metrics)."""
+    import logging
+
+    import uvicorn
+
+    from gateway.web.app import create_app
+
+    settings = settings_for(home)
+    application = create_app(settings, secure_cookies=secure_cookies)
+    console.print(f"Console of {settings.home} on http://{host}:{port} (Ctrl-C stops)", markup=False)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    uvicorn.run(application, host=host, port=port, log_level="info", access_log=False, proxy_headers=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="users")
+    root.command("serve")(serve)

@@ -1,0 +1,9 @@
+"""The exchange (交换): one staged file through parsing, validation, storing and its receipt.
+
+Holds the lifecycle (`ExchangePipeline`: a drop from inbox to `processed/` or `rejected/`),
+row batches (validate and store in bounded batches), parallel parsing (one large file on
+several cores) and the gateway home's layout.
+
+May import: `gateway.routing`, `gateway.intake`, `gateway.readers`, `gateway.receipts`,
+`gateway.store` and the top-level modules. Must not import the duties (platform,
+obligations, reconcile, population reports) or the front ends."""

@@ -1,0 +1,52 @@
+"""What every transport offers the pipeline: the same contract for the local mailbox and
+SFTP (and, later, HTTP pulls). See DESIGN.md, "The mailbox"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gateway.intake.staging import Sniffed
+
+TEMPORARY_SUFFIXES = (".part", ".filepart", ".tmp", ".partial", ".crdownload")
+FOLDERS = ("inbox", "outbox", "processed", "rejected")
+
+
+def is_temporary(name: str) -> bool:
+    lowered = name.lower()
+    return lowered.startswith(("~$", ".")) or lowered.endswith(TEMPORARY_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A file found in a department's inbox."""
+
+    department: str
+    name: str
+    path: str
+    """Where it lies, relative to the mailbox root (`hospital/inbox/x.csv`)."""
+    size: int
+    mtime: float
+    kind: str = "file"
+    """`file`, or `symlink` / `special` for entries that are never read."""
+
+
+class Transport(Protocol):
+    def ensure_tree(self, department: str) -> None: ...
+
+    def list_inbox(self, department: str) -> list[FoundFile]: ...
+
+    def stage(self, found: FoundFile, target: Path) -> Sniffed: ...
+
+    def archive(self, found: FoundFile, folder: str, name: str) -> str:
+        """Move the source into processed/ or rejected/ as `name`; return its new path."""
+        ...
+
+    def put(self, department: str, folder: str, name: str, source: Path) -> None:
+        """Write `source` into the folder as `name`, atomically (NAME.part, then rename)."""
+        ...
+
+    def exists(self, department: str, folder: str, name: str) -> bool: ...
+
+    def still_there(self, found: FoundFile) -> bool: ...
