@@ -499,6 +499,10 @@ def inbox_job(gateway: Any) -> Job:
 
     def run(context: JobContext) -> JobResult:  # noqa: ARG001
         outcomes = gateway.run_once(wait_for_fresh=False)
+        if outcomes:
+            from gateway.register import fold
+
+            fold(gateway.engine, gateway.settings)  # the register follows every stored exchange
         if any(o.department == "national-platform" for o in outcomes):
             from gateway.platform import assist_checks
 

@@ -1,0 +1,20 @@
+"""The population register (人口基础信息库) and the register of women of childbearing age
+(育龄妇女信息库), with the county's townships and villages (乡镇/街道, 村/社区), docs/register.md.
+
+- `divisions`: HOME/divisions.csv (12-digit 统计用区划代码, name, level), validated on load,
+  and the matching of a record's address to a village (by code, then by names; never guessed);
+- `settings`: which source is authoritative for which attribute (`[register.authority]`);
+- `facts`: what one stored record says about each person it names (ID number as the key);
+- `build`: folding stored records into the register, incrementally and idempotently, and
+  rebuilding it from the stored records (same bytes);
+- `women`: the 育龄妇女 roster (花名册) per township and village, CSV or XLSX;
+- `lookup`: what the register answers an assist-check with (the platform's first source).
+
+May import: `gateway.store`, `gateway.obligations` and the top-level modules (config, clock,
+errors, masking), and `contracts`. Must not import the other duties (platform, reconcile,
+population reports), the flow packages or the front ends: it reads stored records only."""
+
+from gateway.register.build import FoldResult, export_register, fold, rebuild
+from gateway.register.divisions import Divisions, load_divisions
+
+__all__ = ["Divisions", "FoldResult", "export_register", "fold", "load_divisions", "rebuild"]
