@@ -43,7 +43,8 @@ SCALARS = ("name", "household_address", "household_division", "residence_address
            "marital_status", "spouse", "school", "death_date")
 # Where two sources disagree on these, the register lists it (多元校核).
 CHECKED = ("name", "marital_status", "household_division", "death_date")
-CHANGES = ("marital_status", "child", "moved", "death_date", "household_address", "residence_address")
+# What counts as a change (变动情况), least significant first: on one day the weightier one is shown.
+CHANGES = ("household_address", "residence_address", "child", "marital_status", "moved", "death_date")
 BATCH = 2000
 
 
@@ -274,8 +275,8 @@ def _derive(session: Session, number: str, rs: RegisterSettings, divisions: Divi
         or place.status == "village"
         or (place.status == "unmatched" and place.township is not None)
     )
-    significant = [h for h in history if h["attribute"] in CHANGES]
-    last = significant[-1] if significant else history[0] if history else None
+    significant = [(h["date"], CHANGES.index(h["attribute"]), i, h) for i, h in enumerate(history) if h["attribute"] in CHANGES]
+    last = max(significant)[3] if significant else history[0] if history else None
     state = {
         "attributes": attributes,
         "children": sorted(children),

@@ -1,0 +1,293 @@
+"""The population register and 育龄妇女信息库 (gateway/register/, docs/register.md): facts from
+the stored records of every department, folded once, rebuilt to the same bytes; divisions
+and village matching; the roster of a village; the assist-check lookup reads the register."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from openpyxl import load_workbook
+from sqlmodel import Session, select
+from stdnum.cn import ric
+
+from conftest import PRIVACY, drop, run_gateway
+from gateway.config import load_settings
+from gateway.errors import ConfigError, GatewayError
+from gateway.register import export_register, fold, rebuild
+from gateway.register.build import register_digest
+from gateway.register.divisions import EXAMPLE, DivisionsError, parse_divisions
+from gateway.register.lookup import lookup
+from gateway.register.settings import register_settings
+from gateway.register.women import women
+from gateway.store.models import AuditEvent
+from gateway.store.register_models import RegisterFact, RegisterPerson
+
+ON = dt.date(2026, 11, 30)
+HOSPITAL_HEADER = ("出生医学证明编号,新生儿姓名,性别,出生日期,出生时间,出生体重(克),出生孕周,胎次,母亲姓名,母亲公民身份号码,"
+                   "父亲姓名,父亲公民身份号码,接生机构名称,接生机构代码,家庭住址,户籍地行政区划代码")
+POLICE_HEADER = "YWLX,GMSFHM,XM,XBDM,MZDM,CSRQ,HH,YHZGXDM,HJDZ,HJDZ_XZQHDM,BDRQ,BDYY,QYDZ,QYDZ_XZQHDM,ZQZBH,JZZBH,JZZYXQZ,CSYXZMBH,DJPCS"
+
+
+def make_id(division: str, born: str, sequence: int) -> str:
+    body = f"{division}{born.replace('-', '')}{sequence:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+WANG = ("王芳", make_id("440781", "1994-05-06", 22), "1994-05-06")      # lives in 大江镇公益村
+ZHAO = ("赵敏", make_id("440781", "1995-02-03", 42), "1995-02-03")      # names a village not in divisions.csv
+OLD = ("李秀兰", make_id("440781", "1970-01-01", 62), "1970-01-01")     # 56: not of childbearing age
+YOUNG = ("李秀兰", make_id("440781", "1990-01-01", 62), "1990-01-01")   # the same mother, birth date corrected
+HUSBAND = ("张伟", make_id("440781", "1992-07-08", 11), "1992-07-08")
+
+
+def hospital_row(cert: str, mother: tuple[str, str, str], address: str, born: str = "2026-10-03") -> str:
+    return f"{cert},孩子{cert[-1]},男,{born},10:00,3200,39,1,{mother[0]},{mother[1]},,,台山市人民医院,12440781MB2C23455K,{address},440781"
+
+
+def hospital_file(*rows: str) -> bytes:
+    return ("\n".join([HOSPITAL_HEADER, *rows]) + "\n").encode("utf-8")
+
+
+def marriage_file(certificate: str = "J440781-2026-009001", kind: str = "结婚") -> bytes:
+    original = ' 原结婚证号="J440781-2026-009001"' if kind == "离婚" else ""
+    prior = "未婚" if kind == "结婚" else "已婚"
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<民政数据交换 版本="1.0" 机关代码="440781" 导出时间="2026-11-01T08:00:00+08:00">
+  <婚姻登记 业务类型="{kind}" 证号="{certificate}" 登记日期="2026-10-20" 登记机关="台山市民政局婚姻登记处"{original}>
+    <当事人 角色="男方" 姓名="{HUSBAND[0]}" 公民身份号码="{HUSBAND[1]}" 出生日期="{HUSBAND[2]}" 国籍="中国" 婚前状况="{prior}"/>
+    <当事人 角色="女方" 姓名="{WANG[0]}" 公民身份号码="{WANG[1]}" 出生日期="{WANG[2]}" 国籍="中国" 婚前状况="{prior}"/>
+  </婚姻登记>
+</民政数据交换>
+""".encode("utf-8")
+
+
+def police_death(person: tuple[str, str, str], died: str = "20261105") -> bytes:
+    born = person[2].replace("-", "")
+    row = f"死亡注销,{person[1]},{person[0]},2,01,{born},440781000456,01,广东省台山市大江镇公益村,440781,{died},死亡,,,,,,,大江派出所"
+    return f"{POLICE_HEADER}\n{row}\n".encode("utf-8")
+
+
+@pytest.fixture
+def county(settings):
+    (settings.home / "divisions.csv").write_text(EXAMPLE, encoding="utf-8")
+    return settings
+
+
+def run_pass(gateway, settings):
+    outcomes = gateway.run_once()
+    result = fold(gateway.engine, settings)
+    return outcomes, result
+
+
+def person(engine, number: str) -> RegisterPerson | None:
+    with Session(engine) as session:
+        return session.get(RegisterPerson, number)
+
+
+def roster_numbers(engine, settings, township: str, village: str | None = None) -> list[str]:
+    with Session(engine) as session:
+        return [p.id_number for p in women(session, ON, register_settings(settings), township, village)]
+
+
+# -- divisions ------------------------------------------------------------------------------
+
+
+def test_the_example_divisions_load_and_bad_rows_are_named():
+    divisions = parse_divisions(EXAMPLE)
+    assert divisions.county_code == "440781" and len(divisions.townships) == 5 and len(divisions.villages) == 7
+    assert divisions.find("大江镇", "township").recipient == "town-440781101"
+    assert divisions.find("town-440781101", "township").code == "440781101000"
+    with pytest.raises(DivisionsError, match="row 3: 代码 '4407811' must be a 12-digit"):
+        parse_divisions("代码,名称,级别\n440781000000,台山市,county\n4407811,大江镇,township\n")
+    with pytest.raises(DivisionsError, match="row 3: village 440781105201 lies in township 440781105000, which is not listed"):
+        parse_divisions("代码,名称,级别\n440781000000,台山市,county\n440781105201,某村,village\n")
+    with pytest.raises(DivisionsError, match="exactly one county row"):
+        parse_divisions("代码,名称,级别\n440781101000,大江镇,township\n")
+    with pytest.raises(DivisionsError, match="级别 'city' must be county, township or village"):
+        parse_divisions("code,name,level\n440781000000,台山市,city\n")
+    with pytest.raises(DivisionsError, match="the header lacks 级别"):
+        parse_divisions("代码,名称\n440781000000,台山市\n")
+
+
+def test_addresses_are_matched_by_code_then_names_and_never_guessed():
+    divisions = parse_divisions(EXAMPLE + "440781101203,新村村民委员会,village\n")
+    assert divisions.match("广东省台山市大江镇公益村3号", "440781").village == "440781101201"
+    assert divisions.match("广东省台山市大江镇新村8号").village == "440781101203"  # 新村村民委员会 written as 新村
+    assert divisions.match("随便写的地址", "440781101202").village == "440781101202"  # a 12-digit code decides
+    unknown = divisions.match("广东省台山市大江镇新围村5号", "440781")
+    assert (unknown.status, unknown.township, unknown.village) == ("unmatched", "440781101000", None)
+    assert divisions.match("广东省台山市某某路1号", "440781").status == "unmatched"
+    assert divisions.match("广东省江门市蓬江区", "440703").status == "elsewhere"
+    with pytest.raises(DivisionsError, match="Valid choices: 440781101201 公益村"):
+        divisions.find("不存在村", "village", within="440781101000")
+
+
+# -- the register from the feeds ------------------------------------------------------------
+
+
+def test_births_marriage_death_and_a_correction_change_the_register(gateway, county):
+    drop(county, "hospital", "births_a.csv", hospital_file(
+        hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号"),
+        hospital_row("Q440781269002", ZHAO, "广东省台山市大江镇新围村5号"),
+        hospital_row("Q440781269003", OLD, "广东省台山市大江镇麦巷村9号"),
+    ))
+    _, first = run_pass(gateway, county)
+    assert first.records == 3 and first.people == 3
+    wang = person(gateway.engine, WANG[1])
+    assert (wang.village_code, wang.children, wang.marital_status, wang.last_change_kind) == ("440781101201", 1, None, "生育")
+    zhao = person(gateway.engine, ZHAO[1])
+    assert (zhao.place_status, zhao.township_code, zhao.village_code) == ("unmatched", "440781101000", None)
+    assert roster_numbers(gateway.engine, county, "440781101000", "440781101201") == [WANG[1]]
+    # the township's roster: both young women, never the 56-year-old; 赵 is in the township, in no village
+    assert roster_numbers(gateway.engine, county, "440781101000") == sorted([WANG[1], ZHAO[1]])
+    assert roster_numbers(gateway.engine, county, "440781101000", "440781101202") == []
+
+    drop(county, "civil-affairs", "marriages.xml", marriage_file())
+    run_pass(gateway, county)
+    wang = person(gateway.engine, WANG[1])
+    assert (wang.marital_status, wang.last_change_kind, wang.last_change_source) == ("20", "结婚", "civil-affairs")
+    assert json.loads(wang.state)["spouse"] == HUSBAND[1]
+
+    # a correction of the mother's birth date (her number with it): she is now 36, on the roster
+    drop(county, "hospital", "births_b.csv", hospital_file(hospital_row("Q440781269003", YOUNG, "广东省台山市大江镇麦巷村9号")))
+    outcomes, corrected = run_pass(gateway, county)
+    assert outcomes[0].corrected == 1 and corrected.removed == 1
+    assert person(gateway.engine, OLD[1]) is None
+    assert roster_numbers(gateway.engine, county, "440781101000", "440781101202") == [YOUNG[1]]
+
+    drop(county, "police", "deaths.csv", police_death(WANG))
+    run_pass(gateway, county)
+    wang = person(gateway.engine, WANG[1])
+    assert wang.dead_on == dt.date(2026, 11, 5) and wang.last_change_kind == "死亡"
+    assert roster_numbers(gateway.engine, county, "440781101000", "440781101201") == []
+
+    # rebuilt from the same stored records: the same bytes
+    before = export_register(gateway.engine)
+    assert before.count(b"\n") == 4  # 王 (dead, kept with her death), 赵, 李 (corrected), 王's husband
+    rebuilt = rebuild(gateway.engine, county)
+    assert rebuilt.records == 6 and export_register(gateway.engine) == before
+
+
+def test_a_file_dropped_twice_and_a_second_fold_count_nothing_twice(gateway, county):
+    data = hospital_file(hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号"))
+    drop(county, "hospital", "births.csv", data)
+    _, first = run_pass(gateway, county)
+    digest = register_digest(gateway.engine)
+    drop(county, "hospital", "births-again.csv", data)
+    outcomes, second = run_pass(gateway, county)
+    assert outcomes[0].status == "duplicate"
+    assert (second.records, second.facts, second.people) == (0, 0, 0)
+    assert fold(gateway.engine, county).facts == 0
+    with Session(gateway.engine) as session:
+        facts = session.execute(select(RegisterFact).where(RegisterFact.id_number == WANG[1])).scalars().all()
+    assert first.facts == len(facts) and person(gateway.engine, WANG[1]).children == 1
+    assert register_digest(gateway.engine) == digest
+
+
+def test_a_late_record_takes_its_place_at_its_event_date(gateway, county):
+    drop(county, "civil-affairs", "marriages.xml", marriage_file())
+    run_pass(gateway, county)
+    # the divorce registered on 2026-10-20 is reported together with the marriage... but here a
+    # marriage dated later arrives first: the later event wins whatever the order of arrival
+    divorce = marriage_file("L440781-2026-009002", "离婚").replace(b"2026-10-20", b"2026-11-02")
+    drop(county, "civil-affairs", "divorce.xml", divorce)
+    run_pass(gateway, county)
+    assert person(gateway.engine, WANG[1]).marital_status == "40"
+    late = marriage_file("J440781-2026-000100").replace(b"2026-10-20", b"2026-01-05")
+    drop(county, "civil-affairs", "late.xml", late)  # 补报: an earlier marriage, reported late
+    run_pass(gateway, county)
+    wang = person(gateway.engine, WANG[1])
+    assert wang.marital_status == "40" and json.loads(wang.state)["spouse"] is None
+    dates = [h["date"] for h in json.loads(wang.state)["history"]]
+    assert dates == sorted(dates) and dates[0] == "2026-01-05"
+
+
+def test_authority_decides_and_disagreements_are_listed(gateway, county, home, tmp_path):
+    wcba = tmp_path / "wcba.csv"
+    wcba.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{WANG[1]},王方,01,未婚；户籍在本县,2026-03-01\n"
+                    f"{WANG[1]},王方,03,孕16周,2026-10-20\n", encoding="utf-8")
+    from gateway.platform import assist_checks
+
+    assist_checks.import_table(gateway.engine, "wcba", wcba)
+    fold(gateway.engine, county)
+    only_wcba = person(gateway.engine, WANG[1])
+    assert (only_wcba.name, only_wcba.marital_status) == ("王方", "10")  # the hand import, for want of a feed
+    drop(county, "civil-affairs", "marriages.xml", marriage_file())
+    run_pass(gateway, county)
+    wang = person(gateway.engine, WANG[1])
+    state = json.loads(wang.state)
+    assert wang.marital_status == "20" and state["attributes"]["marital_status"]["others"] == {"wcba": "10"}
+    assert {(d["attribute"], d["other_source"]) for d in state["disagreements"]} == {("marital_status", "wcba"), ("name", "wcba")}
+    with Session(gateway.engine) as session:
+        found = dict(lookup(session, WANG[1], ["01", "02", "03", "07"]))
+    assert ("婚姻状况", "已婚", "text") in found["01"] and found["02"][-1] == ("配偶公民身份号码", HUSBAND[1], "id_number")
+    assert found["03"] == [("", "孕16周（2026-10-20）", "text")] and "07" not in found
+
+    listed = run_gateway(home, "register", "discrepancies")
+    assert "marital_status" in listed.stdout and "育龄妇女台账" in listed.stdout and WANG[1] not in listed.stdout
+    (home / "gateway.toml").write_text((home / "gateway.toml").read_text(encoding="utf-8")
+                                       + '\n[population_register.authority]\nmarital_status = ["wcba", "civil-affairs"]\n', encoding="utf-8")
+    configured = load_settings(home)
+    rebuild(gateway.engine, configured)
+    assert person(gateway.engine, WANG[1]).marital_status == "10"
+    with pytest.raises(ConfigError, match="Valid choices: name, household_address"):
+        register_settings(configured.model_copy(update={"population_register": {"authority": {"eyes": ["police"]}}}))
+    with pytest.raises(ConfigError, match="'nobody' is not a department|nobody is not a department"):
+        register_settings(configured.model_copy(update={"population_register": {"authority": {"name": ["nobody"]}}}))
+
+
+# -- the commands: masked, audited ----------------------------------------------------------
+
+
+def test_the_commands_show_the_roster_masked_and_audit_every_view(gateway, county, home, tmp_path):
+    drop(county, "hospital", "births.csv", hospital_file(
+        hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号"),
+        hospital_row("Q440781269002", ZHAO, "广东省台山市大江镇新围村5号"),
+    ))
+    gateway.run_once()
+    csv_path, xlsx_path = tmp_path / "roster.csv", tmp_path / "roster.xlsx"
+    shown = run_gateway(home, "register", "women", "--township", "大江镇", "--village", "公益村",
+                        "--csv", str(csv_path), "--xlsx", str(xlsx_path), "--as-of", ON.isoformat())
+    assert "台山市大江镇公益村育龄妇女花名册" in shown.stdout and "1 人" in shown.stdout
+    assert "王**" in shown.stdout and WANG[1] not in shown.stdout and WANG[0] not in shown.stdout
+    text = csv_path.read_text(encoding="utf-8-sig")
+    PRIVACY.outputs.append(("register women --csv", text))
+    lines = text.splitlines()
+    assert lines[0] == "姓名,公民身份号码,出生日期,婚姻状况,现有子女数,户籍地,现居住地,变动情况,变动日期,信息来源"
+    assert len(lines) == 2 and lines[1].startswith(f"王**,{WANG[1][:6]}********{WANG[1][-4:]},1994-05-06,")
+    assert ",1,," in lines[1] and lines[1].endswith(",生育,2026-10-03,医院")
+    sheet = load_workbook(xlsx_path).active
+    assert [c.value for c in sheet[2]][:2] == ["姓名", "公民身份号码"] and sheet.max_row == 3
+
+    refused = run_gateway(home, "register", "women", "--township", "大江镇", "--reveal", check=False)
+    assert refused.returncode == 2 and "--reason" in refused.stderr
+    revealed = run_gateway(home, "register", "show", WANG[1], "--reveal", "--reason", "核实身份 verify identity")
+    assert WANG[1] in revealed.stdout
+    PRIVACY.outputs.pop()  # revealed on purpose, with a reason (audited below)
+    person_view = run_gateway(home, "register", "show", WANG[1])
+    assert "王**" in person_view.stdout and "生育" in person_view.stdout and WANG[1] not in person_view.stdout
+    unmatched = run_gateway(home, "register", "unmatched")
+    assert "1" in unmatched.stdout and "赵**" in unmatched.stdout and "no village of the township named" in unmatched.stdout
+    places = run_gateway(home, "register", "divisions", "--as-of", ON.isoformat())
+    row = next(line for line in places.stdout.splitlines() if "440781101201" in line)
+    assert row.split("│")[-3].strip() == "1" and row.split("│")[-2].strip() == "1"
+    assert "town-440781101" in places.stdout
+    rebuilt = run_gateway(home, "register", "rebuild")
+    assert "与重建前相同 / same" in rebuilt.stdout
+    with Session(gateway.engine) as session:
+        events = session.execute(select(AuditEvent).where(AuditEvent.action.like("register.%"))).scalars().all()  # type: ignore[attr-defined]
+    actions = [e.action for e in events]
+    assert actions.count("register.women") == 1 and actions.count("register.view") == 2 and "register.unmatched" in actions
+    assert any("revealed: 核实身份" in e.detail for e in events) and not any(WANG[1] in e.detail for e in events)
+    bad = run_gateway(home, "register", "show", WANG[1][:-1] + ("0" if WANG[1][-1] != "0" else "1"), check=False)
+    assert bad.returncode == 2 and "not a valid ID number" in bad.stderr
+
+
+def test_a_wrong_divisions_file_is_a_clear_error(gateway, county, home):
+    (home / "divisions.csv").write_text("代码,名称,级别\n440781000000,台山市,county\n44078110100X,大江镇,township\n", encoding="utf-8")
+    result = run_gateway(home, "register", "women", "--township", "大江镇", check=False)
+    assert result.returncode == 2 and "row 3" in result.stderr and "12-digit" in result.stderr
+    with pytest.raises(GatewayError):
+        fold(gateway.engine, county)
