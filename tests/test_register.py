@@ -291,3 +291,16 @@ def test_a_wrong_divisions_file_is_a_clear_error(gateway, county, home):
     assert result.returncode == 2 and "row 3" in result.stderr and "12-digit" in result.stderr
     with pytest.raises(GatewayError):
         fold(gateway.engine, county)
+
+
+def test_an_assist_check_about_a_mother_in_a_hospital_birth_is_drafted_from_the_register(gateway, county):
+    from gateway.platform import assist_checks
+
+    drop(county, "hospital", "births.csv", hospital_file(hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号")))
+    run_pass(gateway, county)
+    with Session(gateway.engine) as session:
+        draft = assist_checks.draft_answer(session, WANG[1], ["01", "04", "08"])
+    assert draft.result == "1" and draft.searched[0] == "register" and draft.missing == ["08"]
+    assert [(f.category, f.source) for f in draft.findings] == [("01", "register"), ("04", "register")]
+    assert "姓名：王芳" in draft.findings[0].text() and draft.findings[1].text() == "现有子女数：1"
+    assert draft.findings[0].masked(WANG[0]).startswith("姓名：王**")
