@@ -304,3 +304,38 @@ def test_an_assist_check_about_a_mother_in_a_hospital_birth_is_drafted_from_the_
     assert [(f.category, f.source) for f in draft.findings] == [("01", "register"), ("04", "register")]
     assert "姓名：王芳" in draft.findings[0].text() and draft.findings[1].text() == "现有子女数：1"
     assert draft.findings[0].masked(WANG[0]).startswith("姓名：王**")
+
+
+def test_a_sample_month_makes_a_register_with_the_manifests_figures(gateway, county):
+    from gateway.devkit.sample_month import UNLISTED_VILLAGE, VILLAGES, generate_month
+    from gateway.platform import assist_checks
+
+    month = generate_month(2026, 8)
+    expected = month.manifest()["counts"]["register"]
+    assert sum(expected["women_by_village"].values()) >= 3 and expected["unmatched_mothers"] >= 1
+    month.drop(county.mailbox_root)
+    gateway.run_once()
+    assist_checks.sync(gateway.engine, county)  # what the inbox job does after a platform file: folds the register first
+    on = dt.date.fromisoformat(expected["as_of"])
+    rs = register_settings(county)
+    with Session(gateway.engine) as session:
+        for town, listed in VILLAGES.items():
+            for code, _ in listed:
+                found = women(session, on, rs, code[:9] + "000", code)
+                assert len(found) == expected["women_by_village"].get(code, 0), code
+                married = [p for p in found if p.marital_status == "20"]
+                assert len(married) == expected["married_women_by_village"].get(code, 0), code
+        unmatched = session.execute(select(RegisterPerson).where(RegisterPerson.place_status == "unmatched")).scalars().all()
+    assert sum(UNLISTED_VILLAGE in (p.residence_address or "") for p in unmatched) == expected["unmatched_mothers"]
+
+    # the roster of one village lists exactly the mothers whose address names it
+    code = max(expected["women_by_village"], key=expected["women_by_village"].get)
+    town, name = next((t, n) for t, listed in VILLAGES.items() for c, n in listed if c == code)
+    rows = [line.split(",") for line in month.files["hospital"][0][1].decode("gb18030").splitlines()[1:]]
+    mothers = sorted({row[9] for row in rows if row[15] == "440781" and f"{town}{name}" in row[14]})
+    with Session(gateway.engine) as session:
+        assert [p.id_number for p in women(session, on, rs, code[:9] + "000", code)] == mothers
+
+    draft = assist_checks.get_check(gateway.engine, expected["assist_check_about_a_mother"]).draft
+    assert draft.result == "1" and draft.findings[0].source == "register"
+    assert "婚姻状况：已婚" in draft.findings[0].text()
