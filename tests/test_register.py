@@ -339,3 +339,91 @@ def test_a_sample_month_makes_a_register_with_the_manifests_figures(gateway, cou
     draft = assist_checks.get_check(gateway.engine, expected["assist_check_about_a_mother"]).draft
     assert draft.result == "1" and draft.findings[0].source == "register"
     assert "婚姻状况：已婚" in draft.findings[0].text()
+
+
+# -- the name lists of the regulations, per township, delivered encrypted -------------------
+
+MOVER = ("林小燕", make_id("440781", "1998-04-04", 82), "1998-04-04")
+ARRIVER = ("覃桂兰", make_id("450102", "1996-06-11", 24), "1996-06-11")
+MAN = ("梁伟强", make_id("440781", "2000-09-01", 35), "2000-09-01")
+CHILD = ("王小宝", make_id("440781", "2026-10-03", 15), "2026-10-03")
+TOWN = "town-440781101"
+
+
+def police_rows(*rows: str) -> bytes:
+    return (POLICE_HEADER + "\n" + "\n".join(rows) + "\n").encode("utf-8")
+
+
+def list_month(county) -> bytes:
+    compact = lambda p: p[2].replace("-", "")  # noqa: E731
+    return police_rows(
+        f"出生登记,{CHILD[1]},{CHILD[0]},1,01,{compact(CHILD)},440781000123,20,广东省台山市大江镇公益村3号,440781,20261020,出生,,,,,,Q440781269001,大江派出所",
+        f"死亡注销,{OLD[1]},{OLD[0]},2,01,{compact(OLD)},440781000456,01,广东省台山市大江镇麦巷村9号,440781,20261011,死亡,,,,,,,大江派出所",
+        f"迁出,{MOVER[1]},{MOVER[0]},2,01,{compact(MOVER)},440781000999,03,广东省台山市大江镇麦巷村7号,440781,20260910,升学,广东省广州市天河区,440106,ZQ2026-1234,,,,大江派出所",
+        f"迁出,{MAN[1]},{MAN[0]},1,01,{compact(MAN)},440781000998,03,广东省台山市大江镇麦巷村8号,440781,20260911,升学,广东省广州市天河区,440106,ZQ2026-1235,,,,大江派出所",
+        f"迁入,{ARRIVER[1]},{ARRIVER[0]},2,12,{compact(ARRIVER)},440781000789,02,广东省台山市大江镇公益村2号,440781,20260815,投靠配偶,广西壮族自治区南宁市兴宁区,450102,ZQ2026-0789,,,,大江派出所",
+    )
+
+
+def test_the_name_lists_of_a_township_and_their_encrypted_delivery(home, monkeypatch, recipients):
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.receipts.keys import DepartmentKeys
+    from gateway.register.divisions import load_divisions
+    from gateway.register.lists import deliver_due, period, rows_for
+
+    (home / "divisions.csv").write_text(EXAMPLE, encoding="utf-8")
+    departments = ["police", "hospital", "civil-affairs", "school", "housing", "national-platform", "population-office", TOWN]
+    monkeypatch.setenv("GATEWAY_DEPARTMENTS", json.dumps(departments))
+    monkeypatch.setenv("GATEWAY_SETTLE_SECONDS", "0")
+    settings = load_settings(home)
+    for folder in ("inbox", "outbox", "processed", "rejected"):
+        (settings.mailbox_root / TOWN / folder).mkdir(parents=True, exist_ok=True)
+    gateway = Gateway(settings)
+    try:
+        drop(settings, "hospital", "births.csv", hospital_file(
+            hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号"),
+            hospital_row("Q440781269003", OLD, "广东省台山市大江镇麦巷村9号"),
+        ))
+        drop(settings, "civil-affairs", "marriages.xml", marriage_file())
+        drop(settings, "police", "police.csv", list_month(settings))
+        run_pass(gateway, settings)
+        divisions, rs = load_divisions(home), register_settings(settings)
+        dajiang = "440781101000"
+        with Session(gateway.engine) as session:
+            rows = lambda kind, text, village=None: rows_for(session, kind, period(text), dajiang, village, divisions, rs)  # noqa: E731
+            assert rows("newlyweds", "2026-10") == [["2026-10-20", HUSBAND[0], HUSBAND[1], WANG[0], WANG[1], "公益村"]]
+            assert rows("newlyweds", "2026-09") == []
+            assert rows("infants", "2026-10") == [[CHILD[0], "男", CHILD[2], CHILD[1], "广东省台山市大江镇公益村3号", "公益村"]]
+            assert rows("deaths", "2026-10") == [[OLD[0], OLD[1], "女", OLD[2], "2026-10-11", "公安户籍", "麦巷村"]]
+            assert rows("women-moves", "2026-Q3") == [
+                [ARRIVER[0], ARRIVER[1], ARRIVER[2], "迁入", "2026-08-15", "公益村"],
+                [MOVER[0], MOVER[1], MOVER[2], "迁出", "2026-09-10", "麦巷村"],  # by the address she left
+            ]
+            assert rows("women-moves", "2026-Q3", "440781101201") == [[ARRIVER[0], ARRIVER[1], ARRIVER[2], "迁入", "2026-08-15", "公益村"]]
+            assert rows_for(session, "deaths", period("2026-10"), "440781001000", None, divisions, rs) == []
+
+        shown = run_gateway(home, "register", "lists", "women-moves", "--period", "2026-Q3", "--township", "大江镇",
+                            env={"GATEWAY_DEPARTMENTS": json.dumps(departments)})
+        assert "育龄妇女迁出迁入名单" in shown.stdout and "林**" in shown.stdout and MOVER[1] not in shown.stdout
+        wrong = run_gateway(home, "register", "lists", "women-moves", "--period", "2026-09", "--township", "大江镇", check=False)
+        assert wrong.returncode == 2 and "quarterly" in wrong.stderr
+
+        held = deliver_due(gateway, dt.date(2026, 11, 5))
+        assert {o.status for o in held} == {"held"} and len(held) == 8
+        assert "no public key is registered for town-440781101" in held[0].reason
+        ring, fingerprint = recipients["population-office"]
+        DepartmentKeys(settings.keys_dir).import_key(ring.export(fingerprint), TOWN)
+        ring.trust_gateway(settings.keys_dir)
+        sent = deliver_due(gateway, dt.date(2026, 11, 5))
+        assert {o.status for o in sent} == {"delivered"}
+        by_name = {o.file_name: o for o in sent}
+        assert by_name["NAMELIST-women-moves-2026-Q3.csv.gpg"].rows == 2 and by_name["NAMELIST-deaths-2026-10.csv.gpg"].rows == 1
+        plain, status = ring.decrypt(settings.mailbox_root / TOWN / "outbox" / "NAMELIST-newlyweds-2026-10.csv.gpg")
+        assert "GOODSIG" in status or "VALIDSIG" in status
+        assert plain.decode("utf-8-sig").splitlines() == [
+            "登记日期,男方姓名,男方公民身份号码,女方姓名,女方公民身份号码,村（居）",
+            f"2026-10-20,{HUSBAND[0]},{HUSBAND[1]},{WANG[0]},{WANG[1]},公益村",
+        ]
+        assert {o.status for o in deliver_due(gateway, dt.date(2026, 11, 6))} == {"already"}
+    finally:
+        gateway.close()

@@ -287,3 +287,70 @@ def discrepancies(home: HomeOption = None) -> None:
                           escape(mask(item["value"]) if item["value"] else "（无 none）"),
                           SOURCE_LABELS.get(item["other_source"], item["other_source"]), escape(mask(item["other_value"] or "")))
     console.print(table)
+
+
+@app.command("lists")
+def lists(
+    kind: Annotated[str, typer.Argument(help="newlyweds (新婚夫妇), infants (婴儿落户), deaths (死亡人员), women-moves (育龄妇女迁出迁入).")],
+    period: Annotated[str, typer.Option("--period", help="A month 2026-08 (monthly lists) or a quarter 2026-Q3 (women-moves).")],
+    township: Annotated[str, typer.Option("--township", help="乡镇（街道）: its code, name or town-<code>.")],
+    village: Annotated[Optional[str], typer.Option("--village", help="村（居）: its code or name.")] = None,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write the list as CSV (UTF-8 with BOM) here.")] = None,
+    reveal: RevealOption = False,
+    reason: ReasonOption = None,
+    home: HomeOption = None,
+) -> None:
+    """名单 / A name list of the regulations for a township or village and period (audited; masked unless revealed)."""
+    from sqlmodel import Session
+
+    from gateway.register.divisions import load_divisions
+    from gateway.register.lists import COLUMNS, KINDS, list_csv, masked_rows, period_for, rows_for
+    from gateway.register.settings import register_settings
+
+    if kind not in KINDS:
+        raise GatewayError(f"Unknown list {kind!r}. Valid choices: {', '.join(KINDS)}")
+    if reveal and not (reason or "").strip():
+        raise GatewayError("--reveal 需要 --reason / --reveal shows full identifiers: give the reason with --reason (audited)")
+    span = period_for(kind, period)
+    settings, engine, _ = _open(home)
+    try:
+        divisions = load_divisions(settings.home)
+        town = divisions.find(township, "township")
+        place = divisions.find(village, "village", within=town.code) if village else None
+        with Session(engine) as session:
+            rows = rows_for(session, kind, span, town.code, place.code if place else None, divisions, register_settings(settings))
+        where = town.name + (place.name if place else "")
+        _audit(engine, "register.list", f"{KINDS[kind][0]} {span.label} {where}: {len(rows)} row(s)" + (f", revealed: {reason}" if reveal else ""))
+    finally:
+        engine.dispose()
+    shown = rows if reveal else masked_rows(kind, rows)
+    table = Table(title=f"{divisions.county.name}{where}{KINDS[kind][0]}（{span.label}，{len(rows)} 条）")
+    for column in COLUMNS[kind]:
+        table.add_column(column)
+    for row in shown:
+        table.add_row(*map(escape, row))
+    console.print(table)
+    if csv_path:
+        csv_path.write_bytes(list_csv(kind, shown))
+        console.print(f"CSV: {csv_path}", markup=False)
+
+
+@app.command("send-lists")
+def send_lists(as_of: AsOfOption = None, home: HomeOption = None) -> None:
+    """送达名单 / Send each township (department town-<code>) the name lists due by today, encrypted and signed (what `gateway run` does daily)."""
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.register.lists import KINDS, describe, deliver_due
+
+    gateway = Gateway(settings_for(home))
+    try:
+        outcomes = deliver_due(gateway, _day(as_of))
+    finally:
+        gateway.close()
+    table = Table(title=describe(outcomes))
+    for column in ("接收方 recipient", "名单 list", "期间 period", "状态 status", "条数 rows", "文件 file / 原因 reason"):
+        table.add_column(column)
+    for o in outcomes:
+        table.add_row(o.recipient, KINDS[o.kind][0], o.period, o.status, str(o.rows), escape(o.file_name or o.reason or ""))
+    console.print(table)
+    if not outcomes:
+        console.print("没有配置乡镇接收方 / no township recipients: add departments named town-<9-digit code> (see docs/register.md)")

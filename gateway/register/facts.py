@@ -102,9 +102,10 @@ def _facts(contract: str, p: dict[str, Any]) -> Iterator[Fact]:
         extra: dict[str, str | None] = {"moved": p.get("direction")}
         if p.get("direction") == "in":
             extra |= _household(p.get("household"))
-        else:
-            other = p.get("other_place") or {}
-            extra |= {"household_address": other.get("address"), "household_division": other.get("division_code")}
+        else:  # registered elsewhere from now on; where she left from is kept for the township's list
+            other, local = p.get("other_place") or {}, p.get("household") or {}
+            extra |= {"household_address": other.get("address"), "household_division": other.get("division_code"),
+                      "left_address": local.get("address"), "left_division": local.get("division_code")}
         yield from _person(p.get("person"), on, **extra)
     elif contract == "ResidencePermit":
         on = _date(p.get("issued_on"))

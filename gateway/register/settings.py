@@ -5,6 +5,7 @@ and the ages of the 育龄妇女 register.
 [population_register]
 women_min_age = 15
 women_max_age = 49
+lists_due_day = 5                      # the name lists are due on this day of the month after their period
 [population_register.authority]
 marital_status = ["civil-affairs"]     # first source holding a value wins; the others are kept beside it
 ```
@@ -48,6 +49,7 @@ class RegisterSettings:
     authority: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_AUTHORITY))
     women_min_age: int = 15
     women_max_age: int = 49
+    lists_due_day: int = 5
 
     def ranked(self, attribute: str, sources: set[str]) -> list[str]:
         """The sources holding `attribute`, most authoritative first: the configured ones in
@@ -80,6 +82,11 @@ def register_settings(settings: Settings) -> RegisterSettings:
     low, high = raw.pop("women_min_age", 15), raw.pop("women_max_age", 49)
     if not (isinstance(low, int) and isinstance(high, int) and 0 < low <= high < 100):
         raise ConfigError("[population_register] women_min_age and women_max_age: whole years, min <= max (default 15 and 49)")
+    due_day = raw.pop("lists_due_day", 5)
+    if not (isinstance(due_day, int) and 1 <= due_day <= 28):
+        raise ConfigError("[population_register] lists_due_day: the day of the month after the period (1-28, default 5)")
     if raw:
-        raise ConfigError(f"[population_register] unknown option(s): {', '.join(sorted(raw))}. Valid: authority, women_min_age, women_max_age")
-    return RegisterSettings(authority, low, high)
+        raise ConfigError(
+            f"[population_register] unknown option(s): {', '.join(sorted(raw))}. Valid: authority, women_min_age, women_max_age, lists_due_day"
+        )
+    return RegisterSettings(authority, low, high, due_day)

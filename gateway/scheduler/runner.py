@@ -526,6 +526,11 @@ def gateway_jobs(gateway: Any) -> list[Job]:
     reconciling = reconcile_job(settings)
     if reconciling is not None:
         jobs.append(reconciling)
+    from gateway.register.job import register_job
+
+    listing = register_job(settings)
+    if listing is not None:
+        jobs.append(listing)
     from gateway.population_reports.scheduled import report_job
     from gateway.population_reports.settings import report_settings
 

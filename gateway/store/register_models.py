@@ -80,3 +80,24 @@ class RegisterPerson(SQLModel, table=True):
     last_change_source: str | None = None
     disagreements: int = 0
     state: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class RegisterListDelivery(SQLModel, table=True):
+    """A name list of the regulations (新婚夫妇、婴儿落户、死亡人员、育龄妇女迁出迁入名单) for one township
+    and period, encrypted to the township's key and signed, in its outbox (`town-<code>/outbox`).
+
+    status: `held` (no usable key, or the outbox could not be written: `reason`), `delivered`."""
+
+    __table_args__ = (UniqueConstraint("recipient", "kind", "period", name="uq_register_list"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    recipient: str
+    kind: str
+    period: str
+    rows: int = 0
+    status: str = "held"
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    file_name: str | None = None
+    sha256: str | None = None
+    encrypted_to: str | None = None
+    delivered_at: dt.datetime | None = None

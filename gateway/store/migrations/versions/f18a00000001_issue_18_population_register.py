@@ -2,7 +2,7 @@
 
 Revision ID: f18a00000001
 Revises: e10f2a3b4c51
-Create Date: 2026-12-02 06:02:15.160142
+Create Date: 2026-12-02 06:11:52.921893
 """
 
 from __future__ import annotations
@@ -26,6 +26,21 @@ def upgrade() -> None:
     sa.Column('ref_id', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('kind', 'ref_id', name='uq_register_folded')
+    )
+    op.create_table('registerlistdelivery',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('period', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('file_name', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('encrypted_to', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('delivered_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('recipient', 'kind', 'period', name='uq_register_list')
     )
     op.create_table('registerperson',
     sa.Column('id_number', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -93,5 +108,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_registerperson_place')
 
     op.drop_table('registerperson')
+    op.drop_table('registerlistdelivery')
     op.drop_table('registerfolded')
     # ### end Alembic commands ###
