@@ -427,3 +427,31 @@ def test_the_name_lists_of_a_township_and_their_encrypted_delivery(home, monkeyp
         assert {o.status for o in deliver_due(gateway, dt.date(2026, 11, 6))} == {"already"}
     finally:
         gateway.close()
+
+
+def test_a_clerk_resolves_a_disagreement_until_a_source_says_something_else(gateway, county, home, tmp_path):
+    from gateway.platform import assist_checks
+    from gateway.register.discrepancies import disagreements, resolve
+
+    wcba = tmp_path / "wcba.csv"
+    wcba.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{WANG[1]},{WANG[0]},01,未婚,2026-03-01\n", encoding="utf-8")
+    assist_checks.import_table(gateway.engine, "wcba", wcba)
+    drop(county, "civil-affairs", "marriages.xml", marriage_file())
+    run_pass(gateway, county)
+    with Session(gateway.engine) as session:
+        assert [d.item["attribute"] for d in disagreements(session)] == ["marital_status"]
+    with pytest.raises(GatewayError, match="needs a reason"):
+        resolve(gateway.engine, WANG[1], "marital_status", " ")
+    done = run_gateway(home, "register", "resolve", WANG[1], "marital_status", "--reason", "台账过期，以民政登记为准")
+    assert "1 disagreement(s) resolved" in done.stdout and WANG[1] not in done.stdout
+    assert "0 open" in run_gateway(home, "register", "discrepancies").stdout
+    assert "台账过期" in run_gateway(home, "register", "discrepancies", "--all").stdout
+    rebuild(gateway.engine, county)  # a resolution is not derived: it outlives a rebuild
+    with Session(gateway.engine) as session:
+        assert disagreements(session) == []
+    wcba.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{WANG[1]},{WANG[0]},01,丧偶,2026-06-01\n", encoding="utf-8")
+    assist_checks.import_table(gateway.engine, "wcba", wcba)
+    fold(gateway.engine, county)
+    with Session(gateway.engine) as session:
+        [again] = disagreements(session)
+    assert (again.item["other_value"], again.resolution) == ("30", None)

@@ -260,33 +260,58 @@ def unmatched(home: HomeOption = None) -> None:
 
 
 @app.command("discrepancies")
-def discrepancies(home: HomeOption = None) -> None:
+def discrepancies(
+    include_resolved: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
+    home: HomeOption = None,
+) -> None:
     """来源不一致 / Where sources disagree about a person (多元校核): both sources, masked."""
-    from sqlmodel import Session, select
+    from sqlmodel import Session
 
     from gateway.masking import mask_id, mask_name
+    from gateway.register.discrepancies import disagreements
     from gateway.register.settings import SOURCE_LABELS
-    from gateway.store.register_models import RegisterPerson
 
     _, engine, _ = _open(home)
     try:
         with Session(engine) as session:
-            rows = session.execute(
-                select(RegisterPerson).where(RegisterPerson.disagreements > 0).order_by(RegisterPerson.id_number)
-            ).scalars().all()
-        _audit(engine, "register.discrepancies", f"{len(rows)} person(s)")
+            found = disagreements(session, include_resolved=include_resolved)
+        _audit(engine, "register.discrepancies", f"{len(found)} disagreement(s)")
     finally:
         engine.dispose()
-    table = Table(title=f"来源不一致 / disagreements: {sum(r.disagreements for r in rows)} in {len(rows)} person(s)")
-    for column in ("公民身份号码", "属性 attribute", "权威来源 authority", "值 value", "其他来源 other", "其值 its value"):
+    table = Table(title=f"来源不一致 / disagreements: {sum(d.resolution is None for d in found)} open")
+    for column in ("公民身份号码", "属性 attribute", "权威来源 authority", "值 value", "其他来源 other", "其值 its value", "核实 resolved"):
         table.add_column(column)
-    for person in rows:
-        for item in json.loads(person.state)["disagreements"]:
-            mask = mask_name if item["attribute"] == "name" else (lambda v: v)
-            table.add_row(mask_id(person.id_number), item["attribute"], SOURCE_LABELS.get(item["source"], item["source"]),
-                          escape(mask(item["value"]) if item["value"] else "（无 none）"),
-                          SOURCE_LABELS.get(item["other_source"], item["other_source"]), escape(mask(item["other_value"] or "")))
+    for d in found:
+        item = d.item
+        mask = mask_name if item["attribute"] == "name" else (lambda v: v)
+        table.add_row(mask_id(d.id_number), item["attribute"], SOURCE_LABELS.get(item["source"], item["source"]),
+                      escape(mask(item["value"]) if item["value"] else "（无 none）"),
+                      SOURCE_LABELS.get(item["other_source"], item["other_source"]), escape(mask(item["other_value"] or "")),
+                      escape(f"{d.resolution.resolved_by}: {d.resolution.reason}") if d.resolution else "")
     console.print(table)
+
+
+@app.command("resolve")
+def resolve(
+    id_number: Annotated[str, typer.Argument(help="公民身份号码.")],
+    attribute: Annotated[str, typer.Argument(help="The attribute the sources disagree on (name, marital_status, ...).")],
+    reason: Annotated[str, typer.Option("--reason", help="What was checked (kept and audited).")],
+    home: HomeOption = None,
+) -> None:
+    """核实 / Resolve a disagreement with a reason; it opens again if a source sends another value."""
+    from gateway.masking import mask_id
+    from gateway.register.discrepancies import resolve as do_resolve
+    from gateway.register.facts import valid_id
+
+    number = valid_id(id_number)
+    if number is None:
+        raise GatewayError(f"{mask_id(id_number)}: 不是有效的公民身份号码 / not a valid ID number (format or check character)")
+    _, engine, _ = _open(home)
+    try:
+        count = do_resolve(engine, number, attribute, reason)
+    finally:
+        engine.dispose()
+    console.print(f"已核实 {count} 项 / {count} disagreement(s) resolved: {mask_id(number)} {attribute}", markup=False)
 
 
 @app.command("lists")

@@ -101,3 +101,19 @@ class RegisterListDelivery(SQLModel, table=True):
     sha256: str | None = None
     encrypted_to: str | None = None
     delivered_at: dt.datetime | None = None
+
+
+class RegisterResolution(SQLModel, table=True):
+    """A clerk's resolution of a disagreement of the register (核实): these two values of this
+    attribute were looked at, with the reason. It holds while the sources say the same; a new
+    value opens the disagreement again. Kept across rebuilds (it is not derived)."""
+
+    __table_args__ = (Index("ix_registerresolution_person", "id_number", "attribute"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    id_number: str
+    attribute: str
+    value_sha256: str = Field(description="sha256 of the canonical JSON of the disagreement it resolves")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    resolved_by: str
+    resolved_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0))

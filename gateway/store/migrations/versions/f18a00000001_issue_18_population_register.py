@@ -2,7 +2,7 @@
 
 Revision ID: f18a00000001
 Revises: e10f2a3b4c51
-Create Date: 2026-12-02 06:11:52.921893
+Create Date: 2026-12-02 06:19:23.424490
 """
 
 from __future__ import annotations
@@ -71,6 +71,19 @@ def upgrade() -> None:
         batch_op.create_index('ix_registerperson_place', ['township_code', 'village_code'], unique=False)
         batch_op.create_index('ix_registerperson_women', ['sex', 'birth_date'], unique=False)
 
+    op.create_table('registerresolution',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('id_number', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('attribute', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('value_sha256', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('resolved_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('resolved_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('registerresolution', schema=None) as batch_op:
+        batch_op.create_index('ix_registerresolution_person', ['id_number', 'attribute'], unique=False)
+
     op.create_table('registerfact',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('id_number', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -103,6 +116,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_registerfact_key')
 
     op.drop_table('registerfact')
+    with op.batch_alter_table('registerresolution', schema=None) as batch_op:
+        batch_op.drop_index('ix_registerresolution_person')
+
+    op.drop_table('registerresolution')
     with op.batch_alter_table('registerperson', schema=None) as batch_op:
         batch_op.drop_index('ix_registerperson_women')
         batch_op.drop_index('ix_registerperson_place')
