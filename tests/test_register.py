@@ -268,6 +268,8 @@ def test_the_commands_show_the_roster_masked_and_audit_every_view(gateway, count
     PRIVACY.outputs.pop()  # revealed on purpose, with a reason (audited below)
     person_view = run_gateway(home, "register", "show", WANG[1])
     assert "王**" in person_view.stdout and "生育" in person_view.stdout and WANG[1] not in person_view.stdout
+    legacy = run_gateway(home, "register", "show", WANG[1][:6] + WANG[1][8:17])  # the 15-digit form: the same person
+    assert "王**" in legacy.stdout and "生育" in legacy.stdout
     unmatched = run_gateway(home, "register", "unmatched")
     assert "1" in unmatched.stdout and "赵**" in unmatched.stdout and "no village of the township named" in unmatched.stdout
     places = run_gateway(home, "register", "divisions", "--as-of", ON.isoformat())
@@ -279,7 +281,7 @@ def test_the_commands_show_the_roster_masked_and_audit_every_view(gateway, count
     with Session(gateway.engine) as session:
         events = session.execute(select(AuditEvent).where(AuditEvent.action.like("register.%"))).scalars().all()  # type: ignore[attr-defined]
     actions = [e.action for e in events]
-    assert actions.count("register.women") == 1 and actions.count("register.view") == 2 and "register.unmatched" in actions
+    assert actions.count("register.women") == 1 and actions.count("register.view") == 3 and "register.unmatched" in actions
     assert any("revealed: 核实身份" in e.detail for e in events) and not any(WANG[1] in e.detail for e in events)
     bad = run_gateway(home, "register", "show", WANG[1][:-1] + ("0" if WANG[1][-1] != "0" else "1"), check=False)
     assert bad.returncode == 2 and "not a valid ID number" in bad.stderr
@@ -402,9 +404,13 @@ def test_the_name_lists_of_a_township_and_their_encrypted_delivery(home, monkeyp
             assert rows("women-moves", "2026-Q3", "440781101201") == [[ARRIVER[0], ARRIVER[1], ARRIVER[2], "迁入", "2026-08-15", "公益村"]]
             assert rows_for(session, "deaths", period("2026-10"), "440781001000", None, divisions, rs) == []
 
+        listed = home.parent / "moves.csv"
         shown = run_gateway(home, "register", "lists", "women-moves", "--period", "2026-Q3", "--township", "大江镇",
-                            env={"GATEWAY_DEPARTMENTS": json.dumps(departments)})
+                            "--csv", str(listed), env={"GATEWAY_DEPARTMENTS": json.dumps(departments)})
         assert "育龄妇女迁出迁入名单" in shown.stdout and "林**" in shown.stdout and MOVER[1] not in shown.stdout
+        text = listed.read_text(encoding="utf-8-sig")
+        PRIVACY.outputs.append(("register lists --csv", text))
+        assert text.splitlines()[2].startswith(f"林**,{MOVER[1][:6]}********{MOVER[1][-4:]},1998-04-04,迁出,2026-09-10,麦巷村")
         wrong = run_gateway(home, "register", "lists", "women-moves", "--period", "2026-09", "--township", "大江镇", check=False)
         assert wrong.returncode == 2 and "quarterly" in wrong.stderr
 

@@ -8,11 +8,16 @@
 - `build`: folding stored records into the register, incrementally and idempotently, and
   rebuilding it from the stored records (same bytes);
 - `women`: the 育龄妇女 roster (花名册) per township and village, CSV or XLSX;
-- `lookup`: what the register answers an assist-check with (the platform's first source).
+- `lookup`: what the register answers an assist-check with (the platform's first source);
 
-May import: `gateway.store`, `gateway.obligations` and the top-level modules (config, clock,
-errors, masking), and `contracts`. Must not import the other duties (platform, reconcile,
-population reports), the flow packages or the front ends: it reads stored records only."""
+- `discrepancies`: where sources disagree, and a clerk's resolution;
+- `lists`: the name lists of the regulations per township, delivered to `town-<code>` recipients;
+- `job`: the daily `register-lists` job of `gateway run`.
+
+May import: `gateway.store`, `gateway.routing` (the key check of a delivery),
+the top-level modules (config, clock, errors, masking) and `contracts`; the exchange's `Gateway`
+only as a type (`job` builds its scheduler `Job` inside the function, as the reconciliation's does). Must not import the other duties (platform, reconcile, population reports) or
+the front ends: it reads stored records only, and `gateway.platform` reads it."""
 
 from gateway.register.build import FoldResult, export_register, fold, rebuild
 from gateway.register.divisions import Divisions, load_divisions
