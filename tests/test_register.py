@@ -461,3 +461,39 @@ def test_a_clerk_resolves_a_disagreement_until_a_source_says_something_else(gate
     with Session(gateway.engine) as session:
         [again] = disagreements(session)
     assert (again.item["other_value"], again.resolution) == ("30", None)
+
+
+def test_the_township_breakdown_of_the_reports_items(gateway, county, home, tmp_path):
+    from gateway.register.divisions import load_divisions
+    from gateway.register.lists import period
+    from gateway.register.township_report import table_rows, township_figures
+
+    late = ("黄小满", make_id("440781", "2025-12-30", 17), "2025-12-30")
+    infant = ("黄小安", make_id("440781", "2026-05-01", 19), "2026-05-01")
+    compact = lambda p: p[2].replace("-", "")  # noqa: E731
+    drop(county, "hospital", "births.csv", hospital_file(
+        hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号"),
+        hospital_row("Q440781269003", OLD, "广东省台山市大江镇麦巷村9号"),
+        hospital_row("Q440781269004", ZHAO, "广东省台山市四九镇四九村1号", born="2026-09-30"),  # another month
+    ))
+    drop(county, "police", "police.csv", police_rows(
+        f"出生登记,{CHILD[1]},{CHILD[0]},1,01,{compact(CHILD)},440781000123,20,广东省台山市大江镇公益村3号,440781,20261020,出生,,,,,,Q440781269001,大江派出所",
+        f"出生登记,{late[1]},{late[0]},1,01,{compact(late)},440781000124,20,广东省台山市大江镇公益村4号,440781,20261015,出生,,,,,,Q440781259999,大江派出所",
+        f"死亡注销,{OLD[1]},{OLD[0]},2,01,{compact(OLD)},440781000456,01,广东省台山市大江镇麦巷村9号,440781,20261011,死亡,,,,,,,大江派出所",
+        f"死亡注销,{infant[1]},{infant[0]},1,01,{compact(infant)},440781000457,20,广东省台山市大江镇公益村5号,440781,20261002,死亡,,,,,,,大江派出所",
+    ))
+    run_pass(gateway, county)
+    divisions = load_divisions(home)
+    figures = township_figures(gateway.engine, period("2026-10"), divisions)
+    dajiang = figures["440781101000"]
+    assert dajiang.hospital_births == {"1": 2, "2": 0} and dajiang.infant_deaths == {"1": 1, "2": 0}
+    assert dajiang.deaths["0"] == {"1": 1, "2": 0} and dajiang.deaths["50-64"] == {"1": 0, "2": 1}
+    assert (dajiang.registrations, dajiang.late_registrations) == (1, 1)
+    assert figures["440781103000"].hospital_births == {"1": 0, "2": 0}  # 赵's birth is September's
+    assert township_figures(gateway.engine, period("2026-09"), divisions)["440781103000"].hospital_births == {"1": 1, "2": 0}
+    rows = {row[0]: row for row in table_rows(figures, divisions)}
+    assert rows["440781101000"][1:6] == ["大江镇", "2", "0", "1", "0"] and rows["440781101000"][-2:] == ["1", "1"]
+    shown = run_gateway(home, "register", "report", "--month", "2026-10", "--csv", str(tmp_path / "t.csv"))
+    assert "围产期保健" in shown.stdout and "no feed holds this item" in shown.stdout
+    text = (tmp_path / "t.csv").read_text(encoding="utf-8-sig")
+    assert text.splitlines()[0].startswith("乡镇代码,乡镇,住院分娩 男") and "440781101000,大江镇,2,0,1,0" in text

@@ -379,3 +379,36 @@ def send_lists(as_of: AsOfOption = None, home: HomeOption = None) -> None:
     console.print(table)
     if not outcomes:
         console.print("没有配置乡镇接收方 / no township recipients: add departments named town-<9-digit code> (see docs/register.md)")
+
+
+@app.command("report")
+def report(
+    month: Annotated[str, typer.Option("--month", help="The calendar month, 2026-08.")],
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="Write the table as CSV (UTF-8 with BOM) here.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """分乡镇统计 / Per township: 住院分娩, 周岁内死亡婴儿, 死亡人口 by age and sex, 婴儿落户 and 往年出生补报 apart."""
+    from gateway.register.divisions import load_divisions
+    from gateway.register.lists import period as parse_period
+    from gateway.register.township_report import HEADER, NOT_HELD, report_csv, table_rows, township_figures
+
+    span = parse_period(month)
+    if "Q" in span.label:
+        raise GatewayError(f"--month {month!r}: write a month, 2026-08")
+    settings, engine, _ = _open(home)
+    try:
+        divisions = load_divisions(settings.home)
+        rows = table_rows(township_figures(engine, span, divisions), divisions)
+    finally:
+        engine.dispose()
+    table = Table(title=f"{divisions.county.name}分乡镇人口变动 / per township, {span.label}")
+    for column in HEADER:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    for item, note in NOT_HELD.items():
+        console.print(f"{item}: {note}", markup=False)
+    if csv_path:
+        csv_path.write_bytes(report_csv(rows))
+        console.print(f"CSV: {csv_path}", markup=False)
