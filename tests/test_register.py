@@ -497,3 +497,47 @@ def test_the_township_breakdown_of_the_reports_items(gateway, county, home, tmp_
     assert "围产期保健" in shown.stdout and "no feed holds this item" in shown.stdout
     text = (tmp_path / "t.csv").read_text(encoding="utf-8-sig")
     assert text.splitlines()[0].startswith("乡镇代码,乡镇,住院分娩 男") and "440781101000,大江镇,2,0,1,0" in text
+
+
+@pytest.mark.slow
+def test_the_console_api_serves_the_roster_to_operators_and_the_population_office_only(template_home, request):
+    import requests
+    from console_helpers import PASSWORDS, Served, scan_text
+
+    from conftest import BACKEND
+    from gateway.web.accounts import add_user
+
+    served = Served(template_home, request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None)
+    try:
+        (served.home / "divisions.csv").write_text(EXAMPLE, encoding="utf-8")
+        served.run("register", "divisions")  # places everyone in the new divisions
+        engine = served.engine()
+        try:
+            add_user(engine, "office", "department", "population-office-1", "population-office", list(served.settings.departments))
+        finally:
+            engine.dispose()
+        url = served.console.url + "/api/register/women"
+
+        def signed_in(name: str, password: str) -> requests.Session:
+            http = requests.Session()
+            assert http.post(served.console.url + "/api/session", json={"name": name, "password": password}, timeout=30).status_code == 200
+            return http
+
+        for name in ("op", "office"):
+            http = signed_in(name, PASSWORDS.get(name, "population-office-1"))
+            answer = http.get(url, params={"township": "台城街道", "as_of": "2026-11-30"}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            scan_text(f"register api as {name}", answer.text)
+            rows = answer.json()
+            assert {row["id_number"] for row in rows} == {"440781********4325", "430102********1082", "450102********2246"}
+            assert all(row["name"].endswith("**") for row in rows)
+            bad = http.get(url, params={"township": "没有这个镇"}, timeout=30)
+            assert bad.status_code == 400 and "Valid choices" in bad.json()["detail"]
+        for name in ("clerk", "sec"):  # a hospital clerk, a security officer: never
+            refused = signed_in(name, PASSWORDS[name]).get(url, params={"township": "台城街道"}, timeout=30)
+            assert refused.status_code == 403 and "population office" in refused.json()["detail"]
+        assert requests.get(url, params={"township": "台城街道"}, timeout=30).status_code == 401
+        audited = served.query("SELECT detail FROM auditevent WHERE action = 'register.women'")
+        assert len(audited) == 2 and any("office (department:population-office)" in d for (d,) in audited)
+    finally:
+        served.close()
