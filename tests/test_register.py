@@ -257,7 +257,7 @@ def test_the_commands_show_the_roster_masked_and_audit_every_view(gateway, count
     lines = text.splitlines()
     assert lines[0] == "姓名,公民身份号码,出生日期,婚姻状况,现有子女数,户籍地,现居住地,变动情况,变动日期,信息来源"
     assert len(lines) == 2 and lines[1].startswith(f"王**,{WANG[1][:6]}********{WANG[1][-4:]},1994-05-06,")
-    assert ",1,," in lines[1] and lines[1].endswith(",生育,2026-10-03,医院")
+    assert ",1,区划代码 440781,广东省台山市****," in lines[1] and lines[1].endswith(",生育,2026-10-03,医院")
     sheet = load_workbook(xlsx_path).active
     assert [c.value for c in sheet[2]][:2] == ["姓名", "公民身份号码"] and sheet.max_row == 3
 

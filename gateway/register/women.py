@@ -64,6 +64,8 @@ def _row(person: RegisterPerson, reveal: bool) -> list[str]:
     if not reveal:
         name, number = mask_name(name), mask_id(number)
         household, residence = (mask_address(household) if household else ""), (mask_address(residence) if residence else "")
+    if not household and person.household_division:  # only the code is known (a hospital's 户籍地行政区划代码)
+        household = f"区划代码 {person.household_division}"
     return [
         name, number, person.birth_date.isoformat() if person.birth_date else "",
         MARITAL.get(person.marital_status or "", "未说明的婚姻状况" if not person.marital_status else person.marital_status),
