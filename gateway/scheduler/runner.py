@@ -500,9 +500,13 @@ def inbox_job(gateway: Any) -> Job:
     def run(context: JobContext) -> JobResult:  # noqa: ARG001
         outcomes = gateway.run_once(wait_for_fresh=False)
         if outcomes:
+            from gateway.errors import GatewayError
             from gateway.register import fold
 
-            fold(gateway.engine, gateway.settings)  # the register follows every stored exchange
+            try:
+                fold(gateway.engine, gateway.settings)  # the register follows every stored exchange
+            except GatewayError as exc:  # a wrong divisions.csv: said, and the inboxes go on
+                log.warning("register not updated: %s", exc)
         if any(o.department == "national-platform" for o in outcomes):
             from gateway.platform import assist_checks
 
