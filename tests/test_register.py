@@ -293,6 +293,14 @@ def test_a_wrong_divisions_file_is_a_clear_error(gateway, county, home):
     assert result.returncode == 2 and "row 3" in result.stderr and "12-digit" in result.stderr
     with pytest.raises(GatewayError):
         fold(gateway.engine, county)
+    # gateway run's inbox job says so and goes on: the drop is processed, nothing folded
+    import threading
+
+    from gateway.scheduler.runner import JobContext, inbox_job
+
+    drop(county, "hospital", "births.csv", hospital_file(hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号")))
+    result = inbox_job(gateway).run(JobContext(None, threading.Event()))
+    assert result.summary == "1 file(s)" and person(gateway.engine, WANG[1]) is None
 
 
 def test_an_assist_check_about_a_mother_in_a_hospital_birth_is_drafted_from_the_register(gateway, county):
