@@ -195,6 +195,10 @@ class Settings(BaseSettings):
     population_reports: dict[str, Any] = Field(
         default_factory=dict, description="[population_reports] options (gateway/population_reports/settings.py)"
     )
+    # The population register and 育龄妇女信息库 (gateway/register/, docs/register.md).
+    population_register: dict[str, Any] = Field(
+        default_factory=dict, description="[population_register] options: [population_register.authority] per attribute, ages (gateway/register/settings.py)"
+    )
 
     @field_validator("departments")
     @classmethod

@@ -116,11 +116,13 @@ def test_the_draft_looks_in_wcba_then_the_ledger_then_the_police(gw, home, partn
     pull_platform(gw)
 
     chen = assist_checks.get_check(gw.engine, "XC-510722-20261105-0101").draft
-    assert chen.result == "1" and chen.searched == ["wcba", "ledger", "police"]
-    assert [(f.category, f.source) for f in chen.findings] == [("01", "wcba"), ("02", "ledger"), ("03", "wcba")]
+    # the register first (育龄妇女信息库: here only the hand import knows 陈), then the ledger, then the police
+    assert chen.result == "1" and chen.searched == ["register", "ledger", "police"]
+    assert [(f.category, f.source) for f in chen.findings] == [("01", "register"), ("02", "ledger"), ("03", "register")]
     assert chen.missing == ["04"] and chen.findings[0].text() == "已婚；户籍在本县（2026-03-01）"
     peng = assist_checks.get_check(gw.engine, "XC-430102-20261105-0102").draft
-    assert [(f.category, f.source) for f in peng.findings] == [("01", "police"), ("04", "ledger"), ("05", "police")]
+    # 彭's residence permit is in the register (01 from the feeds); her inflow details still from the police records
+    assert [(f.category, f.source) for f in peng.findings] == [("01", "register"), ("04", "ledger"), ("05", "police")]
     basic = peng.findings[0].text()
     assert "姓名：彭小红" in basic and "性别：女" in basic and "出生日期：1993-03-03" in basic
     assert "居住证：JZ440781-2026-00088" in peng.findings[2].text()
@@ -140,8 +142,11 @@ def test_the_lookup_order_is_a_list_of_functions(gw, monkeypatch, tmp_path):
     assist_checks.import_table(gw.engine, "ledger", ledger)
     from sqlmodel import Session
 
+    from gateway.register import fold
+
+    fold(gw.engine, gw.settings)  # the register takes in the imported 育龄妇女 row
     with Session(gw.engine) as session:
-        assert assist_checks.draft_answer(session, CHEN[1], ["01"]).findings[0].source == "wcba"
+        assert assist_checks.draft_answer(session, CHEN[1], ["01"]).findings[0].source == "register"
         monkeypatch.setattr(assist_checks, "LOOKUPS", [("ledger", assist_checks.lookup_ledger), ("wcba", assist_checks.lookup_wcba)])
         assert assist_checks.draft_answer(session, CHEN[1], ["01"]).findings[0].source == "ledger"
 

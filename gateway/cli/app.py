@@ -93,6 +93,10 @@ def init(home: HomeOption = None) -> None:
     console.print(f"Database:     {settings.db_url}")
     console.print(f"Signing key:  {fingerprint} ({'new' if created else 'existing'})")
     console.print(f"Public key:   {settings.keys_dir} (publish it; verifiers need nothing else)")
+    from gateway.register.divisions import write_example
+
+    if write_example(settings.home):
+        console.print(f"Divisions:    {settings.home / 'divisions.csv'} (an example: write the county's townships and villages)")
 
 
 @app.command()
@@ -436,6 +440,12 @@ app.add_typer(_reconcile_commands.app, name="reconcile")
 from gateway.cli import sample as _sample_commands  # noqa: E402
 
 app.command("sample-month")(_sample_commands.sample_month)
+
+# -- the population register and 育龄妇女信息库 (issue 18: gateway/register/) ------------------
+
+from gateway.cli import register as _register_commands  # noqa: E402
+
+app.add_typer(_register_commands.app, name="register")
 
 # -- the web console and its accounts (issue 10: gateway/web/) ---------------------------
 

@@ -30,6 +30,13 @@ def _gateway(home: Path | None):  # type: ignore[no-untyped-def]
     return Gateway(settings_for(home))
 
 
+def _fold_register(gateway) -> None:  # type: ignore[no-untyped-def]
+    """The register (育龄妇女信息库, the drafts' first source) takes in what was just stored or imported."""
+    from gateway.register import fold
+
+    fold(gateway.engine, gateway.settings)
+
+
 def _today(as_of: str | None) -> dt.date:
     from gateway import clock
 
@@ -212,6 +219,7 @@ def import_table(
     gateway = _gateway(home)
     try:
         result = assist_checks.import_table(gateway.engine, table, file)
+        _fold_register(gateway)
         redrafted = assist_checks.redraft_open(gateway.engine)
     finally:
         gateway.close()
@@ -234,6 +242,7 @@ def redraft(check: Annotated[Optional[str], typer.Argument(help="One id or XXBH 
 
     gateway = _gateway(home)
     try:
+        _fold_register(gateway)
         if check is None:
             console.print(f"{assist_checks.redraft_open(gateway.engine)} open request(s) drafted again.")
         else:

@@ -53,3 +53,10 @@ def sample_month(
     supplied = generated.manifest()["supplied"]
     if any(supplied.values()):
         console.print("Supplied: " + ", ".join(f"{rule} {len(keys)}" for rule, keys in supplied.items()), markup=False)
+    register = generated.counts["register"]
+    console.print(
+        "育龄妇女 by village (register women, `gateway register divisions --as-of "
+        f"{register['as_of']}`): " + ", ".join(f"{code} {n}" for code, n in register["women_by_village"].items())
+        + f"; unmatched mothers {register['unmatched_mothers']}",
+        markup=False,
+    )

@@ -24,6 +24,11 @@ the last day of the next month:
   ID-less cremation (open, with the same proposal);
 - `tenants-without-residence-permit`: tenants with no residence permit.
 
+The register (docs/register.md): the county's mothers live in villages of the example
+`divisions.csv` (a few in 新围村, which no divisions.csv lists: unmatched), two of them marry
+this month, and the first assist-check request asks about one of those two; `counts.register`
+says how many women each village must hold (its own random stream: every other figure stays).
+
 `supply=previous` makes this month carry the missing record for the first half (rounded
 down) of each rule's exactly-keyed planted items of `previous` (`supplied` in the
 manifest); the fallback pair is never supplied.
@@ -514,11 +519,17 @@ def generate_month(
             ])
             stages[stage] += 1
 
+    # -- the register: the county's mothers live in villages, some marry (own seed) --------------
+    register, asked, extra_marriages = _place_mothers(year, month, seed, hospital_rows, civil_elements)
+    marriages += extra_marriages
+
     # -- the national platform: assist-check requests and a notice ------------------------------
     platform_parts = []
     sent = dt.date(year, month, min(2, last_day))
     for index in range(3):
         name, born, _, number = person(sent, 22, 40, rng.choice(ELSEWHERE))
+        if index == 0 and asked is not None:  # the first request asks about a mother of the month
+            name, born, number = asked
         platform_parts.append(
             f'  <XCXX XXBH="XC-510722-{sent:%Y%m%d}-{index + 1:04d}" JJCD="{1 + index % 2}" FQSJ="{sent.isoformat()}" FX="HJD_TO_XJZD">\n'
             f'    <DX XM={quoteattr(name)} GMSFHM="{number}" CSRQ="{born.isoformat()}" XJZD="广东省台山市{rng.choice(TOWNS)}"/>\n'
@@ -582,6 +593,7 @@ def generate_month(
         "enrolments_by_stage": dict(stages),
         "housing_items": len(housing_items),
         "tenants": tenants_total,
+        "register": register,
         "assist_check_requests": 3,
         "platform_notices": 1,
         "records": {
@@ -595,6 +607,69 @@ def generate_month(
     })
     result.counts = counts
     return result
+
+
+# The villages of the example HOME/divisions.csv (gateway/register/divisions.py) by township.
+VILLAGES = {
+    "台城街道": (("440781001001", "城东社区"), ("440781001002", "城西社区")),
+    "大江镇": (("440781101201", "公益村"), ("440781101202", "麦巷村")),
+    "水步镇": (("440781102201", "水步村"),),
+    "四九镇": (("440781103201", "四九村"),),
+    "白沙镇": (("440781104201", "白沙村"),),
+}
+UNLISTED_VILLAGE = "新围村"  # in no divisions.csv: its mothers are listed as unmatched
+
+
+def _place_mothers(
+    year: int, month: int, seed: int | None, hospital_rows: list[list[str]], civil_elements: list[str]
+) -> tuple[dict[str, Any], tuple[str, dt.date, str] | None, int]:
+    """Give the county's mothers (户籍 in the county) a village in their address, a few a village
+    that no divisions.csv lists, marry two of them, and count what the register must hold.
+    Its own random stream, so every other figure of the month stays as it was."""
+    rng = random.Random((seed if seed is not None else year * 100 + month) * 7919 + 18)
+    people = _People(rng)
+    villages = [(town, code, name) for town, listed in VILLAGES.items() for code, name in listed]
+    placed: dict[str, tuple[str, str | None]] = {}  # mother's ID -> (address, village code or None)
+    for row in hospital_rows:
+        mother = row[9]
+        if row[15] != COUNTY or not mother:
+            continue
+        if mother not in placed:
+            town, code, name = rng.choice(villages)
+            unlisted = rng.random() < 0.15
+            address = f"广东省台山市{town}{UNLISTED_VILLAGE if unlisted else name}{rng.randint(1, 99)}号"
+            placed[mother] = (address, None if unlisted else code)
+        row[14] = placed[mother][0]
+    women = Counter(code for _, code in placed.values() if code)
+    married: Counter[str] = Counter()
+    wives = [(row[8], row[9]) for row in hospital_rows if row[9] in placed and placed[row[9]][1]]
+    wives = list(dict.fromkeys(wives))[:2]
+    for index, (name, number) in enumerate(wives):
+        born = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        day = _day(rng, year, month, 1, 20)
+        husband_born = people.birth_date(day, 24, 40)
+        husband = people.id_number(COUNTY, husband_born, "1")
+        civil_elements.append(
+            f'  <婚姻登记 业务类型="结婚" 证号="J{COUNTY}-{year}-{month:02d}9{index:02d}" 登记日期="{day.isoformat()}" '
+            f'登记机关="台山市民政局婚姻登记处">\n'
+            f'    <当事人 角色="男方" 姓名={quoteattr(people.name())} 公民身份号码="{husband}" 出生日期="{husband_born.isoformat()}" '
+            f'国籍="中国" 婚前状况="未婚"/>\n'
+            f'    <当事人 角色="女方" 姓名={quoteattr(name)} 公民身份号码="{number}" 出生日期="{born.isoformat()}" '
+            f'国籍="中国" 婚前状况="未婚"/>\n  </婚姻登记>'
+        )
+        married[placed[number][1]] += 1  # type: ignore[index]
+    asked = None
+    if wives:
+        name, number = wives[0]
+        asked = (name, dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14])), number)
+    register = {
+        "as_of": dt.date(year, month, calendar.monthrange(year, month)[1]).isoformat(),
+        "women_by_village": dict(sorted(women.items())),
+        "married_women_by_village": dict(sorted(married.items())),
+        "unmatched_mothers": sum(1 for _, code in placed.values() if code is None),
+        "assist_check_about_a_mother": f"XC-510722-{year:04d}{month:02d}02-0001" if asked else None,
+    }
+    return register, asked, len(wives)
 
 
 def _next(year: int, month: int) -> str:

@@ -5,8 +5,9 @@ is registered here with a due date (gateway/obligations/deadlines.py: 15 days wh
 30 otherwise, from the send date FQSJ) and a **draft answer** from the county's own
 records, looked up in the order the regulations give:
 
-1. women of childbearing age (育龄妇女信息): there is no such source system yet, so its
-   lookup reads an importable table (`gateway assist-checks import wcba FILE.csv`);
+1. women of childbearing age (育龄妇女信息库): the register (gateway/register/), built from
+   the feeds, with the importable table (`gateway assist-checks import wcba FILE.csv`) as its
+   least authoritative source, for what no feed holds;
 2. the manual ledger (台账): `gateway assist-checks import ledger FILE.csv`;
 3. the police household records: the police department's stored records (births,
    moves in and out, residence permits, deaths) naming the person's ID number.
@@ -63,7 +64,7 @@ from gateway.readers.xml import HARDENED, local_name
 log = logging.getLogger("gateway.platform.assist_checks")
 
 CATEGORY_LABELS = {member.value: member.label for member in ContentCategory}
-LOOKUP_SOURCES = {"wcba": "育龄妇女信息 (women of childbearing age)", "ledger": "台账 (manual ledger)", "police": "公安户籍 (police household records)"}
+LOOKUP_SOURCES = {"register": "育龄妇女信息库 (the register: feeds, then the wcba import)", "wcba": "育龄妇女信息 (women of childbearing age)", "ledger": "台账 (manual ledger)", "police": "公安户籍 (police household records)"}
 POLICE_CONTRACTS = ("BirthEvent", "DeathEvent", "Migration", "ResidencePermit")
 _ID = TypeAdapter(IdNumber)
 
@@ -223,8 +224,15 @@ def lookup_police(session: Session, id_number: str, categories: list[str]) -> li
     return found
 
 
-# The order the regulations give: women of childbearing age, the ledger, the police.
-LOOKUPS: list[tuple[str, Lookup]] = [("wcba", lookup_wcba), ("ledger", lookup_ledger), ("police", lookup_police)]
+def lookup_register(session: Session, id_number: str, categories: list[str]) -> list[Finding]:
+    """育龄妇女信息库 (gateway/register/): what the feeds hold, then the imported 育龄妇女 table."""
+    from gateway.register.lookup import lookup
+
+    return [Finding(category, "register", parts) for category, parts in lookup(session, id_number, categories)]
+
+
+# The order the regulations give: women of childbearing age (the register), the ledger, the police.
+LOOKUPS: list[tuple[str, Lookup]] = [("register", lookup_register), ("ledger", lookup_ledger), ("police", lookup_police)]
 
 
 def draft_answer(session: Session, id_number: str, categories: list[str]) -> Draft:
@@ -257,6 +265,16 @@ class SyncResult:
         return text + (f", {self.updated} corrected" if self.updated else "")
 
 
+def _fold_register(engine: Engine, settings: Settings) -> None:
+    """Bring the register up to date before drafting from it; a wrong divisions.csv is logged, not fatal here."""
+    from gateway.register import fold
+
+    try:
+        fold(engine, settings)
+    except GatewayError as exc:
+        log.warning("register not updated: %s", exc)
+
+
 def _deadlines(settings: Settings) -> Deadlines:
     return Deadlines(settings.deadlines)
 
@@ -270,6 +288,7 @@ def sync(engine: Engine, settings: Settings) -> SyncResult:
     version of one still open). `received_at` is now: the moment its exchange is known
     committed."""
     result = SyncResult()
+    _fold_register(engine, settings)
     deadlines = _deadlines(settings)
     now = clock.now()
     for contract, table in (("AssistCheckRequest", AssistCheck), ("PlatformNotice", NoticeItem)):

@@ -499,6 +499,14 @@ def inbox_job(gateway: Any) -> Job:
 
     def run(context: JobContext) -> JobResult:  # noqa: ARG001
         outcomes = gateway.run_once(wait_for_fresh=False)
+        if outcomes:
+            from gateway.errors import GatewayError
+            from gateway.register import fold
+
+            try:
+                fold(gateway.engine, gateway.settings)  # the register follows every stored exchange
+            except GatewayError as exc:  # a wrong divisions.csv: said, and the inboxes go on
+                log.warning("register not updated: %s", exc)
         if any(o.department == "national-platform" for o in outcomes):
             from gateway.platform import assist_checks
 
@@ -522,6 +530,11 @@ def gateway_jobs(gateway: Any) -> list[Job]:
     reconciling = reconcile_job(settings)
     if reconciling is not None:
         jobs.append(reconciling)
+    from gateway.register.job import register_job
+
+    listing = register_job(settings)
+    if listing is not None:
+        jobs.append(listing)
     from gateway.population_reports.scheduled import report_job
     from gateway.population_reports.settings import report_settings
 

@@ -210,6 +210,54 @@ def notices(request: Request, caller: ApiCaller, handled: bool = False) -> list[
     return rows
 
 
+class RegisterWoman(BaseModel):
+    """One row of the 育龄妇女花名册 (gateway/register/), identifiers masked."""
+
+    name: str = Field(description="姓名 (masked)")
+    id_number: str = Field(description="公民身份号码 (masked)")
+    birth_date: str = Field(description="出生日期")
+    marital_status: str = Field(description="婚姻状况")
+    children: str = Field(description="现有子女数")
+    household: str = Field(description="户籍地 (masked)")
+    residence: str = Field(description="现居住地 (masked)")
+    change: str = Field(description="变动情况")
+    change_date: str = Field(description="变动日期")
+    source: str = Field(description="信息来源")
+
+
+@router.get("/register/women", response_model=list[RegisterWoman], responses={**ERRORS, 400: {"model": Problem}})
+def register_women(
+    request: Request,
+    caller: ApiCaller,
+    township: Annotated[str, Query(min_length=1, max_length=40, description="乡镇（街道）: code, name or town-<code>")],
+    village: Annotated[str | None, Query(min_length=1, max_length=40, description="村（居）: code or name")] = None,
+    as_of: Annotated[dt.date | None, Query(description="ages on this day (default: today)")] = None,
+) -> list[RegisterWoman]:
+    """The register of women of childbearing age of a township or village (育龄妇女信息库): operators and the
+    population office's accounts only; every view is audited."""
+    from gateway import clock
+    from gateway.register.divisions import load_divisions
+    from gateway.register.settings import register_settings
+    from gateway.register.women import roster
+
+    account = caller.account
+    if not (account.role == "operator" or (account.role == "department" and account.department == "population-office")):
+        raise HTTPException(403, "The register (育龄妇女信息库) is read by operators and the population office's accounts only.")
+    state = request.app.state
+    try:
+        divisions = load_divisions(state.settings.home)
+        town = divisions.find(township, "township")
+        place = divisions.find(village, "village", within=town.code) if village else None
+        result = roster(
+            state.writer, as_of or clock.today(), register_settings(state.settings), township=town.code,
+            village=place.code if place else None, title=f"{town.name}{place.name if place else ''}育龄妇女花名册 via the console",
+            operator=f"{account.name} ({account.role}{':' + account.department if account.department else ''})",
+        )
+    except GatewayError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return [RegisterWoman(**dict(zip(RegisterWoman.model_fields, row, strict=True))) for row in result.rows]
+
+
 @router.get("/deadline-rules", response_model=list[data.DeadlineRuleRow])
 def deadline_rules(request: Request, caller: ApiCaller) -> list[data.DeadlineRuleRow]:  # noqa: ARG001
     return data.deadline_rules(request.app.state.settings)
