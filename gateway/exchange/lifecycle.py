@@ -33,6 +33,7 @@ from gateway.intake.claims import ClaimQueue
 from gateway.config import Settings
 from gateway.intake.signed_drops import REASONS as SIGNATURE_REASONS, SignedDrops
 from gateway.routing import Router, without_acknowledgements
+from gateway.routing.acks import ACK_NAME
 from gateway.errors import ConfigError, FileRejected, GatewayError, SigningError, TransportError
 from gateway.exchange.parallel import ParsedInProcesses
 from gateway.plugins import PluginManager, get_manager
@@ -221,6 +222,13 @@ class Gateway:
             if department in acknowledging:
                 # ACK-<delivery id>.json files are acknowledgements (gateway/routing/acks.py), never drops.
                 listing = without_acknowledgements(listing)
+            else:
+                # A department that receives nothing: only a strict `ACK-<id>.json` is an
+                # acknowledgement (refused: no delivery was made to it); another `ack-…`
+                # name is an ordinary drop (a housing page may be called so).
+                strays = [f for f in listing if f.kind == "file" and ACK_NAME.match(f.name)]
+                listing = [f for f in listing if f not in strays]
+                self._refuse_stray_acknowledgements(strays, {f.name for f in everything}, now)
             try:
                 listed = self.drops.ready(department, listing, now)
             except TransportError as exc:
@@ -264,6 +272,15 @@ class Gateway:
                     found = renamed
                 ready.append(found)
         return ready, wait
+
+    def _refuse_stray_acknowledgements(self, strays: list[FoundFile], names: set[str], now: float) -> None:
+        for found in strays:
+            if now - found.mtime < self.settings.settle_seconds:
+                continue
+            try:
+                self.routing.acks.take(found, found.name + ".asc" in names, now)
+            except Exception as exc:  # noqa: BLE001 - one acknowledgement never stops the pass
+                log.error("%s/inbox/%s: acknowledgement not taken: %s", found.department, shown(found.name), type(exc).__name__)
 
     def _acknowledging(self) -> set[str]:
         """Departments whose inbox may hold acknowledgements (`ack-*.json` there is one);
