@@ -98,7 +98,19 @@ def test_a_fresh_file_is_not_ready_but_run_once_waits_for_it(settling):
     assert (outcome.file_name, outcome.status, outcome.accepted) == ("births.csv", "processed", 3)
     assert len(taken_at) == 1 and taken_at[0] - mtime >= 1.0  # only once it had settled
     assert time.monotonic() - started < 10
+    # Receipted at once; taken after the short settle alone, it stays in the inbox (a
+    # client may only be pausing) until unchanged for arrival_wait_seconds.
+    assert "births.csv.receipt.json" in listing(settings, "hospital", "outbox")
+    assert listing(settings, "hospital", "inbox") == ["births.csv"]
+    assert listing(settings, "hospital", "processed") == []
+    assert settling.run_once() == []  # nothing to wait for: it is receipted
+    settling.arrival.wait_seconds = 2.0
+    time.sleep(2.1)
+    [again] = settling.run_once()
+    assert (again.exchange_id, again.status) == (outcome.exchange_id, "processed")
+    assert listing(settings, "hospital", "inbox") == []
     assert listing(settings, "hospital", "processed") == ["births.csv"]
+    assert query(settings, "SELECT count(*) FROM receipt") == [(1,)]
 
 
 def test_run_once_without_waiting_leaves_a_fresh_file_for_the_next_pass(settling):

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -355,8 +356,8 @@ class Gateway:
         self._attempt = None
         try:
             outcome = self.process(found)
-            if outcome is not None:  # moved out of the inbox: a file dropped later under its name is new
-                self.arrival.forget(found)
+            if outcome is not None and not self.arrival.is_deferred(found):
+                self.arrival.forget(found)  # moved out of the inbox: a file dropped later under its name is new
             return outcome
         except (TransportError, OSError) as exc:
             log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
@@ -469,6 +470,8 @@ class Gateway:
         adapter: Adapter | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Outcome | None:
+        if archive:
+            self._archive_replaced(found, sniffed.sha256)
         with session_scope(self.engine) as session:
             finished = session.exec(
                 select(Exchange).where(
@@ -571,6 +574,48 @@ class Gateway:
             log.warning("exchange %s: %s could not be read (%s); refused", exchange.id, shown(found.name), type(exc).__name__)
             return self._reject(exchange, found, FileRejected("failed", _failure(exc)), archive)
         return self._finish(exchange, found, archive=archive)
+
+    def _held_copy(self, exchange: Exchange) -> Path:
+        """The bytes of an exchange processed but not yet archived (see `_finish`)."""
+        return self.settings.staging_dir / f"held-{exchange.id}.src"
+
+    def _archive_replaced(self, found: FoundFile, sha256: str) -> None:
+        """Exchanges of this inbox file left there unarchived (taken early, see `_finish`)
+        whose content has changed since: their kept bytes go to processed/ (or rejected/),
+        and they are marked `left_changed`, so the new content's exchange supersedes them."""
+        with session_scope(self.engine) as session:
+            left = session.exec(
+                select(Exchange).where(
+                    Exchange.department == found.department,
+                    Exchange.source_path == found.path,
+                    Exchange.status != "received",
+                    Exchange.sha256 != sha256,
+                    Exchange.archived_path.is_(None),  # type: ignore[union-attr]
+                )
+            ).scalars().all()
+            for exchange in left:
+                session.expunge(exchange)
+        transport = self.transport_for(found.department)
+        for exchange in left:
+            held = self._held_copy(exchange)
+            folder = "rejected" if exchange.status == "rejected" else "processed"
+            if held.exists():
+                name = self._archive_name(found, folder, exchange)
+                transport.put(found.department, folder, name, held)
+                url = getattr(transport, "url", None)
+                archived = url(found.department, folder, name) if url is not None else f"{found.department}/{folder}/{name}"
+            else:
+                archived = "(changed in the inbox before it was archived; its signed bytes were not kept here)"
+                log.error("exchange %s: %s", exchange.id, archived)
+            with session_scope(self.engine) as session:
+                row = session.get(Exchange, exchange.id)
+                assert row is not None
+                row.archived_path, row.left_changed = archived, True
+            held.unlink(missing_ok=True)
+            log.warning(
+                "exchange %s: %s/inbox/%s changed after it was receipted; its new content is a new exchange superseding it",
+                exchange.id, found.department, shown(found.name),
+            )
 
     def _superseded(self, session: Session, found: FoundFile) -> int | None:
         """The exchange of an earlier content of this inbox file, which changed after it was
@@ -930,7 +975,24 @@ class Gateway:
             transport.put(department, "outbox", f"{stem}.receipt.json", body)
             written += [f"{department}/outbox/{stem}.receipt.json", f"{department}/outbox/{stem}.receipt.json.asc"]
             archived = None
-            if archive:
+            deferred = archive and found.kind == "file" and self.arrival.taken_early(found)
+            if deferred:
+                # Taken on the short settle alone (it looked complete): a client may only be
+                # pausing. Receipted now; moved once quiet for arrival_wait_seconds, and the
+                # bytes its receipt signs are kept meanwhile (gateway/intake/arrival.py).
+                held = self._held_copy(exchange)
+                if not held.exists():
+                    source = self._staged.get(found.path)
+                    if source is None:
+                        raise TransportError(f"{found.path}: the staged copy is gone; retried on the next pass")
+                    shutil.copyfile(source, held)
+                self.arrival.defer(found)
+                transport.remove(department, "outbox", pending_name(found.name))
+                log.info(
+                    "exchange %s: %s/inbox/%s receipted; it stays in the inbox until unchanged for %.0f s, then moves to processed/",
+                    exchange.id, department, shown(found.name), self.settings.arrival_wait_seconds,
+                )
+            elif archive:
                 folder = "rejected" if exchange.status == "rejected" else "processed"
                 name = self._archive_name(found, folder, exchange)
                 if exchange.status == "rejected" and has_errors:
@@ -941,11 +1003,13 @@ class Gateway:
                 self._pending_noted = {key for key in self._pending_noted if key[:2] != (department, found.path)}
             else:
                 archived = f"(ingested from {found.path})"
-            with session_scope(self.engine) as session:
-                row = session.get(Exchange, exchange.id)
-                assert row is not None
-                row.archived_path = archived
-            exchange.archived_path = archived
+            if not deferred:
+                with session_scope(self.engine) as session:
+                    row = session.get(Exchange, exchange.id)
+                    assert row is not None
+                    row.archived_path = archived
+                exchange.archived_path = archived
+                self._held_copy(exchange).unlink(missing_ok=True)
         finally:
             for leftover in (report, scratch.with_suffix(".asc"), scratch.with_suffix(".json")):
                 leftover.unlink(missing_ok=True)

@@ -92,6 +92,10 @@ class Seen:
     probed: bool = False
     held: str = ""
     """The reason last logged for holding it (logged once per reason)."""
+    early: bool = False
+    """Taken after the short settle only (it looked complete): not yet quiet for the full wait."""
+    deferred: bool = False
+    """Processed, but left in the inbox until quiet for the full wait (then archived)."""
 
 
 @dataclass
@@ -109,6 +113,23 @@ class ArrivalWatch:
     def forget(self, found: FoundFile) -> None:
         self.seen.pop((found.department, found.path), None)
         self.renamed.pop((found.department, found.name), None)
+
+    def taken_early(self, found: FoundFile) -> bool:
+        """True when `found` was taken on the short settle alone: a client may not be done
+        with it (a pause between bursts that ended on a line end)."""
+        seen = self.seen.get((found.department, found.path))
+        return seen is not None and seen.early and (seen.size, seen.mtime) == (found.size, found.mtime)
+
+    def defer(self, found: FoundFile) -> None:
+        """Keep watching a processed file left in the inbox; it is ready again once quiet
+        for the full wait (`wait_seconds`)."""
+        seen = self.seen.get((found.department, found.path))
+        if seen is not None:
+            seen.deferred, seen.early = True, False
+
+    def is_deferred(self, found: FoundFile) -> bool:
+        seen = self.seen.get((found.department, found.path))
+        return seen is not None and seen.deferred
 
     def observe(
         self,
@@ -160,8 +181,10 @@ class ArrivalWatch:
             if stable < self.settle_seconds:
                 wait = max(wait, self.settle_seconds - stable)
                 continue
-            if renamed or found.kind == "directory":
-                needed = self.settle_seconds if renamed else self.wait_seconds
+            if seen.deferred or found.kind == "directory":
+                needed = self.wait_seconds
+            elif renamed:
+                needed = self.settle_seconds
             else:
                 if not seen.probed:
                     head, tail = probe(found)
@@ -171,6 +194,7 @@ class ArrivalWatch:
             if local_clock and 0 <= now - found.mtime:
                 quiet = max(stable, now - found.mtime)
             if quiet >= needed:
+                seen.early = not renamed and quiet < self.wait_seconds
                 ready.append(found)
                 continue
             reason = (
@@ -178,6 +202,8 @@ class ArrivalWatch:
                 if found.kind == "file"
                 else f"a folder; refused once unchanged for {needed:.0f} s"
             )
+            if seen.deferred:
+                continue  # receipted already: nothing for a pass to wait for
             if seen.held != reason:
                 seen.held = reason
                 log.info("%s/inbox/%s: held: %s", department, shown(found.name), reason)
