@@ -553,6 +553,7 @@ class Gateway:
             log.info("exchange %s: duplicate of exchange %s (same bytes), nothing stored", exchange.id, original.id)
             return self._finish(exchange, found, archive=archive)
 
+        received = exchange  # detached, fully loaded: what a rejection starts from
         try:
             chosen = adapter or self.choose_adapter(source)
             validated = self._validate_before_lock(chosen, source, exchange.id, progress)
@@ -571,8 +572,8 @@ class Gateway:
             # A reader or library failing on these bytes (a lone surrogate, an encrypted
             # workbook): this file is refused now, with a reason; the pass goes on. The
             # library's message is not shown: it may quote the file's content.
-            log.warning("exchange %s: %s could not be read (%s); refused", exchange.id, shown(found.name), type(exc).__name__)
-            return self._reject(exchange, found, FileRejected("failed", _failure(exc)), archive)
+            log.warning("exchange %s: %s could not be read (%s); refused", received.id, shown(found.name), type(exc).__name__)
+            return self._reject(received, found, FileRejected("failed", _failure(exc)), archive)
         return self._finish(exchange, found, archive=archive)
 
     def _held_copy(self, exchange: Exchange) -> Path:

@@ -49,7 +49,7 @@ TAIL_BYTES = 65_557  # the end-of-central-directory record with the longest comm
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 ZIP_SUFFIXES = (".xlsx", ".xlsm", ".zip", ".docx", ".ods")
 
-_XML_PROLOGUE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>|\s)*<([A-Za-z_][\w.:-]*)", re.DOTALL)
+_XML_PROLOGUE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>|\s)*<([^\s>/?!]+)", re.DOTALL)
 
 
 def looks_complete(name: str, head: bytes, tail: bytes, size: int) -> bool | None:
