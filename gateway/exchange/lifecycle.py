@@ -47,7 +47,7 @@ from gateway.receipts.rejection_report import write_report
 from gateway.exchange.batches import ISSUE_KEYS, PreparedBatch, RowPreparer
 from gateway.intake.arrival import HEAD_BYTES, TAIL_BYTES, ArrivalWatch
 from gateway.intake.names import fit, is_utf8, readable_name, shown
-from gateway.intake.pending import pending_name, pending_text
+from gateway.intake.pending import WHY as PENDING_WHY, pending_name, pending_text
 from gateway.intake.staging import Sniffed, sniff_file
 from gateway.store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
 from gateway.store.faults import database_fault
@@ -246,26 +246,22 @@ class Gateway:
                         self._note_pending(found, "signature")
             unreadable: list[FoundFile] = []
 
-            def probe(found: FoundFile) -> tuple[bytes, bytes]:
+            def probe(found: FoundFile) -> tuple[bytes, bytes] | None:
                 try:
                     return transport.read_ends(found, HEAD_BYTES, TAIL_BYTES)
                 except PermissionError:
                     unreadable.append(found)
-                    return b"", b""
                 except (TransportError, OSError) as exc:
                     log.warning("%s/inbox/%s: cannot be read yet: %s", department, shown(found.name), type(exc).__name__)
-                    return b"", b""
+                return None
 
             arrived, waiting = self.arrival.observe(
                 department, listed, temporaries, now, probe, local_clock=isinstance(transport, LocalMailbox)
             )
             wait = max(wait, waiting)
             for found in unreadable:
-                self._note_pending(found, "unreadable")
-            blocked = {f.path for f in unreadable}
+                self._note_pending(found, "unreadable")  # logged once, with the note
             for found in arrived:
-                if found.path in blocked:
-                    continue
                 if not is_utf8(found.name):
                     renamed = self._readable(transport, found)
                     if renamed is None:
@@ -324,7 +320,7 @@ class Gateway:
                 return
             scratch.write_bytes(pending_text(why, found.name, self.drops.wait_seconds))
             transport.put(found.department, "outbox", note, scratch)
-            log.warning("%s/inbox/%s: held (%s); a note was left in the outbox", found.department, shown(found.name), why)
+            log.warning("%s/inbox/%s: held (%s); a note was left in the outbox", found.department, shown(found.name), PENDING_WHY[why])
         except (TransportError, OSError) as exc:
             log.error("%s/inbox/%s: held (%s); the outbox note could not be written: %s", found.department, shown(found.name), why, exc)
         finally:

@@ -137,13 +137,13 @@ class ArrivalWatch:
         listed: list[FoundFile],
         temporaries: list[str],
         now: float,
-        probe: Callable[[FoundFile], tuple[bytes, bytes]],
+        probe: Callable[[FoundFile], tuple[bytes, bytes] | None],
         local_clock: bool,
     ) -> tuple[list[FoundFile], float]:
         """The files of one listing that have arrived, and the longest wait left (0: none).
 
-        `probe` reads a file's first and last bytes (only for a file otherwise ready; its
-        OSError means the file cannot be read yet and is passed on to the caller)."""
+        `probe` reads a file's first and last bytes (only for a file otherwise ready); None
+        when it cannot be read yet (the caller notes why), and the file is held."""
         for temporary in temporaries:
             lowered = temporary.lower()
             for suffix in RENAME_SUFFIXES:
@@ -187,8 +187,11 @@ class ArrivalWatch:
                 needed = self.settle_seconds
             else:
                 if not seen.probed:
-                    head, tail = probe(found)
-                    seen.complete, seen.probed = looks_complete(found.name, head, tail, found.size), True
+                    ends = probe(found)
+                    if ends is None:  # cannot be read (yet): the caller says why
+                        wait = max(wait, self.settle_seconds)
+                        continue
+                    seen.complete, seen.probed = looks_complete(found.name, *ends, found.size), True
                 needed = self.settle_seconds if seen.complete else self.wait_seconds
             quiet = stable
             if local_clock and 0 <= now - found.mtime:

@@ -10,6 +10,7 @@ import codecs
 from gateway.intake.names import fit
 
 SUFFIX = ".pending.txt"
+WHY = {"unreadable": "the gateway's account may not read it (uploaded 0600?)", "signature": "waiting for its signature NAME.asc"}
 
 _TEXT = {
     "unreadable": (
