@@ -78,6 +78,27 @@ def test_never_on_first_sight_and_the_wait_depends_on_how_it_arrived():
     assert observe(1061.0, ("cut.csv",)) == ["cut.csv"]
 
 
+def test_a_department_whose_clients_always_rename_has_renamed_files_taken_at_once(home, monkeypatch):
+    monkeypatch.delenv("GATEWAY_SETTLE_SECONDS", raising=False)
+    with open(home / "gateway.toml", "a", encoding="utf-8") as config:
+        config.write('\n[arrival]\nhospital = "rename"\n')
+    settings = load_settings(home)
+    assert (settings.settle_seconds, settings.arrival_wait_seconds, settings.arrival) == (2.0, 60.0, {"hospital": "rename"})
+    gateway = Gateway(settings)
+    try:
+        inbox = settings.mailbox_root / "hospital" / "inbox"
+        for department in ("hospital", "police"):
+            (settings.mailbox_root / department / "inbox" / "x.csv.part").write_bytes(hospital_births_file(16, 2))
+        assert gateway.ready_files()[0] == []
+        os.rename(inbox / "x.csv.part", inbox / "x.csv")
+        police = settings.mailbox_root / "police" / "inbox"
+        os.rename(police / "x.csv.part", police / "x.csv")
+        [found], _ = gateway.ready_files()  # hospital's at once; police's after the short settle
+        assert (found.department, found.name) == ("hospital", "x.csv")
+    finally:
+        gateway.close()
+
+
 def test_a_future_mtime_does_not_hold_a_file_for_ever(home, monkeypatch, caplog):
     monkeypatch.delenv("GATEWAY_SETTLE_SECONDS", raising=False)
     gateway = Gateway(load_settings(home))

@@ -21,9 +21,11 @@ of how it arrived:
   `settle_seconds` (a file copied in an hour ago and found by `gateway run --once`).
 
 What slips through — a burst that happens to end on a line end, a client paused for
-longer than the wait — is caught when the file is archived: the bytes still in the inbox
-are hashed against the staged ones, and new content becomes a new exchange that
-supersedes the first (gateway/exchange/lifecycle.py).
+longer than the wait — is caught afterwards (gateway/exchange/lifecycle.py): a file taken
+on the short settle alone is receipted but stays in the inbox until quiet for the full
+wait (`taken_early`, `defer`), its staged bytes kept; a file is hashed again just before
+it is archived; and content that changed becomes a new exchange superseding the first,
+while the archive keeps exactly the bytes the first receipt signs.
 
 `settle_seconds = 0` turns all waiting off (a mailbox written only by rename, and the
 tests). A department's `[arrival]` rule `manifest` is not offered yet.
@@ -164,6 +166,12 @@ class ArrivalWatch:
                     ready.append(found)
                 self.seen[key] = Seen(found.size, found.mtime, now)
                 continue
+            renamed = (department, found.name) in self.renamed
+            if renamed and self.rules.get(department) == "rename" and found.kind == "file":
+                ready.append(found)  # the department's clients rename only once done: complete now
+                if seen is None:
+                    self.seen[key] = Seen(found.size, found.mtime, now)
+                continue
             if seen is None or (seen.size, seen.mtime) != (found.size, found.mtime):
                 if seen is None and found.mtime - now > 5:
                     log.warning(
@@ -172,10 +180,6 @@ class ArrivalWatch:
                     )
                 self.seen[key] = Seen(found.size, found.mtime, now)
                 wait = max(wait, self.settle_seconds)
-                continue
-            renamed = (department, found.name) in self.renamed
-            if renamed and self.rules.get(department) == "rename":
-                ready.append(found)
                 continue
             stable = now - seen.since
             if stable < self.settle_seconds:
