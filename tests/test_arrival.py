@@ -386,3 +386,16 @@ def test_a_step_failing_for_one_file_leaves_the_others_processed(gateway, settin
         assert "b.csv" in listing(settings, "hospital", "processed")
     assert query(settings, "SELECT count(*) FROM receipt r JOIN exchange e ON e.id = r.exchange_id WHERE e.file_name = 'b.csv'") == [(1,)]
     assert query(settings, "SELECT count(*), count(DISTINCT business_key) FROM record") in ([(6, 6)], [(9, 9)])
+
+
+def test_a_last_line_without_its_line_end_is_never_accepted_as_a_row(gateway, settings):
+    """A cut row can still validate (here every cell is there, only its line end is
+    missing: the cut could as well have fallen in the last cell): it is refused, saying why."""
+    whole = hospital_births_file(40, 4)
+    cut = whole[:-2]
+    drop(settings, "hospital", "cut.csv", cut)
+    [outcome] = gateway.run_once()
+    assert (outcome.status, outcome.accepted, outcome.rejected) == ("processed", 3, 1)
+    report = (settings.mailbox_root / "hospital" / "outbox" / "cut.csv.errors.csv").read_text("utf-8-sig")
+    assert "no_line_end" in report and "没有换行符" in report
+    assert query(settings, "SELECT row_number, code FROM rowerror WHERE level = 'error'") == [(5, "no_line_end")]
