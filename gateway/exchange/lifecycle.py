@@ -35,7 +35,7 @@ from gateway.config import Settings
 from gateway.intake.signed_drops import REASONS as SIGNATURE_REASONS, SignedDrops
 from gateway.routing import Router, without_acknowledgements
 from gateway.routing.acks import ACK_NAME
-from gateway.errors import ConfigError, FileRejected, GatewayError, SigningError, TransportError
+from gateway.errors import ConfigError, FileRejected, GatewayError, TransportError
 from gateway.exchange.parallel import ParsedInProcesses
 from gateway.plugins import PluginManager, get_manager
 from gateway.readers import CountingReader
@@ -560,8 +560,10 @@ class Gateway:
                 session.expunge(exchange)
         except FileRejected as rejected:
             return self._reject(exchange, found, rejected, archive)
-        except (TransportError, SigningError, ConfigError, OSError, MemoryError):
-            raise  # not the file's doing: it stays in the inbox, retried on the next pass
+        except (TransportError, GatewayError, OSError, MemoryError):
+            # Not the file's doing (the mailbox, the signing key, the settings, a parsing
+            # process that died): it stays in the inbox, retried on the next pass.
+            raise
         except Exception as exc:
             if database_fault(exc) is not None:
                 raise
