@@ -399,3 +399,24 @@ def test_a_last_line_without_its_line_end_is_never_accepted_as_a_row(gateway, se
     report = (settings.mailbox_root / "hospital" / "outbox" / "cut.csv.errors.csv").read_text("utf-8-sig")
     assert "no_line_end" in report and "没有换行符" in report
     assert query(settings, "SELECT row_number, code FROM rowerror WHERE level = 'error'") == [(5, "no_line_end")]
+
+
+def test_a_receipted_file_removed_before_it_was_archived_is_archived_from_its_kept_bytes(home, monkeypatch):
+    monkeypatch.setenv("GATEWAY_SETTLE_SECONDS", "0.5")
+    monkeypatch.setenv("GATEWAY_ARRIVAL_WAIT_SECONDS", "30")
+    gateway = Gateway(load_settings(home))
+    settings = gateway.settings
+    try:
+        data = hospital_births_file(41, 3)
+        path = settings.mailbox_root / "hospital" / "inbox" / "births.csv"
+        path.write_bytes(data)
+        [outcome] = gateway.run_once()
+        assert listing(settings, "hospital", "inbox") == ["births.csv"]  # receipted, not yet quiet
+        path.unlink()  # the clerk removes it
+        assert gateway.run_once() == []
+        assert (settings.mailbox_root / "hospital" / "processed" / "births.csv").read_bytes() == data
+        assert query(settings, "SELECT archived_path, left_changed FROM exchange") == [("hospital/processed/births.csv", 0)]
+        assert not list(settings.staging_dir.glob("held-*"))
+        assert outcome.status == "processed"
+    finally:
+        gateway.close()

@@ -259,6 +259,12 @@ class Gateway:
                 department, listed, temporaries, now, probe, local_clock=isinstance(transport, LocalMailbox)
             )
             wait = max(wait, waiting)
+            while self.arrival.vanished:
+                gone_department, gone = self.arrival.vanished.pop()
+                try:
+                    self._archive_replaced(FoundFile(gone_department, PurePosixPath(gone).name, gone, 0, 0.0), "", changed=False)
+                except (TransportError, OSError) as exc:
+                    log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, exc)
             for found in unreadable:
                 self._note_pending(found, "unreadable")  # logged once, with the note
             for found in arrived:
@@ -578,10 +584,11 @@ class Gateway:
         """The bytes of an exchange processed but not yet archived (see `_finish`)."""
         return self.settings.staging_dir / f"held-{exchange.id}.src"
 
-    def _archive_replaced(self, found: FoundFile, sha256: str) -> None:
+    def _archive_replaced(self, found: FoundFile, sha256: str, *, changed: bool = True) -> None:
         """Exchanges of this inbox file left there unarchived (taken early, see `_finish`)
-        whose content has changed since: their kept bytes go to processed/ (or rejected/),
-        and they are marked `left_changed`, so the new content's exchange supersedes them."""
+        whose content has changed since (or, not `changed`, that was removed from the
+        inbox): their kept bytes go to processed/ (or rejected/), and a changed one is
+        marked `left_changed`, so the new content's exchange supersedes it."""
         with session_scope(self.engine) as session:
             left = session.exec(
                 select(Exchange).where(
@@ -609,8 +616,11 @@ class Gateway:
             with session_scope(self.engine) as session:
                 row = session.get(Exchange, exchange.id)
                 assert row is not None
-                row.archived_path, row.left_changed = archived, True
+                row.archived_path, row.left_changed = archived, changed
             held.unlink(missing_ok=True)
+            if not changed:
+                log.warning("exchange %s: removed from the inbox before it was archived; its kept bytes were archived", exchange.id)
+                continue
             log.warning(
                 "exchange %s: %s/inbox/%s changed after it was receipted; its new content is a new exchange superseding it",
                 exchange.id, found.department, shown(found.name),

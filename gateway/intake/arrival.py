@@ -111,6 +111,8 @@ class ArrivalWatch:
     seen: dict[tuple[str, str], Seen] = field(default_factory=dict)
     renamed: dict[tuple[str, str], float] = field(default_factory=dict)
     """(department, final name) -> when its temporary name was last listed."""
+    vanished: list[tuple[str, str]] = field(default_factory=list)
+    """(department, path) of deferred files no longer listed: archived from their kept bytes."""
 
     def forget(self, found: FoundFile) -> None:
         self.seen.pop((found.department, found.path), None)
@@ -216,6 +218,8 @@ class ArrivalWatch:
                 log.info("%s/inbox/%s: held: %s", department, shown(found.name), reason)
             wait = max(wait, needed - quiet)
         for key in [k for k in self.seen if k[0] == department and k not in present]:
+            if self.seen[key].deferred:
+                self.vanished.append(key)  # receipted, then removed before it was archived
             del self.seen[key]
         for key in [k for k, at in self.renamed.items() if k[0] == department and now - at > 86_400]:
             del self.renamed[key]
