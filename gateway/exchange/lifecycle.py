@@ -212,68 +212,84 @@ class Gateway:
         ready, wait = [], 0.0
         acknowledging = self._acknowledging()
         for department in self.settings.departments:
-            transport = self.transport_for(department)
             try:
-                everything = transport.list_inbox(department, everything=True)
-            except TransportError as exc:
-                log.error("inbox of %s unreadable this pass: %s", department, exc)
+                found, waiting = self._ready_in(department, now, acknowledging)
+            except Exception as exc:
+                if database_fault(exc) is not None:
+                    raise
+                # One inbox's surprise never stops the others (its files wait, logged).
+                log.error("inbox of %s not taken this pass: %s", department, type(exc).__name__)
                 continue
-            temporaries = [f.name for f in everything if f.kind == "temporary"]
-            listing = [f for f in everything if f.kind != "temporary"]
-            if department in acknowledging:
-                # ACK-<delivery id>.json files are acknowledgements (gateway/routing/acks.py), never drops.
-                listing = without_acknowledgements(listing)
-            else:
-                # A department that receives nothing: only a strict `ACK-<id>.json` is an
-                # acknowledgement (refused: no delivery was made to it); another `ack-…`
-                # name is an ordinary drop (a housing page may be called so).
-                strays = [f for f in listing if f.kind == "file" and ACK_NAME.match(f.name)]
-                listing = [f for f in listing if f not in strays]
-                self._refuse_stray_acknowledgements(strays, {f.name for f in everything}, now)
-            try:
-                listed = self.drops.ready(department, listing, now)
-            except TransportError as exc:
-                log.error("inbox of %s unreadable this pass: %s", department, exc)
-                continue
-            taken = {f.path for f in listed}
-            try:
-                signs = bool(self.drops.keys.for_department(department))
-            except GatewayError:
-                signs = False  # a damaged registry: nothing is taken (logged), and no note says otherwise
-            if signs:
-                for found in listing:
-                    if found.path not in taken and found.kind == "file" and not found.name.lower().endswith(".asc"):
-                        self._note_pending(found, "signature")
-            unreadable: list[FoundFile] = []
-
-            def probe(found: FoundFile) -> tuple[bytes, bytes] | None:
-                try:
-                    return transport.read_ends(found, HEAD_BYTES, TAIL_BYTES)
-                except PermissionError:
-                    unreadable.append(found)
-                except (TransportError, OSError) as exc:
-                    log.warning("%s/inbox/%s: cannot be read yet: %s", department, shown(found.name), type(exc).__name__)
-                return None
-
-            arrived, waiting = self.arrival.observe(
-                department, listed, temporaries, now, probe, local_clock=isinstance(transport, LocalMailbox)
-            )
+            ready += found
             wait = max(wait, waiting)
-            while self.arrival.vanished:
-                gone_department, gone = self.arrival.vanished.pop()
-                try:
-                    self._archive_replaced(FoundFile(gone_department, PurePosixPath(gone).name, gone, 0, 0.0), "", changed=False)
-                except (TransportError, OSError) as exc:
-                    log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, exc)
-            for found in unreadable:
-                self._note_pending(found, "unreadable")  # logged once, with the note
-            for found in arrived:
-                if not is_utf8(found.name):
-                    renamed = self._readable(transport, found)
-                    if renamed is None:
-                        continue
-                    found = renamed
-                ready.append(found)
+        return ready, wait
+
+    def _ready_in(self, department: str, now: float, acknowledging: set[str]) -> tuple[list[FoundFile], float]:
+        """`ready_files` for one department's inbox."""
+        ready: list[FoundFile] = []
+        wait = 0.0
+        transport = self.transport_for(department)
+        try:
+            everything = transport.list_inbox(department, everything=True)
+        except TransportError as exc:
+            log.error("inbox of %s unreadable this pass: %s", department, exc)
+            return [], 0.0
+        temporaries = [f.name for f in everything if f.kind == "temporary"]
+        listing = [f for f in everything if f.kind != "temporary"]
+        if department in acknowledging:
+            # ACK-<delivery id>.json files are acknowledgements (gateway/routing/acks.py), never drops.
+            listing = without_acknowledgements(listing)
+        else:
+            # A department that receives nothing: only a strict `ACK-<id>.json` is an
+            # acknowledgement (refused: no delivery was made to it); another `ack-…`
+            # name is an ordinary drop (a housing page may be called so).
+            strays = [f for f in listing if f.kind == "file" and ACK_NAME.match(f.name)]
+            listing = [f for f in listing if f not in strays]
+            self._refuse_stray_acknowledgements(strays, {f.name for f in everything}, now)
+        try:
+            listed = self.drops.ready(department, listing, now)
+        except TransportError as exc:
+            log.error("inbox of %s unreadable this pass: %s", department, exc)
+            return [], 0.0
+        taken = {f.path for f in listed}
+        try:
+            signs = bool(self.drops.keys.for_department(department))
+        except GatewayError:
+            signs = False  # a damaged registry: nothing is taken (logged), and no note says otherwise
+        if signs:
+            for found in listing:
+                if found.path not in taken and found.kind == "file" and not found.name.lower().endswith(".asc"):
+                    self._note_pending(found, "signature")
+        unreadable: list[FoundFile] = []
+
+        def probe(found: FoundFile) -> tuple[bytes, bytes] | None:
+            try:
+                return transport.read_ends(found, HEAD_BYTES, TAIL_BYTES)
+            except PermissionError:
+                unreadable.append(found)
+            except (TransportError, OSError) as exc:
+                log.warning("%s/inbox/%s: cannot be read yet: %s", department, shown(found.name), type(exc).__name__)
+            return None
+
+        arrived, waiting = self.arrival.observe(
+            department, listed, temporaries, now, probe, local_clock=isinstance(transport, LocalMailbox)
+        )
+        wait = max(wait, waiting)
+        while self.arrival.vanished:
+            gone_department, gone = self.arrival.vanished.pop()
+            try:
+                self._archive_replaced(FoundFile(gone_department, PurePosixPath(gone).name, gone, 0, 0.0), "", changed=False)
+            except (TransportError, OSError) as exc:
+                log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, exc)
+        for found in unreadable:
+            self._note_pending(found, "unreadable")  # logged once, with the note
+        for found in arrived:
+            if not is_utf8(found.name):
+                renamed = self._readable(transport, found)
+                if renamed is None:
+                    continue
+                found = renamed
+            ready.append(found)
         return ready, wait
 
     def _refuse_stray_acknowledgements(self, strays: list[FoundFile], names: set[str], now: float) -> None:
@@ -319,12 +335,13 @@ class Gateway:
             return
         self._pending_noted.add(key)
         transport = self.transport_for(found.department)
-        note = pending_name(found.name)
+        name = found.name if is_utf8(found.name) else readable_name(found.name)
+        note = pending_name(name)
         scratch = self.settings.staging_dir / f"pending-{uuid.uuid4().hex}.txt"
         try:
             if transport.exists(found.department, "outbox", note):
                 return
-            scratch.write_bytes(pending_text(why, found.name, self.drops.wait_seconds))
+            scratch.write_bytes(pending_text(why, name, self.drops.wait_seconds))
             transport.put(found.department, "outbox", note, scratch)
             log.warning("%s/inbox/%s: held (%s); a note was left in the outbox", found.department, shown(found.name), PENDING_WHY[why])
         except (TransportError, OSError) as exc:
