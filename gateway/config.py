@@ -138,6 +138,13 @@ class Settings(BaseSettings):
     mailbox: Path = Field(default=Path("mailbox"), description="local mailbox root, relative to the home")
     departments: list[str] = Field(default_factory=lambda: list(DEPARTMENTS))
     settle_seconds: float = Field(default=2.0, ge=0, description="a file must be unchanged this long before it is taken")
+    arrival_wait_seconds: float = Field(
+        default=60.0, ge=0,
+        description="a file that does not look complete for its format (and did not arrive by rename) must be unchanged this long",
+    )
+    arrival: dict[str, Literal["settle", "rename"]] = Field(
+        default_factory=dict, description="[arrival] DEPARTMENT = rule: `rename` takes a file renamed from NAME.part at once"
+    )
     poll_seconds: float = Field(default=10.0, gt=0, description="how often `gateway run` polls the inboxes")
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")
     # One large file on several cores (gateway/exchange/parallel.py, docs/performance.md).
@@ -307,8 +314,12 @@ mailbox = "mailbox"
 
 departments = {departments}
 
-# A file is taken only once unchanged for this many seconds.
+# A file is taken only once seen unchanged across polls this many seconds apart; one
+# that does not look complete for its format (a CSV whose last line has no line end, XML
+# not closed, a zip without its central directory) and did not arrive by rename from
+# NAME.part must stay unchanged for arrival_wait_seconds (docs/operations.md).
 settle_seconds = 2.0
+arrival_wait_seconds = 60.0
 
 # How often `gateway run` polls the inboxes.
 poll_seconds = 10.0

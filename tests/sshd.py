@@ -341,20 +341,33 @@ class Sshd:
         with tempfile.NamedTemporaryFile("w", suffix=".batch", dir=self.clients, delete=False) as batch:
             batch.write("\n".join(commands) + "\n")
         try:
-            result = subprocess.run(
-                [
-                    "sftp", "-b", batch.name, "-F", "/dev/null", "-i", str(self.key(account)),
-                    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                    "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-                    "-o", "ConnectTimeout=10", "-P", str(self.port), f"{account}@127.0.0.1",
-                ],
-                capture_output=True, text=True, timeout=60, cwd=cwd,
-            )
+            result = subprocess.run(self._sftp_command(account, batch.name), capture_output=True, text=True, timeout=60, cwd=cwd)
         finally:
             os.unlink(batch.name)
         if check and result.returncode != 0:
             raise AssertionError(f"sftp as {account} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
+
+    def _sftp_command(self, account: str, batch: str, limit_kbit: int | None = None) -> list[str]:
+        limit = ["-l", str(limit_kbit)] if limit_kbit else []
+        return [
+            "sftp", "-b", batch, *limit, "-F", "/dev/null", "-i", str(self.key(account)),
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", "ConnectTimeout=10", "-P", str(self.port), f"{account}@127.0.0.1",
+        ]
+
+    def sftp_background(self, department: str, *commands: str, limit_kbit: int | None = None) -> subprocess.Popen:
+        """The real `sftp` client in batch mode, left running (`-l KBIT`: a slow line, as
+        OpenSSH throttles it: bursts of writes with pauses between them)."""
+        account = department_account(department)
+        self.known_hosts.write_text(self.host_key_line + "\n")
+        batch = self.clients / f"batch-{time.monotonic_ns()}.txt"
+        batch.write_text("\n".join(commands) + "\n")
+        return subprocess.Popen(
+            self._sftp_command(account, str(batch), limit_kbit),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
 
     def upload(self, department: str, local: Path, name: str | None = None) -> None:
         """Upload as ordinary clients do: `put` under a temporary name, then `rename`."""

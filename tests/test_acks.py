@@ -164,6 +164,20 @@ def test_ack_files_are_never_taken_as_data_drops(gateway, settings, department):
     drop(settings, department, "ack-2.JSON", b"{}")
     assert gateway.run_once() == []
     assert query(settings, "SELECT count(*) FROM exchange") == [(0,)]
+    # Each one still has an outcome a person sees: refused as an acknowledgement, with why.
+    assert folder(settings, department, "inbox") == []
+    assert sorted(folder(settings, department, "rejected")) == sorted(
+        ["ACK-1.json", "ACK-1.json.errors.csv", "ack-2.JSON", "ack-2.JSON.errors.csv"]
+    )
+
+
+def test_a_housing_page_whose_name_starts_with_ack_is_a_drop(gateway, settings):
+    """Housing receives no deliveries: `ack-…` there is a page like any other."""
+    page = specimen("housing_occupancy_page1.json")
+    drop(settings, "housing", "ack-2026-11-page1.json", page)
+    [outcome] = gateway.run_once()
+    assert (outcome.file_name, outcome.status) == ("ack-2026-11-page1.json", "processed")
+    assert outcome.accepted > 0
 
 
 def test_acknowledgements_show_in_the_audit_trail(gateway, settings, register_recipients, home):

@@ -98,7 +98,19 @@ def test_a_fresh_file_is_not_ready_but_run_once_waits_for_it(settling):
     assert (outcome.file_name, outcome.status, outcome.accepted) == ("births.csv", "processed", 3)
     assert len(taken_at) == 1 and taken_at[0] - mtime >= 1.0  # only once it had settled
     assert time.monotonic() - started < 10
+    # Receipted at once; taken after the short settle alone, it stays in the inbox (a
+    # client may only be pausing) until unchanged for arrival_wait_seconds.
+    assert "births.csv.receipt.json" in listing(settings, "hospital", "outbox")
+    assert listing(settings, "hospital", "inbox") == ["births.csv"]
+    assert listing(settings, "hospital", "processed") == []
+    assert settling.run_once() == []  # nothing to wait for: it is receipted
+    settling.arrival.wait_seconds = 2.0
+    time.sleep(2.1)
+    [again] = settling.run_once()
+    assert (again.exchange_id, again.status) == (outcome.exchange_id, "processed")
+    assert listing(settings, "hospital", "inbox") == []
     assert listing(settings, "hospital", "processed") == ["births.csv"]
+    assert query(settings, "SELECT count(*) FROM receipt") == [(1,)]
 
 
 def test_run_once_without_waiting_leaves_a_fresh_file_for_the_next_pass(settling):
@@ -116,7 +128,9 @@ def test_a_file_whose_size_changes_between_polls_is_not_taken_on_that_poll(settl
     settings = settling.settings
     path = drop(settings, "hospital", "births.csv", births("6004")[:300], age=60)
     old = path.stat()
-    [first], _ = settling.ready_files()  # old enough, and not seen before: ready
+    assert settling.ready_files() == ([], 1.0)  # never taken on first sight, however old its mtime
+    now = time.time() + 1.1
+    [first], _ = settling.ready_files(now)  # unchanged a settle later: ready
     assert first.size == 300
 
     # The department's client goes on writing, keeping the old mtime (a copy tool with -p):
@@ -124,10 +138,10 @@ def test_a_file_whose_size_changes_between_polls_is_not_taken_on_that_poll(settl
     path.write_bytes(births("6004"))
     os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
     assert path.stat().st_mtime == old.st_mtime
-    ready, wait = settling.ready_files()
+    ready, wait = settling.ready_files(now + 1.1)
     assert ready == [] and wait == 1.0
 
-    [again], _ = settling.ready_files()  # unchanged since the last poll: ready now
+    [again], _ = settling.ready_files(now + 2.2)  # unchanged for a settle since: ready now
     assert again.size == len(births("6004"))
     [outcome] = settling.run_once()
     assert (outcome.status, outcome.accepted, outcome.rejected) == ("processed", 3, 3)
@@ -137,11 +151,13 @@ def test_a_file_whose_size_changes_between_polls_is_not_taken_on_that_poll(settl
 def test_a_file_whose_mtime_changes_between_polls_is_not_taken_on_that_poll(settling):
     settings = settling.settings
     path = drop(settings, "hospital", "births.csv", births("6005"), age=60)
-    assert len(settling.ready_files()[0]) == 1
+    now = time.time()
+    assert settling.ready_files(now)[0] == []
+    assert len(settling.ready_files(now + 1.1)[0]) == 1
     past = time.time() - 30
     os.utime(path, (past, past))  # rewritten in place: same size, new (still old enough) mtime
-    assert settling.ready_files()[0] == []
-    assert len(settling.ready_files()[0]) == 1
+    assert settling.ready_files(now + 2.2)[0] == []
+    assert len(settling.ready_files(now + 3.3)[0]) == 1
 
 
 def test_a_file_changed_while_it_is_staged_is_left_for_a_later_pass(gateway, settings):
@@ -209,12 +225,19 @@ def test_a_fifo_in_the_inbox_is_rejected_without_being_opened(gateway, settings)
     assert listing(settings, "hospital", "inbox") == []
 
 
-def test_folders_in_the_inbox_are_left_alone(gateway, settings):
-    (settings.mailbox_root / "hospital" / "inbox" / "archive 2025").mkdir()
+def test_a_folder_in_the_inbox_is_refused_with_a_reason_beside_a_good_file(gateway, settings):
+    folder = settings.mailbox_root / "hospital" / "inbox" / "archive 2025"
+    folder.mkdir()
+    (folder / "old.csv").write_bytes(births("6009"))
     drop(settings, "hospital", "births.csv", births("6008"))
-    [outcome] = gateway.run_once()
-    assert outcome.file_name == "births.csv"
-    assert listing(settings, "hospital", "inbox") == ["archive 2025"]
+    outcomes = {o.file_name: o for o in gateway.run_once()}
+    assert outcomes["births.csv"].status == "processed"
+    refused = outcomes["archive 2025"]
+    assert refused.status == "rejected" and "folder" in (refused.reason or "")
+    assert listing(settings, "hospital", "inbox") == []
+    # Nothing in it is lost: the folder moved to rejected/ as it was, with its receipt.
+    assert (settings.mailbox_root / "hospital" / "rejected" / "archive 2025" / "old.csv").read_bytes() == births("6009")
+    assert "archive 2025.receipt.json" in listing(settings, "hospital", "outbox")
 
 
 # -- nothing is overwritten ----------------------------------------------------------

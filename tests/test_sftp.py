@@ -440,6 +440,34 @@ def test_a_file_the_gateway_may_not_read_stays_with_a_clear_error(county, sshd, 
         assert county.run_once() == []
     assert "may not read it (mode 0600)" in caplog.text
     assert remote_names(sshd, "hospital", "inbox") == [SPECIMEN]
+    # The clerk is told too, once, in the outbox (UTF-8 with BOM, Chinese first).
+    note = sshd.root / "hospital" / "outbox" / f"{SPECIMEN}.pending.txt"
+    text = note.read_bytes()
+    assert text.startswith(b"\xef\xbb\xbf") and text.decode("utf-8-sig").index("无权读取") < text.decode("utf-8-sig").index("may not read")
+    assert county.run_once() == []
+    assert remote_names(sshd, "hospital", "outbox") == [f"{SPECIMEN}.pending.txt"]
+    # Made readable on the server, it is processed and the note goes away.
+    os.chmod(sshd.root / "hospital" / "inbox" / SPECIMEN, 0o640)
+    [outcome] = county.run_once()
+    assert outcome.status == "processed"
+    assert f"{SPECIMEN}.pending.txt" not in remote_names(sshd, "hospital", "outbox")
+
+
+@pytest.mark.slow
+def test_a_gbk_name_on_the_server_does_not_stop_the_pass(county, sshd, tmp_path):
+    """A Windows client's GBK name: received under its readable name, beside a good file."""
+    gbk = "出生登记.csv".encode("gbk")
+    inbox = os.fsencode(sshd.root / "hospital" / "inbox")
+    with open(os.path.join(inbox, gbk), "wb") as handle:
+        handle.write(specimen(SPECIMEN).replace(b"Q4407812600", b"Q4407812690"))
+    os.chown(os.path.join(inbox, gbk), _uid(department_account("hospital")), _gid("gwt-exchange"))
+    os.chmod(os.path.join(inbox, gbk), 0o640)
+    sshd.upload("police", local_copy(tmp_path, POLICE_SPECIMEN, specimen(POLICE_SPECIMEN)))
+    outcomes = {o.file_name: o for o in county.run_once()}
+    assert outcomes["出生登记.csv"].status == "processed"
+    assert POLICE_SPECIMEN in outcomes
+    assert remote_names(sshd, "hospital", "processed") == ["出生登记.csv"]
+    assert "出生登记.csv.receipt.json" in remote_names(sshd, "hospital", "outbox")
 
 
 # -- settings and keys (no server needed) -----------------------------------------
@@ -519,3 +547,9 @@ def test_operator_pins_the_host_key_with_the_fingerprint_and_checks_the_trees(ho
     assert sshd.host_key_line.split()[-1] in (home / "known_hosts").read_text()
     checked = run_gateway(home, "sftp", "check", "county", env=env)
     assert "ok   hospital" in checked.stdout and "ok   police" in checked.stdout
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid

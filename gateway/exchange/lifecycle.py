@@ -12,8 +12,10 @@ exchange that committed but whose file was not yet moved is only completed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +34,8 @@ from gateway.intake.claims import ClaimQueue
 from gateway.config import Settings
 from gateway.intake.signed_drops import REASONS as SIGNATURE_REASONS, SignedDrops
 from gateway.routing import Router, without_acknowledgements
-from gateway.errors import ConfigError, FileRejected, TransportError
+from gateway.routing.acks import ACK_NAME
+from gateway.errors import ConfigError, FileRejected, GatewayError, TransportError
 from gateway.exchange.parallel import ParsedInProcesses
 from gateway.plugins import PluginManager, get_manager
 from gateway.readers import CountingReader
@@ -42,6 +45,9 @@ from gateway.receipts.receipt import GENESIS, receipt_bytes, receipt_document, s
 from gateway.receipts.signing import Signer
 from gateway.receipts.rejection_report import write_report
 from gateway.exchange.batches import ISSUE_KEYS, PreparedBatch, RowPreparer
+from gateway.intake.arrival import HEAD_BYTES, TAIL_BYTES, ArrivalWatch
+from gateway.intake.names import fit, is_utf8, readable_name, shown
+from gateway.intake.pending import WHY as PENDING_WHY, pending_name, pending_text
 from gateway.intake.staging import Sniffed, sniff_file
 from gateway.store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
 from gateway.store.faults import database_fault
@@ -61,6 +67,8 @@ FILE_REASONS: dict[str, tuple[str, str]] = {
     "no_adapter": ("没有适用于此文件的适配器", "no adapter of this department reads this file"),
     "symlink": ("收件箱中的符号链接不予读取", "symbolic links in the inbox are never followed"),
     "special": ("不是普通文件", "not a regular file"),
+    "directory": ("收件箱中的文件夹不予读取,请把文件直接上传到收件箱", "a folder in the inbox is never read: upload the files themselves into the inbox"),
+    "failed": ("文件读取时出错,未能处理", "reading the file failed"),
     "too_many_attempts": ("多次处理失败", "processing failed repeatedly"),
     "unreadable": ("文件无法读取", "the file cannot be read"),
     **SIGNATURE_REASONS,
@@ -138,7 +146,10 @@ class Gateway:
         )
         self.settings.staging_dir.mkdir(parents=True, exist_ok=True)
         _sweep_staging(self.settings.staging_dir)
-        self._seen: dict[str, dict[str, tuple[int, float]]] = {}  # department -> path -> (size, mtime)
+        # Observations of every inbox, kept across polls (gateway/intake/arrival.py).
+        self.arrival = ArrivalWatch(settings.settle_seconds, settings.arrival_wait_seconds, dict(settings.arrival))
+        self._pending_noted: set[tuple[str, str, str]] = set()
+        self._staged: dict[str, Path] = {}  # inbox path -> its staged copy, while it is processed
         self._adapters: dict[str, Adapter] = {}
         # Exchanges whose counted attempt a database fault cut short: a fault is not the
         # file's doing, so the attempt is taken back once the database works (max_attempts).
@@ -194,32 +205,149 @@ class Gateway:
     # -- polling ----------------------------------------------------------------
 
     def ready_files(self, now: float | None = None) -> tuple[list[FoundFile], float]:
-        """Files ready to take, and how long until the next fresh one settles (0 if none)."""
+        """Files that have arrived (gateway/intake/arrival.py), and how long until the next
+        one may have (0 if none). Every entry of an inbox gets an outcome: taken, or held
+        with a logged reason; a problem with one entry never hides the others."""
         now = time.time() if now is None else now
         ready, wait = [], 0.0
-        settle = self.settings.settle_seconds
+        acknowledging = self._acknowledging()
         for department in self.settings.departments:
             try:
-                # ACK-<delivery id>.json files are acknowledgements (gateway/routing/acks.py), never drops.
-                inbox = without_acknowledgements(self.transport_for(department).list_inbox(department))
-                listed = self.drops.ready(department, inbox, now)
-            except TransportError as exc:
-                log.error("inbox of %s unreadable this pass: %s", department, exc)
+                found, waiting = self._ready_in(department, now, acknowledging)
+            except Exception as exc:
+                if database_fault(exc) is not None:
+                    raise
+                # One inbox's surprise never stops the others (its files wait, logged).
+                log.error("inbox of %s not taken this pass: %s", department, type(exc).__name__)
                 continue
-            # Only what this listing holds is remembered: a file taken (or removed) is
-            # forgotten, so a new file dropped later under its name is not "changed".
-            previously, seen = self._seen.get(department, {}), {}
-            self._seen[department] = seen
-            for found in listed:
-                previous = previously.get(found.path)
-                seen[found.path] = (found.size, found.mtime)
-                age = now - found.mtime
-                changed = previous is not None and previous != (found.size, found.mtime)
-                if found.kind != "file" or (age >= settle and not changed):
-                    ready.append(found)
-                else:
-                    wait = max(wait, settle - age if age < settle else settle)
+            ready += found
+            wait = max(wait, waiting)
         return ready, wait
+
+    def _ready_in(self, department: str, now: float, acknowledging: set[str]) -> tuple[list[FoundFile], float]:
+        """`ready_files` for one department's inbox."""
+        ready: list[FoundFile] = []
+        wait = 0.0
+        transport = self.transport_for(department)
+        try:
+            everything = transport.list_inbox(department, everything=True)
+        except TransportError as exc:
+            log.error("inbox of %s unreadable this pass: %s", department, exc)
+            return [], 0.0
+        temporaries = [f.name for f in everything if f.kind == "temporary"]
+        listing = [f for f in everything if f.kind != "temporary"]
+        if department in acknowledging:
+            # ACK-<delivery id>.json files are acknowledgements (gateway/routing/acks.py), never drops.
+            listing = without_acknowledgements(listing)
+        else:
+            # A department that receives nothing: only a strict `ACK-<id>.json` is an
+            # acknowledgement (refused: no delivery was made to it); another `ack-…`
+            # name is an ordinary drop (a housing page may be called so).
+            strays = [f for f in listing if f.kind == "file" and ACK_NAME.match(f.name)]
+            listing = [f for f in listing if f not in strays]
+            self._refuse_stray_acknowledgements(strays, {f.name for f in everything}, now)
+        try:
+            listed = self.drops.ready(department, listing, now)
+        except TransportError as exc:
+            log.error("inbox of %s unreadable this pass: %s", department, exc)
+            return [], 0.0
+        taken = {f.path for f in listed}
+        try:
+            signs = bool(self.drops.keys.for_department(department))
+        except GatewayError:
+            signs = False  # a damaged registry: nothing is taken (logged), and no note says otherwise
+        if signs:
+            for found in listing:
+                if found.path not in taken and found.kind == "file" and not found.name.lower().endswith(".asc"):
+                    self._note_pending(found, "signature")
+        unreadable: list[FoundFile] = []
+
+        def probe(found: FoundFile) -> tuple[bytes, bytes] | None:
+            try:
+                return transport.read_ends(found, HEAD_BYTES, TAIL_BYTES)
+            except PermissionError:
+                unreadable.append(found)
+            except (TransportError, OSError) as exc:
+                log.warning("%s/inbox/%s: cannot be read yet: %s", department, shown(found.name), type(exc).__name__)
+            return None
+
+        arrived, waiting = self.arrival.observe(
+            department, listed, temporaries, now, probe, local_clock=isinstance(transport, LocalMailbox)
+        )
+        wait = max(wait, waiting)
+        while self.arrival.vanished:
+            gone_department, gone = self.arrival.vanished.pop()
+            try:
+                self._archive_replaced(FoundFile(gone_department, PurePosixPath(gone).name, gone, 0, 0.0), "", changed=False)
+            except (TransportError, OSError) as exc:
+                log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, exc)
+        for found in unreadable:
+            self._note_pending(found, "unreadable")  # logged once, with the note
+        for found in arrived:
+            if not is_utf8(found.name):
+                renamed = self._readable(transport, found)
+                if renamed is None:
+                    continue
+                found = renamed
+            ready.append(found)
+        return ready, wait
+
+    def _refuse_stray_acknowledgements(self, strays: list[FoundFile], names: set[str], now: float) -> None:
+        for found in strays:
+            if now - found.mtime < self.settings.settle_seconds:
+                continue
+            try:
+                self.routing.acks.take(found, found.name + ".asc" in names, now)
+            except Exception as exc:  # noqa: BLE001 - one acknowledgement never stops the pass
+                log.error("%s/inbox/%s: acknowledgement not taken: %s", found.department, shown(found.name), type(exc).__name__)
+
+    def _acknowledging(self) -> set[str]:
+        """Departments whose inbox may hold acknowledgements (`ack-*.json` there is one);
+        elsewhere such a name is an ordinary drop (a housing page may be named so)."""
+        try:
+            return set(self.routing.acks.departments(self.routing._usable_agreements()))  # noqa: SLF001
+        except Exception:  # noqa: BLE001 - the routing tables unreadable: as before, never a drop
+            return set(self.settings.departments)
+
+    def _readable(self, transport: Transport, found: FoundFile) -> FoundFile | None:
+        """A file whose name is not UTF-8 (a GBK name from a Windows client), renamed in
+        its inbox to its readable form so that it can be received like any other."""
+        target = fit(readable_name(found.name))
+        if transport.exists(found.department, "inbox", target):
+            target = fit(readable_name(found.name), tag=hashlib.sha256(os.fsencode(found.name)).hexdigest()[:8])
+        try:
+            renamed = transport.rename_in_inbox(found, target)
+        except (TransportError, OSError) as exc:
+            log.error("%s/inbox/%s: its name is not UTF-8 and it cannot be renamed: %s", found.department, shown(found.name), exc)
+            return None
+        log.warning(
+            "%s/inbox/%s: its name is not UTF-8 (GBK from a Windows client?); renamed to %s to receive it",
+            found.department, shown(found.name), shown(target),
+        )
+        self.arrival.forget(found)
+        return renamed
+
+    def _note_pending(self, found: FoundFile, why: str) -> None:
+        """`NAME.pending.txt` in the department's outbox, once: why the file waits (it
+        cannot be read, its signature has not arrived). Removed once it is processed."""
+        key = (found.department, found.path, why)
+        if key in self._pending_noted:
+            return
+        self._pending_noted.add(key)
+        transport = self.transport_for(found.department)
+        name = found.name if is_utf8(found.name) else readable_name(found.name)
+        note = pending_name(name)
+        scratch = self.settings.staging_dir / f"pending-{uuid.uuid4().hex}.txt"
+        try:
+            if transport.exists(found.department, "outbox", note):
+                return
+            scratch.write_bytes(pending_text(why, name, self.drops.wait_seconds))
+            transport.put(found.department, "outbox", note, scratch)
+            log.warning("%s/inbox/%s: held (%s); a note was left in the outbox", found.department, shown(found.name), PENDING_WHY[why])
+        except (TransportError, OSError) as exc:
+            log.error("%s/inbox/%s: held (%s); the outbox note could not be written: %s", found.department, shown(found.name), why, exc)
+        finally:
+            scratch.unlink(missing_ok=True)
 
     def run_once(self, *, wait_for_fresh: bool = True) -> list[Outcome]:
         """One pass over every inbox. A fresh file is waited for until it settles."""
@@ -247,8 +375,8 @@ class Gateway:
         self._attempt = None
         try:
             outcome = self.process(found)
-            if outcome is not None:  # moved out of the inbox: a file dropped later under its name is new
-                self._seen.get(found.department, {}).pop(found.path, None)
+            if outcome is not None and not self.arrival.is_deferred(found):
+                self.arrival.forget(found)  # moved out of the inbox: a file dropped later under its name is new
             return outcome
         except (TransportError, OSError) as exc:
             log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
@@ -281,12 +409,19 @@ class Gateway:
         staged = self.settings.staging_dir / f"{os.getpid()}-{uuid.uuid4().hex}.src"
         try:
             transport = self.transport_for(found.department)
-            sniffed = transport.stage(found, staged)
+            try:
+                sniffed = transport.stage(found, staged)
+            except (TransportError, PermissionError) as exc:
+                if isinstance(exc, PermissionError) or isinstance(exc.__cause__, PermissionError):
+                    self._note_pending(found, "unreadable")
+                raise
             if not transport.still_there(found):
                 log.info("%s changed while it was read; taking it on a later pass", found.path)
                 return None
+            self._staged[found.path] = staged
             return self._process_staged(found, staged, sniffed, archive=True)
         finally:
+            self._staged.pop(found.path, None)
             staged.unlink(missing_ok=True)
 
     def ingest(self, path: Path, adapter_name: str, progress: Callable[[int], None] | None = None) -> Outcome:
@@ -354,6 +489,8 @@ class Gateway:
         adapter: Adapter | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> Outcome | None:
+        if archive:
+            self._archive_replaced(found, sniffed.sha256)
         with session_scope(self.engine) as session:
             finished = session.exec(
                 select(Exchange).where(
@@ -384,6 +521,7 @@ class Gateway:
                         sha256=sniffed.sha256,
                         size=sniffed.size,
                         encoding=sniffed.encoding,
+                        supersedes=self._superseded(session, found) if archive else None,
                     )
                     session.add(exchange)
                 exchange.attempts += 1
@@ -434,6 +572,7 @@ class Gateway:
             log.info("exchange %s: duplicate of exchange %s (same bytes), nothing stored", exchange.id, original.id)
             return self._finish(exchange, found, archive=archive)
 
+        received = exchange  # detached, fully loaded: what a rejection starts from
         try:
             chosen = adapter or self.choose_adapter(source)
             validated = self._validate_before_lock(chosen, source, exchange.id, progress)
@@ -444,7 +583,83 @@ class Gateway:
                 session.expunge(exchange)
         except FileRejected as rejected:
             return self._reject(exchange, found, rejected, archive)
+        except (TransportError, GatewayError, OSError, MemoryError):
+            # Not the file's doing (the mailbox, the signing key, the settings, a parsing
+            # process that died): it stays in the inbox, retried on the next pass.
+            raise
+        except Exception as exc:
+            if database_fault(exc) is not None:
+                raise
+            # A reader or library failing on these bytes (a lone surrogate, an encrypted
+            # workbook): this file is refused now, with a reason; the pass goes on. The
+            # library's message is not shown: it may quote the file's content.
+            log.warning("exchange %s: %s could not be read (%s); refused", received.id, shown(found.name), type(exc).__name__)
+            return self._reject(received, found, FileRejected("failed", _failure(exc)), archive)
         return self._finish(exchange, found, archive=archive)
+
+    def _held_copy(self, exchange: Exchange) -> Path:
+        """The bytes of an exchange processed but not yet archived (see `_finish`)."""
+        return self.settings.staging_dir / f"held-{exchange.id}.src"
+
+    def _archive_replaced(self, found: FoundFile, sha256: str, *, changed: bool = True) -> None:
+        """Exchanges of this inbox file left there unarchived (taken early, see `_finish`)
+        whose content has changed since (or, not `changed`, that was removed from the
+        inbox): their kept bytes go to processed/ (or rejected/), and a changed one is
+        marked `left_changed`, so the new content's exchange supersedes it."""
+        with session_scope(self.engine) as session:
+            left = session.exec(
+                select(Exchange).where(
+                    Exchange.department == found.department,
+                    Exchange.source_path == found.path,
+                    Exchange.status != "received",
+                    Exchange.sha256 != sha256,
+                    Exchange.archived_path.is_(None),  # type: ignore[union-attr]
+                )
+            ).scalars().all()
+            for exchange in left:
+                session.expunge(exchange)
+        transport = self.transport_for(found.department)
+        for exchange in left:
+            held = self._held_copy(exchange)
+            folder = "rejected" if exchange.status == "rejected" else "processed"
+            if held.exists():
+                name = self._archive_name(found, folder, exchange)
+                transport.put(found.department, folder, name, held)
+                url = getattr(transport, "url", None)
+                archived = url(found.department, folder, name) if url is not None else f"{found.department}/{folder}/{name}"
+            else:
+                archived = "(changed in the inbox before it was archived; its signed bytes were not kept here)"
+                log.error("exchange %s: %s", exchange.id, archived)
+            with session_scope(self.engine) as session:
+                row = session.get(Exchange, exchange.id)
+                assert row is not None
+                row.archived_path, row.left_changed = archived, changed
+            held.unlink(missing_ok=True)
+            if not changed:
+                log.warning("exchange %s: removed from the inbox before it was archived; its kept bytes were archived", exchange.id)
+                continue
+            log.warning(
+                "exchange %s: %s/inbox/%s changed after it was receipted; its new content is a new exchange superseding it",
+                exchange.id, found.department, shown(found.name),
+            )
+
+    def _superseded(self, session: Session, found: FoundFile) -> int | None:
+        """The exchange of an earlier content of this inbox file, which changed after it was
+        staged (`left_changed`) and is not yet superseded: the new exchange replaces it."""
+        earlier = session.exec(
+            select(Exchange.id)
+            .where(
+                Exchange.department == found.department,
+                Exchange.source_path == found.path,
+                Exchange.left_changed.is_(True),  # type: ignore[attr-defined]
+            )
+            .order_by(Exchange.id.desc())  # type: ignore[union-attr]
+            .limit(1)
+        ).scalars().first()
+        if earlier is None:
+            return None
+        taken = session.exec(select(Exchange.id).where(Exchange.supersedes == earlier).limit(1)).scalars().first()
+        return None if taken is not None else earlier
 
     # -- storing ----------------------------------------------------------------
 
@@ -679,7 +894,7 @@ class Gateway:
                     Exchange.id < exchange.id,  # type: ignore[operator]
                 )
             ).first()
-            exchange.outbox_stem = exchange.file_name if earlier is None else f"{exchange.file_name}.exchange-{exchange.id}"
+            exchange.outbox_stem = fit(exchange.file_name) if earlier is None else fit(f"{exchange.file_name}.exchange-{exchange.id}")
         if session.get_bind().dialect.name == "postgresql":
             # One gapless chain across workers: sealing takes the ledger lock until commit
             # (SQLite's BEGIN IMMEDIATE already serializes whole exchanges).
@@ -786,20 +1001,41 @@ class Gateway:
             transport.put(department, "outbox", f"{stem}.receipt.json", body)
             written += [f"{department}/outbox/{stem}.receipt.json", f"{department}/outbox/{stem}.receipt.json.asc"]
             archived = None
-            if archive:
+            deferred = archive and found.kind == "file" and self.arrival.taken_early(found)
+            if deferred:
+                # Taken on the short settle alone (it looked complete): a client may only be
+                # pausing. Receipted now; moved once quiet for arrival_wait_seconds, and the
+                # bytes its receipt signs are kept meanwhile (gateway/intake/arrival.py).
+                held = self._held_copy(exchange)
+                if not held.exists():
+                    source = self._staged.get(found.path)
+                    if source is None:
+                        raise TransportError(f"{found.path}: the staged copy is gone; retried on the next pass")
+                    shutil.copyfile(source, held)
+                self.arrival.defer(found)
+                transport.remove(department, "outbox", pending_name(found.name))
+                log.info(
+                    "exchange %s: %s/inbox/%s receipted; it stays in the inbox until unchanged for %.0f s, then moves to processed/",
+                    exchange.id, department, shown(found.name), self.settings.arrival_wait_seconds,
+                )
+            elif archive:
                 folder = "rejected" if exchange.status == "rejected" else "processed"
                 name = self._archive_name(found, folder, exchange)
                 if exchange.status == "rejected" and has_errors:
                     transport.put(department, folder, f"{name}.errors.csv", report)
                 self.drops.archive_signature(found, folder, name)
-                archived = transport.archive(found, folder, name)
+                archived = self._archive(transport, exchange, found, folder, name)
+                transport.remove(department, "outbox", pending_name(found.name))
+                self._pending_noted = {key for key in self._pending_noted if key[:2] != (department, found.path)}
             else:
                 archived = f"(ingested from {found.path})"
-            with session_scope(self.engine) as session:
-                row = session.get(Exchange, exchange.id)
-                assert row is not None
-                row.archived_path = archived
-            exchange.archived_path = archived
+            if not deferred:
+                with session_scope(self.engine) as session:
+                    row = session.get(Exchange, exchange.id)
+                    assert row is not None
+                    row.archived_path = archived
+                exchange.archived_path = archived
+                self._held_copy(exchange).unlink(missing_ok=True)
         finally:
             for leftover in (report, scratch.with_suffix(".asc"), scratch.with_suffix(".json")):
                 leftover.unlink(missing_ok=True)
@@ -825,11 +1061,49 @@ class Gateway:
         )
 
     def _archive_name(self, found: FoundFile, folder: str, exchange: Exchange) -> str:
-        name = found.name
+        name = fit(found.name)
         if self.transport_for(found.department).exists(found.department, folder, name):
             path = PurePosixPath(name)
-            name = f"{path.stem}.exchange-{exchange.id}{path.suffix}"
+            name = fit(f"{path.stem}.exchange-{exchange.id}{path.suffix}")
         return name
+
+    def _archive(self, transport: Transport, exchange: Exchange, found: FoundFile, folder: str, name: str) -> str:
+        """Keep in processed/ (or rejected/) exactly the bytes the receipt signs.
+
+        The inbox file is hashed again first: unchanged, it is moved there; changed since
+        it was staged (a client still writing, rows appended), the staged copy is kept
+        instead and the file stays in the inbox, where its new content becomes a new
+        exchange that supersedes this one (`Exchange.left_changed`, `supersedes`)."""
+        if found.kind != "file":  # a link, a folder, a device: never read, moved as it is
+            return transport.archive(found, folder, name)
+        current = transport.digest(found)
+        if current == exchange.sha256:
+            return transport.archive(found, folder, name)
+        staged = self._staged.get(found.path)
+        if staged is None or not staged.exists() or sniff_file(staged).sha256 != exchange.sha256:
+            raise TransportError(f"{found.path} changed since it was staged, and the staged copy is gone; retried on the next pass")
+        transport.put(found.department, folder, name, staged)
+        if current is not None:
+            with session_scope(self.engine) as session:
+                row = session.get(Exchange, exchange.id)
+                assert row is not None
+                row.left_changed = True
+            log.warning(
+                "exchange %s: %s/inbox/%s changed after it was staged; the staged bytes (those its receipt signs) "
+                "were archived, and its new content is taken as a new exchange superseding this one",
+                exchange.id, found.department, shown(found.name),
+            )
+        url = getattr(transport, "url", None)
+        return url(found.department, folder, name) if url is not None else f"{found.department}/{folder}/{name}"
+
+
+def _failure(exc: BaseException) -> str:
+    """What a refusal says of a library's failure: its kind, never its text."""
+    if isinstance(exc, UnicodeError):
+        return f"{type(exc).__name__}: the file holds text that cannot be stored as Unicode (for example a lone surrogate)"
+    name = type(exc).__name__
+    module = type(exc).__module__.split(".")[0]
+    return f"{module}.{name}" if module not in ("builtins", "gateway") else name
 
 
 def _sweep_staging(staging: Path) -> None:

@@ -39,7 +39,7 @@ def receipt_document(
     report_sha256: str | None,
     contracts: dict[str, str],
 ) -> dict[str, Any]:
-    return {
+    document = {
         "type": RECEIPT_TYPE,
         "receipt_version": RECEIPT_VERSION,
         "receipt_id": f"R{sequence:08d}",
@@ -67,6 +67,11 @@ def receipt_document(
         "rejection_report_sha256": report_sha256,
         "signing_key": key_fingerprint,
     }
+    if exchange.supersedes is not None:
+        # This file's earlier content changed in the inbox after it was taken; this
+        # exchange is its new content (older receipts, without the field, keep their bytes).
+        document["supersedes"] = exchange.supersedes
+    return document
 
 
 def receipt_bytes(document: dict[str, Any]) -> bytes:

@@ -38,6 +38,12 @@ class Exchange(SQLModel, table=True):
     processed_at: dt.datetime | None = None
     archived_path: str | None = Field(default=None, description="processed/ or rejected/ path once moved")
     outbox_stem: str | None = Field(default=None, description="receipt and report names in the outbox")
+    left_changed: bool = Field(
+        default=False, description="the inbox file changed after it was staged: its new content is a new exchange"
+    )
+    supersedes: int | None = Field(
+        default=None, foreign_key="exchange.id", description="the exchange of this file's earlier, changed content"
+    )
 
 
 class Record(SQLModel, table=True):

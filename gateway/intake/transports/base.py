@@ -29,13 +29,30 @@ class FoundFile:
     size: int
     mtime: float
     kind: str = "file"
-    """`file`, or `symlink` / `special` for entries that are never read."""
+    """`file`, or `symlink` / `special` / `directory` for entries that are never read
+    (refused), or `temporary` (a name still being uploaded, listed for the arrival rules)."""
 
 
 class Transport(Protocol):
     def ensure_tree(self, department: str) -> None: ...
 
-    def list_inbox(self, department: str) -> list[FoundFile]: ...
+    def list_inbox(self, department: str, *, everything: bool = False) -> list[FoundFile]:
+        """Drops in the inbox (with `everything`, also `temporary` names and `directory` entries)."""
+        ...
+
+    def read_ends(self, found: FoundFile, head: int, tail: int) -> tuple[bytes, bytes]:
+        """The first `head` and last `tail` bytes (arrival: does it look complete?)."""
+        ...
+
+    def digest(self, found: FoundFile) -> str | None:
+        """sha256 of the inbox file's bytes now (None: gone), checked before it is archived."""
+        ...
+
+    def rename_in_inbox(self, found: FoundFile, name: str) -> FoundFile: ...
+
+    def remove(self, department: str, folder: str, name: str) -> None:
+        """Remove a file (absent is fine)."""
+        ...
 
     def stage(self, found: FoundFile, target: Path) -> Sniffed: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -25,7 +26,9 @@ class LocalMailbox:
         for folder in FOLDERS:
             self.folder(department, folder).mkdir(parents=True, exist_ok=True)
 
-    def list_inbox(self, department: str) -> list[FoundFile]:
+    def list_inbox(self, department: str, *, everything: bool = False) -> list[FoundFile]:
+        """Drops in the inbox; with `everything`, also temporary names (kind `temporary`)
+        and folders (kind `directory`), for the arrival rules (gateway/intake/arrival.py)."""
         inbox = self.folder(department, "inbox")
         found = []
         try:
@@ -35,15 +38,22 @@ class LocalMailbox:
         except OSError as exc:
             raise TransportError(f"cannot list {inbox}: {exc}") from exc
         for entry in sorted(entries, key=lambda e: e.name):
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed (or renamed) since the directory was read
             if is_temporary(entry.name):
-                continue
-            info = entry.stat(follow_symlinks=False)
-            if stat.S_ISLNK(info.st_mode):
+                if not everything:
+                    continue
+                kind = "temporary"
+            elif stat.S_ISLNK(info.st_mode):
                 kind = "symlink"
             elif stat.S_ISREG(info.st_mode):
                 kind = "file"
             elif stat.S_ISDIR(info.st_mode):
-                continue
+                if not everything:
+                    continue
+                kind = "directory"
             else:
                 kind = "special"
             found.append(
@@ -59,6 +69,38 @@ class LocalMailbox:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise TransportError(f"{found.path} is not a regular file")
             return copy_and_sniff(handle, target)
+
+    def read_ends(self, found: FoundFile, head: int, tail: int) -> tuple[bytes, bytes]:
+        """The file's first `head` and last `tail` bytes (a PermissionError when it cannot be read)."""
+        fd = os.open(self.root / found.path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            first = handle.read(head)
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - tail))
+            return first, handle.read(tail)
+
+    def digest(self, found: FoundFile) -> str | None:
+        """sha256 of the file's bytes as they are now; None when it is gone."""
+        try:
+            fd = os.open(self.root / found.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+
+    def rename_in_inbox(self, found: FoundFile, name: str) -> FoundFile:
+        """Give an inbox file another name (a name that is not UTF-8 its readable one)."""
+        inbox = self.folder(found.department, "inbox")
+        if os.path.lexists(inbox / name):
+            raise TransportError(f"{found.department}/inbox already holds a file under the new name")
+        os.rename(inbox / found.name, inbox / name)
+        return FoundFile(found.department, name, f"{found.department}/inbox/{name}", found.size, found.mtime, found.kind)
+
+    def remove(self, department: str, folder: str, name: str) -> None:
+        try:
+            os.unlink(self.folder(department, folder) / name)
+        except FileNotFoundError:
+            pass
 
     def still_there(self, found: FoundFile) -> bool:
         try:

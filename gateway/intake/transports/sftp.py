@@ -387,10 +387,13 @@ class SftpTransport:
             if not stat.S_ISDIR(info.st_mode or 0):
                 raise TransportError(f"{self.label}: {path} is not a folder")
 
-    def list_inbox(self, department: str) -> list[FoundFile]:
+    def list_inbox(self, department: str, *, everything: bool = False) -> list[FoundFile]:
+        """Drops in the inbox; with `everything`, also temporary names (kind `temporary`)
+        and folders (kind `directory`), for the arrival rules (gateway/intake/arrival.py).
+        A name that is not UTF-8 comes back with surrogate escapes, as os.scandir gives it."""
         inbox = self.remote(department, "inbox")
         try:
-            entries = self._run(f"list {inbox}", lambda sftp: sftp.listdir_attr(inbox))
+            entries = self._run(f"list {inbox}", lambda sftp: _listdir_raw(sftp, inbox))
         except FileNotFoundError as exc:
             raise TransportError(
                 f"{self.label}: no folder {inbox}: create the department's tree as docs/deploy/sftp.md shows, "
@@ -406,12 +409,18 @@ class SftpTransport:
         found = []
         for entry in sorted(entries, key=lambda e: e.filename):
             name = entry.filename
-            if is_temporary(name) or name in (".", ".."):
+            if name in (".", ".."):
                 continue
             mode = entry.st_mode or 0
-            if stat.S_ISDIR(mode):
-                continue
-            if stat.S_ISLNK(mode):
+            if is_temporary(name):
+                if not everything:
+                    continue
+                kind = "temporary"
+            elif stat.S_ISDIR(mode):
+                if not everything:
+                    continue
+                kind = "directory"
+            elif stat.S_ISLNK(mode):
                 kind = "symlink"
             elif stat.S_ISREG(mode):
                 kind = "file"
@@ -428,6 +437,64 @@ class SftpTransport:
                 )
             )
         return found
+
+    def read_ends(self, found: FoundFile, head: int, tail: int) -> tuple[bytes, bytes]:
+        """The file's first `head` and last `tail` bytes (a PermissionError when it cannot be read)."""
+        path = _raw(self.remote(found.department, "inbox", found.name))
+
+        def read(sftp: paramiko.SFTPClient) -> tuple[bytes, bytes]:
+            if not stat.S_ISREG(sftp.lstat(path).st_mode or 0):
+                raise LinkRefused(errno.ELOOP, "not a regular file", found.path)
+            with sftp.open(path, "rb") as handle:
+                first = handle.read(head)
+                size = handle.stat().st_size or 0
+                handle.seek(max(0, size - tail))
+                return first, handle.read(tail)
+
+        try:
+            return self._run(f"read the ends of {found.path}", read)
+        except (PermissionError, FileNotFoundError, LinkRefused):
+            raise
+        except OSError as exc:
+            raise TransportError(f"{self.label}: cannot read {found.path}: {exc}") from exc
+
+    def digest(self, found: FoundFile) -> str | None:
+        """sha256 of the file's bytes as they are now; None when it is gone."""
+        path = _raw(self.remote(found.department, "inbox", found.name))
+
+        def read(sftp: paramiko.SFTPClient) -> str:
+            digest = hashlib.sha256()
+            with sftp.open(path, "rb") as handle:
+                handle.prefetch(handle.stat().st_size, PREFETCH_REQUESTS)
+                while chunk := handle.read(CHUNK):
+                    digest.update(chunk)
+            return digest.hexdigest()
+
+        try:
+            return self._run(f"hash {found.path}", read)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TransportError(f"{self.label}: cannot read {found.path}: {exc}") from exc
+
+    def rename_in_inbox(self, found: FoundFile, name: str) -> FoundFile:
+        """Give an inbox file another name (a name that is not UTF-8 its readable one)."""
+        source = _raw(self.remote(found.department, "inbox", found.name))
+        target = self.remote(found.department, "inbox", name)
+        try:
+            self._run(f"rename {found.path}", lambda sftp: sftp.rename(source, target), repeatable=False)
+        except OSError as exc:
+            raise TransportError(f"{self.label}: cannot rename {found.path}: {exc}") from exc
+        return FoundFile(found.department, name, self.url(found.department, "inbox", name), found.size, found.mtime, found.kind)
+
+    def remove(self, department: str, folder: str, name: str) -> None:
+        path = self.remote(department, folder, name)
+        try:
+            self._run(f"remove {path}", lambda sftp: sftp.remove(path))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise TransportError(f"{self.label}: cannot remove {path}: {exc}") from exc
 
     def stage(self, found: FoundFile, target: Path) -> Sniffed:
         path = self.remote(found.department, "inbox", found.name)
@@ -525,6 +592,42 @@ class SftpTransport:
         except OSError as exc:
             raise TransportError(f"{self.label}: cannot check {path}: {exc}") from exc
         return True
+
+
+def _raw(path: str) -> str | bytes:
+    """A path paramiko can send: a name that is not UTF-8 goes as its original bytes."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape")
+    return path
+
+
+def _listdir_raw(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
+    """`listdir_attr`, except that a name which is not UTF-8 (a GBK name from a Windows
+    client) comes back with surrogate escapes instead of failing the whole listing."""
+    from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR, SFTPError
+
+    t, msg = sftp._request(CMD_OPENDIR, sftp._adjust_cwd(path))  # noqa: SLF001 - no public raw-name listing
+    if t != CMD_HANDLE:
+        raise SFTPError("Expected handle")
+    handle = msg.get_binary()
+    entries = []
+    try:
+        while True:
+            try:
+                t, msg = sftp._request(CMD_READDIR, handle)  # noqa: SLF001
+            except EOFError:
+                break
+            if t != CMD_NAME:
+                raise SFTPError("Expected name response")
+            for _ in range(msg.get_int()):
+                filename = msg.get_string().decode("utf-8", "surrogateescape")
+                longname = msg.get_string().decode("utf-8", "replace")
+                entries.append(paramiko.SFTPAttributes._from_msg(msg, filename, longname))  # noqa: SLF001
+    finally:
+        sftp._request(CMD_CLOSE, handle)  # noqa: SLF001
+    return entries
 
 
 def _replace(sftp: paramiko.SFTPClient, partial: str, target: str) -> None:
