@@ -27,7 +27,7 @@ from contracts.school import IdDocumentType, SchoolEnrolment, StageAgeRanges
 from gateway import hookimpl
 from gateway.adapter import Adapter, AdapterConfig, RawRow, RowRejected, SourceFile
 from gateway.errors import FileRejected
-from gateway.masking import mask_value
+from gateway.masking import mask_sheet_name, scrub_message
 from gateway.readers import csv_rows, normalize_header
 from gateway.readers.xml import iter_elements, root_tag
 
@@ -134,8 +134,9 @@ def sheet_names(source: SourceFile) -> list[str]:
 
 
 def _unreadable(exc: Exception) -> FileRejected:
-    # The message of a library error may quote a cell: mask anything shaped like an ID.
-    detail = mask_value(str(exc), None)[:200]
+    # The message of a library error may quote a cell (a name, an ID): it is shown
+    # without anything it quoted from the file.
+    detail = scrub_message(str(exc))
     return FileRejected("xlsx_corrupt", f"the workbook cannot be read ({type(exc).__name__}: {detail})")
 
 
@@ -148,7 +149,7 @@ def xlsx_rows(source: SourceFile, config: SchoolConfig) -> Iterator[RawRow]:
     except _ZIP_ERRORS as exc:
         raise _unreadable(exc) from None
     if SHEET not in names:
-        raise FileRejected("sheet_missing", f"the workbook has no sheet {SHEET}; its sheets: {', '.join(names) or '(none)'}")
+        raise FileRejected("sheet_missing", f"the workbook has no sheet {SHEET}; its sheets: {', '.join(mask_sheet_name(n) for n in names) or '(none)'}")
     with source.open_binary() as handle:
         try:
             workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)

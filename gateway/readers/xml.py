@@ -28,7 +28,7 @@ from typing import IO, BinaryIO
 from lxml import etree
 
 from gateway.errors import FileRejected
-from gateway.masking import mask_value
+from gateway.masking import scrub_message
 
 Source = BinaryIO | str | PathLike[str]
 
@@ -101,7 +101,7 @@ def local_name(element: etree._Element) -> str:
 
 def _malformed(exc: etree.XMLSyntaxError) -> FileRejected:
     line, column = exc.position if exc.position else (exc.lineno, exc.offset)
-    message = mask_value(_POSITION_SUFFIX.sub("", str(exc.msg or ""))[:160], None)
+    message = scrub_message(_POSITION_SUFFIX.sub("", str(exc.msg or "")), 160)
     return FileRejected("xml_malformed", f"line {line}, column {column}: {message}", row=line or None)
 
 
