@@ -27,6 +27,8 @@ from gateway.masking import mask_untrusted, mask_value, scrub_message
 ISSUE_KEYS = ("exchange_id", "row_number", "field", "column_name", "value_masked", "code", "reason_zh", "reason_en", "level")
 
 
+# Field kinds masked by their own rule; any other field's failing value may be anything.
+_PERSONAL = frozenset(("id_number", "name", "address", "document_number"))
 _LABELS: tuple[str, ...] | None = None
 
 
@@ -162,7 +164,10 @@ class RowPreparer:
                 # A value lands in the field its position gives it (a row shifted by one
                 # stray cell puts the name in 性别): only a personal field's own masking,
                 # or plainly non-personal text, is shown.
-                shown = (mask_value(value, kind) if kind else mask_untrusted(value, _code_labels())) if isinstance(value, str) else ""
+                shown = (
+                    (mask_value(value, kind) if kind in _PERSONAL else mask_untrusted(value, _code_labels()))
+                    if isinstance(value, str) else ""
+                )
                 issue(".".join(loc), adapter.column_for(loc), shown, code, error.get("msg", ""))
         else:
             assert failure is not None
