@@ -30,8 +30,13 @@ def _tree(root: Path) -> dict[str, tuple[str, int, str]]:
     return found
 
 
-def test_the_session_runs_without_the_users_gateway_variables():
-    assert user_gateway_variables() == []
+def test_the_session_runs_without_the_users_gateway_variables(database_url):
+    # The one GATEWAY_* variable a test sees is the one the suite sets itself: on
+    # PostgreSQL, its own fresh database for this test (conftest.database_url).
+    expected = ["GATEWAY_DATABASE_URL"] if database_url else []
+    assert user_gateway_variables() == expected
+    assert os.environ.get("GATEWAY_DATABASE_URL") == database_url
+    assert "GATEWAY_HOME" not in os.environ
     assert user_gateway_variables({"GATEWAY_HOME": "x", "GATEWAY_TEST_DATABASE": "sqlite",
                                    "GATEWAY_CONSOLE_DOCS_SCREENSHOT": "1", "GATEWAY_SETTLE_SECONDS": "0"}) == [
         "GATEWAY_HOME", "GATEWAY_SETTLE_SECONDS"]
@@ -47,7 +52,8 @@ def test_the_suites_gateway_commands_leave_a_real_gateway_home_untouched(tmp_pat
     (inbox / "hospital_births_202610.csv").write_bytes((REPO / "gateway" / "demo_data" / "hospital_births_202610.csv").read_bytes())
     before = _tree(real)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") or k.startswith(SUITE_VARIABLES)}
-    env.update({"GATEWAY_HOME": str(real), "GATEWAY_SETTLE_SECONDS": "0", "GATEWAY_POLL_SECONDS": "0.2"})
+    env.update({"GATEWAY_HOME": str(real), "GATEWAY_SETTLE_SECONDS": "0", "GATEWAY_POLL_SECONDS": "0.2",
+                "GATEWAY_DATABASE_URL": "sqlite:///" + str(real / "gateway.db")})  # the real home's database too
     tests = [
         "tests/test_cli.py::test_run_once_prints_a_summary_and_exchanges_show_masks",
         "tests/test_cli.py::test_ingest_by_hand_leaves_the_file_and_delivers_the_receipt",
