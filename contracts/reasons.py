@@ -36,7 +36,6 @@ REASONS: dict[str, tuple[str, str]] = {
     "name_private_use": ("姓名中含有私用区字符(不是标准汉字,无法确认是哪个字);请用 GB18030-2022 的标准字符", "the name holds a private-use character (no standard character, so no one can tell which it is); use the GB18030-2022 character"),
     "mother_born_after_child": ("母亲的出生日期(按公民身份号码)不早于新生儿的出生日期,请核对母亲身份号码", "the mother's birth date (from her ID number) is not before the child's; check her ID number"),
     "mother_age_unlikely": ("生育时母亲未满14周岁(仅提示,请核对母亲身份号码)", "the mother was under 14 at the birth (warning only: check her ID number)"),
-    "row_failed": ("该行无法处理(适配器出错)", "the row could not be processed (the adapter failed on it)"),
     "quote_spans_lines": ("引号没有闭合,其后的行被并入同一格", "an unclosed quote swallowed the lines after it into one cell"),
     "line_end_missing": ("最后一行没有换行符,可能只写了一半,未接收此行", "the last line has no line end; it may be cut off and is not taken"),
     "line_too_long": ("行过长,未读取此行", "the line is longer than the limit and was not read"),

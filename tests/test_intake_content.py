@@ -249,8 +249,9 @@ def test_a_workbook_whose_shared_strings_expand_past_the_limit_is_refused_unread
 
 
 def test_an_adapter_that_fails_on_a_name_rejects_that_row_without_showing_the_name(tmp_path):
-    """A plugin's normalize (or its contract's validator) calls int() on a name cell: the
-    library's text, which quotes the name, reaches the report without it."""
+    """A plugin's contract validator calls int() on a name cell: the library's text,
+    which quotes the name, reaches the report without it. (An exception escaping
+    normalize itself fails the file, which is retried: tests/test_parallel_ingest.py.)"""
     from collections.abc import Iterator
 
     from pydantic import field_validator
@@ -275,22 +276,17 @@ def test_an_adapter_that_fails_on_a_name_rejects_that_row_without_showing_the_na
 
         def parse(self, source: SourceFile) -> Iterator[RawRow]:
             yield RawRow(2, {"key": "a", "grams": "陈小明"})
-            yield RawRow(3, {"key": "b", "grams": "黄敏", "boom": True})
-            yield RawRow(4, {"key": "c", "grams": "3250"})
+            yield RawRow(3, {"key": "b", "grams": "3250"})
 
         def normalize(self, row: RawRow) -> Weighed:
-            if row.fields.get("boom"):
-                int(row.fields["grams"])  # the adapter's own bug, outside pydantic
             return Weighed.model_validate({"key": row.fields["key"], "grams": row.fields["grams"]})
 
     path = tmp_path / "w.csv"
     path.write_bytes(b"x")
     source = SourceFile(path, "w.csv", "hospital", "0" * 64, 1, "utf-8")
     [batch] = RowPreparer(Plugin(), 1).batches(source, 100)
-    assert (batch.rows, len(batch.records), batch.rejected) == (3, 1, 2)
+    assert (batch.rows, len(batch.records), batch.rejected) == (2, 1, 1)
     issues = [dict(zip(ISSUE_KEYS, issue)) for issue in batch.issues]
     text = repr(issues)
-    assert "陈小明" not in text and "黄敏" not in text
+    assert "陈小明" not in text
     assert issues[0]["value_masked"] == "陈**" and "invalid literal for int() with base 10: '…'" in issues[0]["reason_en"]
-    assert (issues[1]["code"], issues[1]["row_number"]) == ("row_failed", 3)
-    assert issues[1]["reason_zh"].startswith("该行无法处理") and issues[1]["reason_en"].endswith("ValueError: invalid literal for int() with base 10: '…'")

@@ -106,10 +106,6 @@ class RowPreparer:
                     record = normalize(raw)
                 except (ValidationError, RowRejected) as exc:
                     failure = exc
-                except Exception as exc:  # noqa: BLE001 - an adapter's own bug on one row (int() of a name...)
-                    # The row is rejected, the others go on; the library's text is shown
-                    # without what it quoted from the file.
-                    failure = RowRejected("row_failed", "", f"{type(exc).__name__}: {scrub_message(str(exc))}")
                 else:
                     found = record.warnings()
                     if found:  # the hot path: no closure, one tuple per warning
@@ -176,12 +172,7 @@ class RowPreparer:
         else:
             assert failure is not None
             # An adapter's own message may quote the value (and a plugin's may be anything).
-            message = scrub_message(failure.message)
-            if failure.code == "row_failed":  # which library error it was helps whoever fixes the adapter
-                zh, en = reason("row_failed")
-                issue("", failure.column, "", failure.code, texts=(f"{zh}:{message}", f"{en}: {message}"))
-            else:
-                issue("", failure.column, "", failure.code, message)
+            issue("", failure.column, "", failure.code, scrub_message(failure.message))
 
     def _field_kinds(self) -> dict[tuple[str, ...], str]:
         """Which fields of the adapter's contracts hold IDs, names or addresses (for masking)."""
