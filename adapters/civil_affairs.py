@@ -33,7 +33,7 @@ from contracts import AdoptionEvent, Contract, CremationEvent, MarriageEvent
 from gateway import hookimpl
 from gateway.adapter import Adapter, AdapterConfig, RawRow, RowRejected, SourceFile
 from gateway.errors import FileRejected
-from gateway.readers.xml import iter_elements
+from gateway.readers.xml import check_declared_encoding, iter_elements
 
 ROOT = "民政数据交换"
 MARRIAGE, ADOPTION, CREMATION = "婚姻登记", "收养登记", "火化登记"
@@ -144,6 +144,7 @@ class CivilAffairsAdapter(Adapter):
             raise FileRejected("binary", "the file holds NUL bytes; it is not a text file")
         if source.encoding is None:
             raise FileRejected("encoding", source.encoding_problem)
+        check_declared_encoding(source)
         return self._records(source)
 
     def _records(self, source: SourceFile) -> Iterator[RawRow]:

@@ -20,7 +20,7 @@ from contracts.platform import AssistCheckRequest, PlatformBatch, PlatformNotice
 from gateway import hookimpl
 from gateway.adapter import Adapter, RawRow, SourceFile
 from gateway.errors import FileRejected
-from gateway.readers.xml import iter_elements, local_name, root_tag
+from gateway.readers.xml import check_declared_encoding, iter_elements, local_name, root_tag
 
 ROOT = "JHXX"
 BATCH_ATTRIBUTES = {"BBH": "version", "FSDW": "sender", "JSDW": "receiver"}
@@ -118,6 +118,7 @@ class NationalPlatformAdapter(Adapter):
     def parse(self, source: SourceFile) -> Iterator[RawRow]:
         with source.open_text():
             pass  # the same encoding and binary checks as every text format
+        check_declared_encoding(source)
         batch: PlatformBatch | None = None
         with source.open_binary() as handle:
             for position, element in iter_elements(handle, root=ROOT):

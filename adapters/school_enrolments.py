@@ -2,8 +2,10 @@
 the same columns as CSV (usually GB18030). One `SchoolEnrolment` per row.
 
 An XLSX is a zip archive: before openpyxl touches it, the archive's directory is checked
-against a total uncompressed size and a compression ratio (a zip bomb is refused as
-`xlsx_unsafe` without inflating anything), and every XML part is checked for a DOCTYPE.
+against a total uncompressed size, a compression ratio and a size of the shared-strings
+table, which every reader holds in memory whole (a zip bomb, or a 6 MB workbook whose
+strings expand to 150 MB, is refused as `xlsx_unsafe` without inflating anything), and
+every XML part is checked for a DOCTYPE.
 Rows are then streamed with openpyxl's read-only mode.
 
 An ID number typed as a number (a spreadsheet cell of type number, or CSV text such as
@@ -27,7 +29,7 @@ from contracts.school import IdDocumentType, SchoolEnrolment, StageAgeRanges
 from gateway import hookimpl
 from gateway.adapter import Adapter, AdapterConfig, RawRow, RowRejected, SourceFile
 from gateway.errors import FileRejected
-from gateway.masking import mask_value
+from gateway.masking import mask_sheet_name, scrub_message
 from gateway.readers import csv_rows, normalize_header
 from gateway.readers.xml import iter_elements, root_tag
 
@@ -73,6 +75,10 @@ class SchoolConfig(AdapterConfig):
         default=256, ge=1, description="refuse a workbook whose parts expand to more than this in total"
     )
     xlsx_max_ratio: int = Field(default=100, ge=2, description="refuse a workbook part compressed more than this")
+    xlsx_max_shared_strings_mb: int = Field(
+        default=16, ge=1,
+        description="refuse a workbook whose shared-strings table expands to more than this (it is held in memory whole)",
+    )
 
 
 def check_zip(source: SourceFile, config: SchoolConfig) -> None:
@@ -83,6 +89,7 @@ def check_zip(source: SourceFile, config: SchoolConfig) -> None:
     lying entry fails its CRC instead), so the declared sizes are a safe bound.
     """
     limit = config.xlsx_max_uncompressed_mb * 1024 * 1024
+    strings_limit = config.xlsx_max_shared_strings_mb * 1024 * 1024
     with source.open_binary() as handle:
         try:
             archive = zipfile.ZipFile(handle)
@@ -100,6 +107,14 @@ def check_zip(source: SourceFile, config: SchoolConfig) -> None:
                         "xlsx_unsafe",
                         f"the workbook would expand to more than {config.xlsx_max_uncompressed_mb} MB "
                         "(xlsx_max_uncompressed_mb); split it or raise the limit",
+                    )
+                if entry.filename.lower().endswith("sharedstrings.xml") and entry.file_size > strings_limit:
+                    # openpyxl (like every reader) holds the whole table in memory, at
+                    # ten or more times its XML size: bounded here, before it is read.
+                    raise FileRejected(
+                        "xlsx_unsafe",
+                        f"the workbook's shared-strings table expands to {entry.file_size // (1024 * 1024)} MB, more than "
+                        f"{config.xlsx_max_shared_strings_mb} MB (xlsx_max_shared_strings_mb); split the workbook or save it as CSV",
                     )
                 ratio = entry.file_size / max(entry.compress_size, 1)
                 if entry.file_size > RATIO_FLOOR and ratio > config.xlsx_max_ratio:
@@ -134,8 +149,9 @@ def sheet_names(source: SourceFile) -> list[str]:
 
 
 def _unreadable(exc: Exception) -> FileRejected:
-    # The message of a library error may quote a cell: mask anything shaped like an ID.
-    detail = mask_value(str(exc), None)[:200]
+    # The message of a library error may quote a cell (a name, an ID): it is shown
+    # without anything it quoted from the file.
+    detail = scrub_message(str(exc))
     return FileRejected("xlsx_corrupt", f"the workbook cannot be read ({type(exc).__name__}: {detail})")
 
 
@@ -148,7 +164,7 @@ def xlsx_rows(source: SourceFile, config: SchoolConfig) -> Iterator[RawRow]:
     except _ZIP_ERRORS as exc:
         raise _unreadable(exc) from None
     if SHEET not in names:
-        raise FileRejected("sheet_missing", f"the workbook has no sheet {SHEET}; its sheets: {', '.join(names) or '(none)'}")
+        raise FileRejected("sheet_missing", f"the workbook has no sheet {SHEET}; its sheets: {', '.join(mask_sheet_name(n) for n in names) or '(none)'}")
     with source.open_binary() as handle:
         try:
             workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)

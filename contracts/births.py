@@ -15,7 +15,7 @@ from contracts.fields import Address, DivisionCode, PastDate, PersonName, Sex, S
 from contracts.household import Household
 from contracts.identity import CreditCode, IdNumber, id_birth_date, id_sex_code
 from contracts.person import Person
-from contracts.rules import RuleErrors
+from contracts.rules import RuleErrors, age_on
 
 
 class Newborn(ContractModel):
@@ -73,11 +73,27 @@ class BirthEvent(Contract):
     registered_on: PastDate | None = Field(default=None, description="登记日期: date of the police registration")
     police_station: Text | None = Field(default=None, max_length=100, description="登记派出所 (police)")
 
+    # A mother younger than this at the birth (周岁) is possible but so rare that a person
+    # must look: most often the ID number is someone else's (issue 14). A warning, not a
+    # refusal: refusing would leave a real birth unregistered.
+    MOTHER_YOUNGEST: ClassVar[int] = 14
+
+    def warnings(self) -> list[tuple[str, str, str]]:
+        found = super().warnings()
+        mother = self.mother
+        if mother is not None and mother.birth_date is not None and self.child.birth_date is not None:
+            age = age_on(mother.birth_date, self.child.birth_date)
+            if 0 <= age < self.MOTHER_YOUNGEST:
+                found.append(("mother.id_number", "mother_age_unlikely", f"the mother was {age} at the birth"))
+        return found
+
     @model_validator(mode="after")
     def _registration_rules(self) -> Self:
         registration, registered_on, born = self.registration, self.registered_on, self.child.birth_date
+        mother_born = self.mother.birth_date if self.mother is not None else None
         if (
-            (registration != "hospital" or self.mother is not None)
+            (mother_born is None or born is None or mother_born < born)
+            and (registration != "hospital" or self.mother is not None)
             and (registration != "police" or (self.child.id_number is not None and registered_on is not None))
             and (registered_on is None or born is None or not registered_on < born)
         ):
@@ -95,5 +111,9 @@ class BirthEvent(Contract):
             ("registered_on",), self.registered_on, self.child.birth_date,
             "date_before_birth", "date lies before the person's birth date",
         )
+        # A mother born on or after her child's birth day cannot be: her ID number (or
+        # the child's birth date) is wrong, so the record is refused, not warned about.
+        if mother_born is not None and born is not None and not mother_born < born:
+            errors.add(("mother", "id_number"), "mother_born_after_child", "the mother's birth date is not before the child's")
         errors.raise_any()
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+import unicodedata
 from enum import Enum
 from typing import Annotated, Any
 
@@ -86,19 +87,80 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
+# -- one right form (issue 14) --------------------------------------------------------
+#
+# Full-width digits and Latin letters (`４４０７８１`, typed with a Chinese input method)
+# are the same code as their ASCII forms: codes and ID numbers are folded to ASCII.
+FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+# GB18030-2005 (Python's codec) decodes these 24 byte pairs to private-use characters;
+# GB18030-2022 gives them their real characters (18 remapped by the standard; FE51,
+# FE52, FE53, FE6C, FE76, FE91 are the Extension B characters every font shows).
+GB18030_2022 = {
+    0xE78D: 0xFE10, 0xE78E: 0xFE12, 0xE78F: 0xFE11, 0xE790: 0xFE13, 0xE791: 0xFE14, 0xE792: 0xFE15,
+    0xE793: 0xFE16, 0xE794: 0xFE17, 0xE795: 0xFE18, 0xE796: 0xFE19, 0xE81E: 0x9FB4, 0xE826: 0x9FB5,
+    0xE82B: 0x9FB6, 0xE82C: 0x9FB7, 0xE832: 0x9FB8, 0xE843: 0x9FB9, 0xE854: 0x9FBA, 0xE864: 0x9FBB,
+    0xE816: 0x20087, 0xE817: 0x20089, 0xE818: 0x200CC, 0xE831: 0x215D7, 0xE83B: 0x2298F, 0xE855: 0x241FE,
+}
+# Invisible text that changes how a name reads or compares: control characters, soft
+# hyphen, zero-width characters and joiners, bidirectional marks, overrides (RLO) and
+# isolates, word joiners and invisible operators, the BOM, interlinear annotation.
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\U000e0000-\U000e0fff]"
+)
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")
+
+
+def fold_width(value: Any) -> Any:
+    """Full-width ASCII (and the ideographic space) as ASCII."""
+    return value.translate(FULL_WIDTH) if isinstance(value, str) else value
+
+
+def _code_text(value: Any) -> Any:
+    return _blank_to_none(fold_width(value))
+
+
+def clean_text(value: Any) -> Any:
+    """Names and addresses: trimmed, GB18030-2022 characters for the private-use ones
+    GB18030-2005 decodes to, NFC (one form for a character typed two ways)."""
+    value = _blank_to_none(value)
+    if isinstance(value, str):
+        if not value.isascii():
+            value = value.translate(GB18030_2022)
+            if not unicodedata.is_normalized("NFC", value):
+                value = unicodedata.normalize("NFC", value)
+    return value
+
+
+def clean_name(value: Any) -> Any:
+    """A name as `clean_text`, refusing invisible control text (`name_invisible`) and
+    private-use characters no standard names (`name_private_use`)."""
+    value = clean_text(value)
+    if isinstance(value, str) and not value.isascii():
+        if _INVISIBLE.search(value):
+            raise PydanticCustomError("name_invisible", "the name holds invisible control characters")
+        if _PRIVATE_USE.search(value):
+            raise PydanticCustomError("name_private_use", "the name holds a private-use character")
+    elif isinstance(value, str) and _INVISIBLE.search(value):
+        raise PydanticCustomError("name_invisible", "the name holds invisible control characters")
+    return value
+
+
 Date = Annotated[dt.date, BeforeValidator(parse_date)]
 PastDate = Annotated[dt.date, BeforeValidator(parse_date), AfterValidator(not_in_future)]
 Text = Annotated[str, BeforeValidator(_blank_to_none)]
 PersonName = Annotated[
     str,
-    BeforeValidator(_blank_to_none),
+    BeforeValidator(clean_name),
     Field(max_length=64, json_schema_extra={"kind": "name"}, description="姓名 (may hold characters outside the BMP)"),
 ]
-Address = Annotated[str, BeforeValidator(_blank_to_none), Field(max_length=200, json_schema_extra={"kind": "address"})]
+Address = Annotated[str, BeforeValidator(clean_text), Field(max_length=200, json_schema_extra={"kind": "address"})]
 DivisionCode = Annotated[
     str,
-    BeforeValidator(_blank_to_none),
-    Field(pattern=r"^\d{6}$", description="行政区划代码: 6-digit administrative division code"),
+    BeforeValidator(_code_text),
+    Field(pattern=r"^[0-9]{6}$", description="行政区划代码: 6-digit administrative division code"),
 ]
 
 

@@ -20,10 +20,10 @@ from pydantic_core import PydanticCustomError
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
-from contracts.fields import Sex, today
+from contracts.fields import FULL_WIDTH, Sex, today
 
-_ID18 = re.compile(r"^\d{17}[\dX]$")
-_ID15 = re.compile(r"^\d{15}$")
+_ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
+_ID15 = re.compile(r"^[0-9]{15}$")
 # Nobody alive holds a number with an earlier birth year; older figures are typos.
 EARLIEST_BIRTH_YEAR = 1880
 
@@ -122,7 +122,7 @@ def _check_id_number(value: Any, day: dt.date) -> str:
         raise PydanticCustomError("missing", "required field is empty")
     if not isinstance(value, str):
         raise PydanticCustomError("id_format", "ID number must be text")
-    number = value.strip().upper()
+    number = value.strip().upper() if value.isascii() else value.translate(FULL_WIDTH).strip().upper()
     if not number:
         raise PydanticCustomError("missing", "required field is empty")
     # After strip() no trailing newline is left for `$` to match before, so the length
@@ -179,7 +179,7 @@ def credit_code_warning(code: str) -> str | None:
 
 def _strip_upper(value: Any) -> Any:
     if isinstance(value, str):
-        value = value.strip().upper()
+        value = value.translate(FULL_WIDTH).strip().upper()
         return value or None
     return value
 

@@ -30,6 +30,16 @@ REASONS: dict[str, tuple[str, str]] = {
     "row_too_long": ("行的列数多于表头", "row has more columns than the header"),
     "no_line_end": ("最后一行没有换行符,文件可能未传完整,该行不予接收", "the last line has no line end: the file may be incomplete; the row is not taken"),
     "field_too_large": ("字段过长", "field is larger than the limit"),
+    # Issue 14: text with one right form is normalized (NFC, full-width digits and
+    # letters in codes and ID numbers as ASCII, GB18030-2022 characters for private-use
+    # ones); what no one can read the same way twice is refused.
+    "name_invisible": ("姓名中含有不可见的控制字符(零宽字符、方向控制符、隔离符等),请删除后重新发送", "the name holds invisible control characters (zero-width, direction override or isolate); remove them and send again"),
+    "name_private_use": ("姓名中含有私用区字符(不是标准汉字,无法确认是哪个字);请用 GB18030-2022 的标准字符", "the name holds a private-use character (no standard character, so no one can tell which it is); use the GB18030-2022 character"),
+    "mother_born_after_child": ("母亲的出生日期(按公民身份号码)不早于新生儿的出生日期,请核对母亲身份号码", "the mother's birth date (from her ID number) is not before the child's; check her ID number"),
+    "mother_age_unlikely": ("生育时母亲未满14周岁(仅提示,请核对母亲身份号码)", "the mother was under 14 at the birth (warning only: check her ID number)"),
+    "quote_spans_lines": ("引号没有闭合,其后的行被并入同一格", "an unclosed quote swallowed the lines after it into one cell"),
+    "line_end_missing": ("最后一行没有换行符,可能只写了一半,未接收此行", "the last line has no line end; it may be cut off and is not taken"),
+    "line_too_long": ("行过长,未读取此行", "the line is longer than the limit and was not read"),
     "division_unknown": ("行政区划代码未知或已撤销(仅提示)", "division code is unknown or was retired (warning only)"),
     "credit_code_invalid": ("统一社会信用代码校验不通过(仅提示)", "unified social credit code does not check out (warning only)"),
     "duplicate_in_file": ("本文件中重复", "duplicate of an earlier row in this file"),

@@ -80,6 +80,9 @@ class RawRow:
     fields: Mapping[str, Any]
     problem: tuple[str, str, str] | None = None
     """(code, column, detail) when the row is broken before validation (truncated...)."""
+    reason: tuple[str, str] | None = None
+    """The problem's reason (Chinese, English) with this row's specifics, when the
+    code's standing text (contracts/reasons.py) cannot say them (which lines...)."""
 
 
 @dataclass

@@ -33,6 +33,39 @@ def _kill_agent(gnupg_dir: Path) -> None:
     subprocess.run(["gpgconf", "--homedir", str(gnupg_dir), "--kill", "gpg-agent"], capture_output=True, check=False)
 
 
+# The suite's own settings: which backend (GATEWAY_TEST_DATABASE), which PostgreSQL
+# server (GATEWAY_TEST_POSTGRES_URL), the template database it makes
+# (GATEWAY_TEST_POSTGRES_TEMPLATE), scripts/test's GATEWAY_TEST_DATABASES and
+# GATEWAY_TEST_SERIAL, and GATEWAY_CONSOLE_DOCS_SCREENSHOT (refreshes the README's
+# picture). Every other GATEWAY_* variable is the user's gateway configuration (their
+# GATEWAY_HOME after the README's tour, a database URL, passphrases...): the suite must
+# never read or write a home it did not make, so those are cleared for the whole
+# session, before any test module is imported (scripts/test clears them too).
+SUITE_VARIABLES = ("GATEWAY_TEST_", "GATEWAY_CONSOLE_DOCS_SCREENSHOT")
+
+
+def user_gateway_variables(environ=os.environ) -> list[str]:  # type: ignore[no-untyped-def]
+    """The GATEWAY_* variables in `environ` that configure a gateway, not the suite."""
+    return sorted(k for k in environ if k.startswith("GATEWAY_") and not k.startswith(SUITE_VARIABLES))
+
+
+CLEARED_VARIABLES = {name: os.environ.pop(name) for name in user_gateway_variables()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_gateway_environment() -> Iterator[None]:
+    """No user GATEWAY_* variable during the session (cleared at import above, and again
+    here in case a plugin set one since); restored when the session ends."""
+    for name in user_gateway_variables():
+        CLEARED_VARIABLES.setdefault(name, os.environ.pop(name))
+    try:
+        yield
+    finally:
+        for name in user_gateway_variables():
+            os.environ.pop(name, None)
+        os.environ.update(CLEARED_VARIABLES)
+
+
 BACKEND = os.environ.get("GATEWAY_TEST_DATABASE", "sqlite")
 if BACKEND not in ("sqlite", "postgresql"):
     raise RuntimeError(f"GATEWAY_TEST_DATABASE must be sqlite or postgresql, not {BACKEND!r}")

@@ -21,10 +21,32 @@ from pydantic import ValidationError
 from contracts.reasons import reason
 
 from gateway.adapter import Adapter, RawRow, RowRejected, SourceFile
-from gateway.masking import mask_value
+from gateway.masking import mask_untrusted, mask_value, scrub_message
 
 # The columns of a row error, in the order of the tuples in `PreparedBatch.issues`.
 ISSUE_KEYS = ("exchange_id", "row_number", "field", "column_name", "value_masked", "code", "reason_zh", "reason_en", "level")
+
+
+# Field kinds masked by their own rule; any other field's failing value may be anything.
+_PERSONAL = frozenset(("id_number", "name", "address", "document_number"))
+_LABELS: tuple[str, ...] | None = None
+
+
+def _code_labels() -> tuple[str, ...]:
+    """Every code table's Chinese label (contracts/codes.py `CodeEnum`s), longest first:
+    words known not to be personal, so `初中 5` or `汉族族` may be shown in a report."""
+    global _LABELS
+    if _LABELS is None:
+        from contracts.codes import CodeEnum
+
+        found: set[str] = set()
+        pending = list(CodeEnum.__subclasses__())
+        while pending:
+            enum = pending.pop()
+            pending += enum.__subclasses__()
+            found.update(member.label for member in enum if member.label)
+        _LABELS = tuple(sorted(found, key=len, reverse=True))
+    return _LABELS
 
 
 class PreparedBatch(NamedTuple):
@@ -121,13 +143,13 @@ class RowPreparer:
         clerk knows and the value masked (gateway/masking.py)."""
         adapter = self.adapter
 
-        def issue(field_name: str, column: str, value: str, code: str, fallback: str = "") -> None:
-            zh, en = reason(code, fallback)
+        def issue(field_name: str, column: str, value: str, code: str, fallback: str = "", texts: tuple[str, str] | None = None) -> None:
+            zh, en = texts or reason(code, scrub_message(fallback))
             issues.append((self.exchange_id, raw.number, field_name, column, value, code, zh, en, "error"))
 
         if raw.problem is not None:
             code, column, detail = raw.problem
-            issue("", column, "", code, detail)
+            issue("", column, "", code, detail, raw.reason)
         elif isinstance(failure, ValidationError):
             kinds = self._field_kinds()
             for error in failure.errors(include_url=False):
@@ -138,11 +160,19 @@ class RowPreparer:
                 if code in ("id_sex_mismatch", "id_birth_mismatch"):
                     loc = (*loc, "id_number")
                 value = error.get("input")
-                shown = mask_value(value, kinds.get(loc)) if isinstance(value, str) else ""
+                kind = kinds.get(loc)
+                # A value lands in the field its position gives it (a row shifted by one
+                # stray cell puts the name in 性别): only a personal field's own masking,
+                # or plainly non-personal text, is shown.
+                shown = (
+                    (mask_value(value, kind) if kind in _PERSONAL else mask_untrusted(value, _code_labels()))
+                    if isinstance(value, str) else ""
+                )
                 issue(".".join(loc), adapter.column_for(loc), shown, code, error.get("msg", ""))
         else:
             assert failure is not None
-            issue("", failure.column, "", failure.code, failure.message)
+            # An adapter's own message may quote the value (and a plugin's may be anything).
+            issue("", failure.column, "", failure.code, scrub_message(failure.message))
 
     def _field_kinds(self) -> dict[tuple[str, ...], str]:
         """Which fields of the adapter's contracts hold IDs, names or addresses (for masking)."""

@@ -23,12 +23,12 @@ import contextlib
 import re
 from collections.abc import Collection, Iterator
 from os import PathLike
-from typing import IO, BinaryIO
+from typing import Any, IO, BinaryIO
 
 from lxml import etree
 
 from gateway.errors import FileRejected
-from gateway.masking import mask_value
+from gateway.masking import scrub_message
 
 Source = BinaryIO | str | PathLike[str]
 
@@ -101,7 +101,7 @@ def local_name(element: etree._Element) -> str:
 
 def _malformed(exc: etree.XMLSyntaxError) -> FileRejected:
     line, column = exc.position if exc.position else (exc.lineno, exc.offset)
-    message = mask_value(_POSITION_SUFFIX.sub("", str(exc.msg or ""))[:160], None)
+    message = scrub_message(_POSITION_SUFFIX.sub("", str(exc.msg or "")), 160)
     return FileRejected("xml_malformed", f"line {line}, column {column}: {message}", row=line or None)
 
 
@@ -173,3 +173,26 @@ def iter_elements(
                         del parent[0]
         except etree.XMLSyntaxError as exc:
             raise _malformed(exc) from None
+
+
+def check_declared_encoding(source: Any) -> None:
+    """Refuse an XML file declared GB18030 (GBK, GB2312) whose bytes are UTF-8 with
+    Chinese in them (`xml_encoding`): read by its declaration, every name would be
+    stored as mojibake. `source` is a staged `SourceFile`: the sniffer has already
+    found whether the whole file is strict UTF-8."""
+    if source.encoding not in ("utf-8", "utf-8-sig"):
+        return
+    with source.open_binary() as handle:
+        head = handle.read(_HEAD)
+        declared = _DECLARATION.match(head)
+        if not declared or not declared.group(1).lower().startswith(b"gb"):
+            return
+        handle.seek(0)
+        while chunk := handle.read(1 << 20):
+            if not chunk.isascii():
+                name = declared.group(1).decode("ascii", "replace")[:20]
+                raise FileRejected(
+                    "xml_encoding",
+                    f"the document declares encoding {name!r} but is written in UTF-8; correct the declaration "
+                    "to encoding=\"UTF-8\" (or save the file as GB18030)",
+                )
