@@ -28,7 +28,6 @@ REASONS: dict[str, tuple[str, str]] = {
     "extra_forbidden": ("多余字段", "unexpected field"),
     "row_truncated": ("行不完整(列数不足)", "row is truncated: fewer columns than the header"),
     "row_too_long": ("行的列数多于表头", "row has more columns than the header"),
-    "no_line_end": ("最后一行没有换行符,文件可能未传完整,该行不予接收", "the last line has no line end: the file may be incomplete; the row is not taken"),
     "field_too_large": ("字段过长", "field is larger than the limit"),
     # Issue 14: text with one right form is normalized (NFC, full-width digits and
     # letters in codes and ID numbers as ASCII, GB18030-2022 characters for private-use

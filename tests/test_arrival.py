@@ -397,8 +397,8 @@ def test_a_last_line_without_its_line_end_is_never_accepted_as_a_row(gateway, se
     [outcome] = gateway.run_once()
     assert (outcome.status, outcome.accepted, outcome.rejected) == ("processed", 3, 1)
     report = (settings.mailbox_root / "hospital" / "outbox" / "cut.csv.errors.csv").read_text("utf-8-sig")
-    assert "no_line_end" in report and "没有换行符" in report
-    assert query(settings, "SELECT row_number, code FROM rowerror WHERE level = 'error'") == [(5, "no_line_end")]
+    assert "line_end_missing" in report and "没有换行符" in report
+    assert query(settings, "SELECT row_number, code FROM rowerror WHERE level = 'error'") == [(5, "line_end_missing")]
 
 
 def test_a_receipted_file_removed_before_it_was_archived_is_archived_from_its_kept_bytes(home, monkeypatch):

@@ -63,33 +63,6 @@ def _ends_with_line_end(source: SourceFile) -> bool:
 
 
 def csv_rows(source: SourceFile, required: Sequence[str]) -> Iterator[RawRow]:
-    """`_csv_rows`, except that the last line without its line end is never accepted as
-    a row (`no_line_end`): a half-written row can still validate (a cut address) and
-    would later become a "correction" of itself."""
-    if not _ends_mid_line(source):
-        yield from _csv_rows(source, required)
-        return
-    last: RawRow | None = None
-    for row in _csv_rows(source, required):
-        if last is not None:
-            yield last
-        last = row
-    if last is not None:
-        if last.problem is None:
-            last = RawRow(last.number, last.fields, ("no_line_end", "", "the last line has no line end"))
-        yield last
-
-
-def _ends_mid_line(source: SourceFile) -> bool:
-    with open(source.path, "rb") as raw:
-        size = raw.seek(0, 2)
-        if size == 0:
-            return False
-        raw.seek(size - 1)
-        return raw.read(1) not in (b"\n", b"\r")
-
-
-def _csv_rows(source: SourceFile, required: Sequence[str]) -> Iterator[RawRow]:
     """Rows of a CSV file as dicts keyed by its (normalized) header.
 
     The header must hold every column in `required`, else the whole file is rejected,
