@@ -29,6 +29,11 @@ DEFAULT_PLUGINS = (
     "adapters.housing_registry",
     "adapters.national_platform",
     "gateway.reconcile.builtin",
+    # The built-in scheduled jobs (`register_jobs`). pluggy calls the last registered first,
+    # so `gateway jobs` lists them as inboxes and pulls, reconcile, population reports.
+    "gateway.population_reports.job",
+    "gateway.reconcile.job",
+    "gateway.platform.jobs",
 )
 
 
