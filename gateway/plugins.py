@@ -29,11 +29,11 @@ DEFAULT_PLUGINS = (
     "adapters.housing_registry",
     "adapters.national_platform",
     "gateway.reconcile.builtin",
-    # The built-in scheduled jobs (`register_jobs`). pluggy calls the last registered first,
-    # so `gateway jobs` lists them as inboxes and pulls, reconcile, population reports.
-    "gateway.population_reports.job",
-    "gateway.reconcile.job",
+    # The built-in scheduled jobs (`register_jobs`, trylast): pluggy calls trylast hooks in
+    # the order registered, so `gateway jobs` lists inboxes and pulls, reconcile, reports.
     "gateway.platform.jobs",
+    "gateway.reconcile.job",
+    "gateway.population_reports.job",
 )
 
 
