@@ -98,11 +98,13 @@ def run(
         finally:
             gateway.close()
         return
-    # Inbox polling, scheduled pulls and the assist-check job (gateway/scheduler/runner.py):
-    # each due job runs in its own thread, under its lease when several processes run.
-    from gateway.scheduler.runner import JobScheduler, gateway_jobs
+    # The jobs the plugins register (`register_jobs`: inboxes, pulls, assist checks, ...;
+    # gateway/scheduler/runner.py): each due job runs in its own thread, under its lease
+    # when several processes run.
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.scheduler.runner import Job, JobScheduler, gateway_jobs
 
-    def start() -> tuple[Any, Any, Any]:
+    def start() -> tuple[Gateway, list[Job], JobScheduler]:
         gateway = _gateway(home)
         try:
             jobs = gateway_jobs(gateway)

@@ -37,6 +37,7 @@ from gateway.store.reconcile_models import Discrepancy, DiscrepancyList
 from gateway.reconcile.evaluate import configured_rules, open_items
 
 if TYPE_CHECKING:
+    from gateway.routing.delivery import Router
     from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway")
@@ -125,7 +126,7 @@ def _entitled(department: str, source: str | None, contract: str, path: str, pay
     return False
 
 
-def _deliver_one(gateway: GatewayServices, router: Any, department: str, as_of: dt.date, items: dict[str, list[Any]],
+def _deliver_one(gateway: GatewayServices, router: Router, department: str, as_of: dt.date, items: dict[str, list[Any]],
                  agreements: list[Any]) -> ListOutcome:
     content = _content(gateway, department, items, agreements)
     count = sum(rule["open"] for rule in content["rules"].values())
