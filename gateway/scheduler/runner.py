@@ -1,9 +1,8 @@
 """Scheduled jobs inside `gateway run`, on the `schedule` library (docs/pulls.md).
 
-Jobs: `inboxes` (poll every inbox, every `poll_seconds`, on every process as before),
-`pull:NAME` for each `[pulls.NAME]` (its `every` or `at` times, China time), and
-`assist-checks` (every 5 minutes: register new requests and notices, make provisional
-due dates final when the calendar allows, send answers still waiting).
+The jobs come through the `register_jobs` hook (`gateway_jobs`); the built-in ones are
+`inboxes`, `pull:NAME` and `assist-checks` (gateway/platform/jobs.py), `reconcile`
+(gateway/reconcile/job.py) and `population-reports` (gateway/population_reports/job.py).
 
 When several gateway processes share one database, a **lease row** (`joblease`) makes
 each run of a job happen on one of them:
