@@ -21,7 +21,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 
-def __getattr__(name: str):  # lazy: importing gateway must not import every adapter
+def __getattr__(name: str) -> object:  # lazy: importing gateway must not import every adapter
     if name in {"Adapter", "RawRow", "SourceFile"}:
         from gateway import adapter
 

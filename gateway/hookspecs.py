@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the types plugins are handed (type-only: see docs/architecture.md)
     from gateway.adapter import Adapter
+    from gateway.exchange.lifecycle import Gateway
     from gateway.reconcile.base import Reconciliation
+    from gateway.scheduler.runner import Job
 
 PROJECT = "gateway"
 
@@ -67,5 +69,32 @@ def register_reconciliations(register: Callable[[type[Reconciliation]], None]) -
     `[reconciliation.grace]` in gateway.toml.
 
     :param register: the callback that validates and records a rule class.
+    :returns: nothing; results are collected through `register`.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Scheduled jobs
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_jobs(register: Callable[[Job], None], gateway: Gateway) -> None:
+    """Register the scheduled jobs (定时任务) that `gateway run` runs, lists in `gateway jobs`
+    and in the console, and that `gateway jobs run NAME` starts by hand.
+
+    Call `register(Job(name, run, every=SECONDS | at=["07:00"], description=...))` once per
+    job, with a `gateway.scheduler.runner.Job` whose `run(context)` returns a `JobResult`
+    and checks `context.should_continue()` between steps. A job runs in a thread of its
+    own, under a lease (one process runs it when several share a database) unless
+    `leased=False`; open a gateway of its own with `PerThreadGateway(gateway.settings)`
+    (`close=gateways.close`), as the built-ins do, and build the job from the settings only:
+    the console lists the jobs with a stand-in that has nothing but `settings`. Names are
+    unique: a name already taken raises `PluginError` naming both modules. The built-in jobs
+    (`inboxes`, `pull:NAME`, `assist-checks`, `reconcile`, `population-reports`) come
+    through this same hook, marked `trylast=True`; the scheduler knows none by name.
+
+    :param register: the callback that checks and records a job.
+    :param gateway: the gateway of `gateway run` (settings, engine, signer, transports).
     :returns: nothing; results are collected through `register`.
     """

@@ -29,6 +29,12 @@ DEFAULT_PLUGINS = (
     "adapters.housing_registry",
     "adapters.national_platform",
     "gateway.reconcile.builtin",
+    # The built-in scheduled jobs (`register_jobs`, trylast): pluggy calls trylast hooks in
+    # the order registered, so `gateway jobs` lists inboxes and pulls, reconcile, reports.
+    "gateway.platform.jobs",
+    "gateway.reconcile.job",
+    "gateway.register.job",
+    "gateway.population_reports.job",
 )
 
 

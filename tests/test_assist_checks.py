@@ -202,7 +202,8 @@ def test_a_not_found_answer_without_a_remark_is_refused(gw, home, partner):
 
 
 def test_an_answer_given_while_the_platform_is_away_is_sent_later(gw, home, partner):
-    from gateway.scheduler.runner import assist_check_job, run_job
+    from gateway.platform.jobs import assist_check_job
+    from gateway.scheduler.runner import run_job
 
     pull_platform(gw)
     partner.stop()

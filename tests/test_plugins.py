@@ -42,7 +42,7 @@ def _adapter(name: str, department: str = "police") -> type[Adapter]:
 
 
 def test_hooks_exist():
-    assert HOOKS == ["register_adapters", "register_reconciliations"]
+    assert HOOKS == ["register_adapters", "register_jobs", "register_reconciliations"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -75,6 +75,51 @@ def test_hook_register_adapters():
     finally:
         manager.unregister(plugin)
     assert "water-board" not in manager.adapters()
+
+
+def test_hook_register_jobs(tmp_path):
+    from gateway.config import load_settings
+    from gateway.exchange.home import init_home
+    from gateway.scheduler.runner import Job, JobResult, gateway_jobs
+
+    init_home(tmp_path / "home")
+    settings = load_settings(tmp_path / "home")
+
+    class Stand:  # the console's stand-in: settings only
+        def __init__(self):
+            self.settings = settings
+
+    manager = PluginManager(load_entry_points=False)
+    builtin = [job.name for job in gateway_jobs(Stand(), manager)]
+    assert builtin[0] == "inboxes" and "reconcile" in builtin, "built-ins come through the same hook"
+
+    class Plugin:
+        @gateway.hookimpl
+        def register_jobs(self, register, gateway):
+            register(Job("water-board-check", lambda context: JobResult("ok"), at=["06:30"]))
+
+    plugin = Plugin()
+    manager.register(plugin, name="test-plugin")
+    try:
+        jobs = {job.name: job for job in gateway_jobs(Stand(), manager)}
+        assert set(jobs) == set(builtin) | {"water-board-check"}
+        assert jobs["water-board-check"].schedule_text == "at 06:30 (China time)"
+
+        class Twice:
+            @gateway.hookimpl
+            def register_jobs(self, register, gateway):
+                register(Job("reconcile", lambda context: JobResult("again"), every=60))
+
+        twice = Twice()
+        manager.register(twice, name="twice")
+        try:
+            with pytest.raises(PluginError, match=r"'reconcile' is registered twice: by .*gateway\.reconcile\.job"):
+                gateway_jobs(Stand(), manager)
+        finally:
+            manager.unregister(twice)
+    finally:
+        manager.unregister(plugin)
+    assert "water-board-check" not in [job.name for job in gateway_jobs(Stand(), manager)]
 
 
 def test_hook_register_reconciliations():

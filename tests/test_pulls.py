@@ -215,7 +215,8 @@ def test_502s_back_off_exponentially_with_jitter(make_gateway, partner):
 
 
 def test_the_partner_down_for_several_pulls_then_catching_up(make_gateway, home, partner):
-    from gateway.scheduler.runner import pull_job, run_job
+    from gateway.platform.jobs import pull_job
+    from gateway.scheduler.runner import run_job
 
     gateway = make_gateway(retries=1)
     partner.stop()

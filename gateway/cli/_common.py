@@ -3,6 +3,7 @@ way checks are shown."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,11 +11,26 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 
 from gateway.config import Settings, load_settings
 from gateway.errors import GatewayError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def setup_logging(verbose: bool = True) -> None:
+    """Log lines on stderr through rich (INFO, or WARNING when not `verbose`)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+        force=True,
+    )
+    # paramiko logs a full traceback for every failed SSH handshake; the SFTP transport
+    # already reports the failure in one line.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
 
 HomeOption = Annotated[
     Optional[Path],

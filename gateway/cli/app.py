@@ -14,11 +14,11 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from gateway.cli._common import setup_logging as _logging
 from gateway.config import default_home, load_settings
 from gateway.errors import GatewayError
 
@@ -46,18 +46,6 @@ HomeOption = Annotated[
     Optional[Path],
     typer.Option("--home", help="Gateway home (default: $GATEWAY_HOME or ./gateway-home).", show_default=False),
 ]
-
-
-def _logging(verbose: bool = True) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
-        force=True,
-    )
-    # paramiko logs a full traceback for every failed SSH handshake; the SFTP transport
-    # already reports the failure in one line.
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 def _gateway(home: Path | None):
@@ -114,11 +102,13 @@ def run(
         finally:
             gateway.close()
         return
-    # Inbox polling, scheduled pulls and the assist-check job (gateway/scheduler/runner.py):
-    # each due job runs in its own thread, under its lease when several processes run.
-    from gateway.scheduler.runner import JobScheduler, gateway_jobs
+    # The jobs the plugins register (`register_jobs`: inboxes, pulls, assist checks, ...;
+    # gateway/scheduler/runner.py): each due job runs in its own thread, under its lease
+    # when several processes run.
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.scheduler.runner import Job, JobScheduler, gateway_jobs
 
-    def start() -> tuple[Any, Any, Any]:
+    def start() -> tuple[Gateway, list[Job], JobScheduler]:
         gateway = _gateway(home)
         try:
             jobs = gateway_jobs(gateway)

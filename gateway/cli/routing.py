@@ -251,7 +251,7 @@ def deliveries_send(home: HomeOption = None) -> None:
     """One routing pass now, without taking drops: route accepted exchanges, take
     acknowledgements, prepare and send what is due (held deliveries are tried again,
     for example after `gateway keys import`)."""
-    from gateway.cli.app import _logging
+    from gateway.cli._common import setup_logging as _logging
 
     _logging()
     gateway = _gateway(home)

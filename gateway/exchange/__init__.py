@@ -4,6 +4,7 @@ Holds the lifecycle (`ExchangePipeline`: a drop from inbox to `processed/` or `r
 row batches (validate and store in bounded batches), parallel parsing (one large file on
 several cores) and the gateway home's layout.
 
-May import: `gateway.routing`, `gateway.intake`, `gateway.readers`, `gateway.receipts`,
-`gateway.store` and the top-level modules. Must not import the duties (platform,
-obligations, reconcile, population reports) or the front ends."""
+May import: `gateway.routing`, `gateway.services`, `gateway.intake`, `gateway.readers`,
+`gateway.receipts`, `gateway.store` and the top-level modules. Must not import the
+scheduler, pulls, the duties (platform, obligations, reconcile, population reports) or the
+front ends: what they need of a gateway is `gateway.services.GatewayServices`."""

@@ -27,7 +27,7 @@ from gateway.receipts.keys import DepartmentKeys
 from gateway.intake.transports import FoundFile
 
 if TYPE_CHECKING:
-    from gateway.exchange.lifecycle import Gateway
+    from gateway.intake.transports.base import Mailboxes
 
 log = logging.getLogger("gateway")
 
@@ -48,7 +48,7 @@ def is_signature(found: FoundFile) -> bool:
 class SignedDrops:
     """The signed-drop rules of one gateway (see the module docstring)."""
 
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: Mailboxes):
         self.gateway = gateway
         self.keys = DepartmentKeys(gateway.settings.keys_dir)
 

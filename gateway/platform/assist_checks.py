@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from pydantic import TypeAdapter, ValidationError
@@ -60,6 +60,9 @@ from gateway.intake.staging import sniff_file
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import AssistCheck, LookupEntry, NoticeItem
 from gateway.readers.xml import HARDENED, local_name
+
+if TYPE_CHECKING:
+    from gateway.exchange.lifecycle import Gateway
 
 log = logging.getLogger("gateway.platform.assist_checks")
 
@@ -491,7 +494,7 @@ class Answer:
 
 
 def answer(
-    gateway: Any,
+    gateway: Gateway,
     settings: Settings,
     key: str,
     *,
@@ -573,7 +576,7 @@ def platform_source(settings: Settings, name: str | None = None) -> tuple[str, A
     return platforms[0]
 
 
-def send_one(gateway: Any, settings: Settings, check_id: int, *, source: str | None = None, session: Any = None) -> Answer:
+def send_one(gateway: Gateway, settings: Settings, check_id: int, *, source: str | None = None, session: Any = None) -> Answer:
     """POST the stored FKXX of one answered request; on success receipt it and mark the
     request answered. A failure leaves it `sending` with the error."""
     from gateway.pulls.http import PullError, endpoint, make_session, post
@@ -622,7 +625,7 @@ def send_one(gateway: Any, settings: Settings, check_id: int, *, source: str | N
     return Answer(row, sent=True, receipt=receipt, exchange_id=exchange_id)
 
 
-def _receipt_feedback(gateway: Any, item: AssistCheck, body: bytes) -> tuple[int, str | None]:
+def _receipt_feedback(gateway: Gateway, item: AssistCheck, body: bytes) -> tuple[int, str | None]:
     """The sent FKXX as an exchange of the national platform: an AssistCheckFeedback
     record and a signed receipt in the national-platform outbox. The FKXX itself (personal
     data) stays in the database: `assistcheck.feedback_xml`, and the record."""
@@ -652,7 +655,7 @@ class SendResult:
         return f"{self.sent} answer(s) sent" + (f", {self.waiting} still waiting" if self.waiting else "")
 
 
-def send_pending(gateway: Any, settings: Settings, source: str | None = None) -> SendResult:
+def send_pending(gateway: Gateway, settings: Settings, source: str | None = None) -> SendResult:
     """Send every answer still `sending` (the platform was away when it was given)."""
     result = SendResult()
     with Session(gateway.engine) as session:

@@ -6,7 +6,10 @@
 - `figures`: one report's tables; `balance`: the statistics office's balance checks;
 - `tables`, `writers`, `html_page`, `charts`: XLSX, CSV, HTML with inline SVG, JSON summary;
 - `warning`: the monthly early warning; `scheduled`: production on the due dates into the
-  population office's outbox, signed.
+  population office's outbox, signed; `job`: the `population-reports` job (`register_jobs`).
+
+May import: `gateway.reconcile`, `gateway.obligations`, `gateway.scheduler` and everything
+below. Must not import the platform or the front ends.
 """
 
 from __future__ import annotations

@@ -13,14 +13,53 @@ failure naming the table, the row, the column and the figures.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from gateway.population_reports.events import ITEM_LABELS, ITEMS, REGISTRY_SIGNS
 
-if TYPE_CHECKING:
-    from gateway.population_reports.figures import PopulationReport
-
 SEXES = ("男", "女", "合计")
+TOTAL = "合计"  # the total row's division (figures.TOTAL)
+
+
+class _ChangeRow(Protocol):
+    @property
+    def division(self) -> str: ...
+    @property
+    def counts(self) -> Mapping[str, Sequence[int]]: ...
+
+
+class _PopulationRow(Protocol):
+    @property
+    def division(self) -> str: ...
+    @property
+    def start(self) -> Sequence[int] | None: ...
+    @property
+    def changes(self) -> Mapping[str, Sequence[int]]: ...
+    @property
+    def end(self) -> Sequence[int] | None: ...
+    @property
+    def end_source(self) -> str: ...
+    @property
+    def expected_end(self) -> Sequence[int] | None: ...
+
+
+class _WomenRow(Protocol):
+    @property
+    def moves_in(self) -> int: ...
+    @property
+    def moves_out(self) -> int: ...
+
+
+class Balanced(Protocol):
+    """What the checks read of a report (`figures.PopulationReport`, which calls them)."""
+
+    @property
+    def changes(self) -> Sequence[_ChangeRow]: ...
+    @property
+    def population(self) -> Sequence[_PopulationRow]: ...
+    @property
+    def women(self) -> Sequence[_WomenRow] | None: ...
 CHECK_LABELS = {
     "sex": "男+女=合计 male + female = total",
     "divisions": "各区划之和=合计 divisions sum to the total",
@@ -47,9 +86,7 @@ class Failure:
         return asdict(self)
 
 
-def check(report: PopulationReport) -> list[Failure]:
-    from gateway.population_reports.figures import TOTAL
-
+def check(report: Balanced) -> list[Failure]:
     failures: list[Failure] = []
     changes = "人口变动"
     for row in report.changes:

@@ -17,7 +17,7 @@ from gateway.population_reports.periods import Period, month_of
 from gateway.population_reports.settings import ReportSettings, report_settings, snapshots_path
 from gateway.population_reports.snapshots import Snapshots, load
 
-TOTAL = "合计"
+TOTAL = balance.TOTAL
 CHART_MONTHS = 12
 WOMEN_AGES = (15, 49)
 

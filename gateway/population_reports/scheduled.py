@@ -21,7 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gateway import clock
 from gateway.population_reports.events import read_events
@@ -29,6 +30,12 @@ from gateway.population_reports.figures import build
 from gateway.population_reports.periods import KINDS, Period, latest_due, previous
 from gateway.population_reports.settings import report_settings
 from gateway.population_reports.writers import write_all
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.population_reports.events import Events
+    from gateway.scheduler.runner import Job
+    from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway.reports")
 
@@ -61,12 +68,12 @@ def summary_name(period: Period) -> str:
     return f"{period.stem}.json"
 
 
-def is_produced(gateway: Any, period: Period) -> bool:
+def is_produced(gateway: GatewayServices, period: Period) -> bool:
     office = report_settings(gateway.settings).office
     return bool(gateway.transport_for(office).exists(office, "outbox", summary_name(period)))
 
 
-def due_periods(gateway: Any, today: dt.date) -> tuple[list[Period], list[str]]:
+def due_periods(gateway: GatewayServices, today: dt.date) -> tuple[list[Period], list[str]]:
     """The periods due by `today` and not yet in the outbox (oldest first), and the names
     of the latest ones already there."""
     due: list[Period] = []
@@ -82,7 +89,7 @@ def due_periods(gateway: Any, today: dt.date) -> tuple[list[Period], list[str]]:
     return sorted(due, key=lambda p: (p.due, KINDS.index(p.kind))), already
 
 
-def produce(gateway: Any, period: Period, *, events: Any = None) -> Produced:
+def produce(gateway: GatewayServices, period: Period, *, events: Events | None = None) -> Produced:
     """Build the report of `period`, sign each file, put them into the office's outbox."""
     settings = gateway.settings
     options = report_settings(settings)
@@ -105,7 +112,7 @@ def produce(gateway: Any, period: Period, *, events: Any = None) -> Produced:
     return Produced(period, report.balanced, names)
 
 
-def produce_due(gateway: Any, today: dt.date | None = None, should_continue: Any = None) -> ScheduledRun:
+def produce_due(gateway: GatewayServices, today: dt.date | None = None, should_continue: Callable[[], bool] | None = None) -> ScheduledRun:
     """Produce every report due by `today` (default: today in China) and not yet produced."""
     run = ScheduledRun()
     due, run.already = due_periods(gateway, today or clock.today())
@@ -117,11 +124,11 @@ def produce_due(gateway: Any, today: dt.date | None = None, should_continue: Any
     return run
 
 
-def report_job(settings: Any) -> Any:
-    """The scheduler's `population-reports` job (gateway/scheduler/runner.py)."""
-    from gateway.scheduler.runner import Job, JobContext, JobResult, _PerThreadGateway
+def report_job(settings: Settings) -> Job:
+    """The scheduler's `population-reports` job, registered by `gateway.population_reports.job`."""
+    from gateway.scheduler.runner import Job, JobContext, JobResult, PerThreadGateway
 
-    gateways = _PerThreadGateway(settings)
+    gateways = PerThreadGateway(settings)
 
     def run(context: JobContext) -> JobResult:
         # An unbalanced report is still a produced report: it says where it fails, the job did not.

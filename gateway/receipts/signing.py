@@ -106,7 +106,7 @@ class Signer:
     ) -> tuple[str, str]:
         """A new key in the private keyring, its public half exported to the keys folder;
         the key history is left alone. Returns the fingerprint and the public key file name."""
-        params = {
+        params: dict[str, str | bool] = {
             "key_type": "EDDSA",
             "key_curve": "ed25519",
             "key_usage": "sign",
@@ -141,7 +141,7 @@ class Signer:
                 + (result.stderr.strip().splitlines() or ["no output"])[-1]
                 + ". Check GATEWAY_KEY_PASSPHRASE and the keyring in HOME/gnupg"
             )
-        return result.data.decode("ascii")
+        return str(result.data.decode("ascii"))
 
     def close(self) -> None:
         """Stop the gpg-agent this keyring started (tests make many homes)."""

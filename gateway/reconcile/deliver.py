@@ -37,7 +37,8 @@ from gateway.store.reconcile_models import Discrepancy, DiscrepancyList
 from gateway.reconcile.evaluate import configured_rules, open_items
 
 if TYPE_CHECKING:
-    from gateway.exchange.lifecycle import Gateway
+    from gateway.routing.delivery import Router
+    from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway")
 
@@ -54,7 +55,7 @@ class ListOutcome:
     reason: str | None = None
 
 
-def deliver(gateway: Gateway, as_of: dt.date, names: list[str] | None = None) -> list[ListOutcome]:
+def deliver(gateway: GatewayServices, as_of: dt.date, names: list[str] | None = None) -> list[ListOutcome]:
     """Send every department concerned its open discrepancies (of the rules named, or all)."""
     from gateway.routing.delivery import Router
 
@@ -81,7 +82,7 @@ def deliver(gateway: Gateway, as_of: dt.date, names: list[str] | None = None) ->
     return outcomes
 
 
-def _content(gateway: Gateway, department: str, items: dict[str, list[Any]], agreements: list[Any]) -> dict[str, Any]:
+def _content(gateway: GatewayServices, department: str, items: dict[str, list[Any]], agreements: list[Any]) -> dict[str, Any]:
     with Session(gateway.engine) as session:
         rules: dict[str, Any] = {}
         for name, open_list in items.items():
@@ -125,7 +126,7 @@ def _entitled(department: str, source: str | None, contract: str, path: str, pay
     return False
 
 
-def _deliver_one(gateway: Gateway, router: Any, department: str, as_of: dt.date, items: dict[str, list[Any]],
+def _deliver_one(gateway: GatewayServices, router: Router, department: str, as_of: dt.date, items: dict[str, list[Any]],
                  agreements: list[Any]) -> ListOutcome:
     content = _content(gateway, department, items, agreements)
     count = sum(rule["open"] for rule in content["rules"].values())

@@ -6,10 +6,16 @@ default (`[reconciliation] at = ["07:00"]`; an empty list disables it), and once
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
+from gateway.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.scheduler.runner import Job
 
 DEFAULT_AT = ["07:00"]
 
@@ -23,15 +29,15 @@ def job_times(settings: Settings) -> list[str]:
     return times
 
 
-def reconcile_job(settings: Settings) -> Any:
+def reconcile_job(settings: Settings) -> Job | None:
     """The `reconcile` job, or None when `[reconciliation] at = []`."""
-    from gateway.scheduler.runner import Job, JobContext, JobResult, _PerThreadGateway
+    from gateway.scheduler.runner import Job, JobContext, JobResult, PerThreadGateway
 
     times = job_times(settings)
     if not times:
         return None
     deliver = bool((settings.reconciliation or {}).get("deliver", True))
-    gateways = _PerThreadGateway(settings)
+    gateways = PerThreadGateway(settings)
 
     def run(context: JobContext) -> JobResult:  # noqa: ARG001
         from gateway import clock
@@ -52,3 +58,11 @@ def reconcile_job(settings: Settings) -> Any:
 
     return Job("reconcile", run, at=times, description="open and close discrepancies, send each department its list",
                close=gateways.close)
+
+
+@hookimpl(trylast=True)
+def register_jobs(register: Callable[[Job], None], gateway: Gateway) -> None:
+    """The built-in `reconcile` job, through the same hook as a plugin's."""
+    job = reconcile_job(gateway.settings)
+    if job is not None:
+        register(job)

@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlmodel import Session, select
 
@@ -33,8 +33,26 @@ from gateway.store.models import Acknowledgement, Delivery, RowError
 from gateway.intake.transports import FoundFile
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from gateway.config import Settings
+    from gateway.receipts.keys import DepartmentKeys
     from gateway.routing.agreements import AgreementSet
-    from gateway.routing.delivery import Router
+    from gateway.services import GatewayServices
+
+
+class Router(Protocol):
+    """What the acknowledgements need of `gateway.routing.delivery.Router` (which builds them):
+    its gateway, the departments' keys, the settings and the engine."""
+
+    gateway: GatewayServices
+    keys: DepartmentKeys
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def engine(self) -> Engine: ...
 
 log = logging.getLogger("gateway")
 

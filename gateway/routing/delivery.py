@@ -58,7 +58,10 @@ from gateway.routing.agreements import AgreementSet, CompiledAgreement, load_agr
 from gateway.routing.minimize import cell, contract_fields, projector
 
 if TYPE_CHECKING:
-    from gateway.exchange.lifecycle import Gateway
+    from sqlalchemy import Engine
+
+    from gateway.config import Settings
+    from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway")
 
@@ -130,7 +133,7 @@ class PassReport:
 class Router:
     """The routing of one gateway (see the module docstring)."""
 
-    def __init__(self, gateway: Gateway):
+    def __init__(self, gateway: GatewayServices):
         self.gateway = gateway
         self.keys = DepartmentKeys(gateway.settings.keys_dir)
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -142,11 +145,11 @@ class Router:
         self.acks = Acknowledgements(self)
 
     @property
-    def settings(self):  # type: ignore[no-untyped-def]
+    def settings(self) -> Settings:
         return self.gateway.settings
 
     @property
-    def engine(self):  # type: ignore[no-untyped-def]
+    def engine(self) -> Engine:
         return self.gateway.engine
 
     @property

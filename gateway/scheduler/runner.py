@@ -1,9 +1,8 @@
 """Scheduled jobs inside `gateway run`, on the `schedule` library (docs/pulls.md).
 
-Jobs: `inboxes` (poll every inbox, every `poll_seconds`, on every process as before),
-`pull:NAME` for each `[pulls.NAME]` (its `every` or `at` times, China time), and
-`assist-checks` (every 5 minutes: register new requests and notices, make provisional
-due dates final when the calendar allows, send answers still waiting).
+The jobs come through the `register_jobs` hook (`gateway_jobs`); the built-in ones are
+`inboxes`, `pull:NAME` and `assist-checks` (gateway/platform/jobs.py), `reconcile`
+(gateway/reconcile/job.py) and `population-reports` (gateway/population_reports/job.py).
 
 When several gateway processes share one database, a **lease row** (`joblease`) makes
 each run of a job happen on one of them:
@@ -33,22 +32,26 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import schedule
 from sqlalchemy import Engine, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway import clock
-from gateway.config import Settings, parse_every
+from gateway.config import Settings
+from gateway.errors import PluginError, UnknownName
+from gateway.plugins import PluginManager, get_manager
 from gateway.store.faults import Backoff, database_fault
 from gateway.store.models import JobLease, JobState
+
+if TYPE_CHECKING:
+    from gateway.exchange.lifecycle import Gateway
 
 log = logging.getLogger("gateway.jobs")
 
 HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 AT_JOB_GAP = 300.0
-ASSIST_CHECK_EVERY = 300.0
 
 
 def _now() -> dt.datetime:
@@ -405,15 +408,15 @@ class JobScheduler:
 # -- the gateway's jobs ----------------------------------------------------------------------
 
 
-class _PerThreadGateway:
+class PerThreadGateway:
     """A Gateway of its own for a job's thread (engine, signer), opened on first use."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self._gateway: Any = None
+        self._gateway: Gateway | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> Any:
+    def get(self) -> Gateway:
         with self._lock:
             if self._gateway is None:
                 from gateway.exchange.lifecycle import Gateway
@@ -428,124 +431,36 @@ class _PerThreadGateway:
                 self._gateway = None
 
 
-def pull_job(settings: Settings, name: str, gateways: _PerThreadGateway | None = None) -> Job:
-    """The job that pulls `[pulls.NAME]`; for the platform it also registers the requests
-    and notices of each page and sends answers still waiting."""
-    from gateway.pulls import Puller, source_named
-
-    source = source_named(settings, name)
-    gateways = gateways or _PerThreadGateway(settings)
-
-    def run(context: JobContext) -> JobResult:
-        from gateway.platform import assist_checks
-
-        gateway = gateways.get()
-        hook = None
-        registered = assist_checks.SyncResult()
-        if source.kind == "platform":
-            def hook(outcome: Any) -> None:  # noqa: ARG001 - after any committed page
-                found = assist_checks.sync(gateway.engine, settings)
-                registered.requests += found.requests
-                registered.notices += found.notices
-                registered.updated += found.updated
-
-        puller = Puller(gateway, name, source, should_continue=context.should_continue, on_page=hook)
-        try:
-            report = puller.run()
-        finally:
-            puller.close()
-        summary, error = report.summary(), report.error
-        if source.kind == "platform":
-            found = assist_checks.sync(gateway.engine, settings)  # pages committed before a crash, drops
-            registered.requests += found.requests
-            registered.notices += found.notices
-            registered.updated += found.updated
-            sent = assist_checks.send_pending(gateway, settings, name)
-            summary += f"; {registered.summary()}; {sent.summary()}"
-            if sent.errors and error is None:
-                error = "; ".join(sent.errors)
-        return JobResult(summary, error)
-
-    every = parse_every(source.every) if source.every else None
-    return Job(f"pull:{name}", run, every=every, at=list(source.at), description=f"pull {source.kind} from {source.url}",
-               close=gateways.close)
+_PerThreadGateway = PerThreadGateway  # the name before the jobs moved out (issue 15)
 
 
-def assist_check_job(settings: Settings) -> Job:
-    gateways = _PerThreadGateway(settings)
+def gateway_jobs(gateway: Gateway, plugins: PluginManager | None = None) -> list[Job]:
+    """Every job `gateway run` schedules for this gateway's settings: what the plugins
+    register through the `register_jobs` hook (gateway/hookspecs.py). The built-in jobs
+    come through the same hook (`gateway.platform.jobs`, `gateway.reconcile.job`,
+    `gateway.population_reports.job`); the scheduler knows none of them by name.
 
-    def run(context: JobContext) -> JobResult:  # noqa: ARG001
-        from gateway.platform import assist_checks
+    A job name registered twice raises `PluginError` naming both registrations."""
+    found: dict[str, tuple[Job, str]] = {}  # name -> (job, the module of its run)
+    manager = plugins or get_manager()
 
-        gateway = gateways.get()
-        registered = assist_checks.sync(gateway.engine, settings)
-        refreshed = assist_checks.refresh_provisional(gateway.engine, settings)
-        parts = [registered.summary(), f"{refreshed} provisional due date(s) made final"]
-        errors: list[str] = []
-        for name, source in settings.pulls.items():
-            if source.kind == "platform" and source.enabled:
-                sent = assist_checks.send_pending(gateway, settings, name)
-                parts.append(sent.summary())
-                errors += sent.errors
-        return JobResult("; ".join(parts), "; ".join(errors) or None)
+    def register(job: Job) -> None:
+        if not isinstance(job, Job):
+            raise PluginError(f"register() takes a gateway.scheduler.Job, got {job!r}")
+        caller = getattr(job.run, "__module__", None) or "?"
+        existing = found.get(job.name)
+        if existing is not None:
+            raise PluginError(
+                f"Job name {job.name!r} is registered twice: by {existing[1]} and by {caller}. "
+                "Rename one, or disable a plugin with GATEWAY_DISABLED_PLUGINS."
+            )
+        found[job.name] = (job, caller)
 
-    return Job("assist-checks", run, every=ASSIST_CHECK_EVERY, description="register requests and notices, send waiting answers",
-               close=gateways.close)
-
-
-def inbox_job(gateway: Any) -> Job:
-    """Poll every inbox (the gateway's main object; on every process, no lease: the inbox
-    files themselves are claimed by the pipeline)."""
-
-    def run(context: JobContext) -> JobResult:  # noqa: ARG001
-        outcomes = gateway.run_once(wait_for_fresh=False)
-        if outcomes:
-            from gateway.errors import GatewayError
-            from gateway.register import fold
-
-            try:
-                fold(gateway.engine, gateway.settings)  # the register follows every stored exchange
-            except GatewayError as exc:  # a wrong divisions.csv: said, and the inboxes go on
-                log.warning("register not updated: %s", exc)
-        if any(o.department == "national-platform" for o in outcomes):
-            from gateway.platform import assist_checks
-
-            assist_checks.sync(gateway.engine, gateway.settings)
-        return JobResult(f"{len(outcomes)} file(s)")
-
-    return Job("inboxes", run, every=gateway.settings.poll_seconds, leased=False, description="poll every inbox")
+    manager.pm.hook.register_jobs(register=register, gateway=gateway)
+    return [job for job, _ in found.values()]
 
 
-def gateway_jobs(gateway: Any) -> list[Job]:
-    """Every job `gateway run` schedules for this gateway's settings."""
-    settings = gateway.settings
-    jobs = [inbox_job(gateway)]
-    for name, source in settings.pulls.items():
-        if source.enabled:
-            jobs.append(pull_job(settings, name))
-    if any(source.kind == "platform" and source.enabled for source in settings.pulls.values()):
-        jobs.append(assist_check_job(settings))
-    from gateway.reconcile.job import reconcile_job
-
-    reconciling = reconcile_job(settings)
-    if reconciling is not None:
-        jobs.append(reconciling)
-    from gateway.register.job import register_job
-
-    listing = register_job(settings)
-    if listing is not None:
-        jobs.append(listing)
-    from gateway.population_reports.scheduled import report_job
-    from gateway.population_reports.settings import report_settings
-
-    if report_settings(settings).scheduled:
-        jobs.append(report_job(settings))
-    return jobs
-
-
-def job_named(gateway: Any, name: str) -> Job:
-    from gateway.errors import UnknownName
-
+def job_named(gateway: Gateway, name: str) -> Job:
     jobs = {job.name: job for job in gateway_jobs(gateway)}
     if name not in jobs:
         raise UnknownName("job", name, list(jobs))

@@ -63,7 +63,7 @@ def database_fault(exc: BaseException) -> DatabaseFault | None:
 
 
 def _classify(error: BaseException) -> DatabaseFault | None:
-    original = error.orig if isinstance(error, DBAPIError) else error
+    original: BaseException = (error.orig or error) if isinstance(error, DBAPIError) else error
     if isinstance(original, sqlite3.Error):
         name = getattr(original, "sqlite_errorname", "") or ""
         for prefix, kind in _SQLITE.items():

@@ -395,8 +395,3 @@ class FileClaim(SQLModel, table=True):
     worker: str | None = Field(default=None, index=True)
     heartbeat_at: dt.datetime | None = None
     queued_at: dt.datetime = Field(default_factory=utcnow)
-
-
-from gateway.store import reconcile_models  # noqa: E402,F401 - reconciliation tables (issue 9)
-from gateway.store import web_models  # noqa: E402,F401 - the web console's tables (issue 10)
-from gateway.store import register_models  # noqa: E402,F401 - the population register (issue 18)

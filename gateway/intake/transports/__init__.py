@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.intake.transports.base import FoundFile, Transport, is_temporary
 from gateway.intake.transports.local import LocalMailbox
@@ -21,7 +21,7 @@ def department_transports(settings: Settings) -> dict[str, Transport]:
     return dict(sftp_transports(settings))
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name == "SftpTransport":
         from gateway.intake.transports.sftp import SftpTransport
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.intake.staging import Sniffed
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
 
 TEMPORARY_SUFFIXES = (".part", ".filepart", ".tmp", ".partial", ".crdownload")
 FOLDERS = ("inbox", "outbox", "processed", "rejected")
@@ -67,3 +70,12 @@ class Transport(Protocol):
     def exists(self, department: str, folder: str, name: str) -> bool: ...
 
     def still_there(self, found: FoundFile) -> bool: ...
+
+
+class Mailboxes(Protocol):
+    """What intake needs of a gateway (收件服务): its settings and the transport of each
+    department. `gateway.services.GatewayServices` extends it with the engine and the signer."""
+
+    settings: Settings
+
+    def transport_for(self, department: str) -> Transport: ...
