@@ -296,7 +296,8 @@ def test_a_wrong_divisions_file_is_a_clear_error(gateway, county, home):
     # gateway run's inbox job says so and goes on: the drop is processed, nothing folded
     import threading
 
-    from gateway.scheduler.runner import JobContext, inbox_job
+    from gateway.platform.jobs import inbox_job
+    from gateway.scheduler.runner import JobContext
 
     drop(county, "hospital", "births.csv", hospital_file(hospital_row("Q440781269001", WANG, "广东省台山市大江镇公益村3号")))
     result = inbox_job(gateway).run(JobContext(None, threading.Event()))
