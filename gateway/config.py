@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     deadlines: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[deadlines.RULE] overrides of the regulations' deadlines (gateway/obligations/deadlines.py)"
     )
+    obligations: dict[str, Any] = Field(
+        default_factory=dict, description="[obligations] kinds, submission schedules (gateway/obligations/service.py, docs/obligations.md)"
+    )
     job_lease_seconds: float = Field(
         default=120.0, ge=5, description="a scheduled job's lease; renewed while it runs, taken over once expired"
     )

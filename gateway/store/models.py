@@ -393,3 +393,4 @@ class FileClaim(SQLModel, table=True):
 
 from gateway.store import reconcile_models  # noqa: E402,F401 - reconciliation tables (issue 9)
 from gateway.store import web_models  # noqa: E402,F401 - the web console's tables (issue 10)
+from gateway.store import obligation_models  # noqa: E402,F401 - obligations (issue 17)
