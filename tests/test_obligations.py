@@ -299,3 +299,48 @@ def test_the_obligations_commands(home, settings, gateway):
     assert "报送" in text and "国家平台协查反馈率" in text
     bad = run_gateway(home, "obligations", "list", "--due-before", "28/10", check=False)
     assert bad.returncode != 0 and "YYYY-MM-DD" in (bad.stdout + bad.stderr)
+
+
+def test_rates_match_a_hand_count_on_a_generated_month(gateway):
+    """A seeded month of sign-offs and checks for four parties, closed on time, late, never
+    or waived at random; the rates equal a count made here from the generated facts."""
+    import random
+
+    generator = random.Random(17)
+    deadlines = Deadlines()
+    parties = ["police", "school", "hospital", "civil-affairs"]
+    facts = []
+    with session_scope(gateway.engine) as session:
+        for number in range(120):
+            kind = generator.choice(["sign-off", "feedback-check"])
+            party = generator.choice(parties)
+            start = china(2026, 9, 21, 9, 0) + dt.timedelta(days=generator.randrange(30), hours=generator.randrange(10))
+            row = open_obligation(session, kind=kind, party=party, subject=f"generated:{number}", start=start, deadlines=deadlines)
+            fate = generator.choice(["met", "late", "never", "waived", "pending"])
+            facts.append((kind, party, fate, row.id))
+            if fate == "met":
+                fulfil(session, kind, row.subject, start + dt.timedelta(hours=1))
+            elif fate == "late":
+                fulfil(session, kind, row.subject, clock.in_china(row.due_at) + dt.timedelta(hours=5))
+    for kind, party, fate, row_id in facts:
+        if fate == "waived":
+            waive(gateway.engine, row_id, "generated", "test")
+    # "pending": evaluated before they are due; "never": after. Evaluate late enough that
+    # only a pending one still due later stays pending: re-open the pending ones' due days.
+    moment = china(2026, 11, 30, 12, 0)
+    with session_scope(gateway.engine) as session:
+        for kind, party, fate, row_id in facts:
+            if fate == "pending":
+                row = session.get(Obligation, row_id)
+                row.due_date, row.due_at = D(2026, 12, 31), china(2027, 1, 1).astimezone(dt.UTC)
+    result = rates(gateway.engine, "2026-10", now=moment)
+    for rate in result.rows:
+        mine = [fate for kind, party, fate, _ in facts if (kind, party) == (rate.kind, rate.party)]
+        counted = {fate: mine.count(fate) for fate in ("met", "late", "never", "waived", "pending")}
+        assert (rate.met, rate.late, rate.missed, rate.waived, rate.pending) == (
+            counted["met"], counted["late"], counted["never"], counted["waived"], counted["pending"])
+        due = counted["met"] + counted["late"] + counted["never"]
+        assert rate.due == due and rate.rate == (counted["met"] / due if due else None)
+    assert {(r.kind, r.party) for r in result.rows} == {(kind, party) for kind, party, *_ in facts}
+    for total in result.totals:
+        assert total.met == sum(1 for kind, _, fate, _ in facts if kind == total.kind and fate == "met")

@@ -64,6 +64,9 @@ def refresh(home: HomeOption = None) -> None:
     gateway = Gateway(settings_for(home))
     try:
         count = assist_checks.refresh_provisional(gateway.engine, gateway.settings)
+        from gateway.obligations.service import refresh_provisional
+
+        count += refresh_provisional(gateway.engine, gateway.settings)  # the obligations' own (sign-offs, checks)
     finally:
         gateway.close()
     console.print(f"{count} provisional due date(s) made final.")
