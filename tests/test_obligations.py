@@ -344,3 +344,50 @@ def test_rates_match_a_hand_count_on_a_generated_month(gateway):
     assert {(r.kind, r.party) for r in result.rows} == {(kind, party) for kind, party, *_ in facts}
     for total in result.totals:
         assert total.met == sum(1 for kind, _, fate, _ in facts if kind == total.kind and fate == "met")
+
+
+def test_the_obligations_job_opens_what_is_due_without_a_command(gateway, settings):
+    import threading
+
+    from gateway.scheduler.runner import JobContext, gateway_jobs
+
+    job = next(job for job in gateway_jobs(gateway) if job.name == "obligations")
+    try:
+        with clock.pinned(china(2026, 10, 29, 0, 30)):
+            result = job.run(JobContext(None, threading.Event()))
+    finally:
+        if job.close:
+            job.close()
+    assert "submission obligation(s) opened" in result.summary and result.error is None
+    assert "police" in overdue_parties(gateway.engine, china(2026, 10, 29, 0, 30), "submission")
+
+
+def test_the_platforms_assist_checks_and_notices_are_obligations_too(gateway, settings):
+    from gateway.obligations.platform_mirror import mirror_platform
+    from gateway.platform import assist_checks
+
+    with clock.pinned(china(2026, 11, 3, 10, 0)):
+        drop(settings, "national-platform", "national_platform_inbound_20261102.xml",
+             specimen("national_platform_inbound_20261102.xml"))
+        gateway.run_once()
+        assist_checks.sync(gateway.engine, settings)
+        with session_scope(gateway.engine) as session:
+            first = mirror_platform(session)
+    checks = query(settings, "SELECT message_id, due_date FROM assistcheck ORDER BY message_id")
+    notices = query(settings, "SELECT message_id, due_date FROM noticeitem")
+    assert checks and first == len(checks) + len(notices)
+    mirrored = dict(query(settings, "SELECT subject, due_date FROM obligation WHERE kind IN ('assist-check', 'notice')"))
+    for message_id, due in checks:
+        assert str(mirrored[f"assist-check:{message_id}"])[:10] == str(due)[:10]  # the platform's own date
+    # Answered (as the platform code records it) one day before its due day: met on the next mirror.
+    message_id, due = checks[0]
+    answered = dt.datetime.combine(dt.date.fromisoformat(str(due)[:10]) - dt.timedelta(days=1), dt.time(2, 0))
+    from conftest import execute
+
+    execute(settings, f"UPDATE assistcheck SET status = 'answered', answered_at = '{answered:%Y-%m-%d %H:%M:%S}' "
+                      f"WHERE message_id = '{message_id}'")
+    with session_scope(gateway.engine) as session:
+        assert mirror_platform(session) == 1
+        assert mirror_platform(session) == 0  # nothing new
+    assert query(settings, "SELECT status, party FROM obligation WHERE subject = ?", f"assist-check:{message_id}") == [
+        ("met", "population-office")]

@@ -517,6 +517,9 @@ def gateway_jobs(gateway: Any) -> list[Job]:
             jobs.append(pull_job(settings, name))
     if any(source.kind == "platform" and source.enabled for source in settings.pulls.values()):
         jobs.append(assist_check_job(settings))
+    from gateway.obligations.job import obligations_job
+
+    jobs.append(obligations_job(settings))
     from gateway.reconcile.job import reconcile_job
 
     reconciling = reconcile_job(settings)
