@@ -391,3 +391,33 @@ def test_the_platforms_assist_checks_and_notices_are_obligations_too(gateway, se
         assert mirror_platform(session) == 0  # nothing new
     assert query(settings, "SELECT status, party FROM obligation WHERE subject = ?", f"assist-check:{message_id}") == [
         ("met", "population-office")]
+
+
+def test_the_friday_reminder_goes_to_each_department_encrypted_and_signed(gateway, settings, register_recipients, home):
+    with session_scope(gateway.engine) as session:
+        open_obligation(session, kind="sign-off", party="school", subject="delivery:7", start=china(2026, 9, 30, 17, 0))
+        open_obligation(session, kind="sign-off", party="police", subject="delivery:8", start=china(2026, 9, 30, 17, 0))
+        open_obligation(session, kind="sign-off", party="police", subject="delivery:9", start=china(2026, 10, 16, 9, 0))
+    from gateway.obligations.reminders import send_reminders
+
+    assert send_reminders(gateway, china(2026, 10, 15, 10, 0)) == []  # a Thursday
+    friday = china(2026, 10, 16, 10, 0)
+    outcomes = {o.department: o for o in send_reminders(gateway, friday)}
+    assert (outcomes["school"].status, outcomes["school"].items) == ("delivered", 1)
+    assert (outcomes["police"].status, outcomes["police"].items) == ("delivered", 1)  # delivery:9 not overdue yet
+    assert outcomes["population-office"].status == "delivered"
+    ring, _ = register_recipients["police"]
+    plain, status = ring.decrypt(settings.mailbox_root / "police" / "outbox" / "REMINDER-20261016.json.gpg")
+    assert "GOODSIG" in status and "DECRYPTION_OKAY" in status
+    document = json.loads(plain)
+    assert [item["subject"] for item in document["overdue"]] == ["delivery:8"] and document["overdue"][0]["days_overdue"] == 6
+    office_ring, _ = register_recipients["population-office"]
+    office = json.loads(office_ring.decrypt(settings.mailbox_root / "population-office" / "outbox" / "REMINDER-20261016.json.gpg")[0])
+    assert office["summary"]["parties"] == {"school": {"sign-off": 1}, "police": {"sign-off": 1}} and office["summary"]["total"] == 2
+    # Again the same day: nothing new; a department without a key is held, nothing in clear.
+    assert {o.status for o in send_reminders(gateway, friday)} == {"already"}
+    with session_scope(gateway.engine) as session:
+        open_obligation(session, kind="submission", party="hospital", subject="hospital:x:1", start=china(2026, 9, 1),
+                        due=Deadlines().fixed_date("fixed", D(2026, 9, 28)))
+    held = {o.department: o for o in send_reminders(gateway, friday)}
+    assert held["hospital"].status == "held" and not (settings.mailbox_root / "hospital" / "outbox" / "REMINDER-20261016.json.gpg").exists()

@@ -201,3 +201,29 @@ def refresh(home: HomeOption = None) -> None:
     finally:
         gateway.close()
     console.print(f"{count} 项暂定日期已确定 provisional due date(s) made final.")
+
+
+@app.command("remind")
+def remind(
+    any_day: Annotated[bool, typer.Option("--any-day", help="今天就发 Send today even if it is not a Friday.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """催办 The weekly reminder: each department its overdue list, the population office a summary (signed, encrypted)."""
+    from gateway.obligations.reminders import send_reminders
+
+    gateway = _gateway(home)
+    try:
+        _sync(gateway)
+        outcomes = send_reminders(gateway, only_on_friday=not any_day)
+    finally:
+        gateway.close()
+    if not outcomes:
+        console.print("今天不是星期五或无逾期义务 Not a Friday (use --any-day), or nothing overdue.")
+    words = {"delivered": "已发送 delivered", "held": "暂缓 held", "already": "今天已发 already sent today", "failed": "失败 failed"}
+    for outcome in outcomes:
+        line = f"{outcome.department}: {words.get(outcome.status, outcome.status)}, {outcome.items} 项逾期 overdue"
+        if outcome.file_name:
+            line += f" ({outcome.file_name})"
+        if outcome.reason:
+            line += f" — {outcome.reason}"
+        console.print(line, markup=False)

@@ -101,6 +101,7 @@ class ObligationSettings(BaseModel):
 
     kinds: dict[str, str] = Field(default_factory=dict, description="kind -> deadline rule, new kinds included")
     submissions: list[SubmissionSchedule] | None = Field(default=None, description="None: the regulations' defaults")
+    remind: bool = Field(default=True, description="the Friday reminder (每週星期五催辦) from 09:00 China time")
     submissions_from: str | None = Field(
         default=None, pattern=r"^\d{4}-\d{2}$", description="first statistical month tracked (default: the one before the first run)"
     )
