@@ -421,3 +421,19 @@ def test_the_friday_reminder_goes_to_each_department_encrypted_and_signed(gatewa
                         due=Deadlines().fixed_date("fixed", D(2026, 9, 28)))
     held = {o.department: o for o in send_reminders(gateway, friday)}
     assert held["hospital"].status == "held" and not (settings.mailbox_root / "hospital" / "outbox" / "REMINDER-20261016.json.gpg").exists()
+
+
+def test_the_early_warning_counts_missed_submissions(gateway, settings):
+    from gateway.population_reports.warning import build_warning
+
+    settings.obligations = {"submissions_from": "2026-10"}
+    with session_scope(gateway.engine) as session:
+        ensure_submissions(session, settings, china(2026, 10, 1, 9, 0))
+        submission_received(session, settings, "police", {"BirthEvent", "DeathEvent"}, china(2026, 10, 27, 10, 0))
+        submission_received(session, settings, "hospital", {"BirthEvent"}, china(2026, 11, 2, 10, 0))
+    # Statistical month 2026-11 (10-21..11-20) holds the 28 October due day of the October files.
+    warning = build_warning(gateway.engine, settings, "2026-11", as_of=china(2026, 11, 21, 0, 0))
+    [line] = [line for line in warning.lines if line.kind == "missed-submissions"]
+    assert line.raised and line.count == 2
+    assert sorted(line.details) == ["civil-affairs:marriages:2026-10 due 2026-10-28: missed 未报送",
+                                    "hospital:births:2026-10 due 2026-10-28: late 逾期报送"]
