@@ -434,6 +434,15 @@ def list_obligations(
         return [_view(row, now) for row in rows]
 
 
+def working_days_ahead(day: dt.date, count: int, deadlines: Deadlines | None = None) -> dt.date:
+    """The `count`-th working day after `day` (for "due in the next 3 working days")."""
+    calendar = (deadlines or Deadlines()).calendar
+    while count > 0:
+        day += dt.timedelta(days=1)
+        count -= calendar.is_workday(day)
+    return day
+
+
 def get_obligation(engine: Engine, obligation_id: int, now: dt.datetime | None = None) -> ObligationView:
     with Session(engine) as session:
         row = session.get(Obligation, obligation_id)
