@@ -437,3 +437,24 @@ def test_the_early_warning_counts_missed_submissions(gateway, settings):
     assert line.raised and line.count == 2
     assert sorted(line.details) == ["civil-affairs:marriages:2026-10 due 2026-10-28: missed 未报送",
                                     "hospital:births:2026-10 due 2026-10-28: late 逾期报送"]
+
+
+def test_an_officer_records_a_configured_kind_and_marks_it_done(home, settings, gateway):
+    """A reply letter in 10 calendar days: a rule and a kind of the operator's own."""
+    toml = home / "gateway.toml"
+    toml.write_text(toml.read_text(encoding="utf-8")
+                    + '\n[deadlines.reply_letter]\ndays = 10\ncount = "calendar"\n[obligations.kinds]\nreply-letter = "reply_letter"\n',
+                    encoding="utf-8")
+    added = run_gateway(home, "obligations", "add", "reply-letter", "--party", "police", "--subject", "letter:2026-17",
+                        "--from", "2026-09-24").stdout
+    assert "due 2026-10-08" in added and "reply_letter" in added  # 10-04 in the National Day holiday: rolled
+    again = run_gateway(home, "obligations", "add", "reply-letter", "--party", "police", "--subject", "letter:2026-17", check=False)
+    assert again.returncode != 0 and "already obligation" in (again.stdout + again.stderr)
+    unknown = run_gateway(home, "obligations", "add", "visit", "--party", "police", "--subject", "v:1", check=False)
+    assert unknown.returncode != 0 and "[obligations.kinds]" in (unknown.stdout + unknown.stderr)
+    [(obligation_id,)] = query(settings, "SELECT id FROM obligation WHERE kind = 'reply-letter'")
+    done = run_gateway(home, "obligations", "done", str(obligation_id), "--by", "clerk-zhao").stdout
+    assert "已办结" in done and "late" in done  # done now, long after 2026-10-08
+    assert query(settings, "SELECT status, closed_by FROM obligation WHERE id = ?", obligation_id) == [("late", "clerk-zhao")]
+    twice = run_gateway(home, "obligations", "done", str(obligation_id), check=False)
+    assert twice.returncode != 0 and "already late" in (twice.stdout + twice.stderr)

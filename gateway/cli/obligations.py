@@ -135,6 +135,47 @@ def waive(
     console.print(f"已豁免 Waived: obligation {row.id} ({row.kind} {row.subject}) by {row.closed_by}.", markup=False)
 
 
+@app.command("add")
+def add(
+    kind: Annotated[str, typer.Argument(help="种类 A kind: feedback-check, forward, update, or one of [obligations.kinds].")],
+    party: Annotated[str, typer.Option("--party", help="义务方 Who owes it (a department, township ...).")],
+    subject: Annotated[str, typer.Option("--subject", help="事项 What it is about, unique per kind (no personal data), e.g. letter:2026-17.")],
+    start: Annotated[Optional[str], typer.Option("--from", help="起算 The day of the event (YYYY-MM-DD; default: now).")] = None,
+    detail: Annotated[str, typer.Option("--detail", help="说明 A note (no personal data).")] = "",
+    home: HomeOption = None,
+) -> None:
+    """登记 Record an obligation by hand; its kind's rule (gateway deadlines rules) gives the due day."""
+    from gateway import clock
+    from gateway.obligations.service import record
+
+    day = _date(start, "--from")
+    gateway = _gateway(home)
+    try:
+        row = record(gateway.engine, gateway.settings, kind=kind, party=party, subject=subject, detail=detail,
+                     start=clock.start_of_day(day) if day is not None else None)
+    finally:
+        gateway.close()
+    console.print(f"已登记 Recorded: obligation {row.id}, {row.kind} of {row.party}, due {row.due_date}"
+                  + (" (暂定 provisional)" if row.provisional else "") + f" by rule {row.rule}.", markup=False)
+
+
+@app.command("done")
+def done(
+    obligation_id: Annotated[int, typer.Argument(help="编号 The obligation's id.")],
+    by: Annotated[Optional[str], typer.Option("--by", help="经办人 Who did it (default: $USER).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """办结 Record an open obligation fulfilled now: met by its due day, late after."""
+    from gateway.obligations.service import mark_done
+
+    gateway = _gateway(home)
+    try:
+        row = mark_done(gateway.engine, obligation_id, by or os.environ.get("USER") or "operator")
+    finally:
+        gateway.close()
+    console.print(f"已办结 Done: obligation {row.id} ({row.kind} {row.subject}): {STATUS_ZH.get(row.status, row.status)}.", markup=False)
+
+
 @app.command("rates")
 def rates(
     month: Annotated[Optional[str], typer.Option("--month", help="统计月 YYYY-MM (21st-20th; default: the current one).")] = None,

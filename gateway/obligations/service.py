@@ -279,6 +279,39 @@ def waive(engine: Engine, obligation_id: int, reason: str, by: str) -> Obligatio
         return row
 
 
+def record(engine: Engine, settings: Any, *, kind: str, party: str, subject: str, start: dt.datetime | None = None,
+           detail: str = "") -> Obligation:
+    """An obligation an officer records by hand (a reply letter, a notice between regions):
+    its kind's rule gives the due day. Refuses a subject already recorded for the kind."""
+    if not subject.strip() or not party.strip():
+        raise GatewayError("an obligation needs a party (--party) and a subject (--subject)")
+    with session_scope(engine) as session:
+        exists = session.exec(select(Obligation.id).where(Obligation.kind == kind, Obligation.subject == subject)).first()
+        if exists is not None:
+            raise GatewayError(f"{kind} {subject!r} is already obligation {exists}: see `gateway obligations show {exists}`")
+        row = open_obligation(session, kind=kind, party=party, subject=subject, start=start, detail=detail, settings=settings)
+        record_event(session, "obligation_recorded", party, None, f"obligation {row.id}: {kind} {subject}, due {row.due_date}")
+        session.flush()
+        session.expunge(row)
+        return row
+
+
+def mark_done(engine: Engine, obligation_id: int, by: str, at: dt.datetime | None = None) -> Obligation:
+    """An officer records an open obligation fulfilled (now, by the business clock): met or late."""
+    with session_scope(engine) as session:
+        row = session.get(Obligation, obligation_id)
+        if row is None:
+            raise GatewayError(f"no obligation {obligation_id}: see `gateway obligations list`")
+        if row.status != "open":
+            raise GatewayError(f"obligation {obligation_id} is already {row.status}")
+        done = fulfil(session, row.kind, row.subject, at, by=by)
+        assert done is not None
+        record_event(session, "obligation_done", row.party, None, f"obligation {row.id} ({row.kind} {row.subject}) {done.status}, by {by}")
+        session.flush()
+        session.expunge(done)
+        return done
+
+
 def is_overdue(row: Obligation, now: dt.datetime | None = None) -> bool:
     """Open and past 24:00 China time of its due day."""
     now = now if now is not None else clock.now()
