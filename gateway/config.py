@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     deadlines: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[deadlines.RULE] overrides of the regulations' deadlines (gateway/obligations/deadlines.py)"
     )
+    obligations: dict[str, Any] = Field(
+        default_factory=dict, description="[obligations] kinds, submission schedules (gateway/obligations/service.py, docs/obligations.md)"
+    )
     job_lease_seconds: float = Field(
         default=120.0, ge=5, description="a scheduled job's lease; renewed while it runs, taken over once expired"
     )
@@ -350,6 +353,20 @@ require_signed_acks = false
 # days = 15
 # count = "calendar"               # or "working" (chinesecalendar, adjusted workdays included)
 # start = "sent"                   # FQSJ, or "received"
+# roll_to_workday = false          # the platform's rules; every other rule rolls (民法典 §203)
+# A new rule: [deadlines.reply_letter] days = 10, count = "calendar".
+
+# Obligations (docs/obligations.md): what each party owes by when, the rates, the Friday reminder.
+# [obligations]
+# submissions_from = "2026-10"     # first statistical month tracked
+# remind = true                    # Fridays from 09:00 China time
+# [obligations.kinds]
+# reply-letter = "reply_letter"    # a kind of your own, on a rule of your own
+# [[obligations.submissions]]      # replaces the regulations' schedules (police, civil-affairs, hospital)
+# department = "police"
+# what = "births"
+# every = "monthly"                # quarterly | half-year | annual
+# contracts = ["BirthEvent"]
 
 # Reconciliation between departments' records (docs/reconciliation.md): grace periods
 # per rule (defaults from the regulations) and the daily job, China time.

@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     # The built-in scheduled jobs (`register_jobs`, trylast): pluggy calls trylast hooks in
     # the order registered, so `gateway jobs` lists inboxes and pulls, reconcile, reports.
     "gateway.platform.jobs",
+    "gateway.reminders.job",
     "gateway.reconcile.job",
     "gateway.register.job",
     "gateway.population_reports.job",

@@ -418,6 +418,9 @@ app.add_typer(_pull_commands.jobs_app, name="jobs")
 app.add_typer(_assist_check_commands.app, name="assist-checks")
 app.add_typer(_assist_check_commands.notices_app, name="notices")
 app.add_typer(_deadline_commands.app, name="deadlines")
+from gateway.cli import obligations as _obligation_commands  # noqa: E402 - obligations (issue 17)
+
+app.add_typer(_obligation_commands.app, name="obligations")
 app.add_typer(_report_commands.app, name="report")
 _simulate_commands.register(app)
 

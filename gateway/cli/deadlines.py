@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from gateway.errors import GatewayError
+from gateway.cli import obligations as _obligation_commands
 from gateway.cli._common import HomeOption, console, settings_for
 
 app = typer.Typer(help="Deadlines: the rules (calendar or working days) and what is due.", no_args_is_help=True)
@@ -48,34 +49,10 @@ def due(
         console.print(f"[yellow]{result.note}[/]")
 
 
-@app.command("list")
-def list_open(
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="YYYY-MM-DD (default: today, China time).")] = None,
-    home: HomeOption = None,
-) -> None:
-    """Everything open with a deadline: assist-checks and notices, soonest due first."""
-    from gateway import clock
-    from gateway.platform import assist_checks
-    from gateway.exchange.lifecycle import Gateway
-
-    today = clock.today() if as_of is None else dt.date.fromisoformat(as_of)
-    gateway = Gateway(settings_for(home))
-    try:
-        assist_checks.sync(gateway.engine, gateway.settings)
-        items = [("assist-check", v.item.id, v.item.message_id, v.subject, v.item.due_date, v.item.due_provisional, v.item.status)
-                 for v in assist_checks.list_checks(gateway.engine, today=today)]
-        items += [("notice", v.item.id, v.item.message_id, v.subject, v.item.due_date, v.item.due_provisional, v.item.status)
-                  for v in assist_checks.list_notices(gateway.engine, today=today)]
-    finally:
-        gateway.close()
-    table = Table(title=f"Open deadlines as of {today}")
-    for column in ("kind", "id", "XXBH", "subject", "due", "days left", "status"):
-        table.add_column(column, no_wrap=column in ("XXBH", "subject"))
-    for kind, item_id, message_id, subject, due_date, provisional, status in sorted(items, key=lambda i: (i[4], i[0], i[1])):
-        left = (due_date - today).days
-        table.add_row(kind, str(item_id), message_id, subject, due_date.isoformat() + (" (provisional)" if provisional else ""),
-                      f"[red]{left}[/]" if left < 0 else str(left), status)
-    console.print(table if items else "Nothing open.")
+# The old name of `gateway obligations list` (every deadline is an obligation now).
+app.command("list", help="旧名 Old name of `gateway obligations list`: everything owed, soonest due first.")(
+    _obligation_commands.list_command
+)
 
 
 @app.command("refresh")
@@ -87,6 +64,9 @@ def refresh(home: HomeOption = None) -> None:
     gateway = Gateway(settings_for(home))
     try:
         count = assist_checks.refresh_provisional(gateway.engine, gateway.settings)
+        from gateway.obligations.service import refresh_provisional
+
+        count += refresh_provisional(gateway.engine, gateway.settings)  # the obligations' own (sign-offs, checks)
     finally:
         gateway.close()
     console.print(f"{count} provisional due date(s) made final.")

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from gateway import clock
 from gateway.cli._common import HomeOption, console, settings_for
 
 agreements_app = typer.Typer(help="Sharing agreements: who receives which records and fields.", no_args_is_help=True)
@@ -105,7 +106,8 @@ def agreements_explain(
         console.print(f"  purpose:  {a.purpose}", markup=False, highlight=False)
         console.print(f"  format:   {FORMAT_LABELS[a.format]}  (files DELIVERY-<id>.{'jsonl' if a.format == 'jsonl' else 'csv'}.gpg)", highlight=False)
         console.print(f"  schedule: {SCHEDULE_LABELS[a.schedule]}", highlight=False)
-        console.print(f"  acknowledge within {a.ack_within_hours:g} hours: drop ACK-<delivery id>.json into its inbox", highlight=False)
+        console.print(f"  sign off (签收) by rule {a.sign_off_rule} (gateway deadlines rules): drop ACK-<delivery id>.json into its inbox",
+                      highlight=False)
         for contract in a.contracts:
             described = contract_fields(CONTRACTS[contract])
             allowed = set(compiled.columns.get(contract, []))
@@ -161,7 +163,7 @@ def deliveries_list(
 
     settings = settings_for(home)
     engine = make_engine(settings.db_url)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()  # the business clock: the sign-off deadlines are its days
     query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)  # type: ignore[union-attr]
     if recipient:
         query = query.where(Delivery.recipient == recipient)

@@ -33,6 +33,7 @@ from gateway.adapter import Adapter, SourceFile
 from gateway.intake.claims import ClaimQueue
 from gateway.config import Settings
 from gateway.intake.signed_drops import REASONS as SIGNATURE_REASONS, SignedDrops
+from gateway.obligations import hooks as obligation_hooks
 from gateway.routing import Router, without_acknowledgements
 from gateway.routing.acks import ACK_NAME
 from gateway.errors import ConfigError, FileRejected, GatewayError, TransportError
@@ -1046,6 +1047,7 @@ class Gateway:
         )
         if exchange.status == "processed":  # deliveries to the entitled departments (gateway/routing/); never raises
             self.routing.exchange_committed(exchange.id)
+            obligation_hooks.exchange_committed(self.engine, self.settings, exchange.id)  # submissions met; never raises
         return Outcome(
             exchange_id=exchange.id or 0,
             department=department,

@@ -1,7 +1,15 @@
-"""Obligations (法定时限): the deadlines the regulations set, on the Chinese working-day calendar.
+"""Obligations (义务与法定时限): every duty the regulations set, with its due day on the
+Chinese working-day calendar.
 
-Holds the deadline rules (`deadlines`: 15 days 紧急, 30 days otherwise, working days by
-`chinesecalendar`) that the platform and the reports apply.
+- `deadlines`: the deadline rules (calendar or working days, `chinesecalendar`, the
+  statutory holidays of years it does not know yet) that everything with a due day uses;
+- `service`: the obligations themselves (open, fulfil, waive, list, rates) and the
+  departments' submission schedules;
+- `hooks`: the thin functions routing, acknowledgements and intake call;
+- `platform_mirror`: the national platform's assist-checks and notices as obligations;
+- the hourly `obligations` job and the Friday reminders live in `gateway.reminders`, above
+  routing (they send), while this package sits below routing and the exchange (they call `hooks`).
 
 May import: `gateway.store` and the top-level modules (config, clock, errors). Nothing
-above it: every duty reads its due dates from here."""
+above it (`job` imports the scheduler only when `gateway run` builds it, as the
+reconciliation job does): every duty reads its due dates from here."""

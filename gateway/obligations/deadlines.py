@@ -10,6 +10,7 @@ A rule says how many days, which kind of day, and from when:
 | `assist_check_urgent` | 15 calendar days: an assist-check request, 紧急 (JJCD 1) | the platform's send date FQSJ |
 | `assist_check` | 30 calendar days: an assist-check request, 急 (JJCD 2) | FQSJ |
 | `notice` | 30 calendar days: feedback or receipt of a notice (通报) | FQSJ |
+| `sign_off` | 3 working days: a delivery signed off (签收, its ACK) | the day it was delivered |
 
 Each can be changed in `gateway.toml`:
 
@@ -18,13 +19,29 @@ Each can be changed in `gateway.toml`:
 days = 15
 count = "calendar"      # or "working"
 start = "sent"          # "sent" (FQSJ) or "received" (the day the gateway took it in)
-roll_to_workday = false # a calendar-day deadline on a holiday moves to the next working day
+roll_to_workday = true  # a calendar-day period ending on a day off ends on the next working day
 ```
+
+New rules are written the same way under a name of the operator's choosing
+(`[deadlines.reply_letter]`, `days = 10`, `count = "calendar"`); `days` is then required.
+An obligation kind is attached to a rule in `[obligations.kinds]` (gateway/obligations/service.py).
+
+A calendar-day period that ends on a day off ends on the next working day (民法典 §203):
+`roll_to_workday` is true by default, for every rule but the national platform's three
+(its own dates, FQSJ + 15 or 30 days, are what its feedback rate is judged by). The regulations' fixed days (the 28th of a month for a
+department's monthly file, 10 January for an annual one) are dates, not periods: they never
+roll (`fixed_date`).
 
 Working days come from the chinesecalendar package: weekends off, statutory holidays off,
 adjusted working days (调休上班, e.g. a Saturday) on. Its tables cover a fixed range of
-years (1.11.0: 2004-2026). A deadline that needs a day outside that range is computed
-with weekends only and marked **provisional**: never silently guessed. Upgrading the
+years (1.11.0: 2004-2026). A deadline that needs a day outside that range is marked
+**provisional**: never silently guessed. It still counts the statutory holidays the law
+fixes (全国年节及纪念日放假办法, as revised in 2024): New Year's Day, the Spring Festival
+(除夕 and the first three days of the first lunar month, from the `lunardate` library),
+Qingming (the solar term, from chinesecalendar), Labour Day (1-2 May), the Dragon Boat
+festival (5/5 lunar), Mid-Autumn (8/15 lunar) and National Day (1-3 October). Only the
+adjusted working days (调休) and the days moved to bridge a holiday stay unknown until
+the State Council publishes the year's arrangement. Upgrading the
 package (`pip install -U chinesecalendar`) once the State Council publishes the next
 year's arrangement makes them final (`gateway deadlines refresh`, also done on every
 assist-check sync).
@@ -33,6 +50,8 @@ assist-check sync).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,7 +69,9 @@ class DeadlineRule(BaseModel):
     days: int = Field(ge=1, le=366)
     count: Literal["calendar", "working"] = "calendar"
     start: Literal["sent", "received"] = "received"
-    roll_to_workday: bool = Field(default=False, description="a calendar-day deadline on a day off moves to the next working day")
+    roll_to_workday: bool = Field(
+        default=True, description="a calendar-day period ending on a day off ends on the next working day (民法典 §203)"
+    )
     description: str = ""
 
 
@@ -62,24 +83,41 @@ DEFAULT_RULES: dict[str, DeadlineRule] = {
         days=2, count="working", start="received", description="转递: forwarded to another town (乡镇)"
     ),
     "update": DeadlineRule(days=5, count="working", start="received", description="信息更新: records updated"),
+    # The national platform computes these itself (FQSJ + N calendar days, the contract's
+    # due_date) and judges the feedback rate by its date, so they do not roll.
     "assist_check_urgent": DeadlineRule(
-        days=15, count="calendar", start="sent", description="协查 紧急 (JJCD 1): answered"
+        days=15, count="calendar", start="sent", roll_to_workday=False, description="协查 紧急 (JJCD 1): answered"
     ),
-    "assist_check": DeadlineRule(days=30, count="calendar", start="sent", description="协查 急 (JJCD 2): answered"),
-    "notice": DeadlineRule(days=30, count="calendar", start="sent", description="通报: feedback (XYFK 1) or receipt"),
+    "assist_check": DeadlineRule(
+        days=30, count="calendar", start="sent", roll_to_workday=False, description="协查 急 (JJCD 2): answered"
+    ),
+    "notice": DeadlineRule(
+        days=30, count="calendar", start="sent", roll_to_workday=False, description="通报: feedback (XYFK 1) or receipt"
+    ),
+    "sign_off": DeadlineRule(
+        days=3, count="working", start="received", description="签收: a delivery acknowledged (ACK) by its recipient"
+    ),
 }
 
 
+_RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+
+
 def rules(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, DeadlineRule]:
-    """The default rules with `[deadlines.NAME]` overrides from gateway.toml applied."""
+    """The default rules with `[deadlines.NAME]` overrides from gateway.toml applied, and
+    the operator's new rules (a name not among the defaults, with its `days`)."""
     result = dict(DEFAULT_RULES)
     for name, changes in (overrides or {}).items():
-        if name not in DEFAULT_RULES:
-            raise UnknownName("deadline rule", f"[deadlines.{name}]", list(DEFAULT_RULES))
         if not isinstance(changes, Mapping):
             raise ConfigError(f"[deadlines.{name}] in gateway.toml must be a table (days, count, start, roll_to_workday)")
+        if name not in DEFAULT_RULES:
+            if not _RULE_NAME.match(name):
+                raise ConfigError(f"[deadlines.{name}]: a new rule's name is lowercase letters, digits and _ (e.g. reply_letter)")
+            if "days" not in changes:
+                raise UnknownName("deadline rule", f"[deadlines.{name}] (a new rule needs days = N)", list(DEFAULT_RULES))
         try:
-            result[name] = DeadlineRule.model_validate({**DEFAULT_RULES[name].model_dump(), **changes})
+            base = DEFAULT_RULES[name].model_dump() if name in DEFAULT_RULES else {}
+            result[name] = DeadlineRule.model_validate({**base, **changes})
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"[deadlines.{name}] in gateway.toml: {problems}") from None
@@ -125,13 +163,35 @@ class WorkCalendar:
         return day.year in self.years
 
     def is_workday(self, day: dt.date) -> bool:
-        """Weekend/holiday/adjusted-workday rule; outside the covered years, weekends only
-        (callers that must not guess check `covers` first, as `Deadlines` does)."""
+        """Weekend/holiday/adjusted-workday rule; outside the covered years, weekends and
+        the statutory holidays the law fixes (`statutory_holidays`), the adjusted working
+        days unknown (callers that must not guess check `covers` first, as `Deadlines` does)."""
         if day in self.workdays:
             return True
         if day in self.holidays:
             return False
+        if not self.covers(day) and day in statutory_holidays(day.year):
+            return False
         return day.weekday() < 5
+
+
+@functools.lru_cache(maxsize=64)
+def statutory_holidays(year: int) -> frozenset[dt.date]:
+    """The days off that 全国年节及纪念日放假办法 (revised 2024, in force 2025) fixes for
+    `year`, without the State Council's yearly adjustments: 元旦 1-1; 春节 除夕 and lunar 1/1-1/3;
+    清明 (the solar term's day); 劳动节 5-1, 5-2; 端午 lunar 5/5; 中秋 lunar 8/15; 国庆 10-1..10-3."""
+    from chinese_calendar import get_solar_terms
+    from lunardate import LunarDate
+
+    def lunar(month: int, day: int) -> dt.date:
+        return LunarDate(year, month, day).to_solar_date()
+
+    spring = lunar(1, 1)
+    days = {dt.date(year, 1, 1), dt.date(year, 5, 1), dt.date(year, 5, 2), lunar(5, 5), lunar(8, 15)}
+    days.update(spring + dt.timedelta(days=offset) for offset in (-1, 0, 1, 2))  # 除夕 .. 初三
+    days.update(dt.date(year, 10, d) for d in (1, 2, 3))
+    days.update(day for day, name in get_solar_terms(dt.date(year, 4, 1), dt.date(year, 4, 10)) if name == "清明")
+    return frozenset(days)
 
 
 @dataclass(frozen=True)
@@ -147,6 +207,19 @@ class Due:
 
     def label(self) -> str:
         return f"{self.date.isoformat()} (provisional)" if self.provisional else self.date.isoformat()
+
+    @property
+    def ends_at(self) -> dt.datetime:
+        """The moment it is overdue: the end of the due day, 24:00 China time, whatever the
+        hour of the event that started it."""
+        return end_of_day(self.date)
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """24:00 China time on `day` (00:00 of the next day), in UTC."""
+    from gateway.clock import start_of_day
+
+    return start_of_day(day + dt.timedelta(days=1)).astimezone(dt.UTC)
 
 
 _default_calendar: WorkCalendar | None = None
@@ -205,10 +278,16 @@ class Deadlines:
             years = ", ".join(str(y) for y in sorted(uncovered))
             note = (
                 f"{years} not in the holiday calendar ({self.calendar.source} covers {self.calendar.span}); "
-                "counted with weekends only until the calendar is updated"
+                "counted with weekends and the statutory holidays only, the adjusted working days (调休) "
+                "unknown until the calendar is updated"
             )
             return Due(rule_name, start, day, provisional=True, note=note)
         return Due(rule_name, start, day)
+
+    def fixed_date(self, rule_name: str, day: dt.date) -> Due:
+        """A date the regulations fix (the 28th, 10 January): due that day, never rolled,
+        never provisional."""
+        return Due(rule_name, day, day)
 
     def _roll(self, day: dt.date, uncovered: set[int]) -> dt.date:
         while True:

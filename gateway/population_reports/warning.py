@@ -12,7 +12,10 @@ whichever is earlier:
 - **assist-checks overdue** (协查逾期): requests due before the evaluation day and not
   answered by the evaluation moment;
 - **silent departments**: expected senders (`senders`, default every department but the
-  population office) with no exchange received in the month.
+  population office) with no exchange received in the month;
+- **missed submissions** (报送逾期): the departments' scheduled files (gateway/obligations/)
+  due in the month (the previous month's file, due the 28th) not received by their due day
+  or received late.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from gateway import clock
 from gateway.config import Settings
 from gateway.store import Exchange
 from gateway.store.models import AssistCheck
+from gateway.store.obligation_models import Obligation
 from gateway.population_reports.events import FEMALE, MALE, read_events
 from gateway.population_reports.periods import Period, monthly
 from gateway.population_reports.settings import expected_senders, report_settings
@@ -85,6 +89,7 @@ def build_warning(engine: Engine, settings: Settings, month: str, *, as_of: dt.d
         result.lines.append(unregistered)
     result.lines.append(_overdue_assist_checks(engine, at))
     result.lines.append(_silent_departments(engine, expected_senders(settings, options), period, at))
+    result.lines.append(_missed_submissions(engine, period, at))
     return result
 
 
@@ -160,4 +165,23 @@ def _silent_departments(engine: Engine, senders: list[str], period: Period, at: 
         f"{len(silent)} department(s) sent nothing in {period.label} ({period.first} – {period.last}): {', '.join(silent)}"
         if silent else f"every expected department sent something in {period.label}",
         len(silent), [f"{name}: {heard.get(name, 0)} exchange(s)" for name in senders],
+    )
+
+
+def _missed_submissions(engine: Engine, period: Period, at: dt.datetime) -> WarningLine:
+    """Submission obligations due in the month: missed (open past the due day at `at`) or late."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Obligation).where(
+                Obligation.kind == "submission", Obligation.due_date >= period.first, Obligation.due_date <= period.last,
+                Obligation.status.in_(("open", "late")),  # type: ignore[attr-defined]
+            ).order_by(Obligation.due_date, Obligation.party)  # type: ignore[arg-type]
+        ).scalars().all()
+    found = [row for row in rows if row.status == "late" or clock.in_china(row.due_at) <= clock.in_china(at)]
+    details = [f"{row.subject} due {row.due_date}: {'late 逾期报送' if row.status == 'late' else 'missed 未报送'}" for row in found]
+    return WarningLine(
+        "missed-submissions", bool(found),
+        f"{len(found)} scheduled submission(s) (报送) due in {period.label} missed or late" if found
+        else f"every scheduled submission due in {period.label} arrived on time",
+        len(found), details,
     )

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlmodel import Session, select
 
+from gateway import clock
+from gateway.obligations.hooks import delivery_signed_off
 from gateway.store.audit import now_utc, record_event
 from gateway.errors import GatewayError, TransportError
 from gateway.receipts.rejection_report import write_report
@@ -233,9 +235,10 @@ class Acknowledgements:
                 session.add(ack)
                 first = delivery.acknowledged_at is None
                 if first:
-                    delivery.acknowledged_at = now_utc()
+                    delivery.acknowledged_at = clock.now().replace(microsecond=0)
                     delivery.status = "acknowledged"
                     delivery.ack_signed_by = signer
+                    delivery_signed_off(session, delivery_id, department, delivery.acknowledged_at)
                 record_event(
                     session, "acknowledged", department, delivery_id,
                     f"{found.name}" + (f", signed by {signer}" if signer else ", unsigned")

@@ -135,7 +135,14 @@ class Agreement(BaseModel):
     purpose: str = Field(min_length=1, description="why the recipient receives them")
     format: Literal["csv-gb18030", "csv-utf8", "jsonl"] = "csv-utf8"
     schedule: Literal["immediate", "daily", "monthly"] = "immediate"
-    ack_within_hours: float = Field(default=72.0, gt=0, description="how long the recipient has to acknowledge")
+    ack_within_hours: float = Field(
+        default=72.0, gt=0, description="no longer used: the sign-off is due by sign_off_rule (working days)"
+    )
+    sign_off_rule: str = Field(
+        default="sign_off",
+        pattern=r"^[a-z][a-z0-9_]{0,40}$",
+        description="the deadline rule of its sign-off (签收): sign_off (3 working days) or a [deadlines.RULE]",
+    )
 
     @field_validator("name")
     @classmethod
@@ -439,7 +446,9 @@ DEFAULT_AGREEMENTS = """\
 #   format       "csv-gb18030" | "csv-utf8" (UTF-8 with BOM) | "jsonl" (JSON Lines)
 #   schedule     "immediate" (one file per accepted exchange) | "daily" | "monthly"
 #                (one file per day or month, China Standard Time, sent once it is over)
-#   ack_within_hours   the recipient drops ACK-<delivery id>.json within this (default 72)
+#   sign_off_rule  the recipient signs off (drops ACK-<delivery id>.json) by this deadline
+#                rule: "sign_off" (default: 3 working days, docs/obligations.md) or one of
+#                gateway.toml's [deadlines.RULE], e.g. 5 working days for 签收并核对报数
 #   [agreements.filters]  all given must hold:
 #     match           = { registration = "hospital" }  a field's value (or a list of values)
 #     division_prefix = ["440781"]       the division code starts with one of these

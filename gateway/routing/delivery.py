@@ -48,6 +48,7 @@ from sqlmodel import Session, select
 
 from contracts import CONTRACTS, canonical_json
 
+from gateway import clock
 from gateway.store.audit import now_utc, record_event
 from gateway.errors import ConfigError, GatewayError, TransportError
 from gateway.masking import mask_value
@@ -635,7 +636,7 @@ class Router:
                 row.reason = reason
             log.error("delivery %s to %s: %s", delivery_id, delivery.recipient, reason)
             return DeliveryOutcome(delivery_id, delivery.recipient, "prepared", delivery.file_name, delivery.records, reason)
-        now = now_utc()
+        now = clock.now().replace(microsecond=0)  # the business clock: the sign-off is due from it
         with session_scope(self.engine) as session:
             row = session.get(Delivery, delivery_id)
             assert row is not None
@@ -644,10 +645,11 @@ class Router:
                 agreement = self.agreements().by_name(row.agreement)
             except ConfigError:
                 pass
-            hours = agreement.agreement.ack_within_hours if agreement is not None else 72.0
+            rule = agreement.agreement.sign_off_rule if agreement is not None else "sign_off"
             row.status, row.reason = "delivered", None
             row.attempts += 1
-            row.delivered_at, row.ack_due_at = now, now + dt.timedelta(hours=hours)
+            row.delivered_at = now
+            row.ack_due_at = self._sign_off_due(session, row, rule, now)
             record_event(
                 session, "delivered", row.recipient, delivery_id,
                 f"{row.file_name}: {row.records} {row.contract} records ({row.corrections} corrections, "
@@ -656,6 +658,18 @@ class Router:
         source.unlink(missing_ok=True)
         log.info("delivery %s to %s: %s/outbox/%s, %d records", delivery_id, delivery.recipient, delivery.recipient, delivery.file_name, delivery.records)
         return DeliveryOutcome(delivery_id, delivery.recipient, "delivered", delivery.file_name, delivery.records)
+
+    def _sign_off_due(self, session: Session, row: Delivery, rule: str, now: dt.datetime) -> dt.datetime:
+        """Open the delivery's sign-off obligation (签收, gateway/obligations/); its end,
+        24:00 China time of the due working day, is the delivery's `ack_due_at`."""
+        from gateway.obligations.hooks import delivery_made
+
+        try:
+            obligation = delivery_made(session, self.settings, row.id or 0, row.recipient, rule, now)
+        except GatewayError as exc:  # a rule the agreement names but gateway.toml lacks: the default
+            log.error("delivery %s: sign_off_rule %r: %s; the default sign_off rule is used", row.id, rule, exc)
+            obligation = delivery_made(session, self.settings, row.id or 0, row.recipient, "sign_off", now)
+        return obligation.due_at
 
     # -- keys -------------------------------------------------------------------------
 

@@ -245,6 +245,35 @@ def assist_checks_page(
                   due_within=due_within, answered=answered)
 
 
+@router.get("/obligations", response_class=HTMLResponse)
+def obligations_page(
+    request: Request, caller: PageCaller, party: Annotated[str | None, Query(max_length=60)] = None, overdue: bool = False,
+) -> HTMLResponse:
+    """义务: what is overdue, what falls due in the next 3 working days, per party (a
+    department's account sees its own only)."""
+    from gateway import clock
+    from gateway.obligations.service import KIND_NAMES_ZH, list_obligations, working_days_ahead
+
+    state = request.app.state
+    chosen = caller.scope if caller.scope is not None else (party or None)
+    now = clock.now()
+    today = clock.in_china(now).date()
+    soon_until = working_days_ahead(today, 3, None)
+    rows = list_obligations(state.engine, party=chosen, overdue=overdue, now=now)
+    parties: dict[str, dict[str, int]] = {}
+    for row in list_obligations(state.engine, party=chosen, now=now):
+        counts = parties.setdefault(row.party, {"open": 0, "overdue": 0, "soon": 0})
+        counts["open"] += 1
+        counts["overdue"] += row.overdue
+        counts["soon"] += (not row.overdue) and row.due <= soon_until
+    return render(
+        request, "obligations.html", caller, overdue_rows=[r for r in rows if r.overdue],
+        soon_rows=[r for r in rows if not r.overdue and r.due <= soon_until],
+        later_rows=[r for r in rows if not r.overdue and r.due > soon_until], parties=parties, party=chosen or "",
+        overdue=overdue, today=today, soon_until=soon_until, kind_zh=KIND_NAMES_ZH,
+    )
+
+
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs_page(request: Request, caller: PageCaller) -> HTMLResponse:
     require_role(caller, *OFFICERS)
