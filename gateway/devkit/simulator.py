@@ -18,6 +18,9 @@ format notes) describes them, served over real sockets on loopback.
 - Faults: a seeded random generator answers a share of calls 429 (with `Retry-After`) or
   502, the same sequence for the same seed; tests also queue exact responses
   (`faults.queue(429, 429, 502)`), corrupt a page, or stop and restart the server.
+- `--serve FILE.xml` (`serve_documents`): the given `JHXX` documents are the inbox instead
+  of the specimen and the generated pages, and answers to their requests are accepted: a
+  rehearsal plays the month an office chooses.
 - `GET /_sim/feedback` lists the feedback received (message ids and results only);
   `GET /_sim/requests` the calls served.
 
@@ -203,21 +206,44 @@ class Feedback:
 class PlatformFeed:
     """The inbox: the specimen as page 1, then generated pages; and the feedback received."""
 
-    def __init__(self, pages: int = 3, per_page: int = 4, seed: int = 0, record_dir: Path | None = None):
+    def __init__(
+        self, pages: int = 3, per_page: int = 4, seed: int = 0, record_dir: Path | None = None, serve: list[bytes] | None = None,
+    ):
+        """`serve`: `JHXX` documents to serve as the inbox instead of the specimen and the
+        generated pages (`gateway simulate platform --serve FILE.xml`), in that order."""
         self.specimen = (files("gateway") / "demo_data" / "national_platform_inbound_20261102.xml").read_bytes()
-        root = etree.fromstring(self.specimen)
-        self.pages: list[tuple[str, bytes]] = [(root.get("CURSOR"), self.specimen)]
-        self.requests: set[str] = {el.get("XXBH") for el in root if el.tag == "XCXX"}
-        self._sent = dt.datetime.fromisoformat(root.get("FSSJ"))
-        self._count = len(root)
         self._serial = 0
         self._rng = random.Random(f"platform-{seed}")
         self._lock = threading.Lock()
         self.feedback: list[Feedback] = []
         self.record_dir = record_dir
-        for _ in range(pages):
+        self.pages: list[tuple[str, bytes]] = []
+        self.requests: set[str] = set()
+        self._count = 0
+        for document in serve or [self.specimen]:
+            self.serve(document)
+        for _ in range(0 if serve else pages):
             messages, sent, sender = self._generated_page(per_page)
             self.add_page(messages, sent=sent, sender=sender)
+
+    def serve(self, document: bytes) -> str:
+        """Append a `JHXX` document to the inbox as it is (a CURSOR is added when it has
+        none); its requests may be answered. Returns its CURSOR."""
+        root = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        index = len(self.pages)
+        if root.tag != "JHXX":
+            raise ValueError(f"served document {index + 1}: the root element is <{root.tag}>, expected <JHXX>")
+        if not root.get("CURSOR"):
+            root.set("CURSOR", f"served-{index + 1:04d}")
+            document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        with self._lock:
+            if root.get("CURSOR") in {cursor for cursor, _ in self.pages}:
+                raise ValueError(f"served document {index + 1}: CURSOR {root.get('CURSOR')!r} is used by an earlier one")
+            self.pages.append((root.get("CURSOR"), document))
+            self.requests |= {el.get("XXBH") for el in root if el.tag == "XCXX"}
+            self._sent = dt.datetime.fromisoformat(root.get("FSSJ") or "2026-11-02T00:00:00+08:00")
+            self._count += len(root)
+        return root.get("CURSOR")
 
     # messages --------------------------------------------------------------------------
 
@@ -483,6 +509,7 @@ class PartnerSimulator:
         platform_pages: int = 3,
         per_page: int = 4,
         record_dir: Path | None = None,
+        serve_documents: list[bytes] | None = None,
     ):
         unknown = set(serve) - {"housing", "platform"}
         if unknown:
@@ -490,7 +517,7 @@ class PartnerSimulator:
         self.token, self.host, self.port = token, host, port
         self.faults = Faults(seed=seed, throttle_rate=throttle_rate, error_rate=error_rate, retry_after=retry_after)
         self.housing = HousingFeed(housing_items, seed) if "housing" in serve else None
-        self.platform = PlatformFeed(platform_pages, per_page, seed, record_dir) if "platform" in serve else None
+        self.platform = PlatformFeed(platform_pages, per_page, seed, record_dir, serve_documents) if "platform" in serve else None
         self.calls: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None
