@@ -70,8 +70,8 @@ def cycle(
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     c = report.cycle
-    console.print(f"[bold]交换周期 Exchange cycle {c.month}[/]: 报送 submissions {c.submission_start} – {c.submission_end}; "
-                  f"接收与反馈 receipt and feedback {c.feedback_start} – {c.feedback_end} "
+    console.print(f"[bold]交换周期 Exchange cycle {c.month}[/]: 报送 submissions {c.submission_start} – {c.submission_end}")
+    console.print(f"接收与反馈 receipt and feedback {c.feedback_start} – {c.feedback_end} "
                   f"(截止 cut-off {clock.in_china(c.cutoff):%Y-%m-%d %H:%M} China time)")
     evaluated = clock.in_china(report.evaluated_at).strftime("%Y-%m-%d %H:%M")
     if report.provisional:
