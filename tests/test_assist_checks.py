@@ -116,7 +116,7 @@ def test_the_draft_looks_in_wcba_then_the_ledger_then_the_police(gw, home, partn
     pull_platform(gw)
 
     chen = assist_checks.get_check(gw.engine, "XC-510722-20261105-0101").draft
-    assert chen.result == "1" and chen.searched == ["wcba", "ledger", "police"]
+    assert chen.result == "1" and chen.searched == ["wcba", "ledger", "police", "records"]
     assert [(f.category, f.source) for f in chen.findings] == [("01", "wcba"), ("02", "ledger"), ("03", "wcba")]
     assert chen.missing == ["04"] and chen.findings[0].text() == "已婚；户籍在本县（2026-03-01）"
     peng = assist_checks.get_check(gw.engine, "XC-430102-20261105-0102").draft

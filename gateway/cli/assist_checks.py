@@ -145,6 +145,30 @@ def show(check: Annotated[str, typer.Argument(help="The id (see list) or the XXB
         console.print(f"last sending error: {item.send_error}", markup=False, soft_wrap=True)
 
 
+@app.command("reveal")
+def reveal(
+    check: Annotated[str, typer.Argument(help="The id (see list) or the XXBH.")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required; audited): e.g. 核对纸质台账.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """查看对象: the full name and ID number of one request's subject, to check a paper
+    ledger or phone the police. Needs a reason; every reveal is in the audit log."""
+    import getpass
+
+    from gateway.platform import assist_checks
+
+    gateway = _gateway(home)
+    try:
+        shown = assist_checks.reveal_subject(gateway.engine, check, reason=reason, who=f"{getpass.getuser()} (command line)")
+    finally:
+        gateway.close()
+    item = shown.check
+    console.print(f"协查 {item.message_id} (id {item.id}) 对象 subject:", markup=False)
+    console.print(f"  姓名 name: {shown.name}", markup=False)
+    console.print(f"  公民身份号码 ID number: {shown.id_number}", markup=False)
+    console.print("已记入审计日志 Recorded in the audit log (`gateway audit`).")
+
+
 @app.command("answer")
 def answer(
     check: Annotated[str, typer.Argument(help="The id (see list) or the XXBH.")],

@@ -9,7 +9,9 @@ records, looked up in the order the regulations give:
    lookup reads an importable table (`gateway assist-checks import wcba FILE.csv`);
 2. the manual ledger (台账): `gateway assist-checks import ledger FILE.csv`;
 3. the police household records: the police department's stored records (births,
-   moves in and out, residence permits, deaths) naming the person's ID number.
+   moves in and out, residence permits, deaths) naming the person's ID number;
+4. every other department's stored records naming the ID number (hospital births, where
+   she is the mother; marriages and divorces; adoptions; cremations; housing; schools).
 
 `LOOKUPS` is that list of lookup functions; for each requested category the first
 source holding a value fills it. An officer answers with one command
@@ -36,6 +38,7 @@ import logging
 import os
 import re
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +66,11 @@ from gateway.readers.xml import HARDENED, local_name
 log = logging.getLogger("gateway.platform.assist_checks")
 
 CATEGORY_LABELS = {member.value: member.label for member in ContentCategory}
-LOOKUP_SOURCES = {"wcba": "育龄妇女信息 (women of childbearing age)", "ledger": "台账 (manual ledger)", "police": "公安户籍 (police household records)"}
+LOOKUP_SOURCES = {
+    "wcba": "育龄妇女信息 (women of childbearing age)", "ledger": "台账 (manual ledger)", "police": "公安户籍 (police household records)",
+    "records": "其他部门登记 (other departments' records: births, marriages, adoptions, deaths, housing, schools)",
+}
+DEPARTMENT_LABELS = {"hospital": "医院", "civil-affairs": "民政", "housing": "住建", "school": "教育"}
 POLICE_CONTRACTS = ("BirthEvent", "DeathEvent", "Migration", "ResidencePermit")
 _ID = TypeAdapter(IdNumber)
 
@@ -223,8 +230,74 @@ def lookup_police(session: Session, id_number: str, categories: list[str]) -> li
     return found
 
 
-# The order the regulations give: women of childbearing age, the ledger, the police.
-LOOKUPS: list[tuple[str, Lookup]] = [("wcba", lookup_wcba), ("ledger", lookup_ledger), ("police", lookup_police)]
+def _people(contract: str, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(role, person) of every person a stored record names."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for role in ("mother", "father", "child", "husband", "wife", "adoptee", "deceased", "student", "person", "holder"):
+        person = payload.get(role)
+        if isinstance(person, dict):
+            found.append((role, person))
+    for role, many in (("adopter", "adopters"), ("owner", "owners"), ("occupant", "occupants")):
+        for person in payload.get(many) or []:
+            if isinstance(person, dict):
+                found.append((role, person))
+    return found
+
+
+def lookup_records(session: Session, id_number: str, categories: list[str]) -> list[Finding]:
+    """其他部门登记: every other department's stored records naming this ID number (hospital
+    births, marriages and divorces, adoptions, cremations, housing, schools), as
+    `(department) what (date)`: a woman who is the mother in a hospital birth record has
+    a birth (生育信息 09) and a child (子女信息 04) to report."""
+    pattern = f'%"id_number":"{id_number}"%'
+    rows = session.exec(
+        select(Exchange.department, Record.contract, Record.payload)
+        .join(Exchange, Exchange.id == Record.exchange_id)  # type: ignore[arg-type]
+        .where(Exchange.department.not_in(("police", "national-platform")), Record.payload.like(pattern))  # type: ignore[attr-defined]
+        .order_by(Record.id)  # type: ignore[arg-type]
+    ).all()
+    parts: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for department, contract, text in rows:
+        payload = json.loads(text)
+        roles = [(role, person) for role, person in _people(contract, payload) if person.get("id_number") == id_number]
+        if not roles:
+            continue
+        role, person = roles[0]
+        where = DEPARTMENT_LABELS.get(department, department)
+        basic = parts["01"]
+        if not basic:
+            basic += [("姓名", person.get("name", ""), "name"), ("出生日期", person.get("birth_date") or "", "text")]
+        if contract == "BirthEvent" and role in ("mother", "father"):
+            child = payload.get("child") or {}
+            born = child.get("birth_date", "")
+            sex = {"1": "男", "2": "女"}.get(child.get("sex", ""), "")
+            order = payload.get("birth_order")
+            institution = payload.get("institution_name") or ""
+            parts["09"].append((f"{where}出生医学证明", f"{born} 生育{('第' + str(order) + '孩') if order else ''}{sex}婴 {institution}".strip(), "text"))
+            parts["04"].append((f"{where}子女", child.get("name", ""), "name"))
+            parts["04"].append(("出生日期", born, "text"))
+        elif contract == "MarriageEvent":
+            spouse = payload.get("wife" if role == "husband" else "husband") or {}
+            kind = "离婚" if payload.get("kind") == "divorce" else "结婚"
+            parts["02"].append((f"{where}{kind}登记", payload.get("registered_on", ""), "text"))
+            if spouse.get("name"):
+                parts["02"].append(("配偶", spouse["name"], "name"))
+        elif contract == "AdoptionEvent":
+            parts["04"].append((f"{where}收养登记", payload.get("registered_on", ""), "text"))
+        elif contract == "CremationEvent":
+            parts["01"].append((f"{where}火化（死亡）", payload.get("death_date", ""), "text"))
+        elif contract == "HousingOccupancy":
+            parts["05"].append((f"{where}居住登记", payload.get("address", ""), "address"))
+        elif contract == "SchoolEnrolment":
+            parts["04" if role != "student" else "01"].append((f"{where}在校", payload.get("school_name") or "", "text"))
+    return [Finding(category, "records", found) for category, found in sorted(parts.items()) if found and category in categories]
+
+
+# The order the regulations give: women of childbearing age, the ledger, the police; then
+# every other department's records the gateway holds.
+LOOKUPS: list[tuple[str, Lookup]] = [
+    ("wcba", lookup_wcba), ("ledger", lookup_ledger), ("police", lookup_police), ("records", lookup_records),
+]
 
 
 def draft_answer(session: Session, id_number: str, categories: list[str]) -> Draft:
@@ -239,7 +312,7 @@ def draft_answer(session: Session, id_number: str, categories: list[str]) -> Dra
     missing = [c for c in categories if c not in chosen]
     if findings:
         return Draft("1", findings, missing, searched=searched)
-    remark = "经查育龄妇女信息、台账及公安户籍信息，未查到该人员信息"
+    remark = "经查育龄妇女信息、台账、公安户籍及其他部门登记信息，未查到该人员信息"
     return Draft("0", [], missing, remark=remark, searched=searched)
 
 
@@ -409,6 +482,42 @@ def list_checks(
 def get_check(engine: Engine, key: str) -> CheckView:
     with Session(engine) as session:
         return view(session, _get(session, key))
+
+
+# -- revealing the subject (查看对象全名与身份证号) -----------------------------------------------
+
+
+@dataclass
+class Revealed:
+    check: AssistCheck
+    name: str
+    id_number: str
+
+
+def reveal_subject(engine: Engine, key: str, *, reason: str | None, who: str) -> Revealed:
+    """The full name and ID number of one request's subject, for the clerk who must check a
+    paper ledger or phone the police. Refused without a reason; each reveal is an audit
+    entry (`reveal-subject`: who, when, which request, the reason; masked as always).
+    Who may call it is the front end's decision (the CLI: the gateway's own account; the
+    console: an operator)."""
+    from gateway.store.audit import record_event
+
+    reason = " ".join((reason or "").split())
+    if len(reason) < 2:
+        raise GatewayError("查看全名和身份证号须说明理由 A reveal needs a reason: --reason TEXT (e.g. 核对纸质台账, 电话核实派出所)")
+    if len(reason) > 200:
+        raise GatewayError("The reason is too long: at most 200 characters")
+    with session_scope(engine) as session:
+        item = _get(session, key)
+        shown = view(session, item)
+        record_event(
+            session, "reveal-subject", "national-platform", None,
+            f"{who} revealed the subject of assist-check {item.id} ({item.message_id}); reason: {reason}",
+        )
+        session.flush()
+        session.expunge(item)
+    log.info("assist-check %s (%s): subject revealed to %s", item.id, item.message_id, who)
+    return Revealed(item, shown.subject_name, shown.subject_id)
 
 
 # -- answering ----------------------------------------------------------------------------------
