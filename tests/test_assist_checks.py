@@ -274,7 +274,9 @@ def test_a_corrected_request_updates_an_open_one(gw, home, partner):
 @pytest.mark.slow
 def test_the_workflow_end_to_end_from_the_command_line(home, partner, monkeypatch, tmp_path):
     """pull -> list -> import -> answer -> the request left the list -> cycle report, all
-    through the `gateway` command against the simulated platform over loopback HTTP."""
+    through the `gateway` command against the simulated platform over loopback HTTP, on
+    the rehearsal clock (GATEWAY_NOW: November's cycle, whatever the real date)."""
+    monkeypatch.setenv("GATEWAY_NOW", "2026-11-06T09:00:00+08:00")
     add_pulls(home, partner, monkeypatch, sources=("platform",))
     pulled = run_gateway(home, "pulls", "run", "platform")
     assert "4 page(s) as exchanges" in pulled.stdout and "new assist-check request(s)" in pulled.stdout
@@ -289,4 +291,5 @@ def test_the_workflow_end_to_end_from_the_command_line(home, partner, monkeypatc
     assert "XC-510722-20261102-0001" in run_gateway(home, "assist-checks", "list", "--all").stdout
     report = run_gateway(home, "report", "cycle")
     assert "Feedback rate" in report.stdout and "(1/" in report.stdout and "required 95%" in report.stdout
+    assert "Exchange cycle 2026-11" in report.stdout and "【演练时钟】" in report.stderr
     assert [f.message_id for f in partner.platform.feedback] == ["XC-510722-20261102-0001"]
