@@ -96,6 +96,11 @@ def cycle(
     console.print(f"[bold]反馈率 Feedback rate[/] (协查 requests): [{colour}]{report.rate_text()}[/]")
     ncolour = "green" if report.notice_rate.meets_target else "red"
     console.print(f"[bold]反馈率 Feedback rate[/] (通报 notices): [{ncolour}]{report.notice_rate.text()}[/]")
+    if report.submitted_nothing:
+        console.print("[red]本期空白[/]: 本县本期未提交任何协查信息（每个交换周期提供的查询信息个数不能有空白）"
+                      " — the county submitted no requests of its own in this cycle.")
+    else:
+        console.print(f"本县提交 submitted by the county: {report.submitted_requests} 协查请求 request(s)")
     if report.overdue:
         table = Table(title=f"逾期 Overdue ({len(report.overdue)})")
         for column in ("种类", "id", "XXBH", "对方地区/单位", "类别", "对象", "期限", "逾期天数", "状态"):

@@ -30,6 +30,7 @@ def simulate(
     per_page: Annotated[int, typer.Option("--per-page", help="Messages per generated platform page.")] = 4,
     malformed_page: Annotated[Optional[int], typer.Option("--malformed-page", help="Serve this platform page (1 = the specimen) as malformed XML.")] = None,
     record_dir: Annotated[Optional[Path], typer.Option("--record-dir", help="Write each FKXX received here.", file_okay=False)] = None,
+    answer_delay: Annotated[float, typer.Option("--answer-delay", help="Seconds before the county's own requests are answered in the inbox.")] = 0.0,
     serve_files: Annotated[
         Optional[list[Path]],
         typer.Option("--serve", exists=True, dir_okay=False, help="Serve these JHXX document(s) as the platform's inbox (repeatable)."),
@@ -46,7 +47,7 @@ def simulate(
     simulator = PartnerSimulator(
         serve, token=token, host=host, port=port, seed=seed, throttle_rate=throttle_rate, error_rate=error_rate,
         retry_after=retry_after, housing_items=items, platform_pages=pages, per_page=per_page, record_dir=record_dir,
-        serve_documents=_served(serve_files) if serve_files else None,
+        serve_documents=_served(serve_files) if serve_files else None, answer_delay=answer_delay,
     )
     if serve_files and simulator.platform is None:
         raise GatewayError("--serve is for the platform: gateway simulate platform --serve FILE.xml")
@@ -72,7 +73,7 @@ def simulate(
     if simulator.housing is not None:
         paths.append("GET /api/v1/occupancy-changes")
     if simulator.platform is not None:
-        paths += ["GET /exchange/inbox", "POST /exchange/feedback"]
+        paths += ["GET /exchange/inbox", "POST /exchange/feedback", "POST /exchange/requests"]
     console.print(f"Simulating {partner} on {simulator.url} ({', '.join(paths)}); token {token!r}; seed {seed}. Ctrl-C stops.", markup=False)
     try:
         simulator.serve_forever()

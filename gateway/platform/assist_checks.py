@@ -324,9 +324,12 @@ class SyncResult:
     requests: int = 0
     notices: int = 0
     updated: int = 0
+    answers: int = 0
+    """the county's own requests whose answer (FKXX) arrived"""
 
     def summary(self) -> str:
         text = f"{self.requests} new assist-check request(s), {self.notices} new notice(s)"
+        text += f", {self.answers} answer(s) to the county's own requests" if self.answers else ""
         return text + (f", {self.updated} corrected" if self.updated else "")
 
 
@@ -348,8 +351,11 @@ def sync(engine: Engine, settings: Settings) -> SyncResult:
     for contract, table in (("AssistCheckRequest", AssistCheck), ("PlatformNotice", NoticeItem)):
         with session_scope(engine) as session:
             newer = exists().where(and_(table.message_id == Record.business_key, table.record_id >= Record.id))  # type: ignore[attr-defined]
+            from gateway.platform.outgoing import OUTGOING_ADAPTER
+
+            ours = exists().where(and_(Exchange.id == Record.exchange_id, Exchange.adapter == OUTGOING_ADAPTER))  # the county's own
             rows = session.exec(
-                select(Record).where(Record.contract == contract, ~newer).order_by(Record.id)  # type: ignore[arg-type]
+                select(Record).where(Record.contract == contract, ~newer, ~ours).order_by(Record.id)  # type: ignore[arg-type]
             ).scalars().all()
             for record in rows:
                 payload = json.loads(record.payload)
@@ -369,6 +375,9 @@ def sync(engine: Engine, settings: Settings) -> SyncResult:
                     result.requests += 1
                 else:
                     result.notices += 1
+    from gateway.platform.outgoing import close_answered
+
+    result.answers = close_answered(engine)
     if result.requests or result.notices or result.updated:
         log.info("assist-checks: %s", result.summary())
     return result

@@ -55,6 +55,7 @@ from gateway.store.models import AssistCheck, NoticeItem
 
 TARGET_RATE = 0.95
 FEEDBACK_ADAPTER = "national-platform-feedback"
+SENT_ADAPTERS = (FEEDBACK_ADAPTER, "national-platform-outgoing")  # what the gateway itself sent
 URGENCY_LABELS = {"1": "协查 紧急 (JJCD 1)", "2": "协查 急 (JJCD 2)"}
 CATEGORY_LABELS = {member.value: member.label for member in ContentCategory}
 
@@ -180,6 +181,13 @@ class CycleReport:
     overdue: list[OverdueItem] = field(default_factory=list)
     request_rate: Rate = field(default_factory=Rate)
     notice_rate: Rate = field(default_factory=Rate)
+    submitted_requests: int = 0
+    """the county's own requests the platform took, sent in the submission period"""
+
+    @property
+    def submitted_nothing(self) -> bool:
+        """"每个交换周期 … 提供流动人口查询信息个数不能有空白": the county sent nothing of its own."""
+        return self.submitted_requests == 0
 
     @property
     def received(self) -> int:
@@ -223,6 +231,8 @@ class CycleReport:
             "requests": self.request_rate.as_dict(),
             "notices": self.notice_rate.as_dict(),
             "overdue": len(self.overdue),
+            # Notices the county sends (通报 TBXX) are not built yet: null, not a made-up 0.
+            "submitted": {"requests": self.submitted_requests, "notices": None, "blank": self.submitted_nothing},
         }
 
 
@@ -240,6 +250,9 @@ def build(engine: Engine, month: str, *, as_of: dt.datetime | None = None) -> Cy
         _requests(session, cycle, at, eval_day, report)
         _notices(session, cycle, at, eval_day, report)
         _overdue(session, at, eval_day, report)
+    from gateway.platform.outgoing import submitted_in
+
+    report.submitted_requests = submitted_in(engine, cycle.submission_start, cycle.submission_end, min(as_of, cycle.submissions_close))
     return report
 
 
@@ -248,7 +261,7 @@ def _submissions(session: Session, cycle: Cycle, at: dt.datetime, report: CycleR
     window = (
         Exchange.received_at >= cycle.submissions_open,
         Exchange.received_at < until,
-        (Exchange.adapter.is_(None)) | (Exchange.adapter != FEEDBACK_ADAPTER),  # type: ignore[union-attr]
+        (Exchange.adapter.is_(None)) | (Exchange.adapter.not_in(SENT_ADAPTERS)),  # type: ignore[union-attr]
     )
     rows: dict[tuple[str, str], Row] = {}
     for department, count, accepted, rejected in session.exec(

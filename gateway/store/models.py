@@ -346,6 +346,38 @@ class NoticeItem(SQLModel, table=True):
     remark: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class OutgoingRequest(SQLModel, table=True):
+    """An assist-check request the county sent (本县发出的协查请求 XCXX) to the national
+    platform, tracked until the other side's answer (FKXX) arrives through the pull.
+
+    status: `sending` (stored, not taken yet) -> `sent` (the platform took it; receipted)
+    -> `answered` (the FKXX arrived); `refused` when the platform refused it."""
+
+    __table_args__ = (Index("ix_outgoingrequest_status_due", "status", "due_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True, description="XXBH")
+    to_division: str = Field(description="JSDW: the county asked")
+    urgency: str = Field(description="JJCD: 1 紧急, 2 急")
+    categories: str = Field(description="requested LB codes, comma-separated")
+    sent_date: dt.date = Field(description="FQSJ")
+    created_at: dt.datetime
+    created_by: str
+    due_date: dt.date = Field(index=True)
+    due_rule: str
+    due_provisional: bool = False
+    status: str = Field(default="sending", index=True)
+    request_xml: str = Field(sa_column=Column(Text, nullable=False), description="the JHXX with its XCXX, exactly as sent")
+    send_attempts: int = 0
+    send_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sent_at: dt.datetime | None = Field(default=None, description="when the platform took it")
+    exchange_id: int | None = Field(default=None, foreign_key="exchange.id", description="the receipted exchange of what was sent")
+    answer_record_id: int | None = Field(default=None, foreign_key="record.id", description="the FKXX received")
+    answer_result: str | None = Field(default=None, description="PDJG of the answer")
+    answered_at: dt.datetime | None = Field(default=None, description="FKSJ of the answer")
+    answer_received_at: dt.datetime | None = None
+
+
 class LookupEntry(SQLModel, table=True):
     """One fact of the county's own records that assist-checks are answered from, imported
     from CSV: `source` is `wcba` (育龄妇女信息, women of childbearing age) or `ledger` (the
