@@ -117,3 +117,26 @@ def test_the_commands_overdue_and_the_blank_cycle(home, partner, monkeypatch):
     assert "XC-440781-20261106-0001" in overdue and "overdue" in overdue and "杨**" in overdue and "510722199402122287" not in overdue
     data = json.loads(run_gateway(home, "report", "cycle", "--month", "2026-11", "--json", env=late).stdout)
     assert data["submitted"]["requests"] == 1 and data["submitted"]["blank"] is False
+
+
+def test_a_notice_asking_for_feedback_is_answered_to_the_platform(gw, home, partner, monkeypatch):
+    monkeypatch.setenv("GATEWAY_NOW", "2026-11-06T09:00:00+08:00")  # the commands' business clock
+    pull(gw)
+    notice = "TB-510722-20261102-0001"  # XYFK 1 in the specimen
+    partner.stop()  # the platform is away: the feedback waits, the notice stays on the list
+    away = run_gateway(home, "notices", "done", notice, "--remark", "已核实并录入", check=False)
+    assert away.returncode == 3 and "not sent yet" in away.stdout
+    assert notice in run_gateway(home, "notices", "list").stdout
+    assert query(home, "SELECT status, handled_at FROM noticeitem WHERE message_id = ?", notice) == [("sending", None)]
+    partner.start()
+    sent = run_gateway(home, "assist-checks", "send")
+    assert "1 notice feedback(s) sent" in sent.stdout
+    taken = [f for f in partner.platform.feedback if f.message_id == notice]
+    assert len(taken) == 1 and taken[0].result == "1" and "已核实并录入" in taken[0].body.decode("utf-8")
+    row = query(home, "SELECT status, feedback_exchange_id FROM noticeitem WHERE message_id = ?", notice)[0]
+    assert row[0] == "handled" and row[1] is not None
+    assert query(home, "SELECT adapter FROM exchange WHERE id = ?", row[1]) == [("national-platform-feedback",)]
+    assert notice not in run_gateway(home, "notices", "list").stdout
+    # The notices' rate counts it as answered in time (November, handled on the 6th).
+    november = build(gw.engine, "2026-11", as_of=dt.datetime(2026, 11, 28, tzinfo=clock.CHINA))
+    assert november.notice_rate.answered_in_time == 1

@@ -290,9 +290,11 @@ def send(source: Annotated[Optional[str], typer.Option("--source")] = None, home
     try:
         result = assist_checks.send_pending(gateway, gateway.settings, source)
         requests_sent, request_errors = outgoing.send_pending(gateway, gateway.settings, source)
+        notices_sent, notice_errors = assist_checks.send_pending_notices(gateway, gateway.settings, source)
+        request_errors += notice_errors
     finally:
         gateway.close()
-    console.print(result.summary() + f"; {requests_sent} request(s) of the county's own sent")
+    console.print(result.summary() + f"; {requests_sent} request(s) of the county's own sent; {notices_sent} notice feedback(s) sent")
     for error in result.errors + request_errors:
         console.print(f"  {error}", markup=False, soft_wrap=True)
     raise typer.Exit(0 if not (result.errors or request_errors) else 3)
@@ -369,7 +371,7 @@ def notices_list(
         item = view.item
         table.add_row(
             str(item.id), item.message_id, item.partner, item.category, "feedback" if item.feedback_required else "receipt",
-            view.subject, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status != "open"),
+            view.subject, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status == "handled"),
             item.status,
         )
     console.print(table if views else "No notices waiting.")
@@ -386,7 +388,12 @@ def notices_done(
 
     gateway = _gateway(home)
     try:
-        item = assist_checks.handle_notice(gateway.engine, notice, remark=remark)
+        item = assist_checks.handle_notice(gateway.engine, notice, remark=remark, gateway=gateway, settings=gateway.settings)
     finally:
         gateway.close()
-    console.print(f"Notice {item.message_id} (id {item.id}) handled; it left the deadlines list.")
+    if item.status == "sending":
+        console.print(f"通报 {item.message_id}: 反馈未发出 feedback saved, not sent yet: {item.send_error}", markup=False, soft_wrap=True)
+        console.print("`gateway assist-checks send` sends it when the platform is back.")
+        raise typer.Exit(3)
+    sent = " Feedback sent to the platform (已向平台反馈) and receipted." if item.feedback_sent_at else ""
+    console.print(f"Notice {item.message_id} (id {item.id}) handled;{sent} it left the deadlines list.")

@@ -247,7 +247,7 @@ class PlatformFeed:
             if root.get("CURSOR") in {cursor for cursor, _ in self.pages}:
                 raise ValueError(f"served document {index + 1}: CURSOR {root.get('CURSOR')!r} is used by an earlier one")
             self.pages.append((root.get("CURSOR"), document))
-            self.requests |= {el.get("XXBH") for el in root if el.tag == "XCXX"}
+            self.requests |= {el.get("XXBH") for el in root if el.tag == "XCXX" or (el.tag == "TBXX" and el.get("XYFK") == "1")}
             self._sent = dt.datetime.fromisoformat(root.get("FSSJ") or "2026-11-02T00:00:00+08:00")
             self._count += len(root)
         return root.get("CURSOR")
@@ -304,8 +304,9 @@ class PlatformFeed:
                 f"  {body}\n</JHXX>\n"
             ).encode("utf-8")
             for message in messages:
-                if message.lstrip().startswith("<XCXX"):
-                    self.requests.add(etree.fromstring(message.encode("utf-8")).get("XXBH"))
+                element = etree.fromstring(message.encode("utf-8"))
+                if element.tag == "XCXX" or (element.tag == "TBXX" and element.get("XYFK") == "1"):
+                    self.requests.add(element.get("XXBH"))  # answerable: requests, and notices asking for feedback
             self.pages.append((cursor, document))
             return cursor
 

@@ -824,9 +824,9 @@ def list_notices(engine: Engine, *, include_handled: bool = False, overdue: bool
     with Session(engine) as session:
         query = select(NoticeItem).order_by(NoticeItem.due_date, NoticeItem.id)  # type: ignore[arg-type]
         if not include_handled:
-            query = query.where(NoticeItem.status == "open")
+            query = query.where(NoticeItem.status != "handled")
         if overdue:
-            query = query.where(NoticeItem.due_date < today, NoticeItem.status == "open")
+            query = query.where(NoticeItem.due_date < today, NoticeItem.status != "handled")
         views = []
         for item in session.exec(query).scalars().all():
             record = session.get(Record, item.record_id)
@@ -835,8 +835,15 @@ def list_notices(engine: Engine, *, include_handled: bool = False, overdue: bool
         return views
 
 
-def handle_notice(engine: Engine, key: str, *, remark: str | None, operator: str | None = None) -> NoticeItem:
-    """Record that a notice was dealt with (feedback given or receipt confirmed)."""
+def handle_notice(
+    engine: Engine, key: str, *, remark: str | None, operator: str | None = None, gateway: Any = None,
+    settings: Settings | None = None, source: str | None = None,
+) -> NoticeItem:
+    """Record that a notice was dealt with. A notice that asks for feedback (需要对方接收并
+    反馈, XYFK 1) is answered to the platform: an `FKXX` (PDJG 1, BZ the remark, one `CXJG`
+    of the notice's category) POSTed like an assist-check answer and receipted; the notice
+    is `handled` once the platform took it (`sending` until then; `gateway assist-checks
+    send` sends it again). A receipt-only notice is handled at once."""
     with session_scope(engine) as session:
         item = session.get(NoticeItem, int(key)) if key.isdigit() else None
         if item is None:
@@ -844,14 +851,79 @@ def handle_notice(engine: Engine, key: str, *, remark: str | None, operator: str
         if item is None:
             raise GatewayError(f"No notice {key!r}. See `gateway notices list --all`")
         if item.status != "open":
-            raise GatewayError(f"Notice {item.id} ({item.message_id}) was already handled at {item.handled_at}")
+            raise GatewayError(f"Notice {item.id} ({item.message_id}) was already handled at {item.handled_at} ({item.status})")
         if item.feedback_required and not (remark or "").strip():
             raise GatewayError("This notice requires feedback (XYFK 1): say what was done with --remark TEXT")
-        item.status, item.handled_at = "handled", clock.now()
         item.handled_by, item.remark = operator or getpass.getuser(), (remark or "").strip() or None
+        if item.feedback_required and gateway is not None:
+            platform_source(settings or gateway.settings, source)  # a platform to send to, before anything is stored
+            record = session.get(Record, item.record_id)
+            batch = (json.loads(record.payload).get("batch") or {}) if record is not None else {}
+            body = render_fkxx(
+                item.message_id, "1", clock.now(), item.remark, [(item.category, item.remark or "已接收")],
+                sender=batch.get("receiver", ""), receiver=batch.get("sender", ""),
+            )
+            item.feedback_xml, item.status = body.decode("utf-8"), "sending"
+        else:
+            item.status, item.handled_at = "handled", clock.now()
         session.flush()
         session.expunge(item)
+    if item.status == "sending":
+        return send_notice_feedback(gateway, settings or gateway.settings, item.id, source=source)  # type: ignore[arg-type]
+    return item
+
+
+def send_notice_feedback(gateway: Any, settings: Settings, notice_id: int, *, source: str | None = None) -> NoticeItem:
+    """POST the stored feedback of one notice; on success receipt it and mark it handled."""
+    from gateway.pulls.http import PullError, endpoint, make_session, post
+
+    name, config = platform_source(settings, source)
+    with session_scope(gateway.engine) as db:
+        item = db.get(NoticeItem, notice_id)
+        assert item is not None and item.feedback_xml is not None
+        db.expunge(item)
+    if item.status != "sending":
         return item
+    body = item.feedback_xml.encode("utf-8")
+    http = None
+    try:
+        http = make_session(name, config)
+        post(http, name, endpoint(config, "/exchange/feedback"), body, config)
+    except (PullError, GatewayError) as exc:
+        with session_scope(gateway.engine) as db:
+            row = db.get(NoticeItem, notice_id)
+            assert row is not None
+            row.send_error = str(exc)
+            db.flush()
+            db.expunge(row)
+        log.error("notice %s (%s): feedback not sent yet: %s", item.id, item.message_id, exc)
+        return row
+    finally:
+        if http is not None:
+            http.close()
+    exchange_id, _ = _receipt_feedback(gateway, item, body)  # type: ignore[arg-type]
+    with session_scope(gateway.engine) as db:
+        row = db.get(NoticeItem, notice_id)
+        assert row is not None
+        row.status, row.handled_at, row.feedback_sent_at, row.send_error = "handled", clock.now(), clock.now(), None
+        row.feedback_exchange_id = exchange_id
+        db.flush()
+        db.expunge(row)
+    log.info("notice %s (%s): feedback sent, exchange %s", item.id, item.message_id, exchange_id)
+    return row
+
+
+def send_pending_notices(gateway: Any, settings: Settings, source: str | None = None) -> tuple[int, list[str]]:
+    with Session(gateway.engine) as session:
+        ids = list(session.exec(select(NoticeItem.id).where(NoticeItem.status == "sending")).scalars().all())
+    sent, errors = 0, []
+    for notice_id in ids:
+        row = send_notice_feedback(gateway, settings, notice_id, source=source)  # type: ignore[arg-type]
+        if row.status == "handled":
+            sent += 1
+        else:
+            errors.append(f"{row.message_id}: {row.send_error}")
+    return sent, errors
 
 
 # -- importing the county's own tables -------------------------------------------------------------

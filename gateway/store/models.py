@@ -326,7 +326,8 @@ class AssistCheck(SQLModel, table=True):
 
 class NoticeItem(SQLModel, table=True):
     """A notice (通报 TBXX) from the national platform: feedback (XYFK 1) or a receipt is
-    due; `handled` once an officer recorded it (`gateway notices done`)."""
+    due; `handled` once an officer recorded it (`gateway notices done`) and, when feedback
+    is due, the platform took it (`sending` until then)."""
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True, description="XXBH")
@@ -344,6 +345,12 @@ class NoticeItem(SQLModel, table=True):
     handled_at: dt.datetime | None = None
     handled_by: str | None = None
     remark: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    feedback_xml: str | None = Field(
+        default=None, sa_column=Column(Text, nullable=True), description="the FKXX answering a notice that asks for feedback (XYFK 1), as sent"
+    )
+    feedback_sent_at: dt.datetime | None = Field(default=None, description="when the platform took the feedback")
+    feedback_exchange_id: int | None = Field(default=None, description="the receipted exchange of the feedback sent")
+    send_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class OutgoingRequest(SQLModel, table=True):

@@ -1,4 +1,4 @@
-"""issue 16: the county's own assist-check requests (outgoingrequest)
+"""issue 16: the county's own assist-check requests (outgoingrequest); feedback sent for notices
 
 Revision ID: f16a00000001
 Revises: e10f2a3b4c51
@@ -50,9 +50,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outgoingrequest_due_date'), ['due_date'], unique=False)
         batch_op.create_index(batch_op.f('ix_outgoingrequest_status'), ['status'], unique=False)
         batch_op.create_index('ix_outgoingrequest_status_due', ['status', 'due_date'], unique=False)
+    with op.batch_alter_table('noticeitem', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('feedback_xml', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('feedback_sent_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('feedback_exchange_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('send_error', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('noticeitem', schema=None) as batch_op:
+        batch_op.drop_column('send_error')
+        batch_op.drop_column('feedback_exchange_id')
+        batch_op.drop_column('feedback_sent_at')
+        batch_op.drop_column('feedback_xml')
     with op.batch_alter_table('outgoingrequest', schema=None) as batch_op:
         batch_op.drop_index('ix_outgoingrequest_status_due')
         batch_op.drop_index(batch_op.f('ix_outgoingrequest_status'))
