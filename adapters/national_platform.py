@@ -2,7 +2,8 @@
 `JHXX` documents from `GET {base}/exchange/inbox`, pulled or dropped as `.xml`.
 
 One record per message: `XCXX` becomes an `AssistCheckRequest`, `TBXX` a
-`PlatformNotice`; each keeps the document's version, sender and receiver (BBH, FSDW, JSDW)
+`PlatformNotice`, `FKXX` (the other side's answer to one of the county's own requests) an
+`AssistCheckFeedback`; each keeps the document's version, sender and receiver (BBH, FSDW, JSDW)
 as its `batch`. Any other message kind is a rejected row, never silently skipped.
 Parsing goes through `gateway.readers.xml` (hardened lxml iterparse, DOCTYPE refused).
 """
@@ -16,7 +17,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from contracts import Contract
-from contracts.platform import AssistCheckRequest, PlatformBatch, PlatformNotice
+from contracts.platform import AssistCheckFeedback, AssistCheckRequest, PlatformBatch, PlatformNotice
 from gateway import hookimpl
 from gateway.adapter import Adapter, RawRow, SourceFile
 from gateway.errors import FileRejected
@@ -24,7 +25,7 @@ from gateway.readers.xml import check_declared_encoding, iter_elements, local_na
 
 ROOT = "JHXX"
 BATCH_ATTRIBUTES = {"BBH": "version", "FSDW": "sender", "JSDW": "receiver"}
-MESSAGES = {"XCXX": AssistCheckRequest, "TBXX": PlatformNotice}
+MESSAGES = {"XCXX": AssistCheckRequest, "TBXX": PlatformNotice, "FKXX": AssistCheckFeedback}
 
 
 def _fields(element: etree._Element) -> dict[str, Any] | str | None:
@@ -84,9 +85,9 @@ class NationalPlatformAdapter(Adapter):
 
     name = "national-platform"
     department = "national-platform"
-    contracts = (AssistCheckRequest, PlatformNotice)
+    contracts = (AssistCheckRequest, PlatformNotice, AssistCheckFeedback)
     file_types = (".xml",)
-    description = "National floating-population platform inbox (协查 XCXX, 通报 TBXX), UTF-8 XML"
+    description = "National floating-population platform inbox (协查 XCXX, 通报 TBXX, 反馈 FKXX), UTF-8 XML"
     columns = {
         "message_id": "XXBH",
         "urgency": "JJCD",
@@ -126,7 +127,11 @@ class NationalPlatformAdapter(Adapter):
                     batch = _batch(element.getparent())
                 tag = local_name(element)
                 if tag not in MESSAGES:
-                    yield RawRow(position, {}, ("message_unknown", tag, f"<{tag}> is neither XCXX nor TBXX"))
+                    yield RawRow(position, {}, ("message_unknown", tag, f"<{tag}> is neither XCXX, TBXX nor FKXX"))
+                    continue
+                if tag == "FKXX":  # one CXJG per category found: a list, not a mapping
+                    findings = [{"category": el.get("LB"), "value": (el.text or "").strip()} for el in element if local_name(el) == "CXJG"]
+                    yield RawRow(position, {"tag": tag, "batch": batch, **dict(element.attrib), "findings": findings})
                     continue
                 try:
                     fields = _mapping(_fields(element))
@@ -137,6 +142,10 @@ class NationalPlatformAdapter(Adapter):
 
     def normalize(self, row: RawRow) -> Contract:
         get = row.fields.get
+        if get("tag") == "FKXX":
+            return AssistCheckFeedback.model_validate(
+                {"message_id": get("XXBH"), "result": get("PDJG"), "remark": get("BZ"), "answered_at": get("FKSJ"), "findings": get("findings")}
+            )
         if get("tag") == "XCXX":
             content = get("XCNR")
             content = content if isinstance(content, dict) else {"text": content}

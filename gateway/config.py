@@ -90,6 +90,7 @@ class PullSource(BaseModel):
     every: str | None = Field(default=None, description="interval, e.g. 15m, 1h, 90s (default: housing 15m, platform 1h)")
     at: list[str] = Field(default_factory=list, description="or times of day in China time, e.g. [\"08:00\", \"14:00\"]")
     token_env: str | None = Field(default=None, description="variable holding the bearer token")
+    division: str | None = Field(default=None, pattern=r"^\d{6}$", description="platform: this county's division code (FSDW of what it sends)")
     limit: int = Field(default=100, ge=1, le=10_000, description="items per page asked of the housing API")
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0, description="seconds the partner may stay silent mid-response")

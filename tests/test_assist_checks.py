@@ -117,7 +117,7 @@ def test_the_draft_looks_in_wcba_then_the_ledger_then_the_police(gw, home, partn
 
     chen = assist_checks.get_check(gw.engine, "XC-510722-20261105-0101").draft
     # the register first (育龄妇女信息库: here only the hand import knows 陈), then the ledger, then the police
-    assert chen.result == "1" and chen.searched == ["register", "ledger", "police"]
+    assert chen.result == "1" and chen.searched == ["register", "ledger", "police", "records"]
     assert [(f.category, f.source) for f in chen.findings] == [("01", "register"), ("02", "ledger"), ("03", "register")]
     assert chen.missing == ["04"] and chen.findings[0].text() == "已婚；户籍在本县（2026-03-01）"
     peng = assist_checks.get_check(gw.engine, "XC-430102-20261105-0102").draft
@@ -280,7 +280,9 @@ def test_a_corrected_request_updates_an_open_one(gw, home, partner):
 @pytest.mark.slow
 def test_the_workflow_end_to_end_from_the_command_line(home, partner, monkeypatch, tmp_path):
     """pull -> list -> import -> answer -> the request left the list -> cycle report, all
-    through the `gateway` command against the simulated platform over loopback HTTP."""
+    through the `gateway` command against the simulated platform over loopback HTTP, on
+    the rehearsal clock (GATEWAY_NOW: November's cycle, whatever the real date)."""
+    monkeypatch.setenv("GATEWAY_NOW", "2026-11-06T09:00:00+08:00")
     add_pulls(home, partner, monkeypatch, sources=("platform",))
     pulled = run_gateway(home, "pulls", "run", "platform")
     assert "4 page(s) as exchanges" in pulled.stdout and "new assist-check request(s)" in pulled.stdout
@@ -295,4 +297,5 @@ def test_the_workflow_end_to_end_from_the_command_line(home, partner, monkeypatc
     assert "XC-510722-20261102-0001" in run_gateway(home, "assist-checks", "list", "--all").stdout
     report = run_gateway(home, "report", "cycle")
     assert "Feedback rate" in report.stdout and "(1/" in report.stdout and "required 95%" in report.stdout
+    assert "Exchange cycle 2026-11" in report.stdout and "【演练时钟】" in report.stderr
     assert [f.message_id for f in partner.platform.feedback] == ["XC-510722-20261102-0001"]

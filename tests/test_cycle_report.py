@@ -118,9 +118,10 @@ def test_a_report_running_across_the_cut_off_reads_the_clock_once(gw):
     assert again.answered_by_cutoff == 0  # answered after the cut-off: not in this cycle's rate
 
 
-def test_a_clock_moving_past_the_cut_off_during_a_pull_splits_the_cycles(gw):
+def test_a_clock_moving_past_the_cut_off_during_a_pull_changes_no_cycle(gw):
     """The pull runs from 23:59:58 on the 27th; the clock passes midnight after the first
-    page: that page's requests belong to November, the others to December."""
+    page. A request belongs to the month of its FQSJ (the other side's submission), not to
+    the moment the gateway pulled it: every one of them is November's."""
     moments = {"now": china(2026, 11, 27, 23, 59, 58)}
     registered = []
 
@@ -133,9 +134,8 @@ def test_a_clock_moving_past_the_cut_off_during_a_pull_splits_the_cycles(gw):
     assert registered[0] == 2 and sum(registered) >= 4
     november = build(gw.engine, "2026-11", as_of=china(2026, 11, 28, 9, 0))
     december = build(gw.engine, "2026-12", as_of=china(2026, 12, 28, 9, 0))
-    assert november.received == 2
-    assert december.received == sum(registered) - 2
-    assert november.received + december.received == len(assist_checks.list_checks(gw.engine, include_answered=True))
+    assert november.received == sum(registered) == len(assist_checks.list_checks(gw.engine, include_answered=True))
+    assert november.answered_by_cutoff == 0 and december.received == 0
 
 
 def test_the_csv_and_the_command(gw, home, tmp_path):
@@ -149,14 +149,14 @@ def test_the_csv_and_the_command(gw, home, tmp_path):
     assert raw.startswith(b"\xef\xbb\xbf")
     text = raw.decode("utf-8-sig")
     header, *lines = text.splitlines()
-    assert header.startswith("周期 cycle,部分 section,伙伴 partner")
-    assert any(line.startswith("2026-11,feedback rate,") and "target 0.95" in line for line in lines)
-    assert any(",overdue assist-check," in line and "********" in line for line in lines)
+    assert header.startswith("周期,部分,对方地区/单位,类别")
+    assert any(line.startswith("2026-11,反馈率,national-platform,协查,") and "要求 0.95" in line for line in lines)
+    assert any(",逾期 协查," in line and "********" in line for line in lines)
     assert len(lines) == len(csv_rows(report))
 
     shown = run_gateway(home, "report", "cycle", "--month", "2026-11", "--as-of", "2026-11-28T09:00", "--csv", str(tmp_path / "out.csv"))
-    assert "Exchange cycle 2026-11" in shown.stdout and "cut-off 2026-11-28 00:00" in shown.stdout
-    assert "Feedback rate" in shown.stdout and "0.0%" in shown.stdout and "BELOW the required 95%" in shown.stdout
+    assert "Exchange cycle 2026-11" in shown.stdout and "截止 cut-off 2026-11-28 00:00" in shown.stdout
+    assert "反馈率 Feedback rate" in shown.stdout and "0.0%" in shown.stdout and "未达标 BELOW the required 95%" in shown.stdout
     assert "Overdue" in shown.stdout and "Evaluated at the cut-off" in shown.stdout
     assert (tmp_path / "out.csv").read_bytes() == raw
     early = run_gateway(home, "report", "cycle", "--month", "2026-11", "--as-of", "2026-11-20")

@@ -448,6 +448,16 @@ _user_commands.register(app)
 
 
 def main() -> None:
+    from gateway import clock
+
+    try:
+        banner = clock.pinned_banner()
+    except clock.ClockError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {escape(str(exc))}")
+        sys.exit(2)
+    if banner is not None:
+        # Every command that reads the business clock says it is pinned (a rehearsal).
+        Console(stderr=True, soft_wrap=True).print(f"[bold yellow]{escape(banner)}[/]")
     try:
         app()
     except GatewayError as exc:

@@ -152,6 +152,101 @@ def show(check: Annotated[str, typer.Argument(help="The id (see list) or the XXB
         console.print(f"last sending error: {item.send_error}", markup=False, soft_wrap=True)
 
 
+@app.command("request")
+def request_check(
+    subject_id: Annotated[str, typer.Option("--subject-id", help="公民身份号码 of the person to ask about.")],
+    categories: Annotated[str, typer.Option("--categories", help="LB codes to ask for, comma-separated: 01,05.")],
+    to: Annotated[str, typer.Option("--to", help="The division code of the county asked (6 digits).")],
+    urgent: Annotated[Optional[bool], typer.Option("--urgent/--ordinary", help="紧急 (15 days, e.g. 现孕) or ordinary (30 days).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="姓名, when the county's records do not hold the person.")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", help="协查内容 (default: the categories' names).")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="The [pulls.NAME] platform (default: the only one).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """发起协查: send the county's own assist-check request (XCXX) to the platform, built from
+    the county's records; receipted, tracked until the answer (FKXX) arrives."""
+    from gateway.platform import outgoing
+
+    if urgent is None:
+        raise GatewayError("Say --urgent (紧急, 15 days) or --ordinary (30 days)")
+    gateway = _gateway(home)
+    try:
+        result = outgoing.request(
+            gateway, gateway.settings, subject_id=subject_id, categories=categories.split(","), urgent=urgent, to=to,
+            name=name, text=text, source=source,
+        )
+    finally:
+        gateway.close()
+    item = result.request
+    console.print(f"协查请求 {item.message_id} (id {item.id}) → {item.to_division}; due {item.due_date}"
+                  + (" (provisional)" if item.due_provisional else "") + f" ({item.due_rule}).")
+    if result.sent:
+        console.print(f"已发送 Sent to the platform; receipt {result.receipt}. The answer arrives through the platform pull.")
+    elif item.status == "refused":
+        console.print(f"平台拒收 The platform refused it: {result.error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    else:
+        console.print(f"未发送 Saved, not sent yet: {result.error}", markup=False, soft_wrap=True)
+        console.print("`gateway assist-checks send` sends it when the platform is back.")
+        raise typer.Exit(3)
+
+
+@app.command("sent")
+def sent_list(
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only those past their due date without an answer.")] = False,
+    include_answered: Annotated[bool, typer.Option("--all", help="Answered ones too.")] = False,
+    as_of: AsOfOption = None,
+    home: HomeOption = None,
+) -> None:
+    """本县发出的协查: the county's own requests, their due dates and answers (masked)."""
+    from gateway.platform import assist_checks, outgoing
+
+    today = _today(as_of)
+    gateway = _gateway(home)
+    try:
+        assist_checks.sync(gateway.engine, gateway.settings)
+        views = outgoing.list_outgoing(gateway.engine, include_answered=include_answered, overdue=overdue, today=today)
+    finally:
+        gateway.close()
+    table = Table(title=f"本县发出的协查请求 The county's own requests, as of {today.isoformat()}")
+    for column in ("id", "XXBH", "发往", "紧急程度", "对象", "类别", "发起", "期限", "状态", "反馈"):
+        table.add_column(column, no_wrap=column in ("id", "XXBH", "对象"))
+    for view in views:
+        item = view.item
+        answer = ""
+        if item.status == "answered":
+            answer = ("查到 found" if item.answer_result == "1" else "未查到 not found") + (
+                ": " + ", ".join(code for code, _ in view.findings) if view.findings else "")
+        table.add_row(str(item.id), item.message_id, item.to_division, {"1": "紧急", "2": "急"}.get(item.urgency, item.urgency), view.subject,
+                      item.categories, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status == "answered"),
+                      item.status if not item.send_error or item.status == "sent" else f"{item.status}: {item.send_error[:60]}", answer)
+    console.print(table if views else "没有待反馈的本县协查请求 No requests of the county's own waiting for an answer.")
+
+
+@app.command("reveal")
+def reveal(
+    check: Annotated[str, typer.Argument(help="The id (see list) or the XXBH.")],
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why (required; audited): e.g. 核对纸质台账.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """查看对象: the full name and ID number of one request's subject, to check a paper
+    ledger or phone the police. Needs a reason; every reveal is in the audit log."""
+    import getpass
+
+    from gateway.platform import assist_checks
+
+    gateway = _gateway(home)
+    try:
+        shown = assist_checks.reveal_subject(gateway.engine, check, reason=reason, who=f"{getpass.getuser()} (command line)")
+    finally:
+        gateway.close()
+    item = shown.check
+    console.print(f"协查 {item.message_id} (id {item.id}) 对象 subject:", markup=False)
+    console.print(f"  姓名 name: {shown.name}", markup=False)
+    console.print(f"  公民身份号码 ID number: {shown.id_number}", markup=False)
+    console.print("已记入审计日志 Recorded in the audit log (`gateway audit`).")
+
+
 @app.command("answer")
 def answer(
     check: Annotated[str, typer.Argument(help="The id (see list) or the XXBH.")],
@@ -196,15 +291,20 @@ def send(source: Annotated[Optional[str], typer.Option("--source")] = None, home
     """Send the answers still waiting (the platform was away when they were given)."""
     from gateway.platform import assist_checks
 
+    from gateway.platform import outgoing
+
     gateway = _gateway(home)
     try:
         result = assist_checks.send_pending(gateway, gateway.settings, source)
+        requests_sent, request_errors = outgoing.send_pending(gateway, gateway.settings, source)
+        notices_sent, notice_errors = assist_checks.send_pending_notices(gateway, gateway.settings, source)
+        request_errors += notice_errors
     finally:
         gateway.close()
-    console.print(result.summary())
-    for error in result.errors:
+    console.print(result.summary() + f"; {requests_sent} request(s) of the county's own sent; {notices_sent} notice feedback(s) sent")
+    for error in result.errors + request_errors:
         console.print(f"  {error}", markup=False, soft_wrap=True)
-    raise typer.Exit(0 if not result.errors else 3)
+    raise typer.Exit(0 if not (result.errors or request_errors) else 3)
 
 
 @app.command("import")
@@ -280,7 +380,7 @@ def notices_list(
         item = view.item
         table.add_row(
             str(item.id), item.message_id, item.partner, item.category, "feedback" if item.feedback_required else "receipt",
-            view.subject, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status != "open"),
+            view.subject, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status == "handled"),
             item.status,
         )
     console.print(table if views else "No notices waiting.")
@@ -297,7 +397,12 @@ def notices_done(
 
     gateway = _gateway(home)
     try:
-        item = assist_checks.handle_notice(gateway.engine, notice, remark=remark)
+        item = assist_checks.handle_notice(gateway.engine, notice, remark=remark, gateway=gateway, settings=gateway.settings)
     finally:
         gateway.close()
-    console.print(f"Notice {item.message_id} (id {item.id}) handled; it left the deadlines list.")
+    if item.status == "sending":
+        console.print(f"通报 {item.message_id}: 反馈未发出 feedback saved, not sent yet: {item.send_error}", markup=False, soft_wrap=True)
+        console.print("`gateway assist-checks send` sends it when the platform is back.")
+        raise typer.Exit(3)
+    sent = " Feedback sent to the platform (已向平台反馈) and receipted." if item.feedback_sent_at else ""
+    console.print(f"Notice {item.message_id} (id {item.id}) handled;{sent} it left the deadlines list.")

@@ -18,19 +18,26 @@ app = typer.Typer(help="Reports.", no_args_is_help=True)
 @app.command("cycle")
 def cycle(
     month: Annotated[Optional[str], typer.Option("--month", help="YYYY-MM (default: the cycle that contains today).")] = None,
+    quarter: Annotated[Optional[str], typer.Option("--quarter", help="YYYYQn: the quarter's ranking view (three months and pooled).")] = None,
     csv_file: Annotated[Optional[Path], typer.Option("--csv", help="Also write the figures as CSV (UTF-8 with BOM).", dir_okay=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON instead of tables.")] = False,
     as_of: Annotated[
         Optional[str], typer.Option("--as-of", help="Evaluate as of this moment (YYYY-MM-DD[THH:MM], China time) instead of now.")
     ] = None,
     home: HomeOption = None,
 ) -> None:
-    """Requests received and answered, the feedback rate against the required 95%, what is
-    overdue; submissions per partner and category."""
+    """交换周期报表: requests the other side submitted in the month (21st – 20th) and answered
+    by the 27th, the feedback rate (反馈率) against the required 95%, what is overdue;
+    submissions per partner and category. `--quarter` shows the province's ranking view."""
+    import json
+
     from gateway import clock
     from gateway.platform import assist_checks
-    from gateway.platform.cycle_report import build, cycle_containing, write_csv
+    from gateway.platform.cycle_report import build, build_quarter, cycle_containing, write_csv
     from gateway.exchange.lifecycle import Gateway
 
+    if month is not None and quarter is not None:
+        raise GatewayError("Give --month or --quarter, not both")
     moment = None
     if as_of is not None:
         try:
@@ -42,47 +49,98 @@ def cycle(
     gateway = Gateway(settings_for(home))
     try:
         assist_checks.sync(gateway.engine, gateway.settings)
-        chosen = month or cycle_containing(clock.in_china(moment or clock.now()).date()).month
-        report = build(gateway.engine, chosen, as_of=moment)
+        if quarter is not None:
+            ranking = build_quarter(gateway.engine, quarter, as_of=moment)
+        else:
+            chosen = month or cycle_containing(clock.in_china(moment or clock.now()).date()).month
+            report = build(gateway.engine, chosen, as_of=moment)
     finally:
         gateway.close()
+    if quarter is not None:
+        if csv_file is not None:
+            raise GatewayError("--csv is for one month: write each month's CSV with --month")
+        _print_quarter(ranking, as_json)
+        return
+    if csv_file is not None:
+        write_csv(report, csv_file)
+    if as_json:
+        data = report.as_dict()
+        if csv_file is not None:
+            data["csv"] = str(csv_file)
+        typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
     c = report.cycle
-    console.print(f"[bold]Exchange cycle {c.month}[/]: submissions {c.submission_start} – {c.submission_end}; "
-                  f"receipt and feedback {c.feedback_start} – {c.feedback_end} (cut-off {clock.in_china(c.cutoff):%Y-%m-%d %H:%M} China time)")
+    console.print(f"[bold]交换周期 Exchange cycle {c.month}[/]: 报送 submissions {c.submission_start} – {c.submission_end}")
+    console.print(f"接收与反馈 receipt and feedback {c.feedback_start} – {c.feedback_end} "
+                  f"(截止 cut-off {clock.in_china(c.cutoff):%Y-%m-%d %H:%M} China time)")
     evaluated = clock.in_china(report.evaluated_at).strftime("%Y-%m-%d %H:%M")
     if report.provisional:
-        console.print(f"[yellow]Provisional: evaluated at {evaluated}; the cycle is still open.[/]")
+        console.print(f"[yellow]暂定 Provisional: evaluated at {evaluated}; the cycle is still open.[/]")
     else:
-        console.print(f"Evaluated at the cut-off ({evaluated}).")
-    table = Table(title="Submissions per partner and category")
-    for column in ("partner", "category", "received", "accepted", "rejected rows"):
-        table.add_column(column, justify="right" if column in ("received", "accepted", "rejected rows") else "left")
+        console.print(f"按截止时刻统计 Evaluated at the cut-off ({evaluated}).")
+    table = Table(title="报送 Submissions per partner and category")
+    for column in ("对方地区/单位", "类别", "收到", "接收", "拒收行"):
+        table.add_column(column, justify="left" if column in ("对方地区/单位", "类别") else "right")
     for row in report.submissions:
         table.add_row(row.partner, row.category, str(row.received), str(row.accepted), str(row.rejected) if row.category == "(exchanges)" else "")
-    console.print(table if report.submissions else "No submissions in the cycle.")
-    for title, rows in (("Assist-check requests (协查) per asking county", report.requests), ("Notices (通报)", report.notices)):
+    console.print(table if report.submissions else "本期无报送 No submissions in the cycle.")
+    for title, rows in (("协查请求 Assist-check requests per asking county", report.requests), ("通报 Notices", report.notices)):
         table = Table(title=title)
-        for column in ("partner", "category", "received", "answered by cut-off", "of which late", "open", "overdue"):
-            table.add_column(column, justify="left" if column in ("partner", "category") else "right")
+        for column in ("对方地区/单位", "类别", "对方提交", "截止日前反馈", "其中超期反馈", "未反馈", "逾期"):
+            table.add_column(column, justify="left" if column in ("对方地区/单位", "类别") else "right")
         for row in rows:
             table.add_row(row.partner, row.category, str(row.received), str(row.answered), str(row.late), str(row.open),
                           f"[red]{row.overdue}[/]" if row.overdue else "0")
-        console.print(table if rows else f"{title}: none in the cycle.")
+        console.print(table if rows else f"{title}: 本期无 none in the cycle.")
     colour = "green" if report.meets_target else "red"
-    console.print(f"[bold]Feedback rate[/]: [{colour}]{report.rate_text()}[/]")
+    console.print(f"[bold]反馈率 Feedback rate[/] (协查 requests): [{colour}]{report.rate_text()}[/]")
+    ncolour = "green" if report.notice_rate.meets_target else "red"
+    console.print(f"[bold]反馈率 Feedback rate[/] (通报 notices): [{ncolour}]{report.notice_rate.text()}[/]")
+    if report.submitted_nothing:
+        console.print("[red]本期空白[/]: 本县本期未提交任何协查信息（每个交换周期提供的查询信息个数不能有空白）"
+                      " — the county submitted no requests of its own in this cycle.")
+    else:
+        console.print(f"本县提交 submitted by the county: {report.submitted_requests} 协查请求 request(s)")
     if report.overdue:
-        table = Table(title=f"Overdue ({len(report.overdue)})")
-        for column in ("kind", "id", "XXBH", "from", "category", "subject", "due", "days over", "status"):
-            table.add_column(column, no_wrap=column in ("XXBH", "subject"))
+        table = Table(title=f"逾期 Overdue ({len(report.overdue)})")
+        for column in ("种类", "id", "XXBH", "对方地区/单位", "类别", "对象", "期限", "逾期天数", "状态"):
+            table.add_column(column, no_wrap=column in ("XXBH", "对象"))
         for item in report.overdue:
-            table.add_row(item.kind, str(item.item_id), item.message_id, item.partner, item.category, item.subject,
+            table.add_row({"assist-check": "协查", "notice": "通报"}.get(item.kind, item.kind), str(item.item_id), item.message_id,
+                          item.partner, item.category, item.subject,
                           item.due_date.isoformat() + (" (provisional)" if item.provisional else ""), str(item.days_overdue), item.status)
         console.print(table)
     else:
-        console.print("Nothing overdue.")
+        console.print("无逾期 Nothing overdue.")
     if csv_file is not None:
-        write_csv(report, csv_file)
         console.print(f"CSV: {csv_file}")
+
+
+def _print_quarter(ranking, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    if as_json:
+        typer.echo(json.dumps(ranking.as_dict(), ensure_ascii=False, indent=2))
+        return
+    console.print(f"[bold]季度排序 Quarter {ranking.quarter}[/]" + (" [yellow](暂定 provisional)[/]" if ranking.provisional else ""))
+    table = Table(title="反馈率 Feedback rate per month and pooled")
+    for column in ("月份", "协查 对方提交", "协查 截止日前反馈", "协查 反馈率", "通报 对方提交", "通报 截止日前反馈", "通报 反馈率"):
+        table.add_column(column, justify="left" if column == "月份" else "right")
+
+    def shown(rate) -> str:  # type: ignore[no-untyped-def]
+        if rate.rate is None:
+            return "—"
+        colour = "green" if rate.meets_target else "red"
+        return f"[{colour}]{rate.rate:.1%}[/]"
+
+    for month in ranking.months:
+        r, n = month.request_rate, month.notice_rate
+        table.add_row(month.cycle.month + (" (暂定)" if month.provisional else ""), str(r.received), str(r.answered_in_time), shown(r),
+                      str(n.received), str(n.answered_in_time), shown(n))
+    r, n = ranking.requests, ranking.notices
+    table.add_row(f"[bold]{ranking.quarter} 合计 pooled[/]", str(r.received), str(r.answered_in_time), shown(r),
+                  str(n.received), str(n.answered_in_time), shown(n))
+    console.print(table)
 
 
 # -- population reports and the early warning (gateway/population_reports/, docs/reports.md) --

@@ -30,6 +30,11 @@ def simulate(
     per_page: Annotated[int, typer.Option("--per-page", help="Messages per generated platform page.")] = 4,
     malformed_page: Annotated[Optional[int], typer.Option("--malformed-page", help="Serve this platform page (1 = the specimen) as malformed XML.")] = None,
     record_dir: Annotated[Optional[Path], typer.Option("--record-dir", help="Write each FKXX received here.", file_okay=False)] = None,
+    answer_delay: Annotated[float, typer.Option("--answer-delay", help="Seconds before the county's own requests are answered in the inbox.")] = 0.0,
+    serve_files: Annotated[
+        Optional[list[Path]],
+        typer.Option("--serve", exists=True, dir_okay=False, help="Serve these JHXX document(s) as the platform's inbox (repeatable)."),
+    ] = None,
 ) -> None:
     """Serve the housing registry's and/or the national platform's API on loopback, as the
     formats describe them (with 429s and 502s when asked, deterministic by seed)."""
@@ -42,7 +47,10 @@ def simulate(
     simulator = PartnerSimulator(
         serve, token=token, host=host, port=port, seed=seed, throttle_rate=throttle_rate, error_rate=error_rate,
         retry_after=retry_after, housing_items=items, platform_pages=pages, per_page=per_page, record_dir=record_dir,
+        serve_documents=_served(serve_files) if serve_files else None, answer_delay=answer_delay,
     )
+    if serve_files and simulator.platform is None:
+        raise GatewayError("--serve is for the platform: gateway simulate platform --serve FILE.xml")
     if malformed_page is not None:
         if simulator.platform is None or not 1 <= malformed_page <= len(simulator.platform.pages):
             raise GatewayError(f"--malformed-page must be a platform page 1-{len(simulator.platform.pages) if simulator.platform else 0}")
@@ -65,10 +73,27 @@ def simulate(
     if simulator.housing is not None:
         paths.append("GET /api/v1/occupancy-changes")
     if simulator.platform is not None:
-        paths += ["GET /exchange/inbox", "POST /exchange/feedback"]
+        paths += ["GET /exchange/inbox", "POST /exchange/feedback", "POST /exchange/requests"]
     console.print(f"Simulating {partner} on {simulator.url} ({', '.join(paths)}); token {token!r}; seed {seed}. Ctrl-C stops.", markup=False)
     try:
         simulator.serve_forever()
     except KeyboardInterrupt:
         pass
     console.print("Stopped.")
+
+
+def _served(paths: list[Path]) -> list[bytes]:
+    """The --serve documents, checked before the server starts."""
+    from lxml import etree
+
+    documents = []
+    for path in paths:
+        data = path.read_bytes()
+        try:
+            root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        except etree.XMLSyntaxError as exc:
+            raise GatewayError(f"--serve {path}: not well-formed XML: {exc.msg}") from None
+        if root.tag != "JHXX":
+            raise GatewayError(f"--serve {path}: the root element is <{root.tag}>, expected <JHXX>")
+        documents.append(data)
+    return documents

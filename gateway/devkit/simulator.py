@@ -18,6 +18,12 @@ format notes) describes them, served over real sockets on loopback.
 - Faults: a seeded random generator answers a share of calls 429 (with `Retry-After`) or
   502, the same sequence for the same seed; tests also queue exact responses
   (`faults.queue(429, 429, 502)`), corrupt a page, or stop and restart the server.
+- `--serve FILE.xml` (`serve_documents`): the given `JHXX` documents are the inbox instead
+  of the specimen and the generated pages, and answers to their requests are accepted: a
+  rehearsal plays the month an office chooses.
+- `POST /exchange/requests`: the county's own `JHXX` of `XCXX` requests, checked and
+  recorded (`GET /_sim/county-requests`); each is answered (`FKXX`, found, one `CXJG` per
+  category asked) in the inbox `answer_delay` seconds later (`--answer-delay`).
 - `GET /_sim/feedback` lists the feedback received (message ids and results only);
   `GET /_sim/requests` the calls served.
 
@@ -203,21 +209,48 @@ class Feedback:
 class PlatformFeed:
     """The inbox: the specimen as page 1, then generated pages; and the feedback received."""
 
-    def __init__(self, pages: int = 3, per_page: int = 4, seed: int = 0, record_dir: Path | None = None):
+    def __init__(
+        self, pages: int = 3, per_page: int = 4, seed: int = 0, record_dir: Path | None = None, serve: list[bytes] | None = None,
+    ):
+        """`serve`: `JHXX` documents to serve as the inbox instead of the specimen and the
+        generated pages (`gateway simulate platform --serve FILE.xml`), in that order."""
         self.specimen = (files("gateway") / "demo_data" / "national_platform_inbound_20261102.xml").read_bytes()
-        root = etree.fromstring(self.specimen)
-        self.pages: list[tuple[str, bytes]] = [(root.get("CURSOR"), self.specimen)]
-        self.requests: set[str] = {el.get("XXBH") for el in root if el.tag == "XCXX"}
-        self._sent = dt.datetime.fromisoformat(root.get("FSSJ"))
-        self._count = len(root)
         self._serial = 0
         self._rng = random.Random(f"platform-{seed}")
         self._lock = threading.Lock()
         self.feedback: list[Feedback] = []
         self.record_dir = record_dir
-        for _ in range(pages):
+        self.answer_delay = 0.0
+        """Seconds before the other side's answer to one of the county's requests is in the inbox."""
+        self.county_requests: list[dict[str, str]] = []
+        self._answers: list[tuple[float, str, str]] = []  # (release at, FKXX element, sender)
+        self.pages: list[tuple[str, bytes]] = []
+        self.requests: set[str] = set()
+        self._count = 0
+        for document in serve or [self.specimen]:
+            self.serve(document)
+        for _ in range(0 if serve else pages):
             messages, sent, sender = self._generated_page(per_page)
             self.add_page(messages, sent=sent, sender=sender)
+
+    def serve(self, document: bytes) -> str:
+        """Append a `JHXX` document to the inbox as it is (a CURSOR is added when it has
+        none); its requests may be answered. Returns its CURSOR."""
+        root = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        index = len(self.pages)
+        if root.tag != "JHXX":
+            raise ValueError(f"served document {index + 1}: the root element is <{root.tag}>, expected <JHXX>")
+        if not root.get("CURSOR"):
+            root.set("CURSOR", f"served-{index + 1:04d}")
+            document = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        with self._lock:
+            if root.get("CURSOR") in {cursor for cursor, _ in self.pages}:
+                raise ValueError(f"served document {index + 1}: CURSOR {root.get('CURSOR')!r} is used by an earlier one")
+            self.pages.append((root.get("CURSOR"), document))
+            self.requests |= {el.get("XXBH") for el in root if el.tag == "XCXX" or (el.tag == "TBXX" and el.get("XYFK") == "1")}
+            self._sent = dt.datetime.fromisoformat(root.get("FSSJ") or "2026-11-02T00:00:00+08:00")
+            self._count += len(root)
+        return root.get("CURSOR")
 
     # messages --------------------------------------------------------------------------
 
@@ -271,8 +304,9 @@ class PlatformFeed:
                 f"  {body}\n</JHXX>\n"
             ).encode("utf-8")
             for message in messages:
-                if message.lstrip().startswith("<XCXX"):
-                    self.requests.add(etree.fromstring(message.encode("utf-8")).get("XXBH"))
+                element = etree.fromstring(message.encode("utf-8"))
+                if element.tag == "XCXX" or (element.tag == "TBXX" and element.get("XYFK") == "1"):
+                    self.requests.add(element.get("XXBH"))  # answerable: requests, and notices asking for feedback
             self.pages.append((cursor, document))
             return cursor
 
@@ -293,7 +327,58 @@ class PlatformFeed:
         with self._lock:
             self.pages[index] = (self.pages[index][0], document)
 
+    def take_request(self, body: bytes) -> tuple[int, bytes]:
+        """Check and record the county's own `JHXX` of `XCXX` requests; each is answered
+        (found, per category) `answer_delay` seconds later, through the inbox."""
+        import time
+
+        now = dt.datetime.now(CHINA).replace(microsecond=0).isoformat()
+        try:
+            root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        except etree.XMLSyntaxError as exc:
+            return 400, f'<?xml version="1.0" encoding="UTF-8"?>\n<FKHZ JSZT="0" CWXX={quoteattr("not well-formed XML: " + exc.msg)} JSSJ="{now}"/>\n'.encode()
+        messages = [el for el in root if el.tag == "XCXX"]
+        problem = ""
+        if root.tag != "JHXX":
+            problem = f"the root element is <{root.tag}>, expected <JHXX>"
+        elif not messages:
+            problem = "no XCXX in the document"
+        elif not (root.get("FSDW") and root.get("JSDW")):
+            problem = "FSDW and JSDW are required"
+        for message in messages:
+            person = message.find("DX")
+            if not problem and (person is None or not person.get("GMSFHM") or not person.get("XM")):
+                problem = f"{message.get('XXBH')}: DX needs XM and GMSFHM"
+            if not problem and not (message.find("XCNR") is not None and message.find("XCNR").get("LB")):
+                problem = f"{message.get('XXBH')}: XCNR LB is required"
+        if problem:
+            return 400, f'<?xml version="1.0" encoding="UTF-8"?>\n<FKHZ JSZT="0" CWXX={quoteattr(problem)} JSSJ="{now}"/>\n'.encode()
+        release = time.monotonic() + self.answer_delay
+        with self._lock:
+            for message in messages:
+                number = message.get("XXBH")
+                self.county_requests.append({"XXBH": number, "FSDW": root.get("FSDW"), "JSDW": root.get("JSDW"), "JJCD": message.get("JJCD"),
+                                             "FQSJ": message.get("FQSJ"), "received_at": now})
+                answered = dt.datetime.fromisoformat(message.get("FQSJ")).replace(hour=10, tzinfo=CHINA) + dt.timedelta(days=1)
+                findings = "".join(
+                    f'<CXJG LB="{code}">{escape("（模拟）已核实 " + code)}</CXJG>' for code in message.find("XCNR").get("LB").split(",")
+                )
+                answer = f'<FKXX XXBH={quoteattr(number)} PDJG="1" FKSJ="{answered.isoformat()}">{findings}</FKXX>'
+                self._answers.append((release, answer, root.get("JSDW")))
+        log.info("county request(s) received: %s", ", ".join(m.get("XXBH") for m in messages))
+        return 200, f'<?xml version="1.0" encoding="UTF-8"?>\n<FKHZ JSZT="1" JSSJ="{now}"/>\n'.encode()
+
+    def _release_answers(self) -> None:
+        import time
+
+        with self._lock:
+            due = [a for a in self._answers if a[0] <= time.monotonic()]
+            self._answers = [a for a in self._answers if a[0] > time.monotonic()]
+        for _, answer, sender in due:
+            self.add_page([answer], sender=sender)
+
     def page(self, since: str | None) -> bytes:
+        self._release_answers()
         with self._lock:
             if not since:
                 return self.pages[0][1]
@@ -426,6 +511,9 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             self._send(200, json.dumps(listing, ensure_ascii=False, indent=2).encode("utf-8"), "application/json")
             return
+        if parts.path == "/_sim/county-requests" and simulator.platform is not None:
+            self._send(200, json.dumps(simulator.platform.county_requests, ensure_ascii=False, indent=2).encode("utf-8"), "application/json")
+            return
         if parts.path == "/_sim/requests":
             self._send(200, json.dumps(simulator.calls, indent=1).encode("utf-8"), "application/json")
             return
@@ -456,12 +544,16 @@ class _Handler(BaseHTTPRequestHandler):
         simulator = self.server.simulator
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if urlsplit(self.path).path != "/exchange/feedback" or simulator.platform is None:
+        path = urlsplit(self.path).path
+        if path not in ("/exchange/feedback", "/exchange/requests") or simulator.platform is None:
             self._text(404, "404 Not Found\n")
             return
         if not self._gate():
             return
-        status, answer = simulator.platform.take_feedback(body)
+        if path == "/exchange/requests":
+            status, answer = simulator.platform.take_request(body)
+        else:
+            status, answer = simulator.platform.take_feedback(body)
         self._send(status, answer, "application/xml; charset=utf-8")
 
 
@@ -483,6 +575,8 @@ class PartnerSimulator:
         platform_pages: int = 3,
         per_page: int = 4,
         record_dir: Path | None = None,
+        serve_documents: list[bytes] | None = None,
+        answer_delay: float = 0.0,
     ):
         unknown = set(serve) - {"housing", "platform"}
         if unknown:
@@ -490,7 +584,9 @@ class PartnerSimulator:
         self.token, self.host, self.port = token, host, port
         self.faults = Faults(seed=seed, throttle_rate=throttle_rate, error_rate=error_rate, retry_after=retry_after)
         self.housing = HousingFeed(housing_items, seed) if "housing" in serve else None
-        self.platform = PlatformFeed(platform_pages, per_page, seed, record_dir) if "platform" in serve else None
+        self.platform = PlatformFeed(platform_pages, per_page, seed, record_dir, serve_documents) if "platform" in serve else None
+        if self.platform is not None:
+            self.platform.answer_delay = answer_delay
         self.calls: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._server: _Server | None = None

@@ -10,7 +10,9 @@ records, looked up in the order the regulations give:
    least authoritative source, for what no feed holds;
 2. the manual ledger (台账): `gateway assist-checks import ledger FILE.csv`;
 3. the police household records: the police department's stored records (births,
-   moves in and out, residence permits, deaths) naming the person's ID number.
+   moves in and out, residence permits, deaths) naming the person's ID number;
+4. every other department's stored records naming the ID number (hospital births, where
+   she is the mother; marriages and divorces; adoptions; cremations; housing; schools).
 
 `LOOKUPS` is that list of lookup functions; for each requested category the first
 source holding a value fills it. An officer answers with one command
@@ -37,6 +39,7 @@ import logging
 import os
 import re
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +61,7 @@ from gateway.errors import FileRejected, GatewayError
 from gateway.masking import mask_address, mask_id, mask_name, mask_value
 from gateway.intake.staging import sniff_file
 from gateway.store import Exchange, Record, session_scope
-from gateway.store.models import AssistCheck, LookupEntry, NoticeItem
+from gateway.store.models import AssistCheck, LookupEntry, NoticeItem, OutgoingRequest
 from gateway.readers.xml import HARDENED, local_name
 
 if TYPE_CHECKING:
@@ -67,9 +70,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.platform.assist_checks")
 
 CATEGORY_LABELS = {member.value: member.label for member in ContentCategory}
-LOOKUP_SOURCES = {"register": "育龄妇女信息库 (the register: feeds, then the wcba import)", "wcba": "育龄妇女信息 (women of childbearing age)", "ledger": "台账 (manual ledger)", "police": "公安户籍 (police household records)"}
+LOOKUP_SOURCES = {
+    "register": "育龄妇女信息库 (the register: feeds, then the wcba import)", "ledger": "台账 (manual ledger)",
+    "police": "公安户籍 (police household records)",
+    "records": "其他部门登记 (other departments' records: births, marriages, adoptions, deaths, housing, schools)",
+}
+DEPARTMENT_LABELS = {"hospital": "医院", "civil-affairs": "民政", "housing": "住建", "school": "教育"}
 POLICE_CONTRACTS = ("BirthEvent", "DeathEvent", "Migration", "ResidencePermit")
 _ID = TypeAdapter(IdNumber)
+# The county's own requests (gateway.platform.outgoing) are receipted under this adapter name:
+# `sync` leaves them out of the requests received and closes them when their answer arrives.
+OUTGOING_ADAPTER = "national-platform-outgoing"
 
 
 # -- findings and drafts -------------------------------------------------------------------
@@ -234,8 +245,74 @@ def lookup_register(session: Session, id_number: str, categories: list[str]) -> 
     return [Finding(category, "register", parts) for category, parts in lookup(session, id_number, categories)]
 
 
-# The order the regulations give: women of childbearing age (the register), the ledger, the police.
-LOOKUPS: list[tuple[str, Lookup]] = [("register", lookup_register), ("ledger", lookup_ledger), ("police", lookup_police)]
+def _people(contract: str, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(role, person) of every person a stored record names."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for role in ("mother", "father", "child", "husband", "wife", "adoptee", "deceased", "student", "person", "holder"):
+        person = payload.get(role)
+        if isinstance(person, dict):
+            found.append((role, person))
+    for role, many in (("adopter", "adopters"), ("owner", "owners"), ("occupant", "occupants")):
+        for person in payload.get(many) or []:
+            if isinstance(person, dict):
+                found.append((role, person))
+    return found
+
+
+def lookup_records(session: Session, id_number: str, categories: list[str]) -> list[Finding]:
+    """其他部门登记: every other department's stored records naming this ID number (hospital
+    births, marriages and divorces, adoptions, cremations, housing, schools), as
+    `(department) what (date)`: a woman who is the mother in a hospital birth record has
+    a birth (生育信息 09) and a child (子女信息 04) to report."""
+    pattern = f'%"id_number":"{id_number}"%'
+    rows = session.exec(
+        select(Exchange.department, Record.contract, Record.payload)
+        .join(Exchange, Exchange.id == Record.exchange_id)  # type: ignore[arg-type]
+        .where(Exchange.department.not_in(("police", "national-platform")), Record.payload.like(pattern))  # type: ignore[attr-defined]
+        .order_by(Record.id)  # type: ignore[arg-type]
+    ).all()
+    parts: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for department, contract, text in rows:
+        payload = json.loads(text)
+        roles = [(role, person) for role, person in _people(contract, payload) if person.get("id_number") == id_number]
+        if not roles:
+            continue
+        role, person = roles[0]
+        where = DEPARTMENT_LABELS.get(department, department)
+        basic = parts["01"]
+        if not basic:
+            basic += [("姓名", person.get("name", ""), "name"), ("出生日期", person.get("birth_date") or "", "text")]
+        if contract == "BirthEvent" and role in ("mother", "father"):
+            child = payload.get("child") or {}
+            born = child.get("birth_date", "")
+            sex = {"1": "男", "2": "女"}.get(child.get("sex", ""), "")
+            order = payload.get("birth_order")
+            institution = payload.get("institution_name") or ""
+            parts["09"].append((f"{where}出生医学证明", f"{born} 生育{('第' + str(order) + '孩') if order else ''}{sex}婴 {institution}".strip(), "text"))
+            parts["04"].append((f"{where}子女", child.get("name", ""), "name"))
+            parts["04"].append(("出生日期", born, "text"))
+        elif contract == "MarriageEvent":
+            spouse = payload.get("wife" if role == "husband" else "husband") or {}
+            kind = "离婚" if payload.get("kind") == "divorce" else "结婚"
+            parts["02"].append((f"{where}{kind}登记", payload.get("registered_on", ""), "text"))
+            if spouse.get("name"):
+                parts["02"].append(("配偶", spouse["name"], "name"))
+        elif contract == "AdoptionEvent":
+            parts["04"].append((f"{where}收养登记", payload.get("registered_on", ""), "text"))
+        elif contract == "CremationEvent":
+            parts["01"].append((f"{where}火化（死亡）", payload.get("death_date", ""), "text"))
+        elif contract == "HousingOccupancy":
+            parts["05"].append((f"{where}居住登记", payload.get("address", ""), "address"))
+        elif contract == "SchoolEnrolment":
+            parts["04" if role != "student" else "01"].append((f"{where}在校", payload.get("school_name") or "", "text"))
+    return [Finding(category, "records", found) for category, found in sorted(parts.items()) if found and category in categories]
+
+
+# The order the regulations give: women of childbearing age (the register), the ledger, the
+# police; then every other department's stored records, for what the register does not derive.
+LOOKUPS: list[tuple[str, Lookup]] = [
+    ("register", lookup_register), ("ledger", lookup_ledger), ("police", lookup_police), ("records", lookup_records),
+]
 
 
 def draft_answer(session: Session, id_number: str, categories: list[str]) -> Draft:
@@ -250,7 +327,7 @@ def draft_answer(session: Session, id_number: str, categories: list[str]) -> Dra
     missing = [c for c in categories if c not in chosen]
     if findings:
         return Draft("1", findings, missing, searched=searched)
-    remark = "经查育龄妇女信息、台账及公安户籍信息，未查到该人员信息"
+    remark = "经查育龄妇女信息、台账、公安户籍及其他部门登记信息，未查到该人员信息"
     return Draft("0", [], missing, remark=remark, searched=searched)
 
 
@@ -262,9 +339,12 @@ class SyncResult:
     requests: int = 0
     notices: int = 0
     updated: int = 0
+    answers: int = 0
+    """the county's own requests whose answer (FKXX) arrived"""
 
     def summary(self) -> str:
         text = f"{self.requests} new assist-check request(s), {self.notices} new notice(s)"
+        text += f", {self.answers} answer(s) to the county's own requests" if self.answers else ""
         return text + (f", {self.updated} corrected" if self.updated else "")
 
 
@@ -297,8 +377,9 @@ def sync(engine: Engine, settings: Settings) -> SyncResult:
     for contract, table in (("AssistCheckRequest", AssistCheck), ("PlatformNotice", NoticeItem)):
         with session_scope(engine) as session:
             newer = exists().where(and_(table.message_id == Record.business_key, table.record_id >= Record.id))  # type: ignore[attr-defined]
+            ours = exists().where(and_(Exchange.id == Record.exchange_id, Exchange.adapter == OUTGOING_ADAPTER))  # the county's own
             rows = session.exec(
-                select(Record).where(Record.contract == contract, ~newer).order_by(Record.id)  # type: ignore[arg-type]
+                select(Record).where(Record.contract == contract, ~newer, ~ours).order_by(Record.id)  # type: ignore[arg-type]
             ).scalars().all()
             for record in rows:
                 payload = json.loads(record.payload)
@@ -318,9 +399,40 @@ def sync(engine: Engine, settings: Settings) -> SyncResult:
                     result.requests += 1
                 else:
                     result.notices += 1
+    result.answers = close_answered(engine)
     if result.requests or result.notices or result.updated:
         log.info("assist-checks: %s", result.summary())
     return result
+
+
+def close_answered(engine: Engine) -> int:
+    """Close every sent request whose answer (an FKXX the platform pull brought) is stored."""
+    closed = 0
+    with session_scope(engine) as session:
+        waiting = {r.message_id: r for r in session.exec(select(OutgoingRequest).where(OutgoingRequest.status == "sent")).scalars()}
+        if not waiting:
+            return 0
+        rows = session.exec(
+            select(Record.id, Record.business_key, Record.payload)
+            .join(Exchange, Exchange.id == Record.exchange_id)  # type: ignore[arg-type]
+            .where(Record.contract == "AssistCheckFeedback", Exchange.adapter == "national-platform",
+                   Record.business_key.in_(list(waiting)))  # type: ignore[attr-defined]
+            .order_by(Record.id)  # type: ignore[arg-type]
+        ).all()
+        for record_id, key, text in rows:
+            item = waiting.pop(key, None)
+            if item is None:
+                continue
+            payload = json.loads(text)
+            item.status, item.answer_record_id, item.answer_result = "answered", record_id, payload.get("result")
+            answered = payload.get("answered_at")
+            item.answered_at = dt.datetime.fromisoformat(answered) if answered else None
+            item.answer_received_at = clock.now()
+            closed += 1
+    if closed:
+        log.info("outgoing requests: %d answered", closed)
+    return closed
+
 
 
 def _fill(item: Any, record: Record, payload: dict[str, Any], deadlines: Deadlines, received: dt.datetime, session: Session) -> None:
@@ -431,6 +543,42 @@ def list_checks(
 def get_check(engine: Engine, key: str) -> CheckView:
     with Session(engine) as session:
         return view(session, _get(session, key))
+
+
+# -- revealing the subject (查看对象全名与身份证号) -----------------------------------------------
+
+
+@dataclass
+class Revealed:
+    check: AssistCheck
+    name: str
+    id_number: str
+
+
+def reveal_subject(engine: Engine, key: str, *, reason: str | None, who: str) -> Revealed:
+    """The full name and ID number of one request's subject, for the clerk who must check a
+    paper ledger or phone the police. Refused without a reason; each reveal is an audit
+    entry (`reveal-subject`: who, when, which request, the reason; masked as always).
+    Who may call it is the front end's decision (the CLI: the gateway's own account; the
+    console: an operator)."""
+    from gateway.store.audit import record_event
+
+    reason = " ".join((reason or "").split())
+    if len(reason) < 2:
+        raise GatewayError("查看全名和身份证号须说明理由 A reveal needs a reason: --reason TEXT (e.g. 核对纸质台账, 电话核实派出所)")
+    if len(reason) > 200:
+        raise GatewayError("The reason is too long: at most 200 characters")
+    with session_scope(engine) as session:
+        item = _get(session, key)
+        shown = view(session, item)
+        record_event(
+            session, "reveal-subject", "national-platform", None,
+            f"{who} revealed the subject of assist-check {item.id} ({item.message_id}); reason: {reason}",
+        )
+        session.flush()
+        session.expunge(item)
+    log.info("assist-check %s (%s): subject revealed to %s", item.id, item.message_id, who)
+    return Revealed(item, shown.subject_name, shown.subject_id)
 
 
 # -- answering ----------------------------------------------------------------------------------
@@ -728,9 +876,9 @@ def list_notices(engine: Engine, *, include_handled: bool = False, overdue: bool
     with Session(engine) as session:
         query = select(NoticeItem).order_by(NoticeItem.due_date, NoticeItem.id)  # type: ignore[arg-type]
         if not include_handled:
-            query = query.where(NoticeItem.status == "open")
+            query = query.where(NoticeItem.status != "handled")
         if overdue:
-            query = query.where(NoticeItem.due_date < today, NoticeItem.status == "open")
+            query = query.where(NoticeItem.due_date < today, NoticeItem.status != "handled")
         views = []
         for item in session.exec(query).scalars().all():
             record = session.get(Record, item.record_id)
@@ -739,8 +887,15 @@ def list_notices(engine: Engine, *, include_handled: bool = False, overdue: bool
         return views
 
 
-def handle_notice(engine: Engine, key: str, *, remark: str | None, operator: str | None = None) -> NoticeItem:
-    """Record that a notice was dealt with (feedback given or receipt confirmed)."""
+def handle_notice(
+    engine: Engine, key: str, *, remark: str | None, operator: str | None = None, gateway: Any = None,
+    settings: Settings | None = None, source: str | None = None,
+) -> NoticeItem:
+    """Record that a notice was dealt with. A notice that asks for feedback (需要对方接收并
+    反馈, XYFK 1) is answered to the platform: an `FKXX` (PDJG 1, BZ the remark, one `CXJG`
+    of the notice's category) POSTed like an assist-check answer and receipted; the notice
+    is `handled` once the platform took it (`sending` until then; `gateway assist-checks
+    send` sends it again). A receipt-only notice is handled at once."""
     with session_scope(engine) as session:
         item = session.get(NoticeItem, int(key)) if key.isdigit() else None
         if item is None:
@@ -748,14 +903,79 @@ def handle_notice(engine: Engine, key: str, *, remark: str | None, operator: str
         if item is None:
             raise GatewayError(f"No notice {key!r}. See `gateway notices list --all`")
         if item.status != "open":
-            raise GatewayError(f"Notice {item.id} ({item.message_id}) was already handled at {item.handled_at}")
+            raise GatewayError(f"Notice {item.id} ({item.message_id}) was already handled at {item.handled_at} ({item.status})")
         if item.feedback_required and not (remark or "").strip():
             raise GatewayError("This notice requires feedback (XYFK 1): say what was done with --remark TEXT")
-        item.status, item.handled_at = "handled", clock.now()
         item.handled_by, item.remark = operator or getpass.getuser(), (remark or "").strip() or None
+        if item.feedback_required and gateway is not None:
+            platform_source(settings or gateway.settings, source)  # a platform to send to, before anything is stored
+            record = session.get(Record, item.record_id)
+            batch = (json.loads(record.payload).get("batch") or {}) if record is not None else {}
+            body = render_fkxx(
+                item.message_id, "1", clock.now(), item.remark, [(item.category, item.remark or "已接收")],
+                sender=batch.get("receiver", ""), receiver=batch.get("sender", ""),
+            )
+            item.feedback_xml, item.status = body.decode("utf-8"), "sending"
+        else:
+            item.status, item.handled_at = "handled", clock.now()
         session.flush()
         session.expunge(item)
+    if item.status == "sending":
+        return send_notice_feedback(gateway, settings or gateway.settings, item.id, source=source)  # type: ignore[arg-type]
+    return item
+
+
+def send_notice_feedback(gateway: Any, settings: Settings, notice_id: int, *, source: str | None = None) -> NoticeItem:
+    """POST the stored feedback of one notice; on success receipt it and mark it handled."""
+    from gateway.pulls.http import PullError, endpoint, make_session, post
+
+    name, config = platform_source(settings, source)
+    with session_scope(gateway.engine) as db:
+        item = db.get(NoticeItem, notice_id)
+        assert item is not None and item.feedback_xml is not None
+        db.expunge(item)
+    if item.status != "sending":
         return item
+    body = item.feedback_xml.encode("utf-8")
+    http = None
+    try:
+        http = make_session(name, config)
+        post(http, name, endpoint(config, "/exchange/feedback"), body, config)
+    except (PullError, GatewayError) as exc:
+        with session_scope(gateway.engine) as db:
+            row = db.get(NoticeItem, notice_id)
+            assert row is not None
+            row.send_error = str(exc)
+            db.flush()
+            db.expunge(row)
+        log.error("notice %s (%s): feedback not sent yet: %s", item.id, item.message_id, exc)
+        return row
+    finally:
+        if http is not None:
+            http.close()
+    exchange_id, _ = _receipt_feedback(gateway, item, body)  # type: ignore[arg-type]
+    with session_scope(gateway.engine) as db:
+        row = db.get(NoticeItem, notice_id)
+        assert row is not None
+        row.status, row.handled_at, row.feedback_sent_at, row.send_error = "handled", clock.now(), clock.now(), None
+        row.feedback_exchange_id = exchange_id
+        db.flush()
+        db.expunge(row)
+    log.info("notice %s (%s): feedback sent, exchange %s", item.id, item.message_id, exchange_id)
+    return row
+
+
+def send_pending_notices(gateway: Any, settings: Settings, source: str | None = None) -> tuple[int, list[str]]:
+    with Session(gateway.engine) as session:
+        ids = list(session.exec(select(NoticeItem.id).where(NoticeItem.status == "sending")).scalars().all())
+    sent, errors = 0, []
+    for notice_id in ids:
+        row = send_notice_feedback(gateway, settings, notice_id, source=source)  # type: ignore[arg-type]
+        if row.status == "handled":
+            sent += 1
+        else:
+            errors.append(f"{row.message_id}: {row.send_error}")
+    return sent, errors
 
 
 # -- importing the county's own tables -------------------------------------------------------------

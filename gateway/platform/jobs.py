@@ -92,6 +92,12 @@ def assist_check_job(settings: Settings) -> Job:
                 sent = assist_checks.send_pending(gateway, settings, name)
                 parts.append(sent.summary())
                 errors += sent.errors
+                from gateway.platform import outgoing
+
+                requests_sent, request_errors = outgoing.send_pending(gateway, settings, name)
+                notices_sent, notice_errors = assist_checks.send_pending_notices(gateway, settings, name)
+                parts.append(f"{requests_sent} request(s) of the county's own and {notices_sent} notice feedback(s) sent")
+                errors += request_errors + notice_errors
         return JobResult("; ".join(parts), "; ".join(errors) or None)
 
     return Job("assist-checks", run, every=ASSIST_CHECK_EVERY, description="register requests and notices, send waiting answers",

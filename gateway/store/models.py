@@ -332,7 +332,8 @@ class AssistCheck(SQLModel, table=True):
 
 class NoticeItem(SQLModel, table=True):
     """A notice (通报 TBXX) from the national platform: feedback (XYFK 1) or a receipt is
-    due; `handled` once an officer recorded it (`gateway notices done`)."""
+    due; `handled` once an officer recorded it (`gateway notices done`) and, when feedback
+    is due, the platform took it (`sending` until then)."""
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: str = Field(unique=True, description="XXBH")
@@ -350,6 +351,44 @@ class NoticeItem(SQLModel, table=True):
     handled_at: dt.datetime | None = None
     handled_by: str | None = None
     remark: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    feedback_xml: str | None = Field(
+        default=None, sa_column=Column(Text, nullable=True), description="the FKXX answering a notice that asks for feedback (XYFK 1), as sent"
+    )
+    feedback_sent_at: dt.datetime | None = Field(default=None, description="when the platform took the feedback")
+    feedback_exchange_id: int | None = Field(default=None, description="the receipted exchange of the feedback sent")
+    send_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class OutgoingRequest(SQLModel, table=True):
+    """An assist-check request the county sent (本县发出的协查请求 XCXX) to the national
+    platform, tracked until the other side's answer (FKXX) arrives through the pull.
+
+    status: `sending` (stored, not taken yet) -> `sent` (the platform took it; receipted)
+    -> `answered` (the FKXX arrived); `refused` when the platform refused it."""
+
+    __table_args__ = (Index("ix_outgoingrequest_status_due", "status", "due_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True, description="XXBH")
+    to_division: str = Field(description="JSDW: the county asked")
+    urgency: str = Field(description="JJCD: 1 紧急, 2 急")
+    categories: str = Field(description="requested LB codes, comma-separated")
+    sent_date: dt.date = Field(description="FQSJ")
+    created_at: dt.datetime
+    created_by: str
+    due_date: dt.date = Field(index=True)
+    due_rule: str
+    due_provisional: bool = False
+    status: str = Field(default="sending", index=True)
+    request_xml: str = Field(sa_column=Column(Text, nullable=False), description="the JHXX with its XCXX, exactly as sent")
+    send_attempts: int = 0
+    send_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sent_at: dt.datetime | None = Field(default=None, description="when the platform took it")
+    exchange_id: int | None = Field(default=None, foreign_key="exchange.id", description="the receipted exchange of what was sent")
+    answer_record_id: int | None = Field(default=None, foreign_key="record.id", description="the FKXX received")
+    answer_result: str | None = Field(default=None, description="PDJG of the answer")
+    answered_at: dt.datetime | None = Field(default=None, description="FKSJ of the answer")
+    answer_received_at: dt.datetime | None = None
 
 
 class LookupEntry(SQLModel, table=True):

@@ -201,6 +201,39 @@ def assist_checks(
     return rows
 
 
+class RevealRequest(BaseModel):
+    reason: str = Field(min_length=2, max_length=200, description="why the full identity is needed (audited)")
+
+
+class RevealedSubject(BaseModel):
+    id: int
+    message_id: str
+    name: str
+    id_number: str
+
+
+@router.post("/assist-checks/{check_id}/reveal", response_model=RevealedSubject, responses={**NOT_FOUND, 400: {"model": Problem}})
+def reveal_subject(
+    request: Request,
+    caller: ApiCaller,
+    check_id: Id,
+    body: RevealRequest,
+    x_csrf_token: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
+) -> RevealedSubject:
+    """查看对象: the full name and ID number of one request's subject, for an operator (the
+    population office's staff) who states a reason; each reveal is an audit entry."""
+    from gateway.platform.assist_checks import reveal_subject as reveal
+
+    require_role(caller, "operator")
+    check_csrf(caller, x_csrf_token)
+    account = caller.account
+    try:
+        shown = reveal(request.app.state.writer, str(check_id), reason=body.reason, who=f"{account.name} (operator, console)")
+    except GatewayError as exc:
+        raise HTTPException(404 if "No assist-check" in str(exc) else 400, str(exc)) from exc
+    return RevealedSubject(id=shown.check.id or 0, message_id=shown.check.message_id, name=shown.name, id_number=shown.id_number)
+
+
 @router.get("/notices", response_model=list[data.NoticeRow])
 def notices(request: Request, caller: ApiCaller, handled: bool = False) -> list[data.NoticeRow]:
     """Notices (通报) from the national platform and when each is due."""

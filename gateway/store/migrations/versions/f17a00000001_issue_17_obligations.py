@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = 'f17a00000001'
-down_revision = 'f14a00000001'
+down_revision = 'f16a00000001'
 branch_labels = None
 depends_on = None
 
