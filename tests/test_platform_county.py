@@ -59,9 +59,11 @@ def test_a_mother_in_a_hospital_birth_record_is_not_drafted_not_found(gw, home, 
     partner.platform.add_page([xcxx("XC-510722-20261105-0201", "01,04,09")])
     pull(gw)
     draft = assist_checks.get_check(gw.engine, "XC-510722-20261105-0201").draft
-    assert draft.result == "1" and draft.searched == ["wcba", "ledger", "police", "records"]
+    assert draft.result == "1" and draft.searched == ["register", "ledger", "police", "records"]
     sources = {f.category: f.source for f in draft.findings}
-    assert sources == {"01": "records", "04": "records", "09": "records"}
+    # the register (folded from the hospital feed) knows who she is and her child; the
+    # childbirth itself comes from the hospital record
+    assert sources == {"01": "register", "04": "register", "09": "records"}
     childbirth = next(f for f in draft.findings if f.category == "09").text()
     assert "医院出生医学证明" in childbirth and "2026-10" in childbirth
     shown = run_gateway(home, "assist-checks", "show", "XC-510722-20261105-0201").stdout

@@ -71,7 +71,8 @@ log = logging.getLogger("gateway.platform.assist_checks")
 
 CATEGORY_LABELS = {member.value: member.label for member in ContentCategory}
 LOOKUP_SOURCES = {
-    "register": "育龄妇女信息库 (the register: feeds, then the wcba import)", "ledger": "台账 (manual ledger)",
+    "register": "育龄妇女信息库 (the register: feeds, then the wcba import)", "wcba": "育龄妇女信息 (women of childbearing age)",
+    "ledger": "台账 (manual ledger)",
     "police": "公安户籍 (police household records)",
     "records": "其他部门登记 (other departments' records: births, marriages, adoptions, deaths, housing, schools)",
 }
