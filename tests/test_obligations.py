@@ -547,3 +547,29 @@ def test_a_department_file_answering_its_discrepancy_list_is_checked_in_3_workin
     with clock.pinned(china(2026, 10, 9, 6, 0)):  # the next reconciliation run checks it
         evaluate(gateway.engine, settings, D(2026, 10, 9))
     assert query(settings, "SELECT status, closed_by FROM obligation WHERE subject = ?", subject) == [("met", "reconcile")]
+
+
+def test_the_monthly_early_warning_is_delivered_to_the_member_departments(gateway, settings, register_recipients):
+    from gateway.population_reports.periods import monthly
+    from gateway.population_reports.scheduled import produce
+
+    settings.obligations = {"submissions_from": "2026-10"}
+    with session_scope(gateway.engine) as session:
+        ensure_submissions(session, settings, china(2026, 10, 1, 9, 0))
+    with clock.pinned(china(2026, 11, 21, 8, 0)):
+        produce(gateway, monthly("2026-11"))
+    ring, _ = register_recipients["police"]
+    plain, status = ring.decrypt(settings.mailbox_root / "police" / "outbox" / "WARNING-2026-11.json.gpg")
+    assert "GOODSIG" in status and "DECRYPTION_OKAY" in status
+    document = json.loads(plain)
+    assert document["month"] == "2026-11" and document["department"] == "police"
+    [line] = [line for line in document["lines"] if line["kind"] == "missed-submissions"]
+    assert line["raised"] and any(d.startswith("police:births:2026-10 due 2026-10-28") for d in line["details"])
+    # The hospital has no registered key: held, nothing in clear; the office has its report, not a copy.
+    assert not (settings.mailbox_root / "hospital" / "outbox" / "WARNING-2026-11.json.gpg").exists()
+    assert not (settings.mailbox_root / "population-office" / "outbox" / "WARNING-2026-11.json.gpg").exists()
+    # Produced again: the warning already there is left alone.
+    before = (settings.mailbox_root / "police" / "outbox" / "WARNING-2026-11.json.gpg").read_bytes()
+    with clock.pinned(china(2026, 11, 22, 8, 0)):
+        produce(gateway, monthly("2026-11"))
+    assert (settings.mailbox_root / "police" / "outbox" / "WARNING-2026-11.json.gpg").read_bytes() == before
