@@ -79,10 +79,9 @@ def _feedback_arrived(session: Session, settings: Any, exchange: Exchange) -> Ob
     listed = session.exec(
         select(DiscrepancyList).where(
             DiscrepancyList.department == exchange.department, DiscrepancyList.status == "delivered",
-            DiscrepancyList.items > 0,  # type: ignore[operator]
         ).order_by(DiscrepancyList.id.desc())  # type: ignore[union-attr]
     ).first()
-    if listed is None:
+    if listed is None or listed.items == 0:  # no list, or the last one said nothing is open
         return None
     return open_obligation(
         session, kind="feedback-check", party=COUNTY_OFFICE, subject=f"{FEEDBACK}{exchange.id}", start=clock.now(),
