@@ -533,13 +533,16 @@ def test_a_department_file_answering_its_discrepancy_list_is_checked_in_3_workin
         session.add(DiscrepancyList(department="police", as_of=D(2026, 9, 28), items=2, content_sha256="0" * 64,
                                     status="delivered", file_name="DISCREPANCIES-1.json.gpg",
                                     delivered_at=china(2026, 9, 28, 9, 0).astimezone(dt.UTC)))
+        for items in (3, 0):  # the hospital's last list said nothing was open any more
+            session.add(DiscrepancyList(department="hospital", as_of=D(2026, 9, 20 + items), items=items,
+                                        content_sha256=str(items) * 64, status="delivered"))
     with clock.pinned(china(2026, 9, 30, 17, 0)):
         drop(settings, "police", "police_hukou_202610.csv", specimen("police_hukou_202610.csv"))
         gateway.run_once()
         drop(settings, "hospital", "hospital_births_202610.csv", specimen("hospital_births_202610.csv"))
         gateway.run_once()
     rows = query(settings, "SELECT party, subject, due_date, status FROM obligation WHERE kind = 'feedback-check'")
-    # Only the police hold a list: the hospital's file is no feedback. Due 10 October (the worked Saturday).
+    # Only the police hold a list with open items: the hospital's file is no feedback. Due 10 October (the worked Saturday).
     assert [(party, str(due)[:10], status) for party, _, due, status in rows] == [("population-office", "2026-10-10", "open")]
     subject = rows[0][1]
     assert overdue_parties(gateway.engine, china(2026, 10, 10, 23, 59), "feedback-check") == set()
