@@ -458,3 +458,121 @@ def test_an_officer_records_a_configured_kind_and_marks_it_done(home, settings, 
     assert query(settings, "SELECT status, closed_by FROM obligation WHERE id = ?", obligation_id) == [("late", "clerk-zhao")]
     twice = run_gateway(home, "obligations", "done", str(obligation_id), check=False)
     assert twice.returncode != 0 and "already late" in (twice.stdout + twice.stderr)
+
+
+# -- obligations opened by the events themselves (update, feedback-check) -----------------
+
+
+NOTICE_PERSON = "510722199402122287"  # 杨春梅, the demo notice's subject
+
+
+def _notice_on(day: str) -> bytes:
+    """The demo platform file, sent on `day` (FQSJ) instead of 2026-11-02."""
+    return specimen("national_platform_inbound_20261102.xml").decode("utf-8").replace("2026-11-02", day).replace(
+        "20261102", day.replace("-", "")).encode("utf-8")
+
+
+def _receive_notice(gateway, settings, moment: dt.datetime, day: str) -> str:
+    from gateway.platform import assist_checks
+
+    with clock.pinned(moment):
+        drop(settings, "national-platform", f"national_platform_inbound_{day.replace('-', '')}.xml", _notice_on(day))
+        gateway.run_once()
+        assist_checks.sync(gateway.engine, settings)
+    (message_id,) = query(settings, "SELECT message_id FROM noticeitem")[0]
+    return message_id
+
+
+def test_a_notice_opens_the_registers_5_working_day_update_across_national_day(gateway, settings, tmp_path):
+    from gateway.platform import assist_checks
+    from gateway.register import fold
+
+    message_id = _receive_notice(gateway, settings, china(2026, 9, 30, 10, 0), "2026-09-29")
+    rows = query(settings, "SELECT party, due_date, status, detail FROM obligation WHERE subject = ?", f"update:notice:{message_id}")
+    # 5 working days from 30 September: 8, 9, the worked Saturday 10, 12 and 13 October.
+    assert [(party, str(due)[:10], status) for party, due, status, _ in rows] == [("population-office", "2026-10-13", "open")]
+    assert NOTICE_PERSON not in rows[0][3]  # the detail names the message, never the person
+    assert {v.subject for v in list_obligations(gateway.engine, overdue=True, now=china(2026, 10, 14, 0, 0))} >= {
+        f"update:notice:{message_id}"}
+    # Another woman's row folded into the register makes nothing of it ...
+    other = tmp_path / "other.csv"
+    other.write_text("公民身份号码,姓名,类别,内容,登记日期\n11010519491231002X,王芳,01,未婚,2026-10-09\n", encoding="utf-8")
+    with clock.pinned(china(2026, 10, 9, 11, 0)):
+        assist_checks.import_table(gateway.engine, "wcba", other)
+        fold(gateway.engine, settings)
+    assert query(settings, "SELECT status FROM obligation WHERE subject = ?", f"update:notice:{message_id}") == [("open",)]
+    # ... the clerk's 育龄妇女 row for the notice's woman, folded on 13 October, meets it.
+    mine = tmp_path / "mine.csv"
+    mine.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{NOTICE_PERSON},杨春梅,04,生育一孩,2026-10-13\n", encoding="utf-8")
+    with clock.pinned(china(2026, 10, 13, 16, 0)):
+        assist_checks.import_table(gateway.engine, "wcba", mine)
+        fold(gateway.engine, settings)
+    assert query(settings, "SELECT status, closed_by FROM obligation WHERE subject = ?", f"update:notice:{message_id}") == [
+        ("met", "register")]
+
+
+def test_a_notice_update_made_after_its_due_day_is_late(gateway, settings, tmp_path):
+    from gateway.platform import assist_checks
+    from gateway.register import fold
+
+    message_id = _receive_notice(gateway, settings, china(2026, 11, 3, 10, 0), "2026-11-02")
+    assert str(query(settings, "SELECT due_date FROM obligation WHERE subject = ?", f"update:notice:{message_id}")[0][0])[:10] == "2026-11-10"
+    mine = tmp_path / "mine.csv"
+    mine.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{NOTICE_PERSON},杨春梅,04,生育一孩,2026-11-11\n", encoding="utf-8")
+    with clock.pinned(china(2026, 11, 11, 0, 0)):
+        assist_checks.import_table(gateway.engine, "wcba", mine)
+        fold(gateway.engine, settings)
+    assert query(settings, "SELECT status FROM obligation WHERE subject = ?", f"update:notice:{message_id}") == [("late",)]
+
+
+def test_a_department_file_answering_its_discrepancy_list_is_checked_in_3_working_days(gateway, settings):
+    from gateway.reconcile import evaluate
+    from gateway.store.reconcile_models import DiscrepancyList
+
+    with session_scope(gateway.engine) as session:  # the police were sent their list of open discrepancies
+        session.add(DiscrepancyList(department="police", as_of=D(2026, 9, 28), items=2, content_sha256="0" * 64,
+                                    status="delivered", file_name="DISCREPANCIES-1.json.gpg",
+                                    delivered_at=china(2026, 9, 28, 9, 0).astimezone(dt.UTC)))
+        for items in (3, 0):  # the hospital's last list said nothing was open any more
+            session.add(DiscrepancyList(department="hospital", as_of=D(2026, 9, 20 + items), items=items,
+                                        content_sha256=str(items) * 64, status="delivered"))
+    with clock.pinned(china(2026, 9, 30, 17, 0)):
+        drop(settings, "police", "police_hukou_202610.csv", specimen("police_hukou_202610.csv"))
+        gateway.run_once()
+        drop(settings, "hospital", "hospital_births_202610.csv", specimen("hospital_births_202610.csv"))
+        gateway.run_once()
+    rows = query(settings, "SELECT party, subject, due_date, status FROM obligation WHERE kind = 'feedback-check'")
+    # Only the police hold a list with open items: the hospital's file is no feedback. Due 10 October (the worked Saturday).
+    assert [(party, str(due)[:10], status) for party, _, due, status in rows] == [("population-office", "2026-10-10", "open")]
+    subject = rows[0][1]
+    assert overdue_parties(gateway.engine, china(2026, 10, 10, 23, 59), "feedback-check") == set()
+    assert overdue_parties(gateway.engine, china(2026, 10, 11, 0, 0), "feedback-check") == {"population-office"}
+    with clock.pinned(china(2026, 10, 9, 6, 0)):  # the next reconciliation run checks it
+        evaluate(gateway.engine, settings, D(2026, 10, 9))
+    assert query(settings, "SELECT status, closed_by FROM obligation WHERE subject = ?", subject) == [("met", "reconcile")]
+
+
+def test_the_monthly_early_warning_is_delivered_to_the_member_departments(gateway, settings, register_recipients):
+    from gateway.population_reports.periods import monthly
+    from gateway.population_reports.scheduled import produce
+
+    settings.obligations = {"submissions_from": "2026-10"}
+    with session_scope(gateway.engine) as session:
+        ensure_submissions(session, settings, china(2026, 10, 1, 9, 0))
+    with clock.pinned(china(2026, 11, 21, 8, 0)):
+        produce(gateway, monthly("2026-11"))
+    ring, _ = register_recipients["police"]
+    plain, status = ring.decrypt(settings.mailbox_root / "police" / "outbox" / "WARNING-2026-11.json.gpg")
+    assert "GOODSIG" in status and "DECRYPTION_OKAY" in status
+    document = json.loads(plain)
+    assert document["month"] == "2026-11" and document["department"] == "police"
+    [line] = [line for line in document["lines"] if line["kind"] == "missed-submissions"]
+    assert line["raised"] and any(d.startswith("police:births:2026-10 due 2026-10-28") for d in line["details"])
+    # The hospital has no registered key: held, nothing in clear; the office has its report, not a copy.
+    assert not (settings.mailbox_root / "hospital" / "outbox" / "WARNING-2026-11.json.gpg").exists()
+    assert not (settings.mailbox_root / "population-office" / "outbox" / "WARNING-2026-11.json.gpg").exists()
+    # Produced again: the warning already there is left alone.
+    before = (settings.mailbox_root / "police" / "outbox" / "WARNING-2026-11.json.gpg").read_bytes()
+    with clock.pinned(china(2026, 11, 22, 8, 0)):
+        produce(gateway, monthly("2026-11"))
+    assert (settings.mailbox_root / "police" / "outbox" / "WARNING-2026-11.json.gpg").read_bytes() == before

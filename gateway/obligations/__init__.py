@@ -5,11 +5,12 @@ Chinese working-day calendar.
   statutory holidays of years it does not know yet) that everything with a due day uses;
 - `service`: the obligations themselves (open, fulfil, waive, list, rates) and the
   departments' submission schedules;
-- `hooks`: the thin functions routing, acknowledgements and intake call;
+- `hooks`: the thin functions routing, acknowledgements, the exchange, the platform's notices,
+  the register's fold and the reconciliation run call (sign-off, submission, update, feedback-check);
 - `platform_mirror`: the national platform's assist-checks and notices as obligations;
 - the hourly `obligations` job and the Friday reminders live in `gateway.reminders`, above
   routing (they send), while this package sits below routing and the exchange (they call `hooks`).
 
-May import: `gateway.store` and the top-level modules (config, clock, errors). Nothing
+May import: `gateway.store`, `contracts` (the ID-number check) and the top-level modules (config, clock, errors). Nothing
 above it (`job` imports the scheduler only when `gateway run` builds it, as the
 reconciliation job does): every duty reads its due dates from here."""

@@ -1,5 +1,15 @@
 """Where the gateway's own events open and close obligations: thin functions the
-routing, acknowledgement and intake code call, each inside that code's own transaction.
+routing, acknowledgement, intake, platform, register and reconciliation code call, each
+inside that code's own transaction (or its own, never undoing the caller's work).
+
+| event | obligation | closed by |
+|---|---|---|
+| a delivery made (routing) | `sign-off` of the recipient | its ACK accepted |
+| a department's file processed (exchange) | its `submission` met | - |
+| the same file, while the department holds a delivered discrepancy list | `feedback-check` 反馈核查 of the county office, 3 working days | the next reconciliation run (`gateway reconcile run`, the daily job) |
+| a platform notice registered (platform) | `update` 信息更新 of the register's keeper, 5 working days | the register folding a record (or a 育龄妇女 row) of the notice's person |
+
+Callers import this module, never the reverse (obligations sits below them).
 
 May import: `gateway.store`, `gateway.obligations`, the top-level modules.
 """
@@ -7,6 +17,7 @@ May import: `gateway.store`, `gateway.obligations`, the top-level modules.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -16,10 +27,16 @@ from sqlmodel import Session, select
 from gateway import clock
 from gateway.obligations.service import open_obligation, fulfil, submission_received
 from gateway.store import session_scope
-from gateway.store.models import Exchange, Record
+from gateway.store.models import Exchange, NoticeItem, Record
 from gateway.store.obligation_models import Obligation
+from gateway.store.reconcile_models import DiscrepancyList
 
 log = logging.getLogger("gateway")
+
+# Who checks feedback and keeps the register (育龄妇女信息库): the county's population office.
+COUNTY_OFFICE = "population-office"
+NOTICE_UPDATE = "update:notice:"
+FEEDBACK = "feedback:exchange:"
 
 
 def delivery_made(session: Session, settings: Any, delivery_id: int, recipient: str, rule: str, at: dt.datetime) -> Obligation:
@@ -48,8 +65,96 @@ def exchange_committed(engine: Engine, settings: Any, exchange_id: int | None) -
                 return
             contracts = set(session.exec(select(Record.contract).where(Record.exchange_id == exchange_id).distinct()).all())
             submission_received(session, settings, exchange.department, contracts, clock.now(), exchange_id)
+            _feedback_arrived(session, settings, exchange)
     except Exception as exc:  # noqa: BLE001 - obligations must never undo an accepted exchange
         log.error(
             "exchange %s: its submission obligations were not updated (%s); fix and check `gateway obligations list`",
             exchange_id, type(exc).__name__,
         )
+
+
+def _feedback_arrived(session: Session, settings: Any, exchange: Exchange) -> Obligation | None:
+    """A file from a department that holds a delivered discrepancy list is its feedback
+    (反馈): the county office checks it within 3 working days (rule `department_feedback`)."""
+    listed = session.exec(
+        select(DiscrepancyList).where(
+            DiscrepancyList.department == exchange.department, DiscrepancyList.status == "delivered",
+        ).order_by(DiscrepancyList.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if listed is None or listed.items == 0:  # no list, or the last one said nothing is open
+        return None
+    return open_obligation(
+        session, kind="feedback-check", party=COUNTY_OFFICE, subject=f"{FEEDBACK}{exchange.id}", start=clock.now(),
+        detail=f"核查 {exchange.department} 的反馈 (exchange {exchange.id}) against its discrepancy list "
+               f"DISCREPANCIES-{listed.id} ({listed.items} open)",
+        settings=settings,
+    )
+
+
+def reconciliation_checked(engine: Engine, started: dt.datetime, by: str = "reconcile") -> int:
+    """A reconciliation run that began at `started` checked every department's feedback
+    received before it: those `feedback-check` obligations are met (or late). Never raises."""
+    try:
+        with session_scope(engine) as session:
+            rows = session.exec(
+                select(Obligation).where(
+                    Obligation.kind == "feedback-check", Obligation.status == "open",
+                    Obligation.subject.like(f"{FEEDBACK}%"),  # type: ignore[attr-defined]
+                )
+            ).all()
+            closed = 0
+            for row in rows:
+                if clock.in_china(row.started_at) <= clock.in_china(started):
+                    closed += fulfil(session, "feedback-check", row.subject, started, by=by) is not None
+            return closed
+    except Exception as exc:  # noqa: BLE001 - the reconciliation's own results stand
+        log.error("feedback checks not closed after a reconciliation run (%s); see `gateway obligations list`", type(exc).__name__)
+        return 0
+
+
+def notice_registered(session: Session, settings: Any, message_id: str, at: dt.datetime) -> Obligation:
+    """A platform notice (通报) was registered at `at`: the register (育龄妇女信息库) is to
+    be updated within 5 working days ("5個工作日內審核信息、更新…數據庫", rule `update`)."""
+    return open_obligation(
+        session, kind="update", party=COUNTY_OFFICE, subject=f"{NOTICE_UPDATE}{message_id}", start=at,
+        detail=f"更新育龄妇女信息库: notice {message_id} (通报)", settings=settings,
+    )
+
+
+def _notice_person(session: Session, message_id: str) -> str | None:
+    from contracts.identity import normalize_id_number
+
+    notice = session.exec(select(NoticeItem).where(NoticeItem.message_id == message_id)).first()
+    record = session.get(Record, notice.record_id) if notice is not None else None
+    if record is None:
+        return None
+    number = ((json.loads(record.payload).get("subject") or {}).get("id_number"))
+    if not isinstance(number, str) or not number.strip():
+        return None
+    try:
+        return normalize_id_number(number)
+    except Exception:  # noqa: BLE001 - pydantic's error for a number that does not check out
+        return None
+
+
+def register_folded(session: Session, touched: set[str], at: dt.datetime | None = None) -> int:
+    """The register folded new facts (a feed's record or a 育龄妇女 row) about the persons
+    `touched` at `at`: each open update a notice asked for about one of them is made
+    (met by its due day, late after); how many."""
+    if not touched:
+        return 0
+    at = at if at is not None else clock.now()
+    rows = session.exec(
+        select(Obligation).where(
+            Obligation.kind == "update", Obligation.status == "open",
+            Obligation.subject.like(f"{NOTICE_UPDATE}%"),  # type: ignore[attr-defined]
+        )
+    ).all()
+    closed = 0
+    for row in rows:
+        if clock.in_china(row.started_at) > clock.in_china(at):
+            continue
+        person = _notice_person(session, row.subject.removeprefix(NOTICE_UPDATE))
+        if person is not None and person in touched:
+            closed += fulfil(session, "update", row.subject, at, by="register") is not None
+    return closed

@@ -57,6 +57,7 @@ from gateway import clock
 from gateway.adapter import Adapter, RawRow, SourceFile
 from gateway.config import Settings
 from gateway.obligations.deadlines import Deadlines, assist_check_rule
+from gateway.obligations.hooks import notice_registered
 from gateway.errors import FileRejected, GatewayError
 from gateway.masking import mask_address, mask_id, mask_name, mask_value
 from gateway.intake.staging import sniff_file
@@ -400,6 +401,7 @@ def sync(engine: Engine, settings: Settings) -> SyncResult:
                     result.requests += 1
                 else:
                     result.notices += 1
+                    notice_registered(session, settings, item.message_id, now)  # the register's 5-working-day update
     result.answers = close_answered(engine)
     if result.requests or result.notices or result.updated:
         log.info("assist-checks: %s", result.summary())

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway import clock
+from gateway.errors import GatewayError
 from gateway.population_reports.events import read_events
 from gateway.population_reports.figures import build
 from gateway.population_reports.periods import KINDS, Period, latest_due, previous
@@ -109,6 +110,17 @@ def produce(gateway: GatewayServices, period: Period, *, events: Events | None =
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("report %s: %s/outbox, %d file(s), %s", period.stem, options.office, len(names), report.status)
+    if period.kind == "monthly":  # the month's early warning goes to the member departments too
+        from gateway.population_reports.warning import deliver_warning
+
+        try:  # the report stands whatever happens to the warning's delivery
+            outcomes = deliver_warning(gateway, period.label)
+        except GatewayError as exc:
+            log.error("early warning %s not delivered to the member departments: %s", period.label, exc)
+            outcomes = []
+        for outcome in outcomes:
+            if outcome.status in ("held", "failed"):
+                log.warning("early warning %s not delivered to %s: %s", period.label, outcome.department, outcome.reason)
     return Produced(period, report.balanced, names)
 
 

@@ -185,3 +185,32 @@ def _missed_submissions(engine: Engine, period: Period, at: dt.datetime) -> Warn
         else f"every scheduled submission due in {period.label} arrived on time",
         len(found), details,
     )
+
+
+WARNING_FORMAT = "gateway-early-warning/1"
+
+
+def warning_file_name(month: str) -> str:
+    return f"WARNING-{month}.json.gpg"
+
+
+def deliver_warning(gateway: Any, month: str, *, as_of: dt.datetime | None = None) -> list[Any]:
+    """Send the early warning of `month` to each member department (成员单位: the expected
+    senders, every department but the population office unless `[reports] senders` names
+    them), "每月進行一次人口預警通報…各成員單位": one `WARNING-<YYYY-MM>.json.gpg` in its outbox,
+    encrypted to its registered keys and signed (like the Friday reminder); once per month
+    and department; held, nothing in clear, without a usable key. The warning holds counts,
+    division codes, department names and message numbers, never a person."""
+    from gateway.reminders.weekly import send_document
+    from gateway.routing.delivery import Router
+
+    settings = gateway.settings
+    warning = build_warning(gateway.engine, settings, month, as_of=as_of)
+    document = {"format": WARNING_FORMAT, "title": "人口预警通报 Population early warning", **warning.as_dict()}
+    router = Router(gateway)
+    members = [d for d in expected_senders(settings, report_settings(settings)) if d in settings.departments]
+    return [
+        send_document(gateway, router, department, warning_file_name(month), {**document, "department": department},
+                      items=len(warning.raised), what="warning")
+        for department in sorted(members)
+    ]

@@ -18,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from gateway.store.audit import now_utc, record_event
+from gateway import clock
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError, UnknownName
 from gateway.masking import mask_value
+from gateway.obligations.hooks import reconciliation_checked
 from gateway.store.models import Exchange, Record
 from gateway.store.reconcile_models import Discrepancy, DiscrepancyProposal, ReconciliationLink
 from gateway.reconcile.base import Evidence, Grace, Reconciliation, StoredRecord, Subject
@@ -112,7 +114,9 @@ class Evaluation:
 
 
 def evaluate(engine: Engine, settings: Settings, as_of: dt.date, names: list[str] | None = None) -> Evaluation:
-    """Evaluate the rules (all, or those named) as of `as_of`."""
+    """Evaluate the rules (all, or those named) as of `as_of`; a run of all of them checks
+    the departments' feedback received before it (`feedback-check` obligations met)."""
+    started = clock.now()
     result = Evaluation(as_of)
     for name, configured in configured_rules(settings, names).items():
         for attempt in range(3):
@@ -122,6 +126,8 @@ def evaluate(engine: Engine, settings: Settings, as_of: dt.date, names: list[str
             except IntegrityError:  # another process opened the same subject meanwhile: read again
                 if attempt == 2:
                     raise
+    if names is None:
+        reconciliation_checked(engine, started)
     return result
 
 

@@ -27,7 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from contracts.identity import id_birth_date, id_sex
+from gateway import clock
 from gateway.config import Settings
+from gateway.obligations.hooks import register_folded
 from gateway.register.divisions import Divisions, DivisionsError, Placement, load_divisions
 from gateway.register.facts import NO_SPOUSE, record_facts, wcba_facts
 from gateway.register.settings import WCBA, RegisterSettings, register_settings
@@ -81,6 +83,7 @@ def fold(engine: Engine, settings: Settings) -> FoldResult:
         try:
             with session_scope(engine) as session:
                 result = _fold(session, rs, divisions)
+                register_folded(session, result.touched, clock.now())  # the updates notices asked for
             break
         except IntegrityError:  # another process folded the same records at the same time
             if attempt == 2:

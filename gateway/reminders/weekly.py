@@ -88,8 +88,16 @@ def send_reminders(gateway: Gateway, now: dt.datetime | None = None, *, only_on_
 
 
 def _send(gateway: Gateway, router: Any, department: str, document: dict[str, Any], today: dt.date) -> ReminderOutcome:
-    items = len(document["overdue"])
-    name = f"REMINDER-{today:%Y%m%d}.json.gpg"
+    return send_document(gateway, router, department, f"REMINDER-{today:%Y%m%d}.json.gpg", document,
+                         items=len(document["overdue"]), what="reminder")
+
+
+def send_document(gateway: Gateway, router: Any, department: str, name: str, document: dict[str, Any], *,
+                  items: int, what: str) -> ReminderOutcome:
+    """Write `document` (JSON, no personal data in clear anywhere but inside) to `department`'s
+    outbox as `name`, encrypted to its registered keys and signed by the gateway; once (a file
+    of that name already there is left alone); held without a usable key. `what` names it
+    in the audit log (`reminder_delivered`, `warning_delivered` ...)."""
     transport = gateway.transport_for(department)
     try:
         if transport.exists(department, "outbox", name):
@@ -99,8 +107,8 @@ def _send(gateway: Gateway, router: Any, department: str, document: dict[str, An
     check = router.check_keys(department)
     if check.problem is not None:
         with session_scope(gateway.engine) as session:
-            record_event(session, "reminder_held", department, None, f"{items} overdue obligation(s): {check.problem}")
-        log.warning("obligation reminder for %s held: %s", department, check.problem)
+            record_event(session, f"{what}_held", department, None, f"{name} ({items} item(s)): {check.problem}")
+        log.warning("%s for %s held: %s", what, department, check.problem)
         return ReminderOutcome(department, "held", items, reason=check.problem)
     signer = gateway.signer
     result = signer.gpg.encrypt(
@@ -110,7 +118,7 @@ def _send(gateway: Gateway, router: Any, department: str, document: dict[str, An
     )
     if not result.ok:
         raise GatewayError(
-            f"gpg could not encrypt and sign the reminder for {department}. Check GATEWAY_KEY_PASSPHRASE and the keyring in HOME/gnupg"
+            f"gpg could not encrypt and sign the {what} for {department}. Check GATEWAY_KEY_PASSPHRASE and the keyring in HOME/gnupg"
         )
     target = router.folder / name
     target.write_bytes(result.data)
@@ -122,6 +130,6 @@ def _send(gateway: Gateway, router: Any, department: str, document: dict[str, An
         target.unlink(missing_ok=True)
     digest = hashlib.sha256(result.data).hexdigest()
     with session_scope(gateway.engine) as session:
-        record_event(session, "reminder_delivered", department, None, f"{name}: {items} overdue obligation(s), sha256 {digest}")
-    log.info("obligation reminder to %s: %s/outbox/%s, %d overdue", department, department, name, items)
+        record_event(session, f"{what}_delivered", department, None, f"{name}: {items} item(s), sha256 {digest}")
+    log.info("%s to %s: %s/outbox/%s, %d item(s)", what, department, department, name, items)
     return ReminderOutcome(department, "delivered", items, name)
