@@ -130,10 +130,23 @@ def test_a_notice_without_a_village_address_is_refused_before_it_leaves(home, pa
     [(status, error, sent_at)] = query(home, "SELECT status, send_error, sent_at FROM outgoingnotice")
     assert status == "draft" and "村/社区居委会" in error and sent_at is None
     # Past its due day, still unsent: overdue in the obligations list.
-    late = {"GATEWAY_NOW": "2026-11-20T09:00:00+08:00"}
+    late = {"GATEWAY_NOW": "2026-11-14T09:00:00+08:00"}
     overdue = json.loads(run_gateway(home, "obligations", "list", "--overdue", "--json", env=late).stdout)
     assert [(o["kind"], o["subject"], o["due"]) for o in overdue if o["kind"] == "notice-send"] == [
         ("notice-send", "notice-send:TB-440781-20261106-0001", "2026-11-13")]  # drafted by the command: chinesecalendar's 2026
+    # The hospital corrects the address (a new version of the same record): no second notice, and the corrected one leaves.
+    gateway = Gateway(load_settings(home))
+    try:
+        drop(gateway.settings, "hospital", "hospital_births_202610_corrected.csv", births(VILLAGE))
+        gateway.run_once()
+    finally:
+        gateway.close()
+    listed = run_gateway(home, "notices", "drafts", env=env).stdout
+    assert "TB-440781-20261106-0001" in listed and "TB-440781-20261106-0002" not in listed and "村/社区居委会" not in listed
+    sent = run_gateway(home, "notices", "send", "1", env={"GATEWAY_NOW": "2026-11-16T09:00:00+08:00"})  # after its due day: late
+    assert "已发出" in sent.stdout and HUANG[1] not in sent.stdout
+    assert [(n["XXBH"], n["FQSJ"]) for n in partner.platform.county_notices] == [("TB-440781-20261106-0001", "2026-11-16")]
+    assert query(home, "SELECT status FROM obligation WHERE kind = 'notice-send'") == [("late",)]
 
 
 def test_notices_go_by_themselves_where_gateway_toml_says_so(home, partner, monkeypatch):

@@ -36,6 +36,7 @@ from typing import Any
 
 from lxml import etree
 from sqlalchemy import Engine, exists, func, select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from gateway import clock
@@ -90,7 +91,7 @@ def _birth(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
 TRIGGERS: dict[str, Callable[[dict[str, Any], str], Iterator[Trigger]]] = {"BirthEvent": _birth}
 
 
-def _triggers(session: Session, record: Record, county: str) -> list[Trigger]:
+def _triggers(record: Record, county: str) -> list[Trigger]:
     finder = TRIGGERS.get(record.contract)
     return list(finder(json.loads(record.payload), county)) if finder else []
 
@@ -118,7 +119,10 @@ def draft(engine: Engine, settings: Settings, source: str | None = None) -> int:
         except GatewayError as exc:
             log.warning("notices not drafted: %s", exc)
             return 0
-        drafted = exists().where(OutgoingNotice.record_id == Record.id)
+        earlier = aliased(Record)  # a notice drafted for any version of the same record (a correction owes no second one)
+        drafted = exists().where(
+            OutgoingNotice.record_id == earlier.id, earlier.contract == Record.contract, earlier.business_key == Record.business_key,
+        )
         records = session.exec(
             select(Record)
             .join(Exchange, Exchange.id == Record.exchange_id)  # type: ignore[arg-type]
@@ -128,7 +132,7 @@ def draft(engine: Engine, settings: Settings, source: str | None = None) -> int:
         now = clock.now()
         today = clock.in_china(now).date()
         for record in records:
-            for trigger in _triggers(session, record, county):
+            for trigger in _triggers(record, county):
                 rule = rule_for(KIND, settings)
                 due = deadlines.due(rule, today)
                 item = OutgoingNotice(
@@ -149,10 +153,16 @@ def draft(engine: Engine, settings: Settings, source: str | None = None) -> int:
 
 
 def _trigger_of(session: Session, item: OutgoingNotice, county: str) -> Trigger | None:
-    record = session.get(Record, item.record_id)
-    if record is None:
+    """What the newest version of the notice's record says (a corrected record, e.g. its
+    address completed, is what is sent)."""
+    first = session.get(Record, item.record_id)
+    if first is None:
         return None
-    return next((t for t in _triggers(session, record, county) if t.category == item.category), None)
+    record = session.exec(
+        select(Record).where(Record.contract == first.contract, Record.business_key == first.business_key)
+        .order_by(Record.id.desc()).limit(1)  # type: ignore[union-attr]
+    ).scalars().first() or first
+    return next((t for t in _triggers(record, county) if t.category == item.category), None)
 
 
 def problems(trigger: Trigger | None) -> list[str]:
