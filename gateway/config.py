@@ -91,6 +91,7 @@ class PullSource(BaseModel):
     at: list[str] = Field(default_factory=list, description="or times of day in China time, e.g. [\"08:00\", \"14:00\"]")
     token_env: str | None = Field(default=None, description="variable holding the bearer token")
     division: str | None = Field(default=None, pattern=r"^\d{6}$", description="platform: this county's division code (FSDW of what it sends)")
+    send_notices: bool = Field(default=False, description="platform: send the county's own notices (通报) as soon as drafted")
     limit: int = Field(default=100, ge=1, le=10_000, description="items per page asked of the housing API")
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0, description="seconds the partner may stay silent mid-response")

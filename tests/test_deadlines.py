@@ -46,6 +46,7 @@ def test_the_regulations_defaults():
         "assist_check": (30, "calendar", "sent"),
         "notice": (30, "calendar", "sent"),
         "sign_off": (3, "working", "received"),
+        "notice_submit": (5, "working", "received"),  # the county's own notices (通报): 5 working days
     }
     assert [name for name, rule in DEFAULT_RULES.items() if not rule.roll_to_workday] == [
         "assist_check_urgent", "assist_check", "notice"]  # the platform's own dates

@@ -406,3 +406,63 @@ def notices_done(
         raise typer.Exit(3)
     sent = " Feedback sent to the platform (已向平台反馈) and receipted." if item.feedback_sent_at else ""
     console.print(f"Notice {item.message_id} (id {item.id}) handled;{sent} it left the deadlines list.")
+
+
+# -- the county's own notices (本县发出的通报) ------------------------------------------------
+
+
+@notices_app.command("drafts")
+def notices_drafts(
+    include_sent: Annotated[bool, typer.Option("--all", help="Sent and answered ones too.")] = False,
+    home: HomeOption = None,
+) -> None:
+    """本县应发出的通报草稿 The county's own notice drafts (a birth to a woman registered elsewhere ...), soonest due first."""
+    from gateway.platform import notices_out
+
+    gateway = _gateway(home)
+    try:
+        notices_out.follow_up(gateway, gateway.settings)
+        views = notices_out.list_drafts(gateway.engine, gateway.settings, include_sent=include_sent)
+    finally:
+        gateway.close()
+    today = _today(None)
+    table = Table(title="本县通报 The county's own notices (通报)")
+    for column in ("id", "XXBH", "类别 case", "发往 to", "对象 subject", "期限 due", "状态 status", "问题 problems"):
+        table.add_column(column, no_wrap=column in ("id", "XXBH"))
+    for view in views:
+        item = view.item
+        table.add_row(
+            str(item.id), item.message_id, notices_out.CASE_LABELS.get(item.category, item.category), item.to_division, view.subject,
+            _due_text(item.due_date, item.due_provisional, today, item.status != "draft"), item.status, "；".join(view.problems),
+        )
+    console.print(table if views else "没有待发的通报 No notices of the county's own waiting.")
+
+
+@notices_app.command("send")
+def notices_send(
+    notice: Annotated[str, typer.Argument(help="The id (see drafts) or the XXBH.")],
+    home: HomeOption = None,
+) -> None:
+    """发出一条本县通报 Send one of the county's own notices to the platform (refused before it leaves without a village-level address)."""
+    from gateway.platform import notices_out
+
+    gateway = _gateway(home)
+    try:
+        result = notices_out.send(gateway, gateway.settings, notice)
+    finally:
+        gateway.close()
+    item = result.notice
+    if result.sent:
+        console.print(f"通报 {item.message_id} 已发出并签发回执 sent to {item.to_division} and receipted"
+                      + (f" ({result.receipt})" if result.receipt else "") + f"; due {item.due_date.isoformat()}.", markup=False, soft_wrap=True)
+        return
+    if result.refused_here:
+        console.print(f"通报 {item.message_id} 不能发出 refused: {result.error}", markup=False, soft_wrap=True)
+        console.print("补全触发记录（如医院出生记录的家庭住址到村/社区居委会）后重新提交，再 `gateway notices send`。")
+        raise typer.Exit(1)
+    if item.status == "refused":
+        console.print(f"平台拒收 The platform refused notice {item.message_id}: {result.error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"通报 {item.message_id} 未发出 not sent yet: {result.error}", markup=False, soft_wrap=True)
+    console.print("平台恢复后再 `gateway notices send`（或 send_notices = true 时由 `gateway run` 自动发送）。")
+    raise typer.Exit(3)

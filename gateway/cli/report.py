@@ -100,7 +100,7 @@ def cycle(
         console.print("[red]本期空白[/]: 本县本期未提交任何协查信息（每个交换周期提供的查询信息个数不能有空白）"
                       " — the county submitted no requests of its own in this cycle.")
     else:
-        console.print(f"本县提交 submitted by the county: {report.submitted_requests} 协查请求 request(s)")
+        console.print(f"本县提交 submitted by the county: {report.submitted_requests} 协查请求 request(s), {report.submitted_notices} 通报 notice(s)")
     if report.overdue:
         table = Table(title=f"逾期 Overdue ({len(report.overdue)})")
         for column in ("种类", "id", "XXBH", "对方地区/单位", "类别", "对象", "期限", "逾期天数", "状态"):

@@ -24,6 +24,9 @@ format notes) describes them, served over real sockets on loopback.
 - `POST /exchange/requests`: the county's own `JHXX` of `XCXX` requests, checked and
   recorded (`GET /_sim/county-requests`); each is answered (`FKXX`, found, one `CXJG` per
   category asked) in the inbox `answer_delay` seconds later (`--answer-delay`).
+- `POST /exchange/notices`: the county's own `JHXX` of `TBXX` notices, checked (XM, GMSFHM,
+  XJZD, LB, FQSJ) and recorded (`GET /_sim/county-notices`); each asking for feedback
+  (XYFK 1) is answered (`FKXX`, received) in the inbox `answer_delay` seconds later.
 - `GET /_sim/feedback` lists the feedback received (message ids and results only);
   `GET /_sim/requests` the calls served.
 
@@ -223,6 +226,7 @@ class PlatformFeed:
         self.answer_delay = 0.0
         """Seconds before the other side's answer to one of the county's requests is in the inbox."""
         self.county_requests: list[dict[str, str]] = []
+        self.county_notices: list[dict[str, str]] = []
         self._answers: list[tuple[float, str, str]] = []  # (release at, FKXX element, sender)
         self.pages: list[tuple[str, bytes]] = []
         self.requests: set[str] = set()
@@ -368,6 +372,48 @@ class PlatformFeed:
         log.info("county request(s) received: %s", ", ".join(m.get("XXBH") for m in messages))
         return 200, f'<?xml version="1.0" encoding="UTF-8"?>\n<FKHZ JSZT="1" JSSJ="{now}"/>\n'.encode()
 
+    def take_notice(self, body: bytes) -> tuple[int, bytes]:
+        """Check and record the county's own `JHXX` of `TBXX` notices (`GET /_sim/county-notices`);
+        each asking for feedback (XYFK 1) is answered (`FKXX`, received, one `CXJG` of its
+        category) `answer_delay` seconds later, through the inbox. A notice without a name,
+        an ID number or a current residence (XJZD) is refused (400)."""
+        import time
+
+        now = dt.datetime.now(CHINA).replace(microsecond=0).isoformat()
+        try:
+            root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        except etree.XMLSyntaxError as exc:
+            return 400, f'<?xml version="1.0" encoding="UTF-8"?>\n<FKHZ JSZT="0" CWXX={quoteattr("not well-formed XML: " + exc.msg)} JSSJ="{now}"/>\n'.encode()
+        messages = [el for el in root if el.tag == "TBXX"]
+        problem = ""
+        if root.tag != "JHXX":
+            problem = f"the root element is <{root.tag}>, expected <JHXX>"
+        elif not messages:
+            problem = "no TBXX in the document"
+        elif not (root.get("FSDW") and root.get("JSDW")):
+            problem = "FSDW and JSDW are required"
+        for message in messages:
+            person = message.find("DX")
+            if not problem and (person is None or not person.get("GMSFHM") or not person.get("XM") or not person.get("XJZD")):
+                problem = f"{message.get('XXBH')}: DX needs XM, GMSFHM and XJZD"
+            if not problem and not (message.get("LB") and message.get("FQSJ")):
+                problem = f"{message.get('XXBH')}: LB and FQSJ are required"
+        if problem:
+            return 400, f'<?xml version="1.0" encoding="UTF-8"?>\n<FKHZ JSZT="0" CWXX={quoteattr(problem)} JSSJ="{now}"/>\n'.encode()
+        release = time.monotonic() + self.answer_delay
+        with self._lock:
+            for message in messages:
+                number = message.get("XXBH")
+                self.county_notices.append({"XXBH": number, "FSDW": root.get("FSDW"), "JSDW": root.get("JSDW"), "LB": message.get("LB"),
+                                            "XYFK": message.get("XYFK"), "FQSJ": message.get("FQSJ"), "received_at": now})
+                if message.get("XYFK") == "1":
+                    answered = dt.datetime.fromisoformat(message.get("FQSJ")).replace(hour=10, tzinfo=CHINA) + dt.timedelta(days=1)
+                    finding = f'<CXJG LB={quoteattr(message.get("LB"))}>{escape("（模拟）已接收并核实")}</CXJG>'
+                    self._answers.append((release, f'<FKXX XXBH={quoteattr(number)} PDJG="1" FKSJ="{answered.isoformat()}">{finding}</FKXX>',
+                                          root.get("JSDW")))
+        log.info("county notice(s) received: %s", ", ".join(m.get("XXBH") for m in messages))
+        return 200, f'<?xml version="1.0" encoding="UTF-8"?>\n<FKHZ JSZT="1" JSSJ="{now}"/>\n'.encode()
+
     def _release_answers(self) -> None:
         import time
 
@@ -511,6 +557,9 @@ class _Handler(BaseHTTPRequestHandler):
             ]
             self._send(200, json.dumps(listing, ensure_ascii=False, indent=2).encode("utf-8"), "application/json")
             return
+        if parts.path == "/_sim/county-notices" and simulator.platform is not None:
+            self._send(200, json.dumps(simulator.platform.county_notices, ensure_ascii=False, indent=2).encode("utf-8"), "application/json")
+            return
         if parts.path == "/_sim/county-requests" and simulator.platform is not None:
             self._send(200, json.dumps(simulator.platform.county_requests, ensure_ascii=False, indent=2).encode("utf-8"), "application/json")
             return
@@ -545,13 +594,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
-        if path not in ("/exchange/feedback", "/exchange/requests") or simulator.platform is None:
+        if path not in ("/exchange/feedback", "/exchange/requests", "/exchange/notices") or simulator.platform is None:
             self._text(404, "404 Not Found\n")
             return
         if not self._gate():
             return
         if path == "/exchange/requests":
             status, answer = simulator.platform.take_request(body)
+        elif path == "/exchange/notices":
+            status, answer = simulator.platform.take_notice(body)
         else:
             status, answer = simulator.platform.take_feedback(body)
         self._send(status, answer, "application/xml; charset=utf-8")

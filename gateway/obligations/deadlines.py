@@ -11,6 +11,7 @@ A rule says how many days, which kind of day, and from when:
 | `assist_check` | 30 calendar days: an assist-check request, 急 (JJCD 2) | FQSJ |
 | `notice` | 30 calendar days: feedback or receipt of a notice (通报) | FQSJ |
 | `sign_off` | 3 working days: a delivery signed off (签收, its ACK) | the day it was delivered |
+| `notice_submit` | 5 working days: the county's own notice (通报) submitted to the place of household registration | the day its record was accepted |
 
 Each can be changed in `gateway.toml`:
 
@@ -96,6 +97,9 @@ DEFAULT_RULES: dict[str, DeadlineRule] = {
     ),
     "sign_off": DeadlineRule(
         days=3, count="working", start="received", description="签收: a delivery acknowledged (ACK) by its recipient"
+    ),
+    "notice_submit": DeadlineRule(
+        days=5, count="working", start="received", description="通报提交: the county's own notice sent (流入地向流出地通报)"
     ),
 }
 

@@ -18,6 +18,7 @@ a kind, new or old, to another rule, e.g. `reply-letter = "reply_letter"` with
 | `update` 更新 | `update` (5 working days) | the register's keeper |
 | `assist-check` 协查 | `assist_check_urgent` / `assist_check` | the county (answering the platform) |
 | `notice` 通报 | `notice` | the county |
+| `notice-send` 通报提交 | `notice_submit` (5 working days) | the county (its own notices, gateway/platform/notices_out.py) |
 
 Every moment comes from the business clock (gateway/clock.py).
 
@@ -53,10 +54,11 @@ KIND_RULES: dict[str, str] = {
     "update": "update",
     "assist-check": "assist_check",
     "notice": "notice",
+    "notice-send": "notice_submit",
 }
 KIND_NAMES_ZH = {
     "sign-off": "签收", "submission": "报送", "feedback-check": "反馈核查", "forward": "转送",
-    "update": "信息更新", "assist-check": "协查反馈", "notice": "通报反馈",
+    "update": "信息更新", "assist-check": "协查反馈", "notice": "通报反馈", "notice-send": "通报提交",
 }
 # The rates the regulations fix, each shown beside its target.
 TARGETS = {"sign-off": 1.0, "notice": 1.0, "submission": 1.0}

@@ -183,6 +183,8 @@ class CycleReport:
     notice_rate: Rate = field(default_factory=Rate)
     submitted_requests: int = 0
     """the county's own requests the platform took, sent in the submission period"""
+    submitted_notices: int = 0
+    """the county's own notices (通报) the platform took, sent in the submission period"""
 
     @property
     def submitted_nothing(self) -> bool:
@@ -232,7 +234,7 @@ class CycleReport:
             "notices": self.notice_rate.as_dict(),
             "overdue": len(self.overdue),
             # Notices the county sends (通报 TBXX) are not built yet: null, not a made-up 0.
-            "submitted": {"requests": self.submitted_requests, "notices": None, "blank": self.submitted_nothing},
+            "submitted": {"requests": self.submitted_requests, "notices": self.submitted_notices, "blank": self.submitted_nothing},
         }
 
 
@@ -250,9 +252,12 @@ def build(engine: Engine, month: str, *, as_of: dt.datetime | None = None) -> Cy
         _requests(session, cycle, at, eval_day, report)
         _notices(session, cycle, at, eval_day, report)
         _overdue(session, at, eval_day, report)
+    from gateway.platform import notices_out
     from gateway.platform.outgoing import submitted_in
 
-    report.submitted_requests = submitted_in(engine, cycle.submission_start, cycle.submission_end, min(as_of, cycle.submissions_close))
+    until = min(as_of, cycle.submissions_close)
+    report.submitted_requests = submitted_in(engine, cycle.submission_start, cycle.submission_end, until)
+    report.submitted_notices = notices_out.submitted_in(engine, cycle.submission_start, cycle.submission_end, until)
     return report
 
 

@@ -6,7 +6,9 @@
 - `pull:NAME` for each enabled `[pulls.NAME]` (its `every` or `at` times, China time);
 - `assist-checks` (every 5 minutes, when a platform pull is enabled): register new
   requests and notices, make provisional due dates final when the calendar allows, send
-  answers still waiting.
+  answers still waiting; draft the county's own notices (通报) the accepted records owe and
+  send them when `send_notices = true` (gateway/platform/notices_out.py), as the inbox
+  job does after every file.
 
 They live here, in the platform's package, because each does the platform's follow-up
 after its exchange work: registering the assist-check requests and notices a page or a
@@ -66,9 +68,12 @@ def pull_job(settings: Settings, name: str, gateways: PerThreadGateway | None = 
             registered.notices += found.notices
             registered.updated += found.updated
             sent = assist_checks.send_pending(gateway, settings, name)
-            summary += f"; {registered.summary()}; {sent.summary()}"
-            if sent.errors and error is None:
-                error = "; ".join(sent.errors)
+            from gateway.platform import notices_out
+
+            notices = notices_out.follow_up(gateway, settings, name)  # feedback on the county's notices came with the pull
+            summary += f"; {registered.summary()}; {sent.summary()}; {notices.summary()}"
+            if (sent.errors or notices.errors) and error is None:
+                error = "; ".join(sent.errors + (notices.errors or []))
         return JobResult(summary, error)
 
     every = parse_every(source.every) if source.every else None
@@ -98,6 +103,11 @@ def assist_check_job(settings: Settings) -> Job:
                 notices_sent, notice_errors = assist_checks.send_pending_notices(gateway, settings, name)
                 parts.append(f"{requests_sent} request(s) of the county's own and {notices_sent} notice feedback(s) sent")
                 errors += request_errors + notice_errors
+                from gateway.platform import notices_out
+
+                own = notices_out.follow_up(gateway, settings, name)
+                parts.append(own.summary())
+                errors += own.errors or []
         return JobResult("; ".join(parts), "; ".join(errors) or None)
 
     return Job("assist-checks", run, every=ASSIST_CHECK_EVERY, description="register requests and notices, send waiting answers",
@@ -121,7 +131,16 @@ def inbox_job(gateway: Gateway) -> Job:
             from gateway.platform import assist_checks
 
             assist_checks.sync(gateway.engine, gateway.settings)
-        return JobResult(f"{len(outcomes)} file(s)")
+        summary = f"{len(outcomes)} file(s)"
+        if outcomes and any(s.kind == "platform" and s.enabled for s in gateway.settings.pulls.values()):
+            from gateway.platform import notices_out
+
+            try:
+                notices = notices_out.follow_up(gateway, gateway.settings)  # a birth accepted: its notice drafted (sent, if so configured)
+                summary += f"; {notices.summary()}"
+            except GatewayError as exc:
+                log.warning("the county's own notices not followed up: %s", exc)
+        return JobResult(summary)
 
     return Job("inboxes", run, every=gateway.settings.poll_seconds, leased=False, description="poll every inbox")
 

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from contracts.identity import IdNumber
-from contracts.platform import AssistCheckRequest, PlatformBatch
+from contracts.platform import AssistCheckRequest, PlatformBatch, PlatformNotice
 
 from gateway import clock
 from gateway.adapter import Adapter, RawRow, SourceFile
@@ -191,7 +191,7 @@ def send_one(gateway: Any, settings: Settings, request_id: int, *, source: str |
     finally:
         if http is not None:
             http.close()
-    exchange_id, receipt = _receipt(gateway, item, body)
+    exchange_id, receipt = _receipt(gateway, item.message_id, body)
     with session_scope(gateway.engine) as db:
         row = db.get(OutgoingRequest, request_id)
         assert row is not None
@@ -217,17 +217,20 @@ def send_pending(gateway: Any, settings: Settings, source: str | None = None) ->
     return sent, errors
 
 
-def _receipt(gateway: Any, item: OutgoingRequest, body: bytes) -> tuple[int, str | None]:
+def _receipt(gateway: Any, message_id: str, body: bytes, kind: str = "XCXX") -> tuple[int, str | None]:
+    """Store what was sent (a `JHXX` of one `XCXX` request or `TBXX` notice) as an exchange
+    of the `national-platform-outgoing` adapter and sign its receipt."""
     from gateway.platform.assist_checks import _safe_name
     from gateway.receipts.ledger import checkpoint_after_pass
 
-    staged = gateway.settings.staging_dir / f"{os.getpid()}-xcxx-{uuid.uuid4().hex}.src"
+    staged = gateway.settings.staging_dir / f"{os.getpid()}-{kind.lower()}-{uuid.uuid4().hex}.src"
     staged.write_bytes(body)
     try:
         sniffed = sniff_file(staged)
-        source_path = f"sent:request/{_safe_name(item.message_id)}/{sniffed.sha256[:16]}"
+        what = "request" if kind == "XCXX" else "notice"
+        source_path = f"sent:{what}/{_safe_name(message_id)}/{sniffed.sha256[:16]}"
         outcome = gateway.process_page(
-            "national-platform", f"XCXX-{_safe_name(item.message_id)}.xml", source_path, staged, sniffed,
+            "national-platform", f"{kind}-{_safe_name(message_id)}.xml", source_path, staged, sniffed,
             adapter=OutgoingDocument(), keep_copy=False,
         )
     finally:
@@ -237,14 +240,14 @@ def _receipt(gateway: Any, item: OutgoingRequest, body: bytes) -> tuple[int, str
 
 
 class OutgoingDocument(Adapter):
-    """Reads the request the gateway sent, so it is receipted like any exchange. Not a
-    plugin: nobody drops the county's own requests."""
+    """Reads the request (XCXX) or notice (TBXX) the gateway sent, so it is receipted like
+    any exchange. Not a plugin: nobody drops the county's own requests and notices."""
 
     name = OUTGOING_ADAPTER
     department = "national-platform"
-    contracts = (AssistCheckRequest,)
+    contracts = (AssistCheckRequest, PlatformNotice)
     file_types = (".xml",)
-    description = "The county's own assist-check requests sent to the national platform (协查请求 XCXX)"
+    description = "The county's own assist-check requests (协查请求 XCXX) and notices (通报 TBXX) sent to the national platform"
     columns = {"message_id": "XXBH", "urgency": "JJCD", "sent_date": "FQSJ", "direction": "FX", "subject": "DX", "categories": "XCNR/LB"}
 
     def parse(self, source: SourceFile) -> Iterator[RawRow]:
@@ -256,8 +259,16 @@ class OutgoingDocument(Adapter):
         if local_name(root) != "JHXX":
             raise FileRejected("xml_root", f"the root element is <{local_name(root)}>, expected <JHXX>")
         batch = PlatformBatch.model_validate({"version": root.get("BBH"), "sender": root.get("FSDW"), "receiver": root.get("JSDW")})
-        for position, element in enumerate((el for el in root if local_name(el) == "XCXX"), start=1):
+        for position, element in enumerate((el for el in root if local_name(el) in ("XCXX", "TBXX")), start=1):
             person = element.find("DX")
+            if local_name(element) == "TBXX":
+                content = element.find("TBNR")
+                yield RawRow(position, {
+                    "kind": "TBXX", "XXBH": element.get("XXBH"), "LB": element.get("LB"), "XYFK": element.get("XYFK"),
+                    "FQSJ": element.get("FQSJ"), "DX": dict(person.attrib) if person is not None else None,
+                    "text": (content.text or "") if content is not None else "", "batch": batch,
+                })
+                continue
             content = element.find("XCNR")
             yield RawRow(position, {
                 "XXBH": element.get("XXBH"), "JJCD": element.get("JJCD"), "FQSJ": element.get("FQSJ"), "FX": element.get("FX"),
@@ -266,9 +277,16 @@ class OutgoingDocument(Adapter):
                 "batch": batch,
             })
 
-    def normalize(self, row: RawRow) -> AssistCheckRequest:
+    def normalize(self, row: RawRow) -> AssistCheckRequest | PlatformNotice:
         get = row.fields.get
         person = get("DX") or {}
+        if get("kind") == "TBXX":
+            return PlatformNotice.model_validate({
+                "message_id": get("XXBH"), "category": get("LB"), "feedback_required": get("XYFK"), "sent_date": get("FQSJ"),
+                "subject": {"name": person.get("XM"), "id_number": person.get("GMSFHM"), "birth_date": person.get("CSRQ"),
+                            "current_residence": person.get("XJZD")},
+                "notice_text": get("text"), "batch": get("batch"),
+            })
         return AssistCheckRequest.model_validate({
             "message_id": get("XXBH"), "urgency": get("JJCD"), "sent_date": get("FQSJ"), "direction": get("FX"),
             "subject": {"name": person.get("XM"), "id_number": person.get("GMSFHM"), "birth_date": person.get("CSRQ")},

@@ -391,6 +391,44 @@ class OutgoingRequest(SQLModel, table=True):
     answer_received_at: dt.datetime | None = None
 
 
+class OutgoingNotice(SQLModel, table=True):
+    """A notice the county, as place of residence, owes the place of household registration
+    (本县发出的通报 TBXX, 流入地向流出地通报, within 5 working days), drafted when a record
+    that triggers one was accepted (a hospital birth to a woman registered elsewhere).
+
+    The person's name, ID number and address stay in the triggering record (`record_id`);
+    `notice_xml` holds the document only once sent. status: `draft` -> `sent` (the platform
+    took it; receipted) -> `answered` (its feedback FKXX arrived); `refused` when the
+    platform refused it. A draft that cannot leave (no village-level address) keeps its
+    reason in `send_error`."""
+
+    __table_args__ = (
+        UniqueConstraint("record_id", "category", name="uq_outgoingnotice_trigger"),
+        Index("ix_outgoingnotice_status_due", "status", "due_date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True, description="XXBH: TB-county-date-serial")
+    record_id: int = Field(foreign_key="record.id", description="the accepted record that triggered it")
+    category: str = Field(description="LB: 09 生育信息 ...")
+    to_division: str = Field(description="JSDW: the place of household registration")
+    feedback_required: bool = Field(default=True, description="XYFK: births ask for feedback")
+    created_at: dt.datetime
+    due_date: dt.date = Field(index=True)
+    due_rule: str = "notice_submit"
+    due_provisional: bool = False
+    status: str = Field(default="draft", index=True)
+    notice_xml: str | None = Field(default=None, sa_column=Column(Text, nullable=True), description="the JHXX with its TBXX, as sent")
+    send_attempts: int = 0
+    send_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sent_date: dt.date | None = Field(default=None, description="FQSJ, once sent")
+    sent_at: dt.datetime | None = Field(default=None, description="when the platform took it")
+    sent_by: str | None = None
+    exchange_id: int | None = Field(default=None, foreign_key="exchange.id", description="the receipted exchange of what was sent")
+    answer_record_id: int | None = Field(default=None, foreign_key="record.id", description="the FKXX received")
+    answered_at: dt.datetime | None = Field(default=None, description="FKSJ of the feedback")
+
+
 class LookupEntry(SQLModel, table=True):
     """One fact of the county's own records that assist-checks are answered from, imported
     from CSV: `source` is `wcba` (育龄妇女信息, women of childbearing age) or `ledger` (the

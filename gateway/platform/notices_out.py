@@ -1,0 +1,364 @@
+"""The county's own notices (本县发出的通报 TBXX) to the place of household registration.
+
+The county, as place of residence (流入地), must notify the place of household registration
+(流出地) of what happens to the people registered there who live here ("流入地應向流出地
+通報的8項內容 … 應在5個工作日內提交"). Built so far, one case: **a birth** (生育, LB `09`)
+to a woman registered elsewhere, from a hospital's birth record (出生医学证明) whose
+户籍地行政区划代码 (else the mother's ID number) is not this county. The other cases are
+added in `TRIGGERS`' place: a function from a stored record to the notices it owes.
+
+- `draft(engine, settings)`: a draft per triggering record not drafted yet (`OutgoingNotice`,
+  status `draft`), due in 5 working days (rule `notice_submit`, gateway/obligations/deadlines.py)
+  from the day it was drafted, the day the record was accepted; an obligation of kind
+  `notice-send` (通报提交) is opened for it (gateway/obligations/service.py).
+- `send(gateway, settings, ID)`: refused with its reason, before anything leaves, unless the
+  notice carries a name, an ID number and an address down to the village (村/社区居委会);
+  else one `JHXX` holding one `TBXX` is POSTed to `{base}/exchange/notices`, receipted like
+  the county's requests (gateway/platform/outgoing.py: same adapter, same receipts), and the
+  obligation fulfilled (met or late).
+- `follow_up(gateway, settings)`: draft, close the notices whose feedback (FKXX) the pull
+  brought, and, when `[pulls.platform] send_notices = true`, send every draft.
+
+Names, ID numbers and addresses stay in the triggering record until sent; nothing personal
+is logged unmasked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import Engine, exists, func, select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from gateway import clock
+from gateway.config import Settings
+from gateway.errors import GatewayError
+from gateway.masking import mask_id, mask_name
+from gateway.obligations.deadlines import Deadlines
+from gateway.obligations.service import fulfil, open_obligation, rule_for
+from gateway.platform.outgoing import _receipt, county_division
+from gateway.store import Exchange, Record, session_scope
+from gateway.store.models import OutgoingNotice
+
+log = logging.getLogger("gateway.platform.notices")
+
+KIND = "notice-send"
+PARTY = "population-office"
+BIRTH = "09"
+CASE_LABELS = {BIRTH: "生育信息 birth"}
+# 村 / 社区 (居委会, 居民委员会) / 嘎查: the village level an address must reach.
+VILLAGE_LEVEL = re.compile(r"村|社区|居委会|居民委员会|嘎查")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What one record owes: a notice of `category` to `to_division` about `person`."""
+
+    category: str
+    to_division: str
+    person: dict[str, str]  # name, id_number, birth_date, address
+    text: str
+
+
+def _birth(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
+    """A hospital birth (出生医学证明) to a mother registered in another county."""
+    if payload.get("registration", "hospital") != "hospital":
+        return
+    mother = payload.get("mother") or {}
+    id_number = mother.get("id_number") or ""
+    registered = payload.get("registered_division_code") or id_number[:6]
+    if not registered or registered == county or not (registered.isdigit() and len(registered) == 6):
+        return
+    child = payload.get("child") or {}
+    order = payload.get("birth_order")
+    text = f"生育信息通报：{child.get('birth_date', '')} 生育" + (f"第{order}孩" if order else "")
+    yield Trigger(BIRTH, registered, {
+        "name": mother.get("name") or "", "id_number": id_number, "birth_date": mother.get("birth_date") or "",
+        "address": payload.get("home_address") or "",
+    }, text)
+
+
+# contract -> what a record of it owes.
+TRIGGERS: dict[str, Callable[[dict[str, Any], str], Iterator[Trigger]]] = {"BirthEvent": _birth}
+
+
+def _triggers(record: Record, county: str) -> list[Trigger]:
+    finder = TRIGGERS.get(record.contract)
+    return list(finder(json.loads(record.payload), county)) if finder else []
+
+
+def _source(settings: Settings, source: str | None = None) -> tuple[str, Any]:
+    from gateway.platform.assist_checks import platform_source
+
+    return platform_source(settings, source)
+
+
+def _next_number(session: Session, division: str, day: dt.date) -> str:
+    prefix = f"TB-{division}-{day:%Y%m%d}-"
+    count = session.exec(select(func.count(OutgoingNotice.id)).where(OutgoingNotice.message_id.like(prefix + "%"))).scalar_one()  # type: ignore[attr-defined]
+    return f"{prefix}{int(count) + 1:04d}"
+
+
+def draft(engine: Engine, settings: Settings, source: str | None = None) -> int:
+    """A draft per accepted record that owes a notice and has none; how many were made."""
+    _, config = _source(settings, source)
+    deadlines = Deadlines(settings.deadlines)
+    made = 0
+    with session_scope(engine) as session:
+        try:
+            county = county_division(session, settings, config)
+        except GatewayError as exc:
+            log.warning("notices not drafted: %s", exc)
+            return 0
+        earlier = aliased(Record)  # a notice drafted for any version of the same record (a correction owes no second one)
+        drafted = exists().where(
+            OutgoingNotice.record_id == earlier.id, earlier.contract == Record.contract, earlier.business_key == Record.business_key,
+        )
+        records = session.exec(
+            select(Record)
+            .join(Exchange, Exchange.id == Record.exchange_id)  # type: ignore[arg-type]
+            .where(Record.contract.in_(list(TRIGGERS)), Exchange.department != "national-platform", ~drafted)  # type: ignore[attr-defined]
+            .order_by(Record.id)  # type: ignore[arg-type]
+        ).scalars().all()
+        now = clock.now()
+        today = clock.in_china(now).date()
+        for record in records:
+            for trigger in _triggers(record, county):
+                rule = rule_for(KIND, settings)
+                due = deadlines.due(rule, today)
+                item = OutgoingNotice(
+                    message_id=_next_number(session, county, today), record_id=record.id, category=trigger.category,  # type: ignore[arg-type]
+                    to_division=trigger.to_division, feedback_required=True, created_at=now, due_date=due.date, due_rule=rule,
+                    due_provisional=due.provisional,
+                )
+                session.add(item)
+                session.flush()
+                open_obligation(
+                    session, kind=KIND, party=PARTY, subject=f"{KIND}:{item.message_id}", start=now, rule=rule, due=due,
+                    detail=f"通报 {item.message_id} ({CASE_LABELS.get(trigger.category, trigger.category)}) to {trigger.to_division}",
+                )
+                made += 1
+                log.info("notice %s drafted (record %s, subject %s), due %s", item.message_id, record.id,
+                         mask_name(trigger.person["name"]), due.date)
+    return made
+
+
+def _trigger_of(session: Session, item: OutgoingNotice, county: str) -> Trigger | None:
+    """What the newest version of the notice's record says (a corrected record, e.g. its
+    address completed, is what is sent)."""
+    first = session.get(Record, item.record_id)
+    if first is None:
+        return None
+    record = session.exec(
+        select(Record).where(Record.contract == first.contract, Record.business_key == first.business_key)
+        .order_by(Record.id.desc()).limit(1)  # type: ignore[union-attr]
+    ).scalars().first() or first
+    return next((t for t in _triggers(record, county) if t.category == item.category), None)
+
+
+def problems(trigger: Trigger | None) -> list[str]:
+    """Why a notice may not leave (name, ID number, a village-level address), Chinese first."""
+    if trigger is None:
+        return ["触发记录已不再需要通报 the record no longer owes this notice"]
+    found = []
+    if not trigger.person.get("name"):
+        found.append("缺少姓名 no name")
+    if not trigger.person.get("id_number"):
+        found.append("缺少公民身份号码 no ID number")
+    address = trigger.person.get("address") or ""
+    if not address:
+        found.append("缺少现居住地址 no address")
+    elif not VILLAGE_LEVEL.search(address):
+        found.append("地址未到村/社区居委会一级 the address does not reach the village (村/社区居委会)")
+    return found
+
+
+def render(message_id: str, *, sender: str, trigger: Trigger, sent: dt.datetime) -> bytes:
+    """One `JHXX` (FSDW this county, JSDW the place of household registration) holding one `TBXX`."""
+    root = etree.Element("JHXX", BBH="2.0", FSDW=sender, JSDW=trigger.to_division, FSSJ=clock.in_china(sent).isoformat(timespec="seconds"))
+    notice = etree.SubElement(root, "TBXX", XXBH=message_id, LB=trigger.category, XYFK="1", FQSJ=f"{clock.in_china(sent):%Y-%m-%d}")
+    person = etree.SubElement(notice, "DX", XM=trigger.person["name"], GMSFHM=trigger.person["id_number"])
+    if trigger.person.get("birth_date"):
+        person.set("CSRQ", trigger.person["birth_date"])
+    person.set("XJZD", trigger.person["address"])
+    etree.SubElement(notice, "TBNR").text = trigger.text
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+@dataclass
+class Sent:
+    notice: OutgoingNotice
+    sent: bool
+    error: str | None = None
+    receipt: str | None = None
+    refused_here: bool = False  # stopped before it left: its problems are in `error`
+
+
+def find(engine: Engine, notice: str) -> OutgoingNotice:
+    with Session(engine) as session:
+        query = select(OutgoingNotice).where(
+            OutgoingNotice.id == int(notice) if notice.isdigit() else OutgoingNotice.message_id == notice  # type: ignore[arg-type]
+        )
+        item = session.exec(query).scalars().first()
+        if item is None:
+            raise GatewayError(f"no notice of the county's own {notice!r}: see `gateway notices drafts`")
+        session.expunge(item)
+        return item
+
+
+def send(gateway: Any, settings: Settings, notice: str | int, *, operator: str | None = None, source: str | None = None) -> Sent:
+    """Check, POST and receipt one draft (see the module's docstring)."""
+    from gateway.pulls.http import PullError, endpoint, make_session, post
+
+    item = find(gateway.engine, str(notice))
+    if item.status != "draft":
+        return Sent(item, sent=item.status in ("sent", "answered"), error=None if item.status != "refused" else item.send_error)
+    name, config = _source(settings, source)
+    now = clock.now()
+    with Session(gateway.engine) as session:
+        county = county_division(session, settings, config)
+        trigger = _trigger_of(session, item, county)
+    found = problems(trigger)
+    if found:
+        reason = "；".join(found)
+        _note(gateway.engine, item.id, error=reason)  # type: ignore[arg-type]
+        log.warning("notice %s not sent: %s", item.message_id, reason)
+        return Sent(find(gateway.engine, str(item.id)), sent=False, error=reason, refused_here=True)
+    assert trigger is not None
+    body = render(item.message_id, sender=county, trigger=trigger, sent=now)
+    http = None
+    try:
+        http = make_session(name, config)
+        post(http, name, endpoint(config, "/exchange/notices"), body, config)
+    except (PullError, GatewayError) as exc:
+        refused = isinstance(exc, PullError) and exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 403, 429)
+        _note(gateway.engine, item.id, error=str(exc), status="refused" if refused else None)  # type: ignore[arg-type]
+        log.error("notice %s: %s: %s", item.message_id, "refused by the platform" if refused else "not sent yet", exc)
+        return Sent(find(gateway.engine, str(item.id)), sent=False, error=str(exc))
+    finally:
+        if http is not None:
+            http.close()
+    exchange_id, receipt = _receipt(gateway, item.message_id, body, kind="TBXX")
+    with session_scope(gateway.engine) as db:
+        row = db.get(OutgoingNotice, item.id)
+        assert row is not None
+        row.status, row.sent_at, row.sent_date, row.send_error, row.exchange_id = "sent", clock.now(), clock.in_china(now).date(), None, exchange_id
+        row.sent_by, row.notice_xml = operator or getpass.getuser(), body.decode("utf-8")
+        row.send_attempts += 1
+        fulfil(db, KIND, f"{KIND}:{row.message_id}", row.sent_at, by=row.sent_by)
+        db.flush()
+        db.expunge(row)
+    log.info("notice %s sent to %s, exchange %s", item.message_id, item.to_division, exchange_id)
+    return Sent(row, sent=True, receipt=receipt)
+
+
+def _note(engine: Engine, notice_id: int, *, error: str, status: str | None = None) -> None:
+    with session_scope(engine) as db:
+        row = db.get(OutgoingNotice, notice_id)
+        assert row is not None
+        row.send_attempts += 1
+        row.send_error = error
+        row.status = status or row.status
+
+
+def close_answered(engine: Engine) -> int:
+    """Close every sent notice whose feedback (an FKXX the platform pull brought) is stored."""
+    closed = 0
+    with session_scope(engine) as session:
+        waiting = {n.message_id: n for n in session.exec(select(OutgoingNotice).where(OutgoingNotice.status == "sent")).scalars()}
+        if not waiting:
+            return 0
+        rows = session.exec(
+            select(Record.id, Record.business_key, Record.payload)
+            .join(Exchange, Exchange.id == Record.exchange_id)  # type: ignore[arg-type]
+            .where(Record.contract == "AssistCheckFeedback", Exchange.adapter == "national-platform",
+                   Record.business_key.in_(list(waiting)))  # type: ignore[attr-defined]
+            .order_by(Record.id)  # type: ignore[arg-type]
+        ).all()
+        for record_id, key, payload in rows:
+            item = waiting.get(key)
+            if item is None or item.status != "sent":
+                continue
+            answered = json.loads(payload).get("answered_at")
+            item.status, item.answer_record_id = "answered", record_id
+            item.answered_at = dt.datetime.fromisoformat(answered) if answered else clock.now()
+            closed += 1
+    return closed
+
+
+@dataclass
+class FollowUp:
+    drafted: int = 0
+    sent: int = 0
+    answered: int = 0
+    errors: list[str] | None = None
+
+    def summary(self) -> str:
+        return f"{self.drafted} notice(s) of the county's own drafted, {self.sent} sent, {self.answered} answered"
+
+
+def follow_up(gateway: Any, settings: Settings, source: str | None = None) -> FollowUp:
+    """Draft what accepted records owe, close answered notices, and send drafts when
+    `[pulls.platform] send_notices = true`."""
+    result = FollowUp(errors=[])
+    try:
+        name, config = _source(settings, source)
+    except GatewayError:
+        return result  # no platform configured: nothing to notify through
+    result.drafted = draft(gateway.engine, settings, name)
+    result.answered = close_answered(gateway.engine)
+    if getattr(config, "send_notices", False):
+        with Session(gateway.engine) as session:
+            ids = list(session.exec(select(OutgoingNotice.id).where(OutgoingNotice.status == "draft").order_by(OutgoingNotice.id)).scalars())  # type: ignore[arg-type]
+        for notice_id in ids:
+            outcome = send(gateway, settings, notice_id, operator="auto", source=name)  # type: ignore[arg-type]
+            if outcome.sent:
+                result.sent += 1
+            else:
+                result.errors.append(f"{outcome.notice.message_id}: {outcome.error}")  # type: ignore[union-attr]
+    return result
+
+
+@dataclass
+class NoticeView:
+    item: OutgoingNotice
+    subject: str  # masked
+    problems: list[str]
+
+
+def list_drafts(engine: Engine, settings: Settings, *, include_sent: bool = False) -> list[NoticeView]:
+    """The county's own notices, soonest due first: drafts (with why one cannot leave), and sent ones with `include_sent`."""
+    _, config = _source(settings)
+    views = []
+    with Session(engine) as session:
+        county = county_division(session, settings, config)
+        query = select(OutgoingNotice).order_by(OutgoingNotice.due_date, OutgoingNotice.id)  # type: ignore[arg-type]
+        if not include_sent:
+            query = query.where(OutgoingNotice.status == "draft")
+        for item in session.exec(query).scalars().all():
+            trigger = _trigger_of(session, item, county)
+            subject = f"{mask_name(trigger.person['name'])} {mask_id(trigger.person['id_number'])}" if trigger else ""
+            views.append(NoticeView(item, subject, problems(trigger) if item.status == "draft" else []))
+    return views
+
+
+def submitted_in(engine: Engine, first: dt.date, last: dt.date, until: dt.datetime) -> int:
+    """The county's own notices the platform took, sent (FQSJ) from `first` to `last`, by `until`."""
+    with Session(engine) as session:
+        found = session.exec(
+            select(func.count(OutgoingNotice.id)).where(
+                OutgoingNotice.sent_date >= first, OutgoingNotice.sent_date <= last,  # type: ignore[operator]
+                OutgoingNotice.sent_at.is_not(None), OutgoingNotice.sent_at <= until,  # type: ignore[union-attr]
+            )
+        ).scalar_one()
+    return int(found)
+
