@@ -48,6 +48,7 @@ from gateway.receipts.rejection_report import write_report
 from gateway.exchange.batches import ISSUE_KEYS, PreparedBatch, RowPreparer
 from gateway.intake.arrival import HEAD_BYTES, TAIL_BYTES, ArrivalWatch
 from gateway.intake.names import fit, is_utf8, readable_name, shown
+from gateway.masking import mask_file_path, scrub_message, scrubbed_traceback
 from gateway.intake.pending import WHY as PENDING_WHY, pending_name, pending_text
 from gateway.intake.staging import Sniffed, sniff_file
 from gateway.store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
@@ -380,16 +381,20 @@ class Gateway:
                 self.arrival.forget(found)  # moved out of the inbox: a file dropped later under its name is new
             return outcome
         except (TransportError, OSError) as exc:
-            log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
+            log.error("%s: left in the inbox for the next pass: %s", mask_file_path(found.path), scrub_message(str(exc)))
         except Exception as exc:
             fault = database_fault(exc)
             if fault is not None:
                 if self._attempt is not None:
                     self._attempts_to_forgive.add(self._attempt)
                 # Every other file would fail the same way: stop the pass (the caller backs off).
-                log.error("%s: left in the inbox: %s", found.path, fault)
+                log.error("%s: left in the inbox: %s", mask_file_path(found.path), fault)
                 raise
-            log.exception("%s: processing failed; left in the inbox for the next pass", found.path)
+            # Not log.exception: an adapter's or a library's text may quote the file.
+            log.error(
+                "%s: processing failed; left in the inbox for the next pass: %s",
+                mask_file_path(found.path), scrubbed_traceback(exc),
+            )
         return None
 
     def _forgive_attempts(self) -> None:
@@ -417,7 +422,7 @@ class Gateway:
                     self._note_pending(found, "unreadable")
                 raise
             if not transport.still_there(found):
-                log.info("%s changed while it was read; taking it on a later pass", found.path)
+                log.info("%s changed while it was read; taking it on a later pass", mask_file_path(found.path))
                 return None
             self._staged[found.path] = staged
             return self._process_staged(found, staged, sniffed, archive=True)
@@ -531,7 +536,7 @@ class Gateway:
         if finished is None:
             self._attempt = exchange.id  # committed: counted (see _forgive_attempts)
         if finished is not None:
-            log.info("exchange %s: committed earlier; completing the move of %s", finished.id, found.path)
+            log.info("exchange %s: committed earlier; completing the move of %s", finished.id, mask_file_path(found.path))
             return self._finish(finished, found, archive=True)
 
         if exchange.attempts > self.settings.max_attempts:
@@ -763,7 +768,7 @@ class Gateway:
                 batches = stack.enter_context(
                     ParsedInProcesses(adapter, source, exchange.id, batch, workers)
                 )
-                log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, source.name, workers)
+                log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, shown(source.name), workers)
             else:
                 if progress is not None:
                     opener = source.open_binary
@@ -955,7 +960,7 @@ class Gateway:
             report_sha = write_report(self._report_path(exchange), self._errors(session, exchange.id))
             self._seal(session, exchange, TreeBuilder(), {}, report_sha)
             session.expunge(exchange)
-        log.warning("exchange %s: file %s rejected: %s", exchange.id, found.path, rejected.code)
+        log.warning("exchange %s: file %s rejected: %s", exchange.id, mask_file_path(found.path), rejected.code)
         return self._finish(exchange, found, archive=archive)
 
     def _refuse_unreadable(self, found: FoundFile, kind: str) -> Outcome:
@@ -1042,7 +1047,7 @@ class Gateway:
                 leftover.unlink(missing_ok=True)
         log.info(
             "exchange %s (%s, %s): %s, %d accepted, %d rejected, %d duplicate",
-            exchange.id, department, exchange.file_name, exchange.status,
+            exchange.id, department, shown(exchange.file_name), exchange.status,
             exchange.accepted, exchange.rejected, exchange.duplicates,
         )
         if exchange.status == "processed":  # deliveries to the entitled departments (gateway/routing/); never raises

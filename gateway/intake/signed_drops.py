@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from gateway.errors import FileRejected, GatewayError, TransportError
 from gateway.receipts.keys import DepartmentKeys
 from gateway.intake.transports import FoundFile
+from gateway.masking import mask_file_path
 
 if TYPE_CHECKING:
     from gateway.intake.transports.base import Mailboxes
@@ -74,7 +75,7 @@ class SignedDrops:
             if found.kind != "file" or found.name in signatures or now - found.mtime >= wait:
                 taken.append(found)
             else:
-                log.debug("%s: waiting up to %.0fs for its signature %s.asc", found.path, wait, found.name)
+                log.debug("%s: waiting up to %.0fs for its signature (.asc)", mask_file_path(found.path), wait)
         return taken
 
     def check(self, found: FoundFile, staged: Path) -> FileRejected | None:
@@ -106,7 +107,7 @@ class SignedDrops:
                 scratch.unlink(missing_ok=True)
         if not verdict.genuine:
             return FileRejected("signature_bad", f"{name}: {'; '.join(verdict.problems)}; expected a signature by {expected}")
-        log.info("%s: good signature by %s", found.path, verdict.fingerprint)
+        log.info("%s: good signature by %s", mask_file_path(found.path), verdict.fingerprint)
         return None
 
     def archive_signature(self, found: FoundFile, folder: str, name: str) -> None:
