@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import traceback
+from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 MAX_SHOWN = 64
@@ -88,6 +89,13 @@ def mask_untrusted(value: str | None, known: tuple[str, ...] = ()) -> str:
     if _PLAIN.match(rest.strip()):
         return text
     return mask_name(text)
+
+
+def mask_header_cell(cell: str, known: Iterable[str] = ()) -> str:
+    """A header cell as a message shows it (`header_duplicate`): as is when it is one of the
+    `known` column names of the format, else masked like any untrusted value (a clerk may
+    have typed a child's name into row 1)."""
+    return cell if cell in set(known) else mask_untrusted(cell)
 
 
 def mask_sheet_name(name: str) -> str:
