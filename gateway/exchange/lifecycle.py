@@ -286,7 +286,7 @@ class Gateway:
             try:
                 self._archive_replaced(FoundFile(gone_department, PurePosixPath(gone).name, gone, 0, 0.0), "", changed=False)
             except (TransportError, OSError) as exc:
-                log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, exc)
+                log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, scrub_message(str(exc)))
         for found in unreadable:
             self._note_pending(found, "unreadable")  # logged once, with the note
         for found in arrived:
