@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.adapter import RawRow, SourceFile
 from gateway.errors import FileRejected
-from gateway.masking import mask_header_cell
+from gateway.masking import mask_header_cell, scrub_message
 
 # A real field is at most a few hundred characters; a 20 MB "field" is a broken or
 # hostile file. csv raises on the oversized field and carries on with the next line.
@@ -93,7 +93,7 @@ def csv_rows(source: SourceFile, required: Sequence[str], known: Sequence[str] =
         except StopIteration:
             raise FileRejected("empty", "the file holds no header row") from None
         except csv.Error as exc:
-            raise FileRejected("header_unreadable", str(exc)) from None
+            raise FileRejected("header_unreadable", scrub_message(str(exc))) from None
         except _LineTooLong:
             raise FileRejected("header_unreadable", f"the header line is longer than {LINE_LIMIT} characters", row=1) from None
         header = [normalize_header(cell) for cell in header]
