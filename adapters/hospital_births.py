@@ -55,7 +55,7 @@ class HospitalBirthsAdapter(Adapter):
         return source.suffix in self.file_types and (not source.head() or "出生医学证明编号" in source.head())
 
     def parse(self, source: SourceFile) -> Iterator[RawRow]:
-        return csv_rows(source, REQUIRED)
+        return csv_rows(source, REQUIRED, tuple(COLUMNS))
 
     def normalize(self, row: RawRow) -> BirthEvent:
         get = row.fields.get

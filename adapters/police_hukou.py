@@ -108,7 +108,7 @@ class PoliceHukouAdapter(Adapter):
         return {"YWLX", "GMSFHM"} <= {normalize_header(cell) for cell in first_line}
 
     def parse(self, source: SourceFile) -> Iterator[RawRow]:
-        return csv_rows(source, REQUIRED)
+        return csv_rows(source, REQUIRED, ALL_COLUMNS)
 
     def normalize(self, row: RawRow) -> Contract:
         fields = row.fields

@@ -29,7 +29,7 @@ from contracts.school import IdDocumentType, SchoolEnrolment, StageAgeRanges
 from gateway import hookimpl
 from gateway.adapter import Adapter, AdapterConfig, RawRow, RowRejected, SourceFile
 from gateway.errors import FileRejected
-from gateway.masking import mask_sheet_name, scrub_message
+from gateway.masking import mask_header_cell, mask_sheet_name, scrub_message
 from gateway.readers import csv_rows, normalize_header
 from gateway.readers.xml import iter_elements, root_tag
 
@@ -212,7 +212,7 @@ def _header(cells: tuple[Any, ...]) -> list[str]:
     named = [column for column in header if column]
     for column in named:
         if named.count(column) > 1:
-            raise FileRejected("header_duplicate", f"column {column} appears twice", row=1)
+            raise FileRejected("header_duplicate", f"column {mask_header_cell(column, tuple(COLUMNS))} appears twice", row=1)
     return header
 
 
@@ -270,7 +270,7 @@ class SchoolEnrolmentsAdapter(Adapter):
     def parse(self, source: SourceFile) -> Iterator[RawRow]:
         if source.suffix == ".xlsx":
             return xlsx_rows(source, self.config)
-        return csv_rows(source, REQUIRED)
+        return csv_rows(source, REQUIRED, tuple(COLUMNS))
 
     def normalize(self, row: RawRow) -> SchoolEnrolment:
         cell = {column: _cell(column, row.fields.get(column)) for column in COLUMNS}

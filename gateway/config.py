@@ -144,8 +144,10 @@ class Settings(BaseSettings):
         default=60.0, ge=0,
         description="a file that does not look complete for its format (and did not arrive by rename) must be unchanged this long",
     )
-    arrival: dict[str, Literal["settle", "rename"]] = Field(
-        default_factory=dict, description="[arrival] DEPARTMENT = rule: `rename` takes a file renamed from NAME.part at once"
+    arrival: dict[str, Literal["settle", "rename", "manifest"]] = Field(
+        default_factory=dict,
+        description="[arrival] DEPARTMENT = rule: `rename` takes a file renamed from NAME.part at once; "
+        "`manifest` takes NAME only with NAME.sha256 beside it, once its bytes match",
     )
     poll_seconds: float = Field(default=10.0, gt=0, description="how often `gateway run` polls the inboxes")
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")

@@ -7,7 +7,11 @@ their first and last characters. Nothing here is reversible.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import traceback
+from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 MAX_SHOWN = 64
 # Anything shaped like an ID number is masked even in a field not marked as one.
@@ -87,6 +91,13 @@ def mask_untrusted(value: str | None, known: tuple[str, ...] = ()) -> str:
     return mask_name(text)
 
 
+def mask_header_cell(cell: str, known: Iterable[str] = ()) -> str:
+    """A header cell as a message shows it (`header_duplicate`): as is when it is one of the
+    `known` column names of the format, else masked like any untrusted value (a clerk may
+    have typed a child's name into row 1)."""
+    return cell if cell in set(known) else mask_untrusted(cell)
+
+
 def mask_sheet_name(name: str) -> str:
     """A workbook's sheet name: a clerk may have named a sheet after a child."""
     return name if _SAFE_SHEET.match(name.strip()) else mask_untrusted(name)
@@ -104,3 +115,48 @@ def scrub_message(text: str | None, limit: int = 200) -> str:
     text = _ID_LIKE.sub(lambda m: mask_id(m.group(0)), text)
     text = re.sub(r"\d{7,}", lambda m: mask_id(m.group(0)), text)
     return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """Where `exc` was raised, for a log: the frames (file, line, function, source line: the
+    program's own text) of it and of its causes, each cause named by its type and its
+    message scrubbed (`scrub_message`), never the raw text, which may quote the file."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = "".join(traceback.format_tb(current.__traceback__))
+        parts.append(f"{type(current).__name__}: {scrub_message(str(current))}\n{frames}".rstrip())
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return "\n  caused by ".join(parts)
+
+
+# -- file names (文件名) -------------------------------------------------------------------
+#
+# A department's file name may hold personal data (a clerk names a file after a child, or
+# puts an ID number in it), so everything but the signed receipt shows a drop's name
+# masked: its first character, a short digest that tells two names apart, and its
+# extension (`出…#3fa2c1.csv`). The receipt keeps the name as the sender gave it
+# (docs/security.md says why).
+
+
+def mask_file_name(name: str | None) -> str:
+    """A drop's file name as a log line, the console, a listing or a delivery may show it."""
+    if not name:
+        return ""
+    raw = name.encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(raw).hexdigest()[:6]
+    path = PurePosixPath(name)
+    suffix = path.suffix if len(path.suffix) <= 8 and path.suffix.isascii() and path.suffix.isprintable() else ""
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    head = "".join(c if c.isprintable() and not 0xDC80 <= ord(c) <= 0xDCFF and not c.isdigit() else "?" for c in stem[:1])
+    return f"{head}…#{digest}{suffix}"
+
+
+def mask_file_path(path: object) -> str:
+    """A path whose last part is a drop's name (`hospital/inbox/…`): the folders as they
+    are (the gateway's own), the name masked."""
+    text = str(path)
+    folder, sep, name = text.rpartition("/")
+    return f"{folder}{sep}{mask_file_name(name)}"

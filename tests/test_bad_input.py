@@ -217,6 +217,17 @@ def test_header_missing_a_column_is_rejected_naming_it(gateway, settings):
     assert "母亲公民身份号码" in row[5]
 
 
+@pytest.mark.parametrize(("cell", "shown"), [("父亲姓名", "父亲姓名"), ("欧阳明月", "欧**")])
+def test_header_duplicate_names_a_known_column_and_masks_any_other(gateway, settings, cell, shown):
+    """A header cell is text from the file: named in the reason only when it is one of the
+    format's columns (a clerk may have typed a child's name into row 1)."""
+    data = csv_bytes([row + ",," for row in rows_for("7003")], header=HEADER + f",{cell},{cell}")
+    row = reject_then_keep_running(gateway, settings, "twice.csv", data, "header_duplicate")
+    assert f"column {shown} appears twice" in row[5]
+    if cell != shown:
+        assert cell not in "".join(row) and cell[1:] not in query(settings, "SELECT reason FROM exchange WHERE file_name = 'twice.csv'")[0][0]
+
+
 def test_binary_file_named_csv_is_rejected(gateway, settings):
     # A PNG picture saved under a .csv name: NUL bytes from its first chunk on.
     data = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" + bytes(range(256)) * 64

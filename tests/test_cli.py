@@ -36,7 +36,9 @@ def test_init_is_idempotent_and_keeps_the_key(tmp_path):
 def test_run_once_prints_a_summary_and_exchanges_show_masks(home, settings):
     drop(settings, "hospital", SPECIMEN, specimen(SPECIMEN))
     result = run_gateway(home, "run", "--once", env={"GATEWAY_SETTLE_SECONDS": "0"})
-    assert "processed" in result.stdout and SPECIMEN in result.stdout
+    from gateway.masking import mask_file_name
+
+    assert "processed" in result.stdout and mask_file_name(SPECIMEN) in result.stdout  # file names masked (issue 14)
     listing = run_gateway(home, "exchanges", "list")
     assert "hospital-births" in listing.stdout
     shown = run_gateway(home, "exchanges", "show", "1")

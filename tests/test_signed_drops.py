@@ -9,6 +9,7 @@ import pytest
 from conftest import drop, specimen
 from gpg_helpers import DepartmentKeyring
 
+from gateway.masking import mask_file_name
 from gateway.receipts.check import verify_receipt
 from gateway.receipts.keys import DepartmentKeys
 
@@ -59,7 +60,7 @@ def test_a_signature_by_another_key_is_refused_at_once(gateway, settings, regist
     drop(settings, "hospital", "births.csv", data)
     [outcome] = gateway.run_once()
     assert outcome.status == "rejected" and outcome.accepted == 0
-    assert "registered key" in outcome.reason and "births.csv.asc" in outcome.reason
+    assert "registered key" in outcome.reason and mask_file_name("births.csv.asc") in outcome.reason
     assert folder(settings, "rejected") == ["births.csv", "births.csv.asc", "births.csv.errors.csv"]
     receipt_path = settings.mailbox_root / outcome.receipt
     receipt = json.loads(receipt_path.read_bytes())
@@ -88,7 +89,7 @@ def test_a_drop_waits_for_its_signature_then_is_refused(gateway, settings, regis
     drop(settings, "hospital", "late.csv", variant(6), age=settings.signature_wait_seconds + 60)
     [outcome] = gateway.run_once()
     assert outcome.status == "rejected"
-    assert "late.csv.asc" in outcome.reason and "did not arrive" in outcome.reason
+    assert mask_file_name("late.csv.asc") in outcome.reason and "did not arrive" in outcome.reason
     assert "late.csv" in folder(settings, "rejected")
 
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from gateway.cli._common import setup_logging as _logging
 from gateway.config import default_home, load_settings
 from gateway.errors import GatewayError
+from gateway.masking import mask_file_name, mask_file_path
 
 # Tracebacks never show local variables: they would print records' personal data.
 app = typer.Typer(
@@ -205,7 +206,7 @@ def _summary(outcomes) -> None:  # type: ignore[no-untyped-def]
         table.add_column(column, justify="right" if column in {"exchange", "accepted", "rejected", "duplicate"} else "left")
     for o in outcomes:
         status = o.status if not o.reason else f"{o.status}: {o.reason}"
-        table.add_row(str(o.exchange_id), o.department, o.file_name, status, str(o.accepted), str(o.rejected), str(o.duplicates), o.receipt or "")
+        table.add_row(str(o.exchange_id), o.department, mask_file_name(o.file_name), status, str(o.accepted), str(o.rejected), str(o.duplicates), o.receipt or "")
     if outcomes:
         console.print(table)
     else:
@@ -233,7 +234,7 @@ def exchanges_list(
     with Session(engine) as session:
         for e in iter_exchanges(session, department, limit):
             table.add_row(
-                str(e.id), e.received_at.isoformat(sep=" "), e.department, e.file_name, e.adapter or "",
+                str(e.id), e.received_at.isoformat(sep=" "), e.department, mask_file_name(e.file_name), e.adapter or "",
                 e.status + (f" (of {e.duplicate_of})" if e.duplicate_of else ""),
                 str(e.rows), str(e.accepted), str(e.rejected), str(e.duplicates),
             )
@@ -255,10 +256,10 @@ def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
             console.print(f"[red]No exchange {exchange_id}.[/] See `gateway exchanges list`.")
             raise typer.Exit(1)
         receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange_id)).first()
-        console.print(f"[bold]Exchange {e.id}[/]  {e.department}  {e.file_name}")
+        console.print(f"[bold]Exchange {e.id}[/]  {e.department}  {mask_file_name(e.file_name)}")
         console.print(f"status {e.status}" + (f" (duplicate of {e.duplicate_of})" if e.duplicate_of else "") + (f": {e.reason}" if e.reason else ""))
         console.print(f"sha256 {e.sha256}  size {e.size}  encoding {e.encoding}  adapter {e.adapter}")
-        console.print(f"received {e.received_at}  processed {e.processed_at}  archived {e.archived_path}")
+        console.print(f"received {e.received_at}  processed {e.processed_at}  archived {mask_file_path(e.archived_path or '')}")
         console.print(f"rows {e.rows}: accepted {e.accepted}, rejected {e.rejected}, duplicate {e.duplicates}, corrected {e.corrected}, warnings {e.warnings}")
         if receipt:
             console.print(f"receipt R{receipt.sequence:08d}  sha256 {receipt.sha256}  key {receipt.key_fingerprint}")

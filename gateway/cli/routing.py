@@ -12,6 +12,7 @@ from rich.table import Table
 
 from gateway import clock
 from gateway.cli._common import HomeOption, console, settings_for
+from gateway.masking import mask_file_name
 
 agreements_app = typer.Typer(help="Sharing agreements: who receives which records and fields.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Deliveries to the entitled departments, and their acknowledgements.", no_args_is_help=True)
@@ -269,7 +270,7 @@ def deliveries_send(home: HomeOption = None) -> None:
     if report.deliveries:
         console.print(table)
     for ack in report.acknowledgements:
-        console.print(f"acknowledgement {ack.file_name} from {ack.department}: {ack.status}" + (f" ({ack.reason})" if ack.reason else ""), markup=False)
+        console.print(f"acknowledgement {mask_file_name(ack.file_name)} from {ack.department}: {ack.status}" + (f" ({ack.reason})" if ack.reason else ""), markup=False)
     if not report.deliveries and not report.acknowledgements:
         console.print("Nothing due.")
     if report.problems:

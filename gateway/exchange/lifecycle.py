@@ -47,7 +47,9 @@ from gateway.receipts.signing import Signer
 from gateway.receipts.rejection_report import write_report
 from gateway.exchange.batches import ISSUE_KEYS, PreparedBatch, RowPreparer
 from gateway.intake.arrival import HEAD_BYTES, TAIL_BYTES, ArrivalWatch
+from gateway.intake import manifests
 from gateway.intake.names import fit, is_utf8, readable_name, shown
+from gateway.masking import mask_file_path, scrub_message, scrubbed_traceback
 from gateway.intake.pending import WHY as PENDING_WHY, pending_name, pending_text
 from gateway.intake.staging import Sniffed, sniff_file
 from gateway.store import Exchange, Receipt, Record, RowError, create_schema, make_engine, session_scope
@@ -150,6 +152,7 @@ class Gateway:
         # Observations of every inbox, kept across polls (gateway/intake/arrival.py).
         self.arrival = ArrivalWatch(settings.settle_seconds, settings.arrival_wait_seconds, dict(settings.arrival))
         self._pending_noted: set[tuple[str, str, str]] = set()
+        self._manifest_held: set[tuple[str, str]] = set()  # (inbox path, why) logged once
         self._staged: dict[str, Path] = {}  # inbox path -> its staged copy, while it is processed
         self._adapters: dict[str, Adapter] = {}
         # Exchanges whose counted attempt a database fault cut short: a fault is not the
@@ -247,6 +250,8 @@ class Gateway:
             strays = [f for f in listing if f.kind == "file" and ACK_NAME.match(f.name)]
             listing = [f for f in listing if f not in strays]
             self._refuse_stray_acknowledgements(strays, {f.name for f in everything}, now)
+        if self.settings.arrival.get(department) == "manifest":
+            listing = self._with_manifests(department, listing)
         try:
             listed = self.drops.ready(department, listing, now)
         except TransportError as exc:
@@ -281,7 +286,7 @@ class Gateway:
             try:
                 self._archive_replaced(FoundFile(gone_department, PurePosixPath(gone).name, gone, 0, 0.0), "", changed=False)
             except (TransportError, OSError) as exc:
-                log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, exc)
+                log.error("%s: removed before it was archived; its kept bytes could not be archived: %s", gone_department, scrub_message(str(exc)))
         for found in unreadable:
             self._note_pending(found, "unreadable")  # logged once, with the note
         for found in arrived:
@@ -292,6 +297,48 @@ class Gateway:
                 found = renamed
             ready.append(found)
         return ready, wait
+
+    def _with_manifests(self, department: str, listing: list[FoundFile]) -> list[FoundFile]:
+        """A `manifest` department's drops that have their NAME.sha256 (gateway/intake/manifests.py);
+        the others are held, logged once."""
+        drops, named = manifests.split(listing)
+        kept = []
+        for found in drops:
+            if found.kind == "file" and found.name not in named:
+                if (found.path, "missing") not in self._manifest_held:
+                    self._manifest_held.add((found.path, "missing"))
+                    log.info("%s: held: waiting for its manifest (.sha256)", mask_file_path(found.path))
+                continue
+            kept.append(found)
+        return kept
+
+    def _matches_manifest(self, found: FoundFile, sniffed: Sniffed) -> bool:
+        """For a `manifest` department: True when the staged bytes hash to NAME.sha256's digest."""
+        if self.settings.arrival.get(found.department) != "manifest" or found.path.startswith("/"):
+            return True
+        transport = self.transport_for(found.department)
+        scratch = self.settings.staging_dir / f"{os.getpid()}-{uuid.uuid4().hex}.sha256"
+        try:
+            transport.stage(manifests.manifest_for(found), scratch)
+            digest = manifests.digest_in(scratch.read_bytes())
+        except (TransportError, OSError):
+            digest = None  # removed, or not readable yet: the next poll looks again
+        finally:
+            scratch.unlink(missing_ok=True)
+        if digest == sniffed.sha256:
+            self._manifest_held -= {(found.path, "missing"), (found.path, "mismatch")}
+            return True
+        if (found.path, "mismatch") not in self._manifest_held:
+            self._manifest_held.add((found.path, "mismatch"))
+            log.info("%s: held: its bytes do not match its manifest yet (still arriving?)", mask_file_path(found.path))
+        return False
+
+    def _archive_manifest(self, transport: Transport, found: FoundFile, folder: str, name: str) -> None:
+        if self.settings.arrival.get(found.department) != "manifest" or found.path.startswith("/"):
+            return
+        manifest = manifests.manifest_for(found)
+        if transport.exists(found.department, "inbox", manifest.name):
+            transport.archive(manifest, folder, name + manifests.MANIFEST_SUFFIX)
 
     def _refuse_stray_acknowledgements(self, strays: list[FoundFile], names: set[str], now: float) -> None:
         for found in strays:
@@ -380,16 +427,20 @@ class Gateway:
                 self.arrival.forget(found)  # moved out of the inbox: a file dropped later under its name is new
             return outcome
         except (TransportError, OSError) as exc:
-            log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
+            log.error("%s: left in the inbox for the next pass: %s", mask_file_path(found.path), scrub_message(str(exc)))
         except Exception as exc:
             fault = database_fault(exc)
             if fault is not None:
                 if self._attempt is not None:
                     self._attempts_to_forgive.add(self._attempt)
                 # Every other file would fail the same way: stop the pass (the caller backs off).
-                log.error("%s: left in the inbox: %s", found.path, fault)
+                log.error("%s: left in the inbox: %s", mask_file_path(found.path), fault)
                 raise
-            log.exception("%s: processing failed; left in the inbox for the next pass", found.path)
+            # Not log.exception: an adapter's or a library's text may quote the file.
+            log.error(
+                "%s: processing failed; left in the inbox for the next pass: %s",
+                mask_file_path(found.path), scrubbed_traceback(exc),
+            )
         return None
 
     def _forgive_attempts(self) -> None:
@@ -417,7 +468,9 @@ class Gateway:
                     self._note_pending(found, "unreadable")
                 raise
             if not transport.still_there(found):
-                log.info("%s changed while it was read; taking it on a later pass", found.path)
+                log.info("%s changed while it was read; taking it on a later pass", mask_file_path(found.path))
+                return None
+            if not self._matches_manifest(found, sniffed):
                 return None
             self._staged[found.path] = staged
             return self._process_staged(found, staged, sniffed, archive=True)
@@ -531,7 +584,7 @@ class Gateway:
         if finished is None:
             self._attempt = exchange.id  # committed: counted (see _forgive_attempts)
         if finished is not None:
-            log.info("exchange %s: committed earlier; completing the move of %s", finished.id, found.path)
+            log.info("exchange %s: committed earlier; completing the move of %s", finished.id, mask_file_path(found.path))
             return self._finish(finished, found, archive=True)
 
         if exchange.attempts > self.settings.max_attempts:
@@ -763,7 +816,7 @@ class Gateway:
                 batches = stack.enter_context(
                     ParsedInProcesses(adapter, source, exchange.id, batch, workers)
                 )
-                log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, source.name, workers)
+                log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, shown(source.name), workers)
             else:
                 if progress is not None:
                     opener = source.open_binary
@@ -955,7 +1008,7 @@ class Gateway:
             report_sha = write_report(self._report_path(exchange), self._errors(session, exchange.id))
             self._seal(session, exchange, TreeBuilder(), {}, report_sha)
             session.expunge(exchange)
-        log.warning("exchange %s: file %s rejected: %s", exchange.id, found.path, rejected.code)
+        log.warning("exchange %s: file %s rejected: %s", exchange.id, mask_file_path(found.path), rejected.code)
         return self._finish(exchange, found, archive=archive)
 
     def _refuse_unreadable(self, found: FoundFile, kind: str) -> Outcome:
@@ -1025,6 +1078,7 @@ class Gateway:
                 if exchange.status == "rejected" and has_errors:
                     transport.put(department, folder, f"{name}.errors.csv", report)
                 self.drops.archive_signature(found, folder, name)
+                self._archive_manifest(transport, found, folder, name)
                 archived = self._archive(transport, exchange, found, folder, name)
                 transport.remove(department, "outbox", pending_name(found.name))
                 self._pending_noted = {key for key in self._pending_noted if key[:2] != (department, found.path)}
@@ -1042,7 +1096,7 @@ class Gateway:
                 leftover.unlink(missing_ok=True)
         log.info(
             "exchange %s (%s, %s): %s, %d accepted, %d rejected, %d duplicate",
-            exchange.id, department, exchange.file_name, exchange.status,
+            exchange.id, department, shown(exchange.file_name), exchange.status,
             exchange.accepted, exchange.rejected, exchange.duplicates,
         )
         if exchange.status == "processed":  # deliveries to the entitled departments (gateway/routing/); never raises

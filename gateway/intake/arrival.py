@@ -28,7 +28,9 @@ it is archived; and content that changed becomes a new exchange superseding the 
 while the archive keeps exactly the bytes the first receipt signs.
 
 `settle_seconds = 0` turns all waiting off (a mailbox written only by rename, and the
-tests). A department's `[arrival]` rule `manifest` is not offered yet.
+tests). For a department whose `[arrival]` rule is `manifest`, the caller passes only the
+drops whose `NAME.sha256` is listed (gateway/intake/manifests.py), and each is ready at
+once: the manifest's digest, checked on the staged bytes, says whether it is complete.
 
 Intake may import: the transports' FoundFile, the settings' numbers. Nothing else."""
 
@@ -107,7 +109,7 @@ class ArrivalWatch:
     settle_seconds: float
     wait_seconds: float = DEFAULT_WAIT_SECONDS
     rules: dict[str, str] = field(default_factory=dict)
-    """department -> `settle` (default) or `rename`."""
+    """department -> `settle` (default), `rename` or `manifest`."""
     seen: dict[tuple[str, str], Seen] = field(default_factory=dict)
     renamed: dict[tuple[str, str], float] = field(default_factory=dict)
     """(department, final name) -> when its temporary name was last listed."""
@@ -167,6 +169,11 @@ class ArrivalWatch:
                 if seen is None or (seen.size, seen.mtime) == (found.size, found.mtime):
                     ready.append(found)
                 self.seen[key] = Seen(found.size, found.mtime, now)
+                continue
+            if self.rules.get(department) == "manifest" and found.kind == "file":
+                ready.append(found)  # its manifest is listed: complete once its bytes match it
+                if seen is None:
+                    self.seen[key] = Seen(found.size, found.mtime, now)
                 continue
             renamed = (department, found.name) in self.renamed
             if renamed and self.rules.get(department) == "rename" and found.kind == "file":

@@ -27,6 +27,7 @@ from gateway.store import session_scope
 from gateway.store.faults import database_fault
 from gateway.store.models import FileClaim
 from gateway.intake.transports import FoundFile
+from gateway.masking import mask_file_path
 
 log = logging.getLogger("gateway.intake.claims")
 
@@ -105,7 +106,7 @@ class ClaimQueue:
             if row is None:
                 return None
             if row.worker is not None:
-                log.warning("taking over %s from %s, silent since %s", row.path, row.worker, row.heartbeat_at)
+                log.warning("taking over %s from %s, silent since %s", mask_file_path(row.path), row.worker, row.heartbeat_at)
             row.worker, row.heartbeat_at = self.worker, utcnow()
             found = FoundFile(row.department, row.name, row.path, row.size, row.mtime, row.kind)
             return Claim(row.id or 0, found)
@@ -139,10 +140,10 @@ class ClaimQueue:
             while not stop.wait(self.heartbeat):
                 try:
                     if not self.beat(claim):
-                        log.error("claim on %s was taken over by another process", claim.found.path)
+                        log.error("claim on %s was taken over by another process", mask_file_path(claim.found.path))
                         return
                 except Exception:  # noqa: BLE001 - the database may be briefly away; try on the next beat
-                    log.warning("heartbeat for %s failed; retrying", claim.found.path)
+                    log.warning("heartbeat for %s failed; retrying", mask_file_path(claim.found.path))
 
         thread = threading.Thread(target=beat, name=f"heartbeat-{claim.id}", daemon=True)
         thread.start()

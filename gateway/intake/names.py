@@ -2,8 +2,7 @@
 for the names the gateway derives from them, and the masked form a log line shows.
 
 A department's file name may hold personal data (a clerk names a file after a child), so
-logs show `shown(name)`: the first two characters, a short digest that tells two names
-apart, and the extension (`出生…#3fa2c1.csv`)."""
+logs show `shown(name)`, which is gateway.masking.mask_file_name (`出…#3fa2c1.csv`)."""
 
 from __future__ import annotations
 
@@ -11,21 +10,14 @@ import hashlib
 import os
 from pathlib import PurePosixPath
 
+from gateway.masking import mask_file_name as shown
+
 NAME_MAX = 255
 """Bytes in one path component (ext4, xfs, OpenSSH's servers: NAME_MAX)."""
 LONGEST_DERIVED = ".receipt.json.asc.part"
 """The longest suffix the gateway appends to a drop's name (22 bytes)."""
 
-
-def shown(name: str) -> str:
-    """A file name as a log line may show it (see the module docstring)."""
-    raw = name.encode("utf-8", "surrogateescape")
-    digest = hashlib.sha256(raw).hexdigest()[:6]
-    path = PurePosixPath(name)
-    suffix = path.suffix if len(path.suffix) <= 8 and path.suffix.isascii() else ""
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    head = "".join(c if c.isprintable() and not 0xDC80 <= ord(c) <= 0xDCFF else "?" for c in stem[:2])
-    return f"{head}…#{digest}{suffix}"
+__all__ = ["NAME_MAX", "LONGEST_DERIVED", "shown", "is_utf8", "readable_name", "fit"]
 
 
 def is_utf8(name: str) -> bool:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from gateway.errors import FileRejected, GatewayError, TransportError
 from gateway.receipts.keys import DepartmentKeys
 from gateway.intake.transports import FoundFile
+from gateway.masking import mask_file_name, mask_file_path
 
 if TYPE_CHECKING:
     from gateway.intake.transports.base import Mailboxes
@@ -74,7 +75,7 @@ class SignedDrops:
             if found.kind != "file" or found.name in signatures or now - found.mtime >= wait:
                 taken.append(found)
             else:
-                log.debug("%s: waiting up to %.0fs for its signature %s.asc", found.path, wait, found.name)
+                log.debug("%s: waiting up to %.0fs for its signature (.asc)", mask_file_path(found.path), wait)
         return taken
 
     def check(self, found: FoundFile, staged: Path) -> FileRejected | None:
@@ -89,24 +90,24 @@ class SignedDrops:
             if not transport.exists(found.department, "inbox", name):
                 return FileRejected(
                     "signature_missing",
-                    f"no {name} arrived within {self.wait_seconds:.0f}s; expected a detached signature by {expected}",
+                    f"no {mask_file_name(name)} arrived within {self.wait_seconds:.0f}s; expected a detached signature by {expected}",
                 )
             scratch = self.gateway.settings.staging_dir / f"{uuid.uuid4().hex}.asc"
             try:
                 signature_found = FoundFile(found.department, name, found.path + SIGNATURE_SUFFIX, 0, 0.0)
                 transport.stage(signature_found, scratch)
                 if scratch.stat().st_size > MAX_SIGNATURE_BYTES:
-                    return FileRejected("signature_bad", f"{name} is larger than a signature can be")
+                    return FileRejected("signature_bad", f"{mask_file_name(name)} is larger than a signature can be")
                 verdict = verifier.verify(staged, scratch.read_bytes())
             except TransportError:
                 raise  # the mailbox is unreachable: the next pass tries again
             except OSError as exc:  # not a regular file (a symlink is never followed)
-                return FileRejected("signature_bad", f"{name} cannot be read as a signature file: {exc.strerror}")
+                return FileRejected("signature_bad", f"{mask_file_name(name)} cannot be read as a signature file: {exc.strerror}")
             finally:
                 scratch.unlink(missing_ok=True)
         if not verdict.genuine:
-            return FileRejected("signature_bad", f"{name}: {'; '.join(verdict.problems)}; expected a signature by {expected}")
-        log.info("%s: good signature by %s", found.path, verdict.fingerprint)
+            return FileRejected("signature_bad", f"{mask_file_name(name)}: {'; '.join(verdict.problems)}; expected a signature by {expected}")
+        log.info("%s: good signature by %s", mask_file_path(found.path), verdict.fingerprint)
         return None
 
     def archive_signature(self, found: FoundFile, folder: str, name: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.adapter import RawRow, SourceFile
 from gateway.errors import FileRejected
+from gateway.masking import mask_header_cell, scrub_message
 
 # A real field is at most a few hundred characters; a 20 MB "field" is a broken or
 # hostile file. csv raises on the oversized field and carries on with the next line.
@@ -62,11 +63,12 @@ def _ends_with_line_end(source: SourceFile) -> bool:
         return handle.read(1) in (b"\n", b"\r")
 
 
-def csv_rows(source: SourceFile, required: Sequence[str]) -> Iterator[RawRow]:
+def csv_rows(source: SourceFile, required: Sequence[str], known: Sequence[str] = ()) -> Iterator[RawRow]:
     """Rows of a CSV file as dicts keyed by its (normalized) header.
 
     The header must hold every column in `required`, else the whole file is rejected,
-    naming the missing columns. Rows are numbered as a spreadsheet shows them (header =
+    naming the missing columns; a repeated column is named only when it is one of
+    `required` or `known` (the format's other columns), else masked. Rows are numbered as a spreadsheet shows them (header =
     row 1). A row with fewer cells than the header is yielded with a `row_truncated`
     problem; blank lines are skipped.
 
@@ -91,7 +93,7 @@ def csv_rows(source: SourceFile, required: Sequence[str]) -> Iterator[RawRow]:
         except StopIteration:
             raise FileRejected("empty", "the file holds no header row") from None
         except csv.Error as exc:
-            raise FileRejected("header_unreadable", str(exc)) from None
+            raise FileRejected("header_unreadable", scrub_message(str(exc))) from None
         except _LineTooLong:
             raise FileRejected("header_unreadable", f"the header line is longer than {LINE_LIMIT} characters", row=1) from None
         header = [normalize_header(cell) for cell in header]
@@ -101,7 +103,7 @@ def csv_rows(source: SourceFile, required: Sequence[str]) -> Iterator[RawRow]:
         seen: set[str] = set()
         for column in header:
             if column and column in seen:
-                raise FileRejected("header_duplicate", f"column {column} appears twice", row=1)
+                raise FileRejected("header_duplicate", f"column {mask_header_cell(column, (*required, *known))} appears twice", row=1)
             seen.add(column)
         width = len(header)
         number = 1

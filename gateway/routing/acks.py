@@ -33,6 +33,7 @@ from gateway.receipts.rejection_report import write_report
 from gateway.store import session_scope
 from gateway.store.models import Acknowledgement, Delivery, RowError
 from gateway.intake.transports import FoundFile
+from gateway.masking import mask_file_name, mask_file_path, scrub_message
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -145,7 +146,7 @@ class Acknowledgements:
                 return self._refuse(found, sha256, refused, signed)
             return self._accept(found, sha256, delivery_id, signer, signed)
         except (TransportError, OSError) as exc:
-            log.error("%s: left in the inbox for the next pass: %s", found.path, exc)
+            log.error("%s: left in the inbox for the next pass: %s", mask_file_path(found.path), scrub_message(str(exc)))
             return None
         finally:
             staged.unlink(missing_ok=True)
@@ -155,7 +156,7 @@ class Acknowledgements:
         match = ACK_NAME.match(found.name)
         delivery_id = int(match.group(1)) if match else None
         if delivery_id is None:
-            raise Refused(f"{found.name}: an acknowledgement must be named ACK-<delivery id>.json, for example ACK-12.json")
+            raise Refused(f"{mask_file_name(found.name)}: an acknowledgement must be named ACK-<delivery id>.json, for example ACK-12.json")
         if staged.stat().st_size > MAX_ACK_BYTES:
             raise Refused(f"{found.name} is larger than an acknowledgement can be ({MAX_ACK_BYTES} bytes)", delivery_id)
         signer = None
@@ -249,7 +250,7 @@ class Acknowledgements:
             else:
                 ack_id = repeated
         self._archive(found, "processed", signed, ack_id)
-        log.info("delivery %s acknowledged by %s (%s)", delivery_id, department, found.name)
+        log.info("delivery %s acknowledged by %s (%s)", delivery_id, department, mask_file_name(found.name))
         return AckOutcome(department, found.name, "accepted", delivery_id)
 
     def _refuse(self, found: FoundFile, sha256: str, refused: Refused, signed: bool) -> AckOutcome:
@@ -276,7 +277,7 @@ class Acknowledgements:
             self._archive(found, "rejected", signed, ack_id, name)
         finally:
             report.unlink(missing_ok=True)
-        log.warning("%s: acknowledgement refused: %s", found.path, refused.reason)
+        log.warning("%s: acknowledgement refused: %s", mask_file_path(found.path), refused.reason)
         return AckOutcome(department, found.name, "refused", refused.delivery_id, refused.reason)
 
     def _free_name(self, found: FoundFile, folder: str, ack_id: int | None) -> str:

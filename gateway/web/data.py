@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from gateway import clock
 from gateway.store.audit import mask_text
+from gateway.masking import mask_file_name
 from gateway.config import Settings
 from gateway.store.models import (
     Acknowledgement,
@@ -84,7 +85,7 @@ class ExchangeRow(BaseModel):
 
 def _exchange_row(e: Exchange, sequence: int | None) -> ExchangeRow:
     return ExchangeRow(
-        id=e.id or 0, department=e.department, file_name=mask_text(e.file_name), adapter=e.adapter, status=e.status,
+        id=e.id or 0, department=e.department, file_name=mask_file_name(e.file_name), adapter=e.adapter, status=e.status,
         duplicate_of=e.duplicate_of, reason=mask_text(e.reason) if e.reason else None, rows=e.rows, accepted=e.accepted,
         rejected=e.rejected, duplicates=e.duplicates, corrected=e.corrected, warnings=e.warnings,
         received_at=_aware(e.received_at), processed_at=_aware(e.processed_at),  # type: ignore[arg-type]
@@ -192,13 +193,14 @@ def exchange_detail(engine: Engine, scope: str | None, exchange_id: int) -> Exch
 
 
 def receipt_files(engine: Engine, scope: str | None, exchange_id: int) -> tuple[str, bytes, bytes]:
-    """The receipt of an exchange exactly as signed: (file stem, body, signature)."""
+    """The receipt of an exchange exactly as signed: (file stem `R00000012`, body, signature)."""
     with Session(engine) as session:
-        e = _scoped_exchange(session, scope, exchange_id)
+        _scoped_exchange(session, scope, exchange_id)
         receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange_id)).first()
         if receipt is None:
             raise NotFound(f"Exchange {exchange_id} has no receipt.")
-        stem = e.outbox_stem or f"R{receipt.sequence:08d}"
+        # Not the sender's file name (it may be personal): the receipt's own number.
+        stem = f"R{receipt.sequence:08d}"
         return stem, receipt.body.encode("utf-8"), receipt.signature.encode("ascii")
 
 
@@ -386,7 +388,7 @@ def list_acknowledgements(engine: Engine, scope: str | None, limit: int = 100) -
         query = query.where(Acknowledgement.department == scope)
     with Session(engine) as session:
         return [
-            AcknowledgementRow(id=a.id or 0, department=a.department, file_name=mask_text(a.file_name), delivery_id=a.delivery_id,
+            AcknowledgementRow(id=a.id or 0, department=a.department, file_name=mask_file_name(a.file_name), delivery_id=a.delivery_id,
                                status=a.status, reason=mask_text(a.reason) if a.reason else None, signed_by=a.signed_by,
                                received_at=_aware(a.received_at))  # type: ignore[arg-type]
             for a in session.exec(query).all()

@@ -13,6 +13,7 @@ from fastapi import HTTPException, UploadFile
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from gateway.masking import mask_file_name, scrub_message
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.receipts.check import verify_receipt
@@ -77,14 +78,14 @@ def verify_upload(settings: Settings, engine: Engine, file_name: str | None, bod
             fingerprint = verdict.fingerprint
             genuine = verdict.genuine
         except (GatewayError, OSError, ValueError, UnicodeError) as exc:
-            checks = [CheckResult(name="verification", ok=False, detail=f"cannot verify: {exc}")]
+            checks = [CheckResult(name="verification", ok=False, detail=f"cannot verify: {scrub_message(str(exc))}")]
             fingerprint, genuine = None, False
     document = _document(body) if genuine else {}
     ledger = document.get("ledger") if isinstance(document.get("ledger"), dict) else {}
     sequence = ledger.get("sequence") if isinstance(ledger.get("sequence"), int) else None
     exchange_id = document.get("exchange_id") if isinstance(document.get("exchange_id"), int) else None
     return Verification(
-        genuine=genuine, file_name=name, key_fingerprint=fingerprint if genuine else None,
+        genuine=genuine, file_name=mask_file_name(name), key_fingerprint=fingerprint if genuine else None,
         receipt_id=document.get("receipt_id") if isinstance(document.get("receipt_id"), str) else None,
         ledger_sequence=sequence, exchange_id=exchange_id,
         department=document.get("department") if isinstance(document.get("department"), str) else None,
