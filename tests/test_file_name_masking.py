@@ -150,3 +150,34 @@ def test_log_lines_of_refused_acknowledgements_mask_the_name(gateway, settings, 
     gateway.close()
     assert f"school/inbox/{mask_file_name(name)}" in caplog.text  # its outcome is logged, masked
     assert not leaks(caplog.text), caplog.text
+
+
+def test_a_transport_refusal_names_the_drop_masked(gateway, settings, caplog):
+    """Not a regular file (a named pipe left in the inbox under a person's name): refused with
+    a reason that holds no part of the name, and the log and the exchange row show it masked
+    (the transports' own messages go through `mask_file_path`, an OSError's text through
+    `os_reason`)."""
+    import os
+
+    caplog.set_level(logging.DEBUG, logger="gateway")
+    name = personal_name()
+    inbox = settings.mailbox_root / "hospital" / "inbox"
+    drop(settings, "hospital", "good.csv", specimen(SPECIMEN))
+    os.mkfifo(inbox / name)
+    outcomes = gateway.run_once()
+    assert ("processed", "good.csv") in [(o.status, o.file_name) for o in outcomes]
+    refused = [o for o in outcomes if o.file_name == name]
+    assert len(refused) == 1 and refused[0].status == "rejected"
+    assert refused[0].reason == "not a regular file"
+    assert not leaks(caplog.text)
+    rows = query(settings, "SELECT reason FROM exchange WHERE status = 'rejected'")
+    assert rows and not any(leaks(reason or "") for (reason,) in rows)
+    remove_receipts(settings)
+
+
+def test_an_os_error_is_described_without_its_path():
+    from gateway.intake.transports.base import os_reason
+
+    error = PermissionError(13, "Permission denied", f"/srv/hospital/inbox/{personal_name()}")
+    assert FULL_NAME in str(error) and os_reason(error) == "Permission denied"
+    assert os_reason(RuntimeError(personal_name())) == "RuntimeError"

@@ -79,3 +79,12 @@ class Mailboxes(Protocol):
     settings: Settings
 
     def transport_for(self, department: str) -> Transport: ...
+
+
+def os_reason(exc: BaseException) -> str:
+    """Why a file operation failed, without the file's name: an `OSError`'s own words
+    (`Permission denied`) or the exception's kind. `str(exc)` of an `OSError` quotes the
+    path, and a drop's name is the sender's text (issue 14: masked everywhere but the receipt)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__

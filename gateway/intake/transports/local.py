@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gateway.errors import TransportError
 from gateway.intake.staging import Sniffed, copy_and_sniff
-from gateway.intake.transports.base import FOLDERS, FoundFile, is_temporary
+from gateway.intake.transports.base import FOLDERS, FoundFile, is_temporary, os_reason
+from gateway.masking import mask_file_path
 
 
 class LocalMailbox:
@@ -67,7 +68,7 @@ class LocalMailbox:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise TransportError(f"{found.path} is not a regular file")
+                raise TransportError(f"{mask_file_path(found.path)} is not a regular file")
             return copy_and_sniff(handle, target)
 
     def read_ends(self, found: FoundFile, head: int, tail: int) -> tuple[bytes, bytes]:

@@ -46,7 +46,8 @@ import paramiko
 
 from gateway.errors import TransportError
 from gateway.intake.staging import CHUNK, Sniffed, copy_and_sniff
-from gateway.intake.transports.base import FOLDERS, FoundFile, is_temporary
+from gateway.intake.transports.base import FOLDERS, FoundFile, is_temporary, os_reason
+from gateway.masking import mask_file_path
 
 if TYPE_CHECKING:
     from gateway.config import Settings, SftpServer
@@ -456,7 +457,7 @@ class SftpTransport:
         except (PermissionError, FileNotFoundError, LinkRefused):
             raise
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot read {found.path}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot read {mask_file_path(found.path)}: {os_reason(exc)}") from exc
 
     def digest(self, found: FoundFile) -> str | None:
         """sha256 of the file's bytes as they are now; None when it is gone."""
@@ -475,7 +476,7 @@ class SftpTransport:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot read {found.path}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot read {mask_file_path(found.path)}: {os_reason(exc)}") from exc
 
     def rename_in_inbox(self, found: FoundFile, name: str) -> FoundFile:
         """Give an inbox file another name (a name that is not UTF-8 its readable one)."""
@@ -484,7 +485,7 @@ class SftpTransport:
         try:
             self._run(f"rename {found.path}", lambda sftp: sftp.rename(source, target), repeatable=False)
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot rename {found.path}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot rename {mask_file_path(found.path)}: {os_reason(exc)}") from exc
         return FoundFile(found.department, name, self.url(found.department, "inbox", name), found.size, found.mtime, found.kind)
 
     def remove(self, department: str, folder: str, name: str) -> None:
@@ -494,7 +495,7 @@ class SftpTransport:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot remove {path}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot remove {mask_file_path(path)}: {os_reason(exc)}") from exc
 
     def stage(self, found: FoundFile, target: Path) -> Sniffed:
         path = self.remote(found.department, "inbox", found.name)
@@ -506,7 +507,7 @@ class SftpTransport:
             if stat.S_ISLNK(listed.st_mode or 0):
                 raise LinkRefused(errno.ELOOP, "a symbolic link is never followed", found.path)
             if not stat.S_ISREG(listed.st_mode or 0):
-                raise TransportError(f"{found.path} is not a regular file")
+                raise TransportError(f"{mask_file_path(found.path)} is not a regular file")
             with sftp.open(path, "rb") as handle:
                 # SFTP cannot refuse to follow a link at open time; a link swapped in since the
                 # lstat above shows as another file (or none) here.
@@ -515,7 +516,7 @@ class SftpTransport:
                     listed.st_size,
                     listed.st_mtime,
                 ):
-                    raise TransportError(f"{found.path} changed while it was opened; taking it on a later pass")
+                    raise TransportError(f"{mask_file_path(found.path)} changed while it was opened; taking it on a later pass")
                 handle.prefetch(opened.st_size, PREFETCH_REQUESTS)
                 return copy_and_sniff(handle, target)
 
@@ -532,9 +533,9 @@ class SftpTransport:
                 f"`put`), or have the server's administrator `chmod g+r` it"
             ) from exc
         except FileNotFoundError as exc:
-            raise TransportError(f"{found.path} was removed before it could be read") from exc
+            raise TransportError(f"{mask_file_path(found.path)} was removed before it could be read") from exc
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot read {path}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot read {mask_file_path(path)}: {os_reason(exc)}") from exc
 
     def still_there(self, found: FoundFile) -> bool:
         path = self.remote(found.department, "inbox", found.name)
@@ -543,7 +544,7 @@ class SftpTransport:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot check {path}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot check {mask_file_path(path)}: {os_reason(exc)}") from exc
         return (info.st_size, float(info.st_mtime or 0)) == (found.size, found.mtime)
 
     def archive(self, found: FoundFile, folder: str, name: str) -> str:
@@ -554,7 +555,7 @@ class SftpTransport:
             # never its target. Not repeated on a lost connection: it may have happened.
             self._run(f"move {source} to {target}", lambda sftp: sftp.rename(source, target), repeatable=False)
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot move {source} to {target}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot move {mask_file_path(source)} to {mask_file_path(target)}: {os_reason(exc)}") from exc
         return self.url(found.department, folder, name)
 
     def put(self, department: str, folder: str, name: str, source: Path) -> None:
@@ -570,7 +571,7 @@ class SftpTransport:
                 remote.chmod(OUTBOX_FILE_MODE)
             written = sftp.stat(partial).st_size
             if written != size:
-                raise TransportError(f"{self.label}: {partial} holds {written} bytes, not {size}")
+                raise TransportError(f"{self.label}: {mask_file_path(partial)} holds {written} bytes, not {size}")
             _replace(sftp, partial, target)
 
         try:
@@ -581,7 +582,7 @@ class SftpTransport:
                 f"by it (docs/deploy/sftp.md)"
             ) from exc
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot write {target}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot write {mask_file_path(target)}: {os_reason(exc)}") from exc
 
     def exists(self, department: str, folder: str, name: str) -> bool:
         path = self.remote(department, folder, name)
@@ -590,7 +591,7 @@ class SftpTransport:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise TransportError(f"{self.label}: cannot check {path}: {exc}") from exc
+            raise TransportError(f"{self.label}: cannot check {mask_file_path(path)}: {os_reason(exc)}") from exc
         return True
 
 
