@@ -48,7 +48,7 @@ from gateway.population_reports.settings import expected_senders, report_setting
 class WarningLine:
     """One warning (or, with `raised` False, one thing checked and found in order)."""
 
-    kind: str  # sex-ratio | unregistered-births | assist-checks-overdue | silent-departments
+    kind: str  # sex-ratio | unregistered-births | assist-checks-overdue | silent-departments | missed-submissions
     raised: bool
     text: str
     count: int = 0
