@@ -439,6 +439,41 @@ def test_the_early_warning_counts_missed_submissions(gateway, settings):
                                     "hospital:births:2026-10 due 2026-10-28: late 逾期报送"]
 
 
+def test_a_department_is_silent_when_its_submission_is_missed_not_before_the_28th(gateway, settings):
+    """沉默部门: police's October file (2026-09-21..10-20, due 10-28) is judged after its due day."""
+    from gateway.population_reports.warning import build_warning
+
+    settings.obligations = {"submissions_from": "2026-10"}
+    with session_scope(gateway.engine) as session:
+        ensure_submissions(session, settings, china(2026, 10, 1, 9, 0))
+
+    def silent(**when):
+        [line] = [line for line in build_warning(gateway.engine, settings, "2026-10", **when).lines if line.kind == "silent-departments"]
+        return line, {d.split(":")[0]: d for d in line.details}
+
+    # On the 21st the October files are not due yet: nobody scheduled is silent.
+    line, details = silent(as_of=china(2026, 10, 21, 0, 0))
+    assert "police" not in line.text and details["police"].startswith("police: not due yet 未到期 police:births:2026-10 (due 2026-10-28)")
+    assert "civil-affairs" not in line.text and "hospital" not in line.text
+    # Departments without a schedule keep the exchange count, and the line says so.
+    assert "无报送计划 no submission schedule" in details["school"] and "school" in line.text
+    # On the 29th (the rehearsal clock, no as_of) the missing files are missed: silent.
+    with clock.pinned(china(2026, 10, 29, 0, 0)):
+        line, details = silent()
+    assert line.raised and "police" in line.text and "judged 2026-10-29 00:00" in line.text
+    assert details["police"] == "police: missed 未报送 police:births:2026-10 (due 2026-10-28), police:deaths:2026-10 (due 2026-10-28)"
+    assert {"civil-affairs", "hospital"} <= set(line.text.split(": ", 1)[1].split(", "))
+    # A second before midnight of the 28th it is not missed yet.
+    line, _ = silent(as_of=china(2026, 10, 28, 23, 59))
+    assert "police" not in line.text.split(": ", 1)[-1]
+    # The file arriving on 27 October meets it: police is not silent on the 29th.
+    with session_scope(gateway.engine) as session:
+        submission_received(session, settings, "police", {"BirthEvent", "DeathEvent"}, china(2026, 10, 27, 10, 0))
+    line, details = silent(as_of=china(2026, 10, 29, 0, 0))
+    assert "police" not in line.text.split(": ", 1)[1].split(", ") and line.count == len(line.text.split(": ", 1)[1].split(", "))
+    assert details["police"].startswith("police: none missed 无未报送 (2 submission(s)")
+
+
 def test_an_officer_records_a_configured_kind_and_marks_it_done(home, settings, gateway):
     """A reply letter in 10 calendar days: a rule and a kind of the operator's own."""
     toml = home / "gateway.toml"

@@ -223,13 +223,19 @@ def test_early_warning_lines(gateway, settings, sample):
     assert len(due) == sample.counts["assist_check_requests"]
     past_due = [d for (d,) in due if str(d)[:10] < "2026-10-21"]  # due before the evaluation day (21 October)
     assert overdue.count == len(past_due) >= 1 and all(not FULL_ID.search(d) for d in overdue.details)
-    # Exchanges are stamped with the real time: the month that contains today heard from police
-    # and hospital, never from `housing-board`; 2026-10 (in the past) heard from nobody.
+    # Exchanges are stamped with the real time. Police and hospital have submission schedules:
+    # in the month that contains today their files are not due yet (or were received), so they
+    # are not silent; `housing-board` has no schedule and is judged by its exchanges: none.
+    # 2026-10 (in the past) has no submission obligation tracked: judged by exchanges, none.
     today_month = periods.month_of(clock.today())
     current = build_warning(gateway.engine, settings, today_month)
     silent = [line for line in current.lines if line.kind == "silent-departments"][0]
     assert silent.raised and silent.count == 1 and "housing-board" in silent.text
+    assert not any(d.startswith(("police: missed", "hospital: missed")) for d in silent.details)
+    assert [d for d in silent.details if d.startswith("housing-board")] == [
+        "housing-board: 0 exchange(s) (无报送计划 no submission schedule: judged by the exchanges received)"]
     assert lines["silent-departments"].count == 3
+    assert all("judged by the exchanges received" in d for d in lines["silent-departments"].details)
     # Few births: shown with the count, never warned about.
     settings.population_reports["min_births_for_sex_ratio"] = 100
     calm = build_warning(gateway.engine, settings, "2026-10", as_of=dt.datetime(2027, 1, 1, tzinfo=dt.UTC))

@@ -233,7 +233,8 @@ def annual(
 @app.command("warning")
 def warning(month: MonthOption = None, as_json: JsonOption = False, home: HomeOption = None) -> None:
     """The monthly early warning (预警): sex ratio at birth, unregistered births, overdue
-    assist-checks, departments that sent nothing. Exit status 4 when anything is raised."""
+    assist-checks, silent departments (a submission missed), missed submissions. Exit status 4
+    when anything is raised."""
     import json
 
     from gateway import clock

@@ -11,8 +11,13 @@ whichever is earlier:
   `unregistered-births` (gateway.reconcile.open_counts), when the reconciliation is installed;
 - **assist-checks overdue** (协查逾期): requests due before the evaluation day and not
   answered by the evaluation moment;
-- **silent departments**: expected senders (`senders`, default every department but the
-  population office) with no exchange received in the month;
+- **silent departments** (沉默部门): expected senders (`senders`, default every department but
+  the population office) judged by their submission obligations (gateway/obligations/): silent
+  when one of those of the month (the file covering it, `period` = the month, and those due in
+  it) is missed, open past its due day at the evaluation time. That time is `as_of` or now,
+  not capped at the month's end, so the month's own file (due the 28th) is judged after its
+  deadline, never on the 21st. A department with no submission schedule, or none tracked for
+  the month, keeps the exchange count: no exchange received in the month is silence;
 - **missed submissions** (报送逾期): the departments' scheduled files (gateway/obligations/)
   due in the month (the previous month's file, due the 28th) not received by their due day
   or received late.
@@ -25,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, func, or_, select
 from sqlmodel import Session
 
 from gateway import clock
@@ -33,6 +38,7 @@ from gateway.config import Settings
 from gateway.store import Exchange
 from gateway.store.models import AssistCheck
 from gateway.store.obligation_models import Obligation
+from gateway.obligations.service import is_overdue, schedules
 from gateway.population_reports.events import FEMALE, MALE, read_events
 from gateway.population_reports.periods import Period, monthly
 from gateway.population_reports.settings import expected_senders, report_settings
@@ -42,7 +48,7 @@ from gateway.population_reports.settings import expected_senders, report_setting
 class WarningLine:
     """One warning (or, with `raised` False, one thing checked and found in order)."""
 
-    kind: str  # sex-ratio | unregistered-births | assist-checks-overdue | silent-departments
+    kind: str  # sex-ratio | unregistered-births | assist-checks-overdue | silent-departments | missed-submissions
     raised: bool
     text: str
     count: int = 0
@@ -88,7 +94,8 @@ def build_warning(engine: Engine, settings: Settings, month: str, *, as_of: dt.d
     else:
         result.lines.append(unregistered)
     result.lines.append(_overdue_assist_checks(engine, at))
-    result.lines.append(_silent_departments(engine, expected_senders(settings, options), period, at))
+    judged = (as_of or clock.now()).astimezone(dt.UTC)
+    result.lines.append(_silent_departments(engine, settings, expected_senders(settings, options), period, at, judged))
     result.lines.append(_missed_submissions(engine, period, at))
     return result
 
@@ -151,7 +158,12 @@ def _overdue_assist_checks(engine: Engine, at: dt.datetime) -> WarningLine:
     )
 
 
-def _silent_departments(engine: Engine, senders: list[str], period: Period, at: dt.datetime) -> WarningLine:
+def _silent_departments(
+    engine: Engine, settings: Settings, senders: list[str], period: Period, at: dt.datetime, judged: dt.datetime
+) -> WarningLine:
+    """沉默部门: by the submission obligations where the department has a schedule (missed at
+    `judged`), else by the exchanges received in the month up to `at`."""
+    scheduled = {schedule.department for schedule in schedules(settings)}
     opens = clock.start_of_day(period.first)
     with Session(engine) as session:
         heard = dict(session.exec(
@@ -159,12 +171,38 @@ def _silent_departments(engine: Engine, senders: list[str], period: Period, at: 
             .where(Exchange.received_at >= opens, Exchange.received_at < at)
             .group_by(Exchange.department)
         ).all())
-    silent = [name for name in senders if not heard.get(name)]
+        owed = session.exec(
+            select(Obligation).where(
+                Obligation.kind == "submission", Obligation.party.in_(sorted(scheduled)),  # type: ignore[attr-defined]
+                or_(Obligation.period == period.label,  # type: ignore[arg-type]
+                    and_(Obligation.due_date >= period.first, Obligation.due_date <= period.last)),  # type: ignore[arg-type]
+            ).order_by(Obligation.due_date, Obligation.subject)  # type: ignore[arg-type]
+        ).scalars().all()
+    silent: list[str] = []
+    details: list[str] = []
+    for name in senders:
+        rows = [row for row in owed if row.party == name]
+        if not rows:
+            if not heard.get(name):
+                silent.append(name)
+            why = "无报送计划 no submission schedule" if name not in scheduled else f"未跟踪 no submission obligation tracked for {period.label}"
+            details.append(f"{name}: {heard.get(name, 0)} exchange(s) ({why}: judged by the exchanges received)")
+            continue
+        missed = [row for row in rows if is_overdue(row, judged)]
+        pending = [row for row in rows if row.status == "open" and not is_overdue(row, judged)]
+        if missed:
+            silent.append(name)
+            details.append(f"{name}: missed 未报送 " + ", ".join(f"{row.subject} (due {row.due_date})" for row in missed))
+        elif pending:
+            details.append(f"{name}: not due yet 未到期 " + ", ".join(f"{row.subject} (due {row.due_date})" for row in pending))
+        else:
+            details.append(f"{name}: none missed 无未报送 ({len(rows)} submission(s) received or waived)")
+    when = clock.in_china(judged).strftime("%Y-%m-%d %H:%M")
     return WarningLine(
         "silent-departments", bool(silent),
-        f"{len(silent)} department(s) sent nothing in {period.label} ({period.first} – {period.last}): {', '.join(silent)}"
-        if silent else f"every expected department sent something in {period.label}",
-        len(silent), [f"{name}: {heard.get(name, 0)} exchange(s)" for name in senders],
+        f"{len(silent)} department(s) silent in {period.label} ({period.first} – {period.last}; judged {when}): {', '.join(silent)}"
+        if silent else f"no department silent in {period.label} (judged {when})",
+        len(silent), details,
     )
 
 
