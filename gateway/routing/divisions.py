@@ -15,6 +15,10 @@ first 9 digits name a listed township; one county; names unique within their tow
 `match()` places an address in a village: by a 12-digit code first, then by the names of a
 township and one of its villages written in the address. What cannot be placed is
 `unmatched` (never guessed); an address with another county's code is `elsewhere`.
+
+It sits in routing (below the register) because the township-scoped sharing agreements
+place each routed record with it; `gateway.register.divisions` re-exports it. It imports
+nothing of the gateway but `gateway.errors`.
 """
 
 from __future__ import annotations
