@@ -429,6 +429,8 @@ def test_a_township_agreement_delivers_only_its_own_people_and_leaves_the_unplac
         ring.trust_gateway(settings.keys_dir)
     checked = run_gateway(home, "agreements", "check", env={"GATEWAY_DEPARTMENTS": json.dumps(departments)})
     assert checked.returncode == 0
+    explained = run_gateway(home, "agreements", "explain", "town-440781102", env={"GATEWAY_DEPARTMENTS": json.dumps(departments)})
+    assert "仅本乡镇（水步镇）的人员" in explained.stdout
     gateway = Gateway(settings)
     try:
         drop(settings, "hospital", "births.csv", ("\n".join([BIRTHS_HEADER, *rows]) + "\n").encode("utf-8"))
