@@ -380,3 +380,120 @@ def test_delivery_file_names_are_never_json():
     from gateway.routing.delivery import EXTENSIONS
 
     assert sorted(EXTENSIONS.values()) == ["csv", "csv", "jsonl"]
+
+
+# -- the township scope (issue 18): a township receives its own people only ----------------
+
+BIRTHS_HEADER = ("出生医学证明编号,新生儿姓名,性别,出生日期,出生时间,出生体重(克),出生孕周,胎次,母亲姓名,母亲公民身份号码,"
+                 "父亲姓名,父亲公民身份号码,接生机构名称,接生机构代码,家庭住址,户籍地行政区划代码")
+TOWNS = {"town-440781101": "大江镇公益村", "town-440781102": "水步镇水步村"}
+
+
+def _mother_id(born: str, sequence: int) -> str:
+    from stdnum.cn import ric
+
+    body = f"440781{born}{sequence:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def test_a_township_agreement_delivers_only_its_own_people_and_leaves_the_unplaced_out(home, monkeypatch, recipients):
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.config import load_settings
+    from gateway.register.divisions import EXAMPLE
+
+    (home / "divisions.csv").write_text(EXAMPLE, encoding="utf-8")
+    departments = ["police", "hospital", "civil-affairs", "school", "housing", "national-platform", "population-office", *TOWNS]
+    monkeypatch.setenv("GATEWAY_DEPARTMENTS", json.dumps(departments))
+    monkeypatch.setenv("GATEWAY_SETTLE_SECONDS", "0")
+    settings = load_settings(home)
+    write_agreements(settings, "".join(
+        f'[[agreements]]\nname = "{town}-births"\nrecipient = "{town}"\ncontracts = ["BirthEvent"]\n'
+        f'fields = ["mother.name", "mother.id_number", "home_address"]\npurpose = "以行政村（居）为单位"\n'
+        for town in TOWNS
+    ))
+    mothers = {
+        "town-440781101": ("王芳", _mother_id("19940506", 22), "广东省台山市大江镇公益村3号"),
+        "town-440781102": ("陈静", _mother_id("19960707", 44), "广东省台山市水步镇水步村5号"),
+        None: ("赵敏", _mother_id("19950203", 42), "广东省台山市大江镇新围村1号"),  # no such village: unplaced
+    }
+    rows = [
+        f"Q4407812690{n},孩子{n},男,2026-10-03,10:00,3200,39,1,{name},{number},,,台山市人民医院,12440781MB2C23455K,{address},440781"
+        for n, (name, number, address) in enumerate(mothers.values(), 1)
+    ]
+    rings = {}
+    for town in TOWNS:
+        (settings.mailbox_root / town / "outbox").mkdir(parents=True, exist_ok=True)
+        ring = RecipientKeyring()
+        rings[town] = (ring, ring.new_key(f"{town} Office"))
+        DepartmentKeys(settings.keys_dir).import_key(ring.export(rings[town][1]), town)
+        ring.trust_gateway(settings.keys_dir)
+    checked = run_gateway(home, "agreements", "check", env={"GATEWAY_DEPARTMENTS": json.dumps(departments)})
+    assert checked.returncode == 0
+    explained = run_gateway(home, "agreements", "explain", "town-440781102", env={"GATEWAY_DEPARTMENTS": json.dumps(departments)})
+    assert "仅本乡镇（水步镇）的人员" in explained.stdout
+    gateway = Gateway(settings)
+    try:
+        drop(settings, "hospital", "births.csv", ("\n".join([BIRTHS_HEADER, *rows]) + "\n").encode("utf-8"))
+        [outcome] = gateway.run_once()
+        assert (outcome.status, outcome.accepted) == ("processed", 3)
+        for town, (ring, _) in rings.items():
+            [name] = outbox(settings, town)
+            plain, status = ring.decrypt(settings.mailbox_root / town / "outbox" / name)
+            assert "GOODSIG" in status or "VALIDSIG" in status
+            table = read_csv(plain, "utf-8-sig")
+            assert [row[3:] for row in table[1:]] == [list(mothers[town])]
+            other = next(t for t in TOWNS if t != town)
+            assert mothers[other][1] not in plain.decode("utf-8-sig") and mothers[None][1] not in plain.decode("utf-8-sig")
+            [(_, delivery_status, _, _, records, reason)] = deliveries(settings, town)
+            assert (delivery_status, records) == ("delivered", 1)
+            assert reason.startswith("1 条记录未能落到村（居）")  # the unplaced mother, counted, sent to no one
+        # The other township cannot decrypt what was sent to this one.
+        [name] = outbox(settings, "town-440781101")
+        with pytest.raises(AssertionError, match="decrypt"):
+            rings["town-440781102"][0].decrypt(settings.mailbox_root / "town-440781101" / "outbox" / name)
+    finally:
+        gateway.close()
+        for ring, _ in rings.values():
+            ring.close()
+
+
+def test_township_scope_is_checked_against_the_recipient_and_divisions(home, monkeypatch):
+    from gateway.config import load_settings
+    from gateway.routing.agreements import load_agreements
+
+    departments = ["police", "hospital", "school", "town-440781101", "town-440781999"]
+    monkeypatch.setenv("GATEWAY_DEPARTMENTS", json.dumps(departments))
+    settings = load_settings(home)
+    write_agreements(settings, """
+[[agreements]]
+name = "a"
+recipient = "town-440781101"
+contracts = ["BirthEvent"]
+fields = ["*"]
+purpose = "p"
+[[agreements]]
+name = "b"
+recipient = "school"
+scope = "township"
+contracts = ["BirthEvent"]
+fields = ["*"]
+purpose = "p"
+""")
+    (home / "divisions.csv").unlink(missing_ok=True)
+    problems = [str(p) for p in load_agreements(settings).errors]
+    assert any("'a'" in p and "divisions.csv" in p for p in problems)
+    assert any("'b'" in p and "town-<9-digit township code>" in p for p in problems)
+    from gateway.register.divisions import EXAMPLE
+
+    (home / "divisions.csv").write_text(EXAMPLE, encoding="utf-8")
+    write_agreements(settings, """
+[[agreements]]
+name = "c"
+recipient = "town-440781999"
+contracts = ["BirthEvent", "MarriageEvent"]
+fields = ["*"]
+purpose = "p"
+""")
+    problems = [str(p) for p in load_agreements(settings).errors]
+    assert any("no township of divisions.csv" in p and "town-440781101" in p for p in problems)
+    assert any("MarriageEvent names no address" in p for p in problems)

@@ -107,6 +107,9 @@ def agreements_explain(
         console.print(f"  purpose:  {a.purpose}", markup=False, highlight=False)
         console.print(f"  format:   {FORMAT_LABELS[a.format]}  (files DELIVERY-<id>.{'jsonl' if a.format == 'jsonl' else 'csv'}.gpg)", highlight=False)
         console.print(f"  schedule: {SCHEDULE_LABELS[a.schedule]}", highlight=False)
+        if compiled.township is not None and compiled.divisions is not None:
+            console.print(f"  范围 scope: 仅本乡镇（{compiled.divisions.name_of(compiled.township)}）的人员 / only the people placed "
+                          "in its villages by divisions.csv; unplaced records go to no township", highlight=False)
         console.print(f"  sign off (签收) by rule {a.sign_off_rule} (gateway deadlines rules): drop ACK-<delivery id>.json into its inbox",
                       highlight=False)
         for contract in a.contracts:

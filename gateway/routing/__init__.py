@@ -2,6 +2,8 @@
 it may, minimized, encrypted to its key, signed by the gateway, and acknowledged.
 
 - `agreements`: the sharing agreements, checked against the contracts;
+- `divisions`: HOME/divisions.csv and the placing of an address in a village (the
+  township scope here; the register imports it from here);
 - `minimize`: the fields of a contract, their Chinese headers, and the projection;
 - `delivery`: `Router`, which routes accepted exchanges and writes the deliveries;
 - `acks`: acknowledgements dropped back by the recipients.

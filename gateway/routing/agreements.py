@@ -6,6 +6,12 @@ event-date range), its purpose, the delivery format and the schedule. Agreements
 `gateway.toml` (`[[agreements]]`) or in the file it names (`agreements_file`, by default
 HOME/agreements.toml, written by `gateway init` with the county's agreements).
 
+A township recipient (`town-<9-digit township code>`) receives only its own people
+(以行政村（居）为单位, `scope = "township"`, its default): each record's person is placed in
+a village with HOME/divisions.csv (`gateway.routing.divisions`: by code first, then by the
+township's and village's names in the address); a record that cannot be placed goes to
+no township (never guessed) and the delivery says how many were left out.
+
 `check_agreements` validates them against the contracts: an unknown contract, recipient
 or field is an error that names the valid choices.
 """
@@ -25,6 +31,7 @@ from contracts import CONTRACTS, Contract
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
+from gateway.routing.divisions import Divisions, DivisionsError, Placement, load_divisions
 from gateway.routing.minimize import ALL_FIELDS, ContractFields, FieldPathError, contract_fields
 
 FORMATS = ("csv-gb18030", "csv-utf8", "jsonl")
@@ -64,6 +71,19 @@ DEFAULT_DIVISION_FIELD: dict[str, str] = {
     "ResidencePermit": "residence.division_code",
     "HousingOccupancy": "division_code",
 }
+
+# Where each contract says where its person lives, for the township scope: (address, division
+# code) pairs, the first one placed in a village decides (the residence before the household,
+# as the register places people).
+SCOPE_PLACES: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "BirthEvent": (("home_address", "registered_division_code"), ("household.address", "household.division_code")),
+    "DeathEvent": (("household.address", "household.division_code"),),
+    "Migration": (("household.address", "household.division_code"),),
+    "ResidencePermit": (("residence.address", "residence.division_code"), ("household.address", "household.division_code")),
+    "HousingOccupancy": (("address", "division_code"),),
+    "SchoolEnrolment": (("current_address", None),),
+}
+TOWNSHIP_RECIPIENT = re.compile(r"^town-(\d{9})$")
 
 
 def _listify(value: Any) -> Any:
@@ -132,6 +152,10 @@ class Agreement(BaseModel):
         default_factory=list, description="fields it may see: a list for every contract, or a table per contract"
     )
     filters: Filters = Field(default_factory=Filters)
+    scope: Literal["county", "township"] | None = Field(
+        default=None,
+        description="township: only the records of the recipient township's own people (the default for town-<code>)",
+    )
     purpose: str = Field(min_length=1, description="why the recipient receives them")
     format: Literal["csv-gb18030", "csv-utf8", "jsonl"] = "csv-utf8"
     schedule: Literal["immediate", "daily", "monthly"] = "immediate"
@@ -181,6 +205,8 @@ class CompiledAgreement:
     columns: dict[str, list[str]] = field(default_factory=dict)  # contract -> leaf paths delivered, in contract order
     date_field: dict[str, str | None] = field(default_factory=dict)
     division_field: dict[str, str | None] = field(default_factory=dict)
+    township: str | None = None  # the recipient township's 12-digit code when scope is township
+    divisions: Divisions | None = None
 
     @property
     def name(self) -> str:
@@ -197,6 +223,10 @@ class CompiledAgreement:
         """Whether a record (its stored canonical JSON, as a dict) falls under this agreement."""
         from gateway.routing.minimize import values_at
 
+        if self.township is not None:
+            placed = self.place(contract, payload)  # a village of this township, or not its own: never guessed
+            if placed.status != "village" or placed.township != self.township:
+                return False
         filters = self.agreement.filters
         for path, allowed in filters.match.items():
             values = [_as_text(v) for v in values_at(payload, path)]
@@ -217,6 +247,25 @@ class CompiledAgreement:
             if filters.event_until and day > filters.event_until:
                 return False
         return True
+
+    def place(self, contract: str, payload: dict[str, Any]) -> Placement:
+        """Where the record's person lives: the first of the contract's places found in a village,
+        else the first place's status (unmatched, elsewhere or none). Never a guess."""
+        from gateway.routing.minimize import values_at
+
+        if self.divisions is None:
+            return Placement("none")
+        found: list[Placement] = []
+        for address_path, code_path in SCOPE_PLACES.get(contract, ()):
+            addresses = [str(v) for v in values_at(payload, address_path) if v]
+            codes = [str(v) for v in values_at(payload, code_path) if v] if code_path else []
+            if not addresses and not codes:
+                continue
+            placement = self.divisions.match(addresses[0] if addresses else None, codes[0] if codes else None)
+            if placement.status == "village":
+                return placement
+            found.append(placement)
+        return found[0] if found else Placement("none")
 
 
 def _as_text(value: Any) -> str:
@@ -316,19 +365,52 @@ def load_agreements(settings: Settings) -> AgreementSet:
             problems.append(Problem(agreement.name, f"{where}: the name is used by another agreement; names must be unique"))
             continue
         names.add(agreement.name)
-        result, found = check_agreement(agreement, settings.departments)
+        result, found = check_agreement(agreement, settings.departments, lambda: load_divisions(settings.home))
         problems += found
         if result is not None:
             compiled.append(result)
     return AgreementSet(compiled, sources, problems)
 
 
-def check_agreement(agreement: Agreement, departments: list[str]) -> tuple[CompiledAgreement | None, list[Problem]]:
-    """Check one agreement against the contracts and the departments."""
+def check_agreement(
+    agreement: Agreement, departments: list[str], divisions: Any = None
+) -> tuple[CompiledAgreement | None, list[Problem]]:
+    """Check one agreement against the contracts and the departments; `divisions` gives
+    the county's Divisions (called only for a township-scoped agreement)."""
     problems: list[Problem] = []
 
     def error(message: str) -> None:
         problems.append(Problem(agreement.name, message))
+
+    township_match = TOWNSHIP_RECIPIENT.match(agreement.recipient)
+    scoped = agreement.scope == "township" or (agreement.scope is None and township_match is not None)
+    township: str | None = None
+    county: Divisions | None = None
+    if scoped and township_match is None:
+        error(
+            f"scope = \"township\" needs a township recipient named town-<9-digit township code>, "
+            f"not {agreement.recipient!r}"
+        )
+    elif scoped and township_match is not None:
+        try:
+            county = divisions() if divisions is not None else None
+        except DivisionsError as exc:
+            error(f"the township scope places records with divisions.csv: {exc}")
+        if county is not None:
+            township = township_match.group(1) + "000"
+            if township not in county.townships:
+                error(
+                    f"recipient {agreement.recipient} is no township of divisions.csv. Valid choices: "
+                    + ", ".join(d.recipient for d in county.townships.values())
+                )
+        elif not problems:
+            error("the township scope places records with divisions.csv, which was not given")
+        for name in agreement.contracts:
+            if name in CONTRACTS and name not in SCOPE_PLACES:
+                error(
+                    f"{name} names no address to place its person in a township; a township receives "
+                    f"{', '.join(sorted(SCOPE_PLACES))} only (or set scope = \"county\")"
+                )
 
     if agreement.recipient not in departments:
         error(f"recipient {agreement.recipient!r} is not a department. Valid choices: {', '.join(sorted(departments))}")
@@ -342,7 +424,7 @@ def check_agreement(agreement: Agreement, departments: list[str]) -> tuple[Compi
         for name in agreement.fields:
             if name not in agreement.contracts:
                 error(f"fields are given for {name!r}, which is not in contracts = {agreement.contracts}")
-    compiled = CompiledAgreement(agreement)
+    compiled = CompiledAgreement(agreement, township=township, divisions=county if township else None)
     for name, model in models.items():
         described = contract_fields(model)
         wanted = agreement.fields_for(name)
@@ -415,6 +497,8 @@ __all__ = [
     "Filters",
     "Problem",
     "SCHEDULES",
+    "SCOPE_PLACES",
+    "TOWNSHIP_RECIPIENT",
     "SCHEDULE_LABELS",
     "agreements_path",
     "check_agreements",
@@ -446,6 +530,9 @@ DEFAULT_AGREEMENTS = """\
 #   format       "csv-gb18030" | "csv-utf8" (UTF-8 with BOM) | "jsonl" (JSON Lines)
 #   schedule     "immediate" (one file per accepted exchange) | "daily" | "monthly"
 #                (one file per day or month, China Standard Time, sent once it is over)
+#   scope        "township": only the recipient township's own people, placed in a village
+#                by divisions.csv (unplaced records go to no township); the default, and
+#                only choice besides "county", for a recipient named town-<9-digit code>
 #   sign_off_rule  the recipient signs off (drops ACK-<delivery id>.json) by this deadline
 #                rule: "sign_off" (default: 3 working days, docs/obligations.md) or one of
 #                gateway.toml's [deadlines.RULE], e.g. 5 working days for 签收并核对报数

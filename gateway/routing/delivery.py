@@ -74,6 +74,7 @@ SENT = ("delivered", "acknowledged")
 CHANGE_LABELS = {"new": "新增", "correction": "更正", "withdrawal": "撤回"}
 META_HEADERS = ["记录号", "版本", "变更"]
 EXTENSIONS = {"csv-gb18030": "csv", "csv-utf8": "csv", "jsonl": "jsonl"}
+LEFT_OUT = "未能落到村（居）"  # a township delivery's note on records it left out, kept once delivered
 _EMPTY_SHA = hashlib.sha256(b"{}").hexdigest()
 
 
@@ -170,6 +171,10 @@ class Router:
         try:
             info = path.stat() if path is not None else None
             stamp: Any = (json.dumps(self.settings.agreements, default=str), info and (info.st_mtime_ns, info.st_size))
+            divisions = self.settings.home / "divisions.csv"  # the township scope places records with it
+            if divisions.exists():
+                stat = divisions.stat()
+                stamp = (*stamp, stat.st_mtime_ns, stat.st_size)
         except FileNotFoundError:
             stamp = None
         if self._agreements is None or stamp is None or self._agreements[0] != stamp:
@@ -490,10 +495,13 @@ class Router:
                 fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "wb") as handle:
                     counts = self._write_records(session, delivery, agreement, handle)
+                left_out = _left_out(agreement, counts["unplaced"])
                 if counts["records"] == 0:
                     row = session.get(Delivery, delivery_id)
                     assert row is not None
-                    row.status, row.reason = "empty", "the agreement admits none of these records"
+                    row.status, row.reason = "empty", "; ".join(
+                        filter(None, ["the agreement admits none of these records", left_out])
+                    )
                     return DeliveryOutcome(delivery_id, delivery.recipient, "empty", reason=row.reason)
                 result = signer.gpg.encrypt_file(
                     str(plain),
@@ -515,7 +523,7 @@ class Router:
                 digest, size = _sha256_file(target)
                 row = session.get(Delivery, delivery_id)
                 assert row is not None
-                row.status, row.reason = "prepared", None
+                row.status, row.reason = "prepared", left_out
                 row.file_name, row.sha256, row.size = name, digest, size
                 row.records, row.corrections, row.withdrawals = counts["records"], counts["correction"], counts["withdrawal"]
                 row.encrypted_to, row.signing_key = ",".join(recipients), signer.fingerprint
@@ -526,6 +534,8 @@ class Router:
             "delivery %s to %s prepared: %s, %d records (%d corrections, %d withdrawals)",
             delivery_id, delivery.recipient, name, counts["records"], counts["correction"], counts["withdrawal"],
         )
+        if left_out:
+            log.info("delivery %s to %s: %s", delivery_id, delivery.recipient, left_out)
         return None
 
     def _write_records(self, session: Session, delivery: Delivery, agreement: CompiledAgreement, handle: Any) -> dict[str, int]:
@@ -539,7 +549,7 @@ class Router:
         exchanges = list(
             session.exec(select(DeliveryExchange.exchange_id).where(DeliveryExchange.delivery_id == delivery.id)).all()
         )
-        counts = {"records": 0, "new": 0, "correction": 0, "withdrawal": 0}
+        counts = {"records": 0, "new": 0, "correction": 0, "withdrawal": 0, "unplaced": 0}
         here: dict[str, tuple[int, str, str, int]] = {}  # key -> (version, change, projection sha, delivery id)
         for page in _record_pages(session, exchanges, contract):
             # Any version may have been sent before: exchanges commit (and take their versions)
@@ -554,6 +564,8 @@ class Router:
                     continue  # an older version than the recipient already has
                 payload = json.loads(record.payload)
                 admitted = agreement.admits(contract, payload)
+                if not admitted and agreement.township is not None and agreement.place(contract, payload).status != "village":
+                    counts["unplaced"] += 1  # placed in no village: goes to no township, never guessed
                 if admitted:
                     projected = minimize(payload)
                     digest = hashlib.sha256(canonical_json(projected)).hexdigest()
@@ -646,7 +658,7 @@ class Router:
             except ConfigError:
                 pass
             rule = agreement.agreement.sign_off_rule if agreement is not None else "sign_off"
-            row.status, row.reason = "delivered", None
+            row.status, row.reason = "delivered", row.reason if row.reason and LEFT_OUT in row.reason else None
             row.attempts += 1
             row.delivered_at = now
             row.ack_due_at = self._sign_off_due(session, row, rule, now)
@@ -732,6 +744,16 @@ def _encryption_problem(info: dict[str, Any] | None, fingerprint: str) -> str | 
     if all(dates):
         return f"the encryption subkey of key {fingerprint} expired on {max(d for d in dates if d)}"
     return f"key {fingerprint} has no usable encryption subkey (revoked or expired)"
+
+
+def _left_out(agreement: CompiledAgreement, unplaced: int) -> str | None:
+    """The note of a township-scoped delivery on the records placed in no village."""
+    if agreement.township is None or not unplaced:
+        return None
+    return (
+        f"{unplaced} 条记录{LEFT_OUT}，未发给任何乡镇 / {unplaced} record(s) placed in no village of "
+        "divisions.csv were left out (never guessed; `gateway register unmatched`)"
+    )
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:
