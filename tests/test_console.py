@@ -348,6 +348,9 @@ def test_users_command_refuses_bad_accounts(served):
     assert "newop" in listed and "clerk" in listed and "hospital" in listed
 
 
+REVEAL = "POST /api/assist-checks/{check_id}/reveal"
+
+
 def test_api_fuzzed_against_its_openapi_schema(served):
     """schemathesis generates requests from /openapi.json for every operation, signed in
     as an operator with the CSRF header; no answer may be a server error."""
@@ -372,7 +375,12 @@ def test_api_fuzzed_against_its_openapi_schema(served):
             response = case.call(base_url=console.url, session=http, timeout=30)
             seen.setdefault(label, set()).add(response.status_code)
             assert response.status_code < 500, f"{label}: {response.status_code} {response.text[:300]}"
-            scan_text(f"fuzzed {label}", response.text)
+            if label == REVEAL and response.status_code == 200:
+                # The one answer that shows a subject in full, by design: an operator stated a
+                # reason and it is audited (tests/test_platform_county.py). Not a leak to scan for.
+                assert {"message_id", "name", "id_number"} <= set(response.json()), response.text[:300]
+            else:
+                scan_text(f"fuzzed {label}", response.text)
 
         fuzz()
 
