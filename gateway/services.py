@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, Protocol
 from gateway.intake.transports.base import Mailboxes
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy import Engine
 
+    from gateway.adapter import Adapter
+    from gateway.intake.staging import Sniffed
     from gateway.receipts.signing import Signer
 
 
@@ -32,3 +36,33 @@ class GatewayServices(Mailboxes, Protocol):
 
     engine: Engine
     signer: Signer
+
+
+class ProcessedPage(Protocol):
+    """What became of bytes processed as one exchange: its id and its signed receipt's
+    file name (`gateway.exchange.lifecycle.Outcome` has both)."""
+
+    @property
+    def exchange_id(self) -> int: ...
+
+    @property
+    def receipt(self) -> str | None: ...
+
+
+class ExchangeServices(GatewayServices, Protocol):
+    """`GatewayServices` and one more thing: process bytes the gateway fetched or sent as
+    one exchange of a department (交换入账), with the same duplicate check, transaction and
+    signed receipt as a dropped file. The platform receipts what it sends (XCXX, TBXX,
+    FKXX) through it, without importing the exchange lifecycle's `Gateway` class."""
+
+    def process_page(
+        self,
+        department: str,
+        name: str,
+        source_path: str,
+        staged: Path,
+        sniffed: Sniffed,
+        *,
+        adapter: Adapter | str | None = None,
+        keep_copy: bool = True,
+    ) -> ProcessedPage: ...

@@ -138,6 +138,23 @@ def test_agreements_may_live_in_gateway_toml(home):
     ]
 
 
+def test_an_old_ack_within_hours_is_ignored_with_a_warning_naming_sign_off_rule(home):
+    """Sign-off is due by the working-day rule `sign_off_rule`; an installation whose
+    agreements still set the retired clock-hours key keeps routing and is told why."""
+    (home / "gateway.toml").write_text(
+        'agreements_file = ""\n\n[[agreements]]\nname = "old"\nrecipient = "police"\ncontracts = ["DeathEvent"]\n'
+        'fields = ["deceased"]\npurpose = "p"\nack_within_hours = 48\n',
+        encoding="utf-8",
+    )
+    result = load_agreements(load_settings(home))
+    [old] = result.agreements
+    assert old.agreement.sign_off_rule == "sign_off" and result.errors == []
+    [warning] = result.warnings
+    assert "ack_within_hours 已停用" in warning.message and "sign_off_rule" in warning.message
+    shown = run_gateway(home, "agreements", "check").stdout
+    assert "warn" in shown and "ack_within_hours" in shown and "1 agreement(s) valid" in shown
+
+
 def test_explain_tells_field_by_field_what_a_department_receives(home):
     shown = run_gateway(home, "agreements", "explain", "school").stdout
     rows = {line.split()[0]: line.split() for line in shown.splitlines() if line.strip() and "│" in line}

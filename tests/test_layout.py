@@ -76,3 +76,19 @@ def test_lint_imports_fails_on_an_upward_import_and_on_a_cycle(tmp_path):
     assert broken.returncode != 0
     assert "gateway.store is not allowed to import gateway.routing" in broken.stdout, broken.stdout
     assert "2 broken" in broken.stdout, broken.stdout
+
+
+def test_no_duty_takes_a_gateway_typed_any():
+    """Routing, the platform, the reports and the register are typed on the narrow
+    `GatewayServices` / `ExchangeServices` Protocols (gateway/services.py), never on
+    `gateway: Any`, which would hide from the type checker what they use of a gateway."""
+    import re
+
+    untyped = re.compile(r"\bgateway\s*:\s*(?:\"Any\"|Any)\b")
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in sorted((REPO / "gateway").rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if untyped.search(line)
+    ]
+    assert offenders == []

@@ -66,7 +66,7 @@ from gateway.store.models import AssistCheck, LookupEntry, NoticeItem, OutgoingR
 from gateway.readers.xml import HARDENED, local_name
 
 if TYPE_CHECKING:
-    from gateway.exchange.lifecycle import Gateway
+    from gateway.services import ExchangeServices
 
 log = logging.getLogger("gateway.platform.assist_checks")
 
@@ -645,7 +645,7 @@ class Answer:
 
 
 def answer(
-    gateway: Gateway,
+    gateway: ExchangeServices,
     settings: Settings,
     key: str,
     *,
@@ -727,7 +727,7 @@ def platform_source(settings: Settings, name: str | None = None) -> tuple[str, A
     return platforms[0]
 
 
-def send_one(gateway: Gateway, settings: Settings, check_id: int, *, source: str | None = None, session: Any = None) -> Answer:
+def send_one(gateway: ExchangeServices, settings: Settings, check_id: int, *, source: str | None = None, session: Any = None) -> Answer:
     """POST the stored FKXX of one answered request; on success receipt it and mark the
     request answered. A failure leaves it `sending` with the error."""
     from gateway.pulls.http import PullError, endpoint, make_session, post
@@ -776,7 +776,7 @@ def send_one(gateway: Gateway, settings: Settings, check_id: int, *, source: str
     return Answer(row, sent=True, receipt=receipt, exchange_id=exchange_id)
 
 
-def _receipt_feedback(gateway: Gateway, item: AssistCheck, body: bytes) -> tuple[int, str | None]:
+def _receipt_feedback(gateway: ExchangeServices, item: AssistCheck, body: bytes) -> tuple[int, str | None]:
     """The sent FKXX as an exchange of the national platform: an AssistCheckFeedback
     record and a signed receipt in the national-platform outbox. The FKXX itself (personal
     data) stays in the database: `assistcheck.feedback_xml`, and the record."""
@@ -806,7 +806,7 @@ class SendResult:
         return f"{self.sent} answer(s) sent" + (f", {self.waiting} still waiting" if self.waiting else "")
 
 
-def send_pending(gateway: Gateway, settings: Settings, source: str | None = None) -> SendResult:
+def send_pending(gateway: ExchangeServices, settings: Settings, source: str | None = None) -> SendResult:
     """Send every answer still `sending` (the platform was away when it was given)."""
     result = SendResult()
     with Session(gateway.engine) as session:
@@ -891,7 +891,7 @@ def list_notices(engine: Engine, *, include_handled: bool = False, overdue: bool
 
 
 def handle_notice(
-    engine: Engine, key: str, *, remark: str | None, operator: str | None = None, gateway: Any = None,
+    engine: Engine, key: str, *, remark: str | None, operator: str | None = None, gateway: ExchangeServices | None = None,
     settings: Settings | None = None, source: str | None = None,
 ) -> NoticeItem:
     """Record that a notice was dealt with. A notice that asks for feedback (需要对方接收并
@@ -924,11 +924,12 @@ def handle_notice(
         session.flush()
         session.expunge(item)
     if item.status == "sending":
-        return send_notice_feedback(gateway, settings or gateway.settings, item.id, source=source)  # type: ignore[arg-type]
+        assert gateway is not None  # "sending" is set only when there is a gateway to send through
+        return send_notice_feedback(gateway, settings or gateway.settings, item.id, source=source)
     return item
 
 
-def send_notice_feedback(gateway: Any, settings: Settings, notice_id: int, *, source: str | None = None) -> NoticeItem:
+def send_notice_feedback(gateway: ExchangeServices, settings: Settings, notice_id: int, *, source: str | None = None) -> NoticeItem:
     """POST the stored feedback of one notice; on success receipt it and mark it handled."""
     from gateway.pulls.http import PullError, endpoint, make_session, post
 
@@ -968,7 +969,7 @@ def send_notice_feedback(gateway: Any, settings: Settings, notice_id: int, *, so
     return row
 
 
-def send_pending_notices(gateway: Any, settings: Settings, source: str | None = None) -> tuple[int, list[str]]:
+def send_pending_notices(gateway: ExchangeServices, settings: Settings, source: str | None = None) -> tuple[int, list[str]]:
     with Session(gateway.engine) as session:
         ids = list(session.exec(select(NoticeItem.id).where(NoticeItem.status == "sending")).scalars().all())
     sent, errors = 0, []

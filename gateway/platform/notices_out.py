@@ -32,7 +32,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from sqlalchemy import Engine, exists, func, select
@@ -48,6 +48,9 @@ from gateway.obligations.service import fulfil, open_obligation, rule_for
 from gateway.platform.outgoing import _receipt, county_division
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import OutgoingNotice
+
+if TYPE_CHECKING:
+    from gateway.services import ExchangeServices
 
 log = logging.getLogger("gateway.platform.notices")
 
@@ -215,7 +218,7 @@ def find(engine: Engine, notice: str) -> OutgoingNotice:
         return item
 
 
-def send(gateway: Any, settings: Settings, notice: str | int, *, operator: str | None = None, source: str | None = None) -> Sent:
+def send(gateway: ExchangeServices, settings: Settings, notice: str | int, *, operator: str | None = None, source: str | None = None) -> Sent:
     """Check, POST and receipt one draft (see the module's docstring)."""
     from gateway.pulls.http import PullError, endpoint, make_session, post
 
@@ -306,7 +309,7 @@ class FollowUp:
         return f"{self.drafted} notice(s) of the county's own drafted, {self.sent} sent, {self.answered} answered"
 
 
-def follow_up(gateway: Any, settings: Settings, source: str | None = None) -> FollowUp:
+def follow_up(gateway: ExchangeServices, settings: Settings, source: str | None = None) -> FollowUp:
     """Draft what accepted records owe, close answered notices, and send drafts when
     `[pulls.platform] send_notices = true`."""
     result = FollowUp(errors=[])

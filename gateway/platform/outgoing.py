@@ -21,7 +21,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 from pydantic import TypeAdapter, ValidationError
@@ -42,6 +42,9 @@ from gateway.platform.assist_checks import OUTGOING_ADAPTER, close_answered  # n
 from gateway.readers.xml import HARDENED, local_name
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import OutgoingRequest
+
+if TYPE_CHECKING:
+    from gateway.services import ExchangeServices
 
 log = logging.getLogger("gateway.platform.outgoing")
 
@@ -110,7 +113,7 @@ class Sent:
 
 
 def request(
-    gateway: Any, settings: Settings, *, subject_id: str, categories: list[str], urgent: bool, to: str,
+    gateway: ExchangeServices, settings: Settings, *, subject_id: str, categories: list[str], urgent: bool, to: str,
     name: str | None = None, text: str | None = None, operator: str | None = None, source: str | None = None,
 ) -> Sent:
     """Make, store and send one request (see the module's docstring)."""
@@ -159,7 +162,7 @@ def request(
     return send_one(gateway, settings, request_id, source=source_name)  # type: ignore[arg-type]
 
 
-def send_one(gateway: Any, settings: Settings, request_id: int, *, source: str | None = None) -> Sent:
+def send_one(gateway: ExchangeServices, settings: Settings, request_id: int, *, source: str | None = None) -> Sent:
     """POST one stored request; receipt it when the platform took it."""
     from gateway.platform.assist_checks import platform_source
     from gateway.pulls.http import PullError, endpoint, make_session, post
@@ -203,7 +206,7 @@ def send_one(gateway: Any, settings: Settings, request_id: int, *, source: str |
     return Sent(row, sent=True, receipt=receipt)
 
 
-def send_pending(gateway: Any, settings: Settings, source: str | None = None) -> tuple[int, list[str]]:
+def send_pending(gateway: ExchangeServices, settings: Settings, source: str | None = None) -> tuple[int, list[str]]:
     """Send every request still `sending`; (sent, errors)."""
     with Session(gateway.engine) as session:
         ids = list(session.exec(select(OutgoingRequest.id).where(OutgoingRequest.status == "sending")).scalars().all())
@@ -217,7 +220,7 @@ def send_pending(gateway: Any, settings: Settings, source: str | None = None) ->
     return sent, errors
 
 
-def _receipt(gateway: Any, message_id: str, body: bytes, kind: str = "XCXX") -> tuple[int, str | None]:
+def _receipt(gateway: ExchangeServices, message_id: str, body: bytes, kind: str = "XCXX") -> tuple[int, str | None]:
     """Store what was sent (a `JHXX` of one `XCXX` request or `TBXX` notice) as an exchange
     of the `national-platform-outgoing` adapter and sign its receipt."""
     from gateway.platform.assist_checks import _safe_name

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, func, or_, select
 from sqlmodel import Session
@@ -42,6 +42,9 @@ from gateway.obligations.service import is_overdue, schedules
 from gateway.population_reports.events import FEMALE, MALE, read_events
 from gateway.population_reports.periods import Period, monthly
 from gateway.population_reports.settings import expected_senders, report_settings
+
+if TYPE_CHECKING:
+    from gateway.services import GatewayServices
 
 
 @dataclass
@@ -232,7 +235,7 @@ def warning_file_name(month: str) -> str:
     return f"WARNING-{month}.json.gpg"
 
 
-def deliver_warning(gateway: Any, month: str, *, as_of: dt.datetime | None = None) -> list[Any]:
+def deliver_warning(gateway: GatewayServices, month: str, *, as_of: dt.datetime | None = None) -> list[Any]:
     """Send the early warning of `month` to each member department (成员单位: the expected
     senders, every department but the population office unless `[reports] senders` names
     them), "每月進行一次人口預警通報…各成員單位": one `WARNING-<YYYY-MM>.json.gpg` in its outbox,

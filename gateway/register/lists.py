@@ -39,7 +39,7 @@ from gateway.store.audit import now_utc, record_event
 from gateway.store.register_models import RegisterFact, RegisterListDelivery, RegisterPerson
 
 if TYPE_CHECKING:
-    from gateway.exchange.lifecycle import Gateway
+    from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway.register")
 
@@ -214,7 +214,7 @@ class ListOutcome:
     reason: str | None = None
 
 
-def deliver_due(gateway: Gateway, today: dt.date) -> list[ListOutcome]:
+def deliver_due(gateway: GatewayServices, today: dt.date) -> list[ListOutcome]:
     """Send every configured township the lists due by `today` it has not received."""
     from gateway.register.build import fold
 
@@ -235,7 +235,7 @@ def deliver_due(gateway: Gateway, today: dt.date) -> list[ListOutcome]:
     return outcomes
 
 
-def deliver_one(gateway: Gateway, recipient: str, township: str, kind: str, span: Period,
+def deliver_one(gateway: GatewayServices, recipient: str, township: str, kind: str, span: Period,
                 divisions: Divisions, rs: RegisterSettings) -> ListOutcome:
     from gateway.routing.delivery import Router
 

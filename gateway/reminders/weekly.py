@@ -27,7 +27,8 @@ from gateway.store import session_scope
 from gateway.store.audit import record_event
 
 if TYPE_CHECKING:
-    from gateway.exchange.lifecycle import Gateway
+    from gateway.routing.delivery import Router
+    from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway")
 
@@ -53,7 +54,7 @@ def _item(view: ObligationView, today: dt.date) -> dict[str, Any]:
     }
 
 
-def send_reminders(gateway: Gateway, now: dt.datetime | None = None, *, only_on_friday: bool = True) -> list[ReminderOutcome]:
+def send_reminders(gateway: GatewayServices, now: dt.datetime | None = None, *, only_on_friday: bool = True) -> list[ReminderOutcome]:
     """Send this week's reminders (on a Friday, China time, unless `only_on_friday` is false)."""
     from gateway.routing.delivery import Router
 
@@ -87,12 +88,12 @@ def send_reminders(gateway: Gateway, now: dt.datetime | None = None, *, only_on_
     return [_send(gateway, router, department, document, today) for department, document in sorted(documents.items())]
 
 
-def _send(gateway: Gateway, router: Any, department: str, document: dict[str, Any], today: dt.date) -> ReminderOutcome:
+def _send(gateway: GatewayServices, router: Router, department: str, document: dict[str, Any], today: dt.date) -> ReminderOutcome:
     return send_document(gateway, router, department, f"REMINDER-{today:%Y%m%d}.json.gpg", document,
                          items=len(document["overdue"]), what="reminder")
 
 
-def send_document(gateway: Gateway, router: Any, department: str, name: str, document: dict[str, Any], *,
+def send_document(gateway: GatewayServices, router: Router, department: str, name: str, document: dict[str, Any], *,
                   items: int, what: str) -> ReminderOutcome:
     """Write `document` (JSON, no personal data in clear anywhere but inside) to `department`'s
     outbox as `name`, encrypted to its registered keys and signed by the gateway; once (a file

@@ -35,6 +35,15 @@ from gateway.routing.divisions import Divisions, DivisionsError, Placement, load
 from gateway.routing.minimize import ALL_FIELDS, ContractFields, FieldPathError, contract_fields
 
 FORMATS = ("csv-gb18030", "csv-utf8", "jsonl")
+# Sign-off used to be due `ack_within_hours` clock hours after delivery; it is now due by
+# the agreement's `sign_off_rule` on the working-day calendar (docs/obligations.md).
+RETIRED_ACK_KEY = "ack_within_hours"
+RETIRED_ACK_MESSAGE = (
+    "{where}: ack_within_hours 已停用，被忽略：签收时限改按工作日规则 sign_off_rule 计算（默认 sign_off，3个工作日）；"
+    "请删除此项，需要其他时限时设 sign_off_rule = \"<[deadlines] 中的规则>\" "
+    "(ack_within_hours is no longer used and is ignored: the sign-off is due by sign_off_rule on the working-day "
+    "calendar; remove it, and set sign_off_rule to a [deadlines] rule for another period)"
+)
 SCHEDULES = ("immediate", "daily", "monthly")
 FORMAT_LABELS = {
     "csv-gb18030": "CSV, GB18030, Chinese headers",
@@ -159,9 +168,6 @@ class Agreement(BaseModel):
     purpose: str = Field(min_length=1, description="why the recipient receives them")
     format: Literal["csv-gb18030", "csv-utf8", "jsonl"] = "csv-utf8"
     schedule: Literal["immediate", "daily", "monthly"] = "immediate"
-    ack_within_hours: float = Field(
-        default=72.0, gt=0, description="no longer used: the sign-off is due by sign_off_rule (working days)"
-    )
     sign_off_rule: str = Field(
         default="sign_off",
         pattern=r"^[a-z][a-z0-9_]{0,40}$",
@@ -354,6 +360,11 @@ def load_agreements(settings: Settings) -> AgreementSet:
     names: set[str] = set()
     for where, table in raw:
         label = str(table.get("name", where)) if isinstance(table, dict) else where
+        if isinstance(table, dict) and RETIRED_ACK_KEY in table:
+            # Clock hours ran through holidays (a delivery on 30 September was "due" on
+            # 3 October); an installation that still sets the key keeps working and is told why.
+            table = {key: value for key, value in table.items() if key != RETIRED_ACK_KEY}
+            problems.append(Problem(label, RETIRED_ACK_MESSAGE.format(where=where), "warning"))
         try:
             agreement = Agreement.model_validate(table)
         except ValidationError as exc:
