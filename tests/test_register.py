@@ -503,7 +503,7 @@ def test_the_township_breakdown_of_the_reports_items(gateway, county, home, tmp_
     rows = {row[0]: row for row in table_rows(figures, divisions)}
     assert rows["440781101000"][1:6] == ["大江镇", "2", "0", "1", "0"] and rows["440781101000"][-2:] == ["1", "1"]
     shown = run_gateway(home, "register", "report", "--month", "2026-10", "--csv", str(tmp_path / "t.csv"))
-    assert "围产期保健" in shown.stdout and "no feed holds this item" in shown.stdout
+    assert "围产期保健" in shown.stdout and "not held by any feed" in shown.stdout
     text = (tmp_path / "t.csv").read_text(encoding="utf-8-sig")
     assert text.splitlines()[0].startswith("乡镇代码,乡镇,住院分娩 男") and "440781101000,大江镇,2,0,1,0" in text
 

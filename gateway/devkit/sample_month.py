@@ -28,6 +28,9 @@ The register (docs/register.md): the county's mothers live in villages of the ex
 `divisions.csv` (a few in 新围村, which no divisions.csv lists: unmatched), two of them marry
 this month, and the first assist-check request asks about one of those two; `counts.register`
 says how many women each village must hold (its own random stream: every other figure stays).
+`counts.townships` gives, per township code (and `unplaced`), what the population report's 分乡镇
+table must show for the month: hospital births by the mother's address, deaths by age band and
+newborn registrations (往年出生补报 apart) by the registered address, each by sex where it has one.
 
 `supply=previous` makes this month carry the missing record for the first half (rounded
 down) of each rule's exactly-keyed planted items of `previous` (`supplied` in the
@@ -522,6 +525,7 @@ def generate_month(
     # -- the register: the county's mothers live in villages, some marry (own seed) --------------
     register, asked, extra_marriages = _place_mothers(year, month, seed, hospital_rows, civil_elements)
     marriages += extra_marriages
+    townships = _township_counts(hospital_rows, police_rows)
 
     # -- the national platform: assist-check requests and a notice ------------------------------
     platform_parts = []
@@ -594,6 +598,7 @@ def generate_month(
         "housing_items": len(housing_items),
         "tenants": tenants_total,
         "register": register,
+        "townships": townships,
         "assist_check_requests": 3,
         "platform_notices": 1,
         "records": {
@@ -670,6 +675,46 @@ def _place_mothers(
         "assist_check_about_a_mother": f"XC-510722-{year:04d}{month:02d}02-0001" if asked else None,
     }
     return register, asked, len(wives)
+
+
+# The population report's 分乡镇 age bands (gateway/register/township_report.py), counted here independently.
+DEATH_AGE_BANDS = (("0", 0, 0), ("1-14", 1, 14), ("15-49", 15, 49), ("50-64", 50, 64), ("65+", 65, 200))
+UNPLACED = "unplaced"
+
+
+def _township_of(address: str) -> str:
+    """The 12-digit code of the township an address names, or `unplaced` (another county's address)."""
+    named = [listed[0][0][:9] + "000" for town, listed in VILLAGES.items() if town in address]
+    return named[0] if len(named) == 1 else UNPLACED
+
+
+def _age(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _township_counts(hospital_rows: list[list[str]], police_rows: list[dict[str, str]]) -> dict[str, Any]:
+    """Per township (and `unplaced`): the month's figures of the population report's 分乡镇 table.
+    Hospital births by the mother's address, deaths and newborn registrations by the registered address."""
+    sexes = lambda: {"male": 0, "female": 0}  # noqa: E731
+    found: dict[str, Any] = {
+        code: {"hospital_births": sexes(), "infant_deaths": sexes(), "deaths": {band: sexes() for band, _, _ in DEATH_AGE_BANDS},
+               "registrations": 0, "late_registrations": 0}
+        for code in [*(listed[0][0][:9] + "000" for listed in VILLAGES.values()), UNPLACED]
+    }
+    for row in hospital_rows:
+        found[_township_of(row[14])]["hospital_births"]["male" if row[2] == "男" else "female"] += 1
+    for row in police_rows:
+        day = dt.date(int(row["BDRQ"][:4]), int(row["BDRQ"][4:6]), int(row["BDRQ"][6:8]))
+        born = dt.date(int(row["CSRQ"][:4]), int(row["CSRQ"][4:6]), int(row["CSRQ"][6:8]))
+        place = found[_township_of(row["HJDZ"])]
+        if row["YWLX"] == "出生登记":
+            place["late_registrations" if born.year < day.year else "registrations"] += 1
+        elif row["YWLX"] == "死亡注销":
+            sex, age = "male" if row["XBDM"] == "1" else "female", _age(born, day)
+            if age < 1:
+                place["infant_deaths"][sex] += 1
+            place["deaths"][next(band for band, low, high in DEATH_AGE_BANDS if low <= age <= high)][sex] += 1
+    return found
 
 
 def _next(year: int, month: int) -> str:

@@ -1,5 +1,6 @@
 """The figures of one population report (人口变动统计), built from the stored records
-(events.py) and the population snapshots (snapshots.py), then balance-checked (balance.py)."""
+(events.py) and the population snapshots (snapshots.py), then balance-checked (balance.py);
+the township breakdown (分乡镇) comes from the register (gateway.register.township_report)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ from gateway.population_reports.events import FEMALE, ITEMS, MALE, REGISTRY_SIGN
 from gateway.population_reports.periods import Period, month_of
 from gateway.population_reports.settings import ReportSettings, report_settings, snapshots_path
 from gateway.population_reports.snapshots import Snapshots, load
+from gateway.register import fold
+from gateway.register.build import divisions_or_none
+from gateway.register.divisions import Division, Divisions, DivisionsError
+from gateway.register.lists import Period as Span
+from gateway.register.township_report import TownshipFigures, township_figures
 
 TOTAL = balance.TOTAL
 CHART_MONTHS = 12
@@ -94,6 +100,16 @@ def sex_ratio(counts: list[int]) -> float | None:
 
 
 @dataclass
+class Townships:
+    """The township breakdown (分乡镇): figures per township code of `divisions` (and `unplaced`).
+    Without a usable divisions.csv, `divisions` has no townships and everything is unplaced."""
+
+    divisions: Divisions
+    figures: dict[str, TownshipFigures]
+    problem: str | None = None  # why there are no townships
+
+
+@dataclass
 class PopulationReport:
     period: Period
     generated_at: dt.datetime
@@ -104,6 +120,7 @@ class PopulationReport:
     occurred: list[int]
     records: int
     options: ReportSettings
+    townships: Townships
     failures: list[balance.Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -136,7 +153,10 @@ def build(engine: Engine, settings: Settings, period: Period, *, events: Events 
         occurred=_occurred(found, period),
         records=found.records,
         options=options,
+        townships=_townships(engine, settings, period),
     )
+    if report.townships.problem:
+        report.notes.append(report.townships.problem)
     if not snapshots.counts:
         report.notes.append(
             f"没有时点户籍人口 no population snapshots ({snapshots.path.name}): the start and end of the registered "
@@ -149,6 +169,23 @@ def build(engine: Engine, settings: Settings, period: Period, *, events: Events 
         )
     report.failures = balance.check(report)
     return report
+
+
+def _townships(engine: Engine, settings: Settings, period: Period) -> Townships:
+    """The register is brought up to date first (fold is incremental), then read for the period."""
+    span = Span(period.label, period.first, period.last)
+    problem = None
+    try:
+        divisions = divisions_or_none(settings)
+        if divisions is not None:
+            fold(engine, settings)
+    except DivisionsError as exc:
+        divisions, problem = None, f"区划文件有误 divisions.csv is wrong ({exc}): the 分乡镇 table shows the county only"
+    if divisions is None:
+        problem = problem or ("没有区划文件 no HOME/divisions.csv: the 分乡镇 table shows the county only "
+                              "(write one: gateway register divisions --example, docs/register.md)")
+        divisions = Divisions(Division("", "", "county"))
+    return Townships(divisions, township_figures(engine, span, divisions), problem)
 
 
 def _changes(events: list[Event]) -> list[ChangeRow]:

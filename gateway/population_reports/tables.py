@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.population_reports.balance import CHECK_LABELS, SEXES
+from gateway.population_reports.balance import CHECK_LABELS, SEXES, TOTAL as TOTAL_LABEL
 from gateway.population_reports.events import ITEM_LABELS, ITEMS, REGISTRY_SIGNS
 from gateway.population_reports.figures import PopulationReport
+from gateway.register.township_report import HEADER as TOWNSHIP_HEADER
+from gateway.register.township_report import NOT_HELD, township_rows
+from gateway.register.township_report import total as township_total
 
 Cell = str | int | float | None
 
 
 @dataclass
 class Table:
-    key: str  # file-name part: changes, population, months, women, checks
+    key: str  # file-name part: changes, population, months, women, townships, checks
     name: str  # sheet name, Chinese
     headers: list[str]
     rows: list[list[Cell]]
@@ -37,11 +40,22 @@ def tables(report: PopulationReport) -> list[Table]:
     if report.women is not None:
         found.append(Table("women", "育龄妇女迁移", ["行政区划代码", "15–49岁妇女 迁入", "15–49岁妇女 迁出"],
                            [[row.division, row.moves_in, row.moves_out] for row in report.women]))
+    found.append(_townships(report))
     checks: list[list[Cell]] = [
         [CHECK_LABELS[f.check], f.table, f.row, f.column, f.expected, f.found, f.detail] for f in report.failures
     ] or [["全部平衡 all balance checks pass", None, None, None, None, None, "; ".join(CHECK_LABELS.values())]]
     found.append(Table("checks", "平衡检查", ["检查", "表", "行", "列", "应为", "实为", "说明"], checks))
     return found
+
+
+def _townships(report: PopulationReport) -> Table:
+    """分乡镇: each township, the unplaced, the county (合计), then the items no feed holds."""
+    part = report.townships
+    rows: list[list[Cell]] = [[code, name, *counts] for code, name, counts in township_rows(part.figures, part.divisions)]
+    rows.append([TOTAL_LABEL, "全县 county", *township_total(part.figures).counts()])
+    blank: list[Cell] = [None] * (len(TOWNSHIP_HEADER) - 2)
+    rows += [[item, note, *blank] for item, note in NOT_HELD.items()]
+    return Table("townships", "分乡镇", list(TOWNSHIP_HEADER), rows)
 
 
 def _population(report: PopulationReport) -> Table:
@@ -80,4 +94,20 @@ def summary(report: PopulationReport) -> dict[str, Any]:
         "births_occurred": {"male": report.occurred[0], "female": report.occurred[1], "total": report.occurred[2]},
         "sex_ratio_at_birth": None if report.sex_ratio is None else round(report.sex_ratio, 1),
         "divisions": [row.division for row in report.changes[:-1]],
+        "townships": _township_summary(report),
+    }
+
+
+def _township_summary(report: PopulationReport) -> dict[str, Any]:
+    """The county's figures of the 分乡镇 table, and what no feed holds."""
+    county = township_total(report.townships.figures)
+    sexes = lambda counts: {"male": counts["1"], "female": counts["2"]}  # noqa: E731
+    return {
+        "townships": len(report.townships.divisions.townships),
+        "hospital_births": sexes(county.hospital_births),
+        "infant_deaths": sexes(county.infant_deaths),
+        "deaths_by_age": {band: sexes(counts) for band, counts in county.deaths.items()},
+        "registrations_born_this_year": county.registrations,
+        "late_registrations": county.late_registrations,
+        "not_held": list(NOT_HELD),
     }

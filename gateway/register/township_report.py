@@ -34,8 +34,8 @@ from gateway.store import Record
 from gateway.store.register_models import RegisterPerson
 
 AGE_BANDS = (("0", 0, 0), ("1-14", 1, 14), ("15-49", 15, 49), ("50-64", 50, 64), ("65+", 65, 200))
-NOT_HELD = {"围产期保健 perinatal care": "无数据来源：没有部门报送此项 / no feed holds this item",
-            "防疫 immunisation": "无数据来源：没有部门报送此项 / no feed holds this item"}
+NOT_HELD_TEXT = "未掌握：本网关未接入该数据 / not held by any feed"
+NOT_HELD = {"围产期保健 perinatal care": NOT_HELD_TEXT, "防疫 immunisation": NOT_HELD_TEXT}
 UNPLACED = "unplaced"
 SEXES = ("1", "2")
 
@@ -47,6 +47,29 @@ class TownshipFigures:
     deaths: dict[str, dict[str, int]] = field(default_factory=lambda: {band: dict.fromkeys(SEXES, 0) for band, _, _ in AGE_BANDS})
     registrations: int = 0
     late_registrations: int = 0
+
+    def counts(self) -> list[int]:
+        """The figures in HEADER's order (after the code and the name)."""
+        return [*(self.hospital_births[s] for s in SEXES), *(self.infant_deaths[s] for s in SEXES),
+                *(self.deaths[band][s] for band, _, _ in AGE_BANDS for s in SEXES),
+                self.registrations, self.late_registrations]
+
+    def add(self, other: TownshipFigures) -> None:
+        for s in SEXES:
+            self.hospital_births[s] += other.hospital_births[s]
+            self.infant_deaths[s] += other.infant_deaths[s]
+            for band, _, _ in AGE_BANDS:
+                self.deaths[band][s] += other.deaths[band][s]
+        self.registrations += other.registrations
+        self.late_registrations += other.late_registrations
+
+
+def total(figures: dict[str, TownshipFigures]) -> TownshipFigures:
+    """The county's figures: every township and the unplaced."""
+    found = TownshipFigures()
+    for one in figures.values():
+        found.add(one)
+    return found
 
 
 def _current(session: Session, contract: str) -> list[dict[str, Any]]:
@@ -111,18 +134,19 @@ HEADER = ["乡镇代码", "乡镇", "住院分娩 男", "住院分娩 女", "周
           "婴儿落户", "往年出生补报"]
 
 
-def table_rows(figures: dict[str, TownshipFigures], divisions: Divisions) -> list[list[str]]:
+def township_rows(figures: dict[str, TownshipFigures], divisions: Divisions) -> list[tuple[str, str, list[int]]]:
+    """(code, name, counts) per township in divisions.csv order, then the unplaced ("" as code)."""
     rows = []
     for code in [*divisions.townships, UNPLACED]:
         if code not in figures:
             continue
-        f = figures[code]
         name = divisions.townships[code].name if code in divisions.townships else "未落到乡镇 unplaced"
-        rows.append([code if code != UNPLACED else "", name, *(str(f.hospital_births[s]) for s in SEXES),
-                     *(str(f.infant_deaths[s]) for s in SEXES),
-                     *(str(f.deaths[band][s]) for band, _, _ in AGE_BANDS for s in SEXES),
-                     str(f.registrations), str(f.late_registrations)])
+        rows.append((code if code != UNPLACED else "", name, figures[code].counts()))
     return rows
+
+
+def table_rows(figures: dict[str, TownshipFigures], divisions: Divisions) -> list[list[str]]:
+    return [[code, name, *(str(n) for n in counts)] for code, name, counts in township_rows(figures, divisions)]
 
 
 def report_csv(rows: list[list[str]]) -> bytes:
