@@ -176,7 +176,15 @@ def test_xlsx_csv_and_html_files(gateway, settings, sample):
     assert summary["balanced"] is True and summary["period"] == "2026Q4"
     stem = out / "population-quarterly-2026Q4"
     book = load_workbook(f"{stem}.xlsx")
-    assert book.sheetnames == ["人口变动", "户籍人口", "出生死亡与性别比", "育龄妇女迁移", "平衡检查"]
+    assert book.sheetnames == ["人口变动", "户籍人口", "出生死亡与性别比", "育龄妇女迁移", "分乡镇", "平衡检查"]
+    # No divisions.csv in this home: the county only, the items no feed holds said as such.
+    townships = list(book["分乡镇"].iter_rows(min_row=3, values_only=True))
+    assert [row[:2] for row in townships] == [
+        (None, "未落到乡镇 unplaced"), (TOTAL, "全县 county"),
+        ("围产期保健 perinatal care", "未掌握：本网关未接入该数据 / not held by any feed"),
+        ("防疫 immunisation", "未掌握：本网关未接入该数据 / not held by any feed")]
+    assert townships[1][-2] + townships[1][-1] == summary["totals"]["births"]["total"]
+    assert any("no HOME/divisions.csv" in note for note in summary["notes"])
     changes = list(book["人口变动"].iter_rows(min_row=2, values_only=True))
     assert changes[0][:4] == ("行政区划代码", "出生 男", "出生 女", "出生 合计") and "居住证 合计" in changes[0]
     total = changes[-1]
@@ -308,3 +316,69 @@ def test_bad_periods_and_a_bad_snapshots_file_are_clear_errors(home, settings):
     bad = run_gateway(home, "report", "monthly", "--month", "2026-10", "--out", str(home / "out"), check=False)
     assert bad.returncode == 2 and "population_snapshots.csv, line 2" in bad.stdout + bad.stderr and "six digits" in bad.stdout + bad.stderr
     assert not (home / "out").exists()
+
+
+def test_the_township_breakdown_matches_the_generated_months_manifest(gateway, settings):
+    from gateway.register.divisions import EXAMPLE
+    from gateway.register.township_report import AGE_BANDS, NOT_HELD_TEXT
+    from gateway.population_reports.tables import tables
+    from stdnum.cn import ric
+
+    (settings.home / "divisions.csv").write_text(EXAMPLE, encoding="utf-8")
+    month = generate_month(2026, 10)
+    month.drop(settings.mailbox_root)
+    # On top of the month: a birth of last December registered now (往年出生补报) and an infant's death.
+    def make_id(born: str, sequence: int) -> str:
+        body = f"440781{born}{sequence:03d}"
+        return body + ric.calc_check_digit(body + "0")
+    header = "YWLX,GMSFHM,XM,XBDM,MZDM,CSRQ,HH,YHZGXDM,HJDZ,HJDZ_XZQHDM,BDRQ,BDYY,QYDZ,QYDZ_XZQHDM,ZQZBH,JZZBH,JZZYXQZ,CSYXZMBH,DJPCS"
+    drop(settings, "police", "police_extra_202610.csv", (
+        f"\ufeff{header}\n"
+        f"出生登记,{make_id('20251230', 17)},黄小满,1,01,20251230,440781000124,20,广东省台山市大江镇公益村4号,440781,20261015,出生,,,,,,Q440781259999,大江派出所\n"
+        f"死亡注销,{make_id('20260501', 20)},黄小安,2,01,20260501,440781000457,20,广东省台山市四九镇四九村5号,440781,20261002,死亡,,,,,,,大江派出所\n"
+    ).encode("utf-8"))
+    assert {o.status for o in gateway.run_once()} == {"processed"}
+    expected = month.manifest()["counts"]["townships"]
+    expected["440781101000"]["late_registrations"] += 1
+    expected["440781103000"]["infant_deaths"]["female"] += 1
+    expected["440781103000"]["deaths"]["0"]["female"] += 1
+
+    quarter = periods.quarterly("2026Q4")  # the whole generated month
+    report = build(gateway.engine, settings, quarter)  # folds the register first
+    [table] = [t for t in tables(report) if t.key == "townships"]
+    assert [t.key for t in tables(report)][-2:] == ["townships", "checks"]
+    sexes = ("male", "female")
+
+    def cells(figures: dict) -> list[int]:
+        return [*(figures["hospital_births"][s] for s in sexes), *(figures["infant_deaths"][s] for s in sexes),
+                *(figures["deaths"][band][s] for band, _, _ in AGE_BANDS for s in sexes),
+                figures["registrations"], figures["late_registrations"]]
+
+    rows = {row[0]: row for row in table.rows}
+    names = {"440781001000": "台城街道", "440781101000": "大江镇", "440781102000": "水步镇", "440781103000": "四九镇", "440781104000": "白沙镇"}
+    for code, name in names.items():
+        assert rows[code][1] == name and rows[code][2:] == cells(expected[code]), (code, rows[code], expected[code])
+    assert rows[None][1:] == ["未落到乡镇 unplaced", *cells(expected["unplaced"])]
+    county = rows[TOTAL][2:]
+    assert county == [sum(column) for column in zip(*(cells(v) for v in expected.values()))]
+    assert sum(cells(expected["unplaced"])[:2]) > 0 and sum(county[:2]) == sum(r[2] + r[3] for r in table.rows[:6])
+    # The county figures agree with the report's own: registrations (this year's and 补报) are its 出生, deaths its 死亡.
+    totals = report.changes[-1].counts
+    assert county[-2] + county[-1] == totals["births"][2] and sum(county[4:14]) == totals["deaths"][2]
+    assert county[-1] == 1 and county[2:4] == [0, 1]
+    assert [row[:2] for row in table.rows[-2:]] == [["围产期保健 perinatal care", NOT_HELD_TEXT], ["防疫 immunisation", NOT_HELD_TEXT]]
+    assert not any("divisions.csv" in note for note in report.notes)
+
+    out = settings.home / "out"
+    summary = json.loads(run_gateway(settings.home, "report", "quarterly", "--quarter", "2026Q4", "--out", str(out), "--json").stdout)
+    assert summary["townships"]["late_registrations"] == 1 and summary["townships"]["infant_deaths"] == {"male": 0, "female": 1}
+    assert summary["townships"]["hospital_births"]["male"] + summary["townships"]["hospital_births"]["female"] == sum(county[:2])
+    book = load_workbook(out / "population-quarterly-2026Q4.xlsx")
+    sheet = list(book["分乡镇"].iter_rows(min_row=2, values_only=True))
+    assert sheet[0][:3] == ("乡镇代码", "乡镇", "住院分娩 男") and sheet[2][:2] == ("440781101000", "大江镇")
+    assert list(sheet[2][2:]) == cells(expected["440781101000"])
+    page = (out / "population-quarterly-2026Q4.html").read_text(encoding="utf-8")
+    assert page.index('id="townships"') < page.index('id="checks"') and "本网关未接入该数据 / not held by any feed" in page
+    assert not FULL_ID.search(page)
+    csv_rows = list(csv.reader(io.StringIO((out / "population-quarterly-2026Q4.townships.csv").read_text(encoding="utf-8-sig"))))
+    assert csv_rows[0][:2] == ["乡镇代码", "乡镇"] and csv_rows[-1][0] == "防疫 immunisation"

@@ -51,7 +51,7 @@ def tables(report: PopulationReport) -> list[Table]:
 def _townships(report: PopulationReport) -> Table:
     """分乡镇: each township, the unplaced, the county (合计), then the items no feed holds."""
     part = report.townships
-    rows: list[list[Cell]] = [[code, name, *counts] for code, name, counts in township_rows(part.figures, part.divisions)]
+    rows: list[list[Cell]] = [[code or None, name, *counts] for code, name, counts in township_rows(part.figures, part.divisions)]
     rows.append([TOTAL_LABEL, "全县 county", *township_total(part.figures).counts()])
     blank: list[Cell] = [None] * (len(TOWNSHIP_HEADER) - 2)
     rows += [[item, note, *blank] for item, note in NOT_HELD.items()]
