@@ -344,6 +344,9 @@ def test_the_township_breakdown_matches_the_generated_months_manifest(gateway, s
     expected["440781103000"]["deaths"]["0"]["female"] += 1
 
     quarter = periods.quarterly("2026Q4")  # the whole generated month
+    unfolded = build(gateway.engine, settings, quarter, update_register=False)  # a reader: the register is still empty
+    assert list(unfolded.townships.divisions.townships) == ["440781001000", "440781101000", "440781102000", "440781103000", "440781104000"]
+    assert all(sum(f.counts()) == 0 for code, f in unfolded.townships.figures.items() if code != "unplaced")
     report = build(gateway.engine, settings, quarter)  # folds the register first
     [table] = [t for t in tables(report) if t.key == "townships"]
     assert [t.key for t in tables(report)][-2:] == ["townships", "checks"]

@@ -137,8 +137,13 @@ class PopulationReport:
         return sex_ratio(self.occurred)
 
 
-def build(engine: Engine, settings: Settings, period: Period, *, events: Events | None = None) -> PopulationReport:
-    """The report of `period`, from every current record and the snapshots file."""
+def build(
+    engine: Engine, settings: Settings, period: Period, *, events: Events | None = None, update_register: bool = True
+) -> PopulationReport:
+    """The report of `period`, from every current record and the snapshots file.
+
+    `update_register`: fold what is new into the register before the 分乡镇 table reads it
+    (False for a reader, such as the console, that must not write; the daemon keeps it current)."""
     options = report_settings(settings)
     found = events or read_events(engine)
     snapshots = load(snapshots_path(settings, options))
@@ -153,7 +158,7 @@ def build(engine: Engine, settings: Settings, period: Period, *, events: Events 
         occurred=_occurred(found, period),
         records=found.records,
         options=options,
-        townships=_townships(engine, settings, period),
+        townships=_townships(engine, settings, period, update_register),
     )
     if report.townships.problem:
         report.notes.append(report.townships.problem)
@@ -171,13 +176,13 @@ def build(engine: Engine, settings: Settings, period: Period, *, events: Events 
     return report
 
 
-def _townships(engine: Engine, settings: Settings, period: Period) -> Townships:
+def _townships(engine: Engine, settings: Settings, period: Period, update_register: bool) -> Townships:
     """The register is brought up to date first (fold is incremental), then read for the period."""
     span = Span(period.label, period.first, period.last)
     problem = None
     try:
         divisions = divisions_or_none(settings)
-        if divisions is not None:
+        if divisions is not None and update_register:
             fold(engine, settings)
     except DivisionsError as exc:
         divisions, problem = None, f"区划文件有误 divisions.csv is wrong ({exc}): the 分乡镇 table shows the county only"

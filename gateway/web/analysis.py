@@ -121,7 +121,7 @@ def report_view(engine: Engine, settings: Settings, kind: str, label: str | None
     from gateway.population_reports.tables import summary, tables
 
     chosen = periods.period(kind, label) if label else periods.latest_due(kind, clock.today())
-    report = build(engine, settings, chosen)
+    report = build(engine, settings, chosen, update_register=False)  # the console reads; the daemon folds
     total = report.changes[-1].counts
     ratio = report.sex_ratio
     cards = [
