@@ -30,7 +30,6 @@ ID_PROBLEMS = {
     "id_birth_date": "公民身份号码中的出生日期不存在 the ID number holds an impossible birth date",
     "id_birth_future": "公民身份号码中的出生日期在未来 the ID number holds a birth date in the future",
 }
-URGENCY_ZH = {"1": "紧急", "2": "急"}
 STATUS_ZH = {"sending": "待发送 sending", "sent": "已发送 sent", "answered": "已反馈 answered", "refused": "平台拒收 refused",
              "draft": "草稿 draft"}
 

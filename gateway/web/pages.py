@@ -256,7 +256,7 @@ def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due
     extra.setdefault("form", {})
     return render(request, "assist_checks.html", caller, status_code=status_code, rows=rows, notices=notices, sent=sent, drafts=drafts,
                   rules=data.deadline_rules(state.settings), due_within=due_within, answered=answered,
-                  operator=caller.account.role == "operator", categories=county.categories(), **extra)
+                  operator=caller.account.role == "operator", categories=county.categories(), status_zh=county.STATUS_ZH, **extra)
 
 
 @router.get("/assist-checks", response_class=HTMLResponse)
