@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from gateway.errors import GatewayError
-from gateway.web import analysis, data
+from gateway.web import analysis, county, data
 from gateway.web.accounts import sign_in
 from gateway.web.session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
 from gateway.web.verification import Verification, proof_document, read_receipt_upload, verify_upload
@@ -232,6 +232,73 @@ def reveal_subject(
     except GatewayError as exc:
         raise HTTPException(404 if "No assist-check" in str(exc) else 400, str(exc)) from exc
     return RevealedSubject(id=shown.check.id or 0, message_id=shown.check.message_id, name=shown.name, id_number=shown.id_number)
+
+
+@router.get("/assist-checks/sent", response_model=list[county.SentRequestRow])
+def sent_requests(request: Request, caller: ApiCaller, answered: bool = False) -> list[county.SentRequestRow]:
+    """本县发出的协查请求 (`gateway assist-checks sent`): the county's own requests, subjects masked;
+    operators and security officers."""
+    require_role(caller, *OFFICERS)
+    state = request.app.state
+    rows = county.list_sent(state.engine, include_answered=answered)
+    if rows:
+        audit_view(state.writer, caller, "national-platform", f"{len(rows)} of the county's own request subject(s) (masked) via the API")
+    return rows
+
+
+@router.post("/assist-checks", response_model=county.RequestMade, status_code=201,
+             responses={400: {"model": Problem}, 409: {"model": Problem}, 202: {"model": county.RequestMade}})
+def make_request(
+    request: Request,
+    caller: ApiCaller,
+    body: county.CountyRequest,
+    x_csrf_token: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
+) -> Response:
+    """发起协查 (`gateway assist-checks request`): the county's own assist-check request, built from
+    its records, sent to the platform and receipted; operators only. 201 when the platform took
+    it, 202 when it is saved and sent later; a refusal (400, or 409 when the platform or the
+    configuration refused it) says why, Chinese first."""
+    require_role(caller, "operator")
+    check_csrf(caller, x_csrf_token)
+    try:
+        made = county.make_request(request.app.state.settings, body, f"{caller.account.name} (operator, console)")
+    except county.Refused as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    if made.request.status == "refused":
+        raise HTTPException(409, made.message)
+    return JSONResponse(made.model_dump(mode="json"), status_code=201 if made.sent else 202)
+
+
+@router.get("/notices/drafts", response_model=list[county.NoticeDraftRow])
+def notice_drafts(request: Request, caller: ApiCaller, sent: bool = False) -> list[county.NoticeDraftRow]:
+    """本县通报草稿 (`gateway notices drafts`): the county's own notices and why a draft may not
+    leave yet, subjects masked; operators and security officers."""
+    require_role(caller, *OFFICERS)
+    state = request.app.state
+    rows = county.list_drafts(state.engine, state.settings, include_sent=sent)
+    if rows:
+        audit_view(state.writer, caller, "national-platform", f"{len(rows)} of the county's own notice subject(s) (masked) via the API")
+    return rows
+
+
+@router.post("/notices/{notice_id}/send", response_model=county.NoticeSent,
+             responses={**NOT_FOUND, 409: {"model": county.NoticeSent, "description": "refused, or not sent yet: `message` says why"}})
+def send_notice(
+    request: Request,
+    caller: ApiCaller,
+    notice_id: Id,
+    x_csrf_token: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
+) -> Response:
+    """发出本县通报 (`gateway notices send`): one draft to the platform, receipted; refused before
+    it leaves without a name, an ID number and a village-level address; operators only."""
+    require_role(caller, "operator")
+    check_csrf(caller, x_csrf_token)
+    state = request.app.state
+    try:
+        outcome = county.send_notice(state.settings, state.engine, notice_id, f"{caller.account.name} (operator, console)")
+    except county.Refused as exc:
+        raise HTTPException(exc.status, exc.message) from None
+    return JSONResponse(outcome.model_dump(mode="json"), status_code=200 if outcome.sent else 409)
 
 
 @router.get("/notices", response_model=list[data.NoticeRow])

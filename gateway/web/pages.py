@@ -232,17 +232,111 @@ def deliveries_page(
                   statuses=data.DELIVERY_STATUSES)
 
 
-@router.get("/assist-checks", response_class=HTMLResponse)
-def assist_checks_page(
-    request: Request, caller: PageCaller, due_within: Annotated[int | None, Query(ge=0, le=3650)] = None, answered: bool = False
-) -> HTMLResponse:
+def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due_within: int | None = None, answered: bool = False,
+                   **extra: Any) -> HTMLResponse:
+    """The assist-checks page: the requests and notices received, and (operators and officers)
+    the county's own requests and notice drafts, with the forms of an operator."""
+    from gateway.web import county
+
     state = request.app.state
     rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
     notices = data.list_notices(state.engine, caller.scope, include_handled=answered)
     audit_subjects(state.writer, caller, rows, "assist-check", "on the assist-checks page")
     audit_subjects(state.writer, caller, notices, "notice", "on the assist-checks page")
-    return render(request, "assist_checks.html", caller, rows=rows, notices=notices, rules=data.deadline_rules(state.settings),
-                  due_within=due_within, answered=answered)
+    sent = drafts = None
+    if caller.scope is None:  # the county's own requests and notices are the gateway's, not a department's
+        sent = county.list_sent(state.engine, include_answered=answered)
+        drafts = county.list_drafts(state.engine, state.settings, include_sent=answered)
+        if sent:
+            audit_view(state.writer, caller, "national-platform", f"{len(sent)} of the county's own request subject(s) (masked) on the assist-checks page")
+        if drafts:
+            audit_view(state.writer, caller, "national-platform", f"{len(drafts)} of the county's own notice subject(s) (masked) on the assist-checks page")
+    extra.setdefault("outcome", None)
+    extra.setdefault("revealed", None)
+    extra.setdefault("form", {})
+    return render(request, "assist_checks.html", caller, status_code=status_code, rows=rows, notices=notices, sent=sent, drafts=drafts,
+                  rules=data.deadline_rules(state.settings), due_within=due_within, answered=answered,
+                  operator=caller.account.role == "operator", categories=county.categories(), status_zh=county.STATUS_ZH, **extra)
+
+
+@router.get("/assist-checks", response_class=HTMLResponse)
+def assist_checks_page(
+    request: Request, caller: PageCaller, due_within: Annotated[int | None, Query(ge=0, le=3650)] = None, answered: bool = False
+) -> HTMLResponse:
+    return _assist_checks(request, caller, due_within=due_within, answered=answered)
+
+
+def _operator(caller: Caller) -> str:
+    return f"{caller.account.name} (operator, console)"
+
+
+@router.post("/assist-checks/request", response_class=HTMLResponse)
+def assist_check_request(
+    request: Request,
+    caller: PageCaller,
+    subject_id: Annotated[str, Form(max_length=40)] = "",
+    categories: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 - FastAPI's form default
+    urgency: Annotated[str, Form(max_length=20)] = "",
+    to: Annotated[str, Form(max_length=20)] = "",
+    name: Annotated[str, Form(max_length=50)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    """发起协查 from the form: `gateway assist-checks request`; operators only."""
+    from gateway.web import county
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, "operator")
+    # The ID number is never written back into the form (a page holds no full identifier).
+    form = {"categories": categories, "urgency": urgency, "to": to}
+    if urgency not in ("urgent", "ordinary"):
+        return _assist_checks(request, caller, 400, form=form, outcome={"ok": False, "message": "请选择紧急程度 Choose the urgency: 紧急 urgent or 急 ordinary"})
+    try:
+        made = county.make_request(
+            request.app.state.settings,
+            county.CountyRequest(subject_id=subject_id, categories=categories, urgency=urgency, to=to, name=name or None),  # type: ignore[arg-type]
+            _operator(caller),
+        )
+    except county.Refused as exc:
+        return _assist_checks(request, caller, exc.status, form=form, outcome={"ok": False, "message": exc.message})
+    return _assist_checks(request, caller, outcome={"ok": made.sent, "message": made.message, "request": made.request})
+
+
+@router.post("/assist-checks/{check_id}/reveal", response_class=HTMLResponse)
+def assist_check_reveal(
+    request: Request,
+    caller: PageCaller,
+    check_id: ExchangeId,
+    reason: Annotated[str, Form(max_length=200)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    """查看对象: the subject's full name and ID number, on this answer only; operators, with a reason; audited."""
+    from gateway.platform.assist_checks import reveal_subject
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, "operator")
+    try:
+        shown = reveal_subject(request.app.state.writer, str(check_id), reason=reason, who=_operator(caller))
+    except GatewayError as exc:
+        status = 404 if "No assist-check" in str(exc) else 400
+        return _assist_checks(request, caller, status, outcome={"ok": False, "message": f"未能查看对象 Not revealed: {exc}"})
+    return _assist_checks(request, caller, revealed=shown)
+
+
+@router.post("/notices/{notice_id}/send", response_class=HTMLResponse)
+def notice_send(
+    request: Request, caller: PageCaller, notice_id: ExchangeId, csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    """发出本县通报: `gateway notices send`; operators only; a refusal says why."""
+    from gateway.web import county
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, "operator")
+    state = request.app.state
+    try:
+        outcome = county.send_notice(state.settings, state.engine, notice_id, _operator(caller))
+    except county.Refused as exc:
+        return _assist_checks(request, caller, exc.status, outcome={"ok": False, "message": exc.message})
+    return _assist_checks(request, caller, 200 if outcome.sent else 409, outcome={"ok": outcome.sent, "message": outcome.message})
 
 
 @router.get("/obligations", response_class=HTMLResponse)
