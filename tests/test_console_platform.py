@@ -147,6 +147,11 @@ def test_the_assist_checks_page_in_a_real_browser(browser, served):  # noqa: F81
     assert row.count() == 1 and "510722" in row.inner_text() and "紧急" in row.inner_text() and "陈**" in row.inner_text()
     assert CHEN[1] not in html
     visit.shot("platform-01-request-made")
+    # The form answered with a redirect (POST-redirect-GET): reloading shows the outcome, sends nothing again.
+    assert "/assist-checks?done=" in page.url
+    page.reload()
+    assert page.locator("#outcome").inner_text() == told
+    assert served.query("SELECT count(*) FROM outgoingrequest WHERE categories = '01,03'") == [(1,)]
 
     # Bad input: a wrong check character, no category: a clear Chinese-first error, nothing sent.
     page.fill("#request-form input[name=subject_id]", BAD_CHECK)

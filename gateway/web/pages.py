@@ -261,16 +261,24 @@ def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due
 
 @router.get("/assist-checks", response_class=HTMLResponse)
 def assist_checks_page(
-    request: Request, caller: PageCaller, due_within: Annotated[int | None, Query(ge=0, le=3650)] = None, answered: bool = False
+    request: Request, caller: PageCaller, due_within: Annotated[int | None, Query(ge=0, le=3650)] = None, answered: bool = False,
+    done: Annotated[str | None, Query(max_length=600)] = None, ok: bool = False,
 ) -> HTMLResponse:
-    return _assist_checks(request, caller, due_within=due_within, answered=answered)
+    outcome = {"ok": ok, "message": done} if done else None
+    return _assist_checks(request, caller, due_within=due_within, answered=answered, outcome=outcome)
+
+
+def _done(message: str, ok: bool) -> RedirectResponse:
+    """After a form that sent something: POST-redirect-GET, so that reloading the page shows the
+    outcome again instead of offering to send a second request (the message is already masked)."""
+    return RedirectResponse(f"/assist-checks?done={quote(message)}&ok={'true' if ok else 'false'}", status_code=303)
 
 
 def _operator(caller: Caller) -> str:
     return f"{caller.account.name} (operator, console)"
 
 
-@router.post("/assist-checks/request", response_class=HTMLResponse)
+@router.post("/assist-checks/request", response_class=HTMLResponse, response_model=None)
 def assist_check_request(
     request: Request,
     caller: PageCaller,
@@ -280,7 +288,7 @@ def assist_check_request(
     to: Annotated[str, Form(max_length=20)] = "",
     name: Annotated[str, Form(max_length=50)] = "",
     csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> HTMLResponse:
+) -> Response:
     """发起协查 from the form: `gateway assist-checks request`; operators only."""
     from gateway.web import county
 
@@ -298,7 +306,7 @@ def assist_check_request(
         )
     except county.Refused as exc:
         return _assist_checks(request, caller, exc.status, form=form, outcome={"ok": False, "message": exc.message})
-    return _assist_checks(request, caller, outcome={"ok": made.sent, "message": made.message, "request": made.request})
+    return _done(made.message, made.sent)
 
 
 @router.post("/assist-checks/{check_id}/reveal", response_class=HTMLResponse)
@@ -322,10 +330,10 @@ def assist_check_reveal(
     return _assist_checks(request, caller, revealed=shown)
 
 
-@router.post("/notices/{notice_id}/send", response_class=HTMLResponse)
+@router.post("/notices/{notice_id}/send", response_class=HTMLResponse, response_model=None)
 def notice_send(
     request: Request, caller: PageCaller, notice_id: ExchangeId, csrf_token: Annotated[str, Form(max_length=200)] = "",
-) -> HTMLResponse:
+) -> Response:
     """发出本县通报: `gateway notices send`; operators only; a refusal says why."""
     from gateway.web import county
 
@@ -336,7 +344,7 @@ def notice_send(
         outcome = county.send_notice(state.settings, state.engine, notice_id, _operator(caller))
     except county.Refused as exc:
         return _assist_checks(request, caller, exc.status, outcome={"ok": False, "message": exc.message})
-    return _assist_checks(request, caller, 200 if outcome.sent else 409, outcome={"ok": outcome.sent, "message": outcome.message})
+    return _done(outcome.message, outcome.sent)
 
 
 @router.get("/obligations", response_class=HTMLResponse)
