@@ -118,13 +118,15 @@ def inbox_job(gateway: Gateway) -> Job:
     """Poll every inbox (the gateway's main object; on every process, no lease: the inbox
     files themselves are claimed by the pipeline)."""
 
-    def run(context: JobContext) -> JobResult:  # noqa: ARG001
+    def run(context: JobContext) -> JobResult:
         outcomes = gateway.run_once(wait_for_fresh=False)
         if outcomes:
             from gateway.register import fold
 
             try:
-                fold(gateway.engine, gateway.settings)  # the register follows every stored exchange
+                # the register follows every stored exchange, a batch per transaction; on a stop
+                # the rest waits for the next pass (or the register's daily job)
+                fold(gateway.engine, gateway.settings, should_continue=context.should_continue)
             except GatewayError as exc:  # a wrong divisions.csv: said, and the inboxes go on
                 log.warning("register not updated: %s", exc)
         if any(o.department == "national-platform" for o in outcomes):

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,10 @@ SCALARS = ("name", "household_address", "household_division", "residence_address
 CHECKED = ("name", "marital_status", "household_division", "death_date")
 # What counts as a change (变动情况), least significant first: on one day the weightier one is shown.
 CHANGES = ("household_address", "residence_address", "child", "marital_status", "moved", "death_date")
-BATCH = 2000
+BATCH = 2000  # records read per query
+# records per transaction of `fold()`: large enough that a person named by many rows of one
+# file is derived a few times, not once per query; small enough that a stop waits seconds
+TRANSACTION = 6000
 CHUNK = 500  # persons derived per round of queries
 
 
@@ -59,6 +63,14 @@ class FoldResult:
     people: int = 0
     removed: int = 0
     touched: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, other: FoldResult) -> None:
+        self.records += other.records
+        self.wcba_rows += other.wcba_rows
+        self.facts += other.facts
+        self.people += other.people
+        self.removed += other.removed
+        self.touched |= other.touched
 
     def summary(self) -> str:
         return (f"并入记录 {self.records} 条、育龄妇女台账 {self.wcba_rows} 行，事实 {self.facts} 条，更新人员 {self.people} 人"
@@ -76,21 +88,31 @@ def divisions_or_none(settings: Settings) -> Divisions | None:
         raise
 
 
-def fold(engine: Engine, settings: Settings) -> FoldResult:
-    """Fold every stored record and imported 育龄妇女 row not folded yet; derive the persons touched."""
+def fold(engine: Engine, settings: Settings, should_continue: Callable[[], bool] = lambda: True) -> FoldResult:
+    """Fold every stored record and imported 育龄妇女 row not folded yet; derive the persons touched.
+
+    One transaction per `TRANSACTION` records, so a 16,000-row file never holds one long write
+    and `gateway run` can stop between two batches (`should_continue` false): what is left
+    is folded by the next call. The register after all the batches is the one a single
+    pass would give: deriving a person reads all of that person's facts."""
     rs, divisions = register_settings(settings), divisions_or_none(settings)
-    for attempt in (1, 2):
-        try:
-            with session_scope(engine) as session:
-                result = _fold(session, rs, divisions)
-                register_folded(session, result.touched, clock.now())  # the updates notices asked for
+    total = FoldResult()
+    while True:
+        for attempt in (1, 2):
+            try:
+                with session_scope(engine) as session:
+                    result = _fold(session, rs, divisions, limit=TRANSACTION)
+                    register_folded(session, result.touched, clock.now())  # the updates notices asked for
+                break
+            except IntegrityError:  # another process folded the same records at the same time
+                if attempt == 2:
+                    raise
+        total.add(result)
+        if result.records < TRANSACTION or not should_continue():
             break
-        except IntegrityError:  # another process folded the same records at the same time
-            if attempt == 2:
-                raise
-    if result.records or result.wcba_rows:
-        log.info("register: %s", result.summary())
-    return result
+    if total.records or total.wcba_rows:
+        log.info("register: %s", total.summary())
+    return total
 
 
 def rebuild(engine: Engine, settings: Settings) -> FoldResult:
@@ -112,7 +134,8 @@ def rederive(engine: Engine, settings: Settings) -> int:
     return len(numbers)
 
 
-def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None) -> FoldResult:
+def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None, limit: int | None = None) -> FoldResult:
+    """Fold the records not folded yet (at most `limit`, all when None) and the 育龄妇女 rows."""
     result = FoldResult()
     folded_record = exists().where(RegisterFolded.kind == "record", RegisterFolded.ref_id == Record.id)
     corrected: set[tuple[str, str]] = set()
@@ -123,7 +146,7 @@ def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None) -
             .join(Exchange, Exchange.id == Record.exchange_id)
             .where(~folded_record)
             .order_by(Record.id)
-            .limit(BATCH)
+            .limit(BATCH if limit is None else min(BATCH, limit - result.records))
         ).all()
         if not rows:
             break
@@ -147,6 +170,8 @@ def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None) -
         if facts:
             session.execute(insert(RegisterFact), facts)
         result.facts += len(facts)
+        if limit is not None and result.records >= limit:
+            break
     folded_lookup = exists().where(RegisterFolded.kind == WCBA, RegisterFolded.ref_id == LookupEntry.id)
     entries = session.execute(
         select(LookupEntry).where(LookupEntry.source == WCBA, ~folded_lookup).order_by(LookupEntry.id)
@@ -205,7 +230,11 @@ def _derive_many(session: Session, numbers: list[str], rs: RegisterSettings, div
     derived = removed = 0
     for start in range(0, len(numbers), CHUNK):
         chunk = numbers[start:start + CHUNK]
-        facts = session.execute(select(RegisterFact).where(RegisterFact.id_number.in_(chunk))).scalars().all()  # type: ignore[attr-defined]
+        # plain rows, not ORM objects: deriving reads each fact once and never writes one back,
+        # and building 400,000 mapped instances was most of a 16,000-row file's fold
+        facts = session.execute(
+            select(*RegisterFact.__table__.columns).where(RegisterFact.id_number.in_(chunk))  # type: ignore[attr-defined]
+        ).all()
         current = _current(session, list(facts))
         by_person: dict[str, list[RegisterFact]] = defaultdict(list)
         for fact in current:
