@@ -8,7 +8,7 @@ department, and a security officer, gets 403. Every view is an audit entry.
 A real `gateway serve` (tests/console_helpers.py) on a real home: the specimens of the other
 console tests plus a generated month (gateway/devkit/sample_month.py), whose manifest says how
 many women each village of the example divisions.csv holds; Debian's chromium headless.
-Every page and answer is scanned for unmatched identifiers, but for the one reveal answer,
+Every page and answer is scanned for unmasked identifiers, but for the one reveal answer,
 by design."""
 
 from __future__ import annotations

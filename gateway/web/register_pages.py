@@ -133,6 +133,7 @@ def _disagreements(session: Session, township: str | None) -> list[Disagreement]
     """The open disagreements (of the township's people, when one is chosen), masked."""
     from gateway.register.discrepancies import disagreements
     from gateway.register.settings import SOURCE_LABELS
+    from gateway.register.women import MARITAL
     from gateway.store.register_models import RegisterPerson
 
     found = disagreements(session)
@@ -144,6 +145,8 @@ def _disagreements(session: Session, township: str | None) -> list[Disagreement]
     for d in found:
         item = d.item
         mask = _MASKS.get(item["attribute"], mask_text)
+        if item["attribute"] == "marital_status":  # a GB/T 2261.2 code: its label
+            mask = lambda value: MARITAL.get(value, value)  # noqa: E731
         rows.append(Disagreement(
             person=mask_id(d.id_number), attribute=f"{ATTRIBUTE_ZH.get(item['attribute'], item['attribute'])} {item['attribute']}",
             source=SOURCE_LABELS.get(item["source"], item["source"]),
