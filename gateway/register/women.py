@@ -12,7 +12,7 @@ import csv
 import datetime as dt
 import getpass
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -56,6 +56,9 @@ class Roster:
     title: str
     rows: list[list[str]]
     revealed: bool
+    # The rows' ID numbers, in full and in the same order, for a front end that must find the
+    # one person a clerk picked (the console's reveal); never shown, never printed.
+    numbers: list[str] = field(default_factory=list, repr=False)
 
 
 def _row(person: RegisterPerson, reveal: bool) -> list[str]:
@@ -88,19 +91,35 @@ def roster(
         if reveal:
             detail += f", revealed: {reason}"
         record_event(session, "register.women", AUDIT_DEPARTMENT, detail=detail)
-        return Roster(title, [_row(p, reveal) for p in found], reveal)
+        return Roster(title, [_row(p, reveal) for p in found], reveal, [p.id_number for p in found])
 
 
-def write_csv(roster: Roster, path: Path) -> Path:
+def csv_bytes(roster: Roster) -> bytes:
+    """The 花名册 as CSV: UTF-8 with BOM (Excel opens it), CRLF, the Chinese header first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     writer.writerows(roster.rows)
-    path.write_text(buffer.getvalue(), encoding="utf-8-sig")
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def write_csv(roster: Roster, path: Path) -> Path:
+    path.write_bytes(csv_bytes(roster))
     return path
 
 
+def xlsx_bytes(roster: Roster) -> bytes:
+    buffer = io.BytesIO()
+    _workbook(roster).save(buffer)
+    return buffer.getvalue()
+
+
 def write_xlsx(roster: Roster, path: Path) -> Path:
+    _workbook(roster).save(path)
+    return path
+
+
+def _workbook(roster: Roster) -> Workbook:
     book = Workbook()
     sheet = book.active
     sheet.title = "育龄妇女花名册"
@@ -110,5 +129,4 @@ def write_xlsx(roster: Roster, path: Path) -> Path:
         sheet.append(row)
     for letter, width in zip("ABCDEFGHIJ", (10, 22, 12, 10, 10, 30, 30, 10, 12, 12), strict=True):
         sheet.column_dimensions[letter].width = width
-    book.save(path)
-    return path
+    return book

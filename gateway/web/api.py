@@ -339,10 +339,11 @@ def register_women(
     from gateway.register.divisions import load_divisions
     from gateway.register.settings import register_settings
     from gateway.register.women import roster
+    from gateway.web.register_pages import REFUSED, may_read_register
 
     account = caller.account
-    if not (account.role == "operator" or (account.role == "department" and account.department == "population-office")):
-        raise HTTPException(403, "The register (育龄妇女信息库) is read by operators and the population office's accounts only.")
+    if not may_read_register(caller):
+        raise HTTPException(403, REFUSED)
     state = request.app.state
     try:
         divisions = load_divisions(state.settings.home)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from gateway.store.audit import mask_text
 from gateway.config import Settings
 from gateway.store import create_schema, make_engine
-from gateway.web import api, pages
+from gateway.web import api, pages, register_pages
 from gateway.web.metrics import metrics_registry, render
 from gateway.web.session import NeedsSignIn, optional_caller
 
@@ -98,6 +98,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(pages.router)
+    app.include_router(register_pages.router)
     app.include_router(api.router)
 
     @app.get("/metrics", include_in_schema=False)
