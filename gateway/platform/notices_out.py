@@ -2,10 +2,21 @@
 
 The county, as place of residence (流入地), must notify the place of household registration
 (流出地) of what happens to the people registered there who live here ("流入地應向流出地
-通報的8項內容 … 應在5個工作日內提交"). Built so far, one case: **a birth** (生育, LB `09`)
-to a woman registered elsewhere, from a hospital's birth record (出生医学证明) whose
-户籍地行政区划代码 (else the mother's ID number) is not this county. The other cases are
-added in `TRIGGERS`' place: a function from a stored record to the notices it owes.
+通報的8項內容 … 應在5個工作日內提交"). A record owes a notice when the person's household
+registration (the record's 户籍地行政区划代码, else the ID number's first 6 digits) is not
+this county; `TRIGGERS` maps each contract to the small function that says so:
+
+- 生育 birth (LB `09`, XYFK 1: feedback): a hospital birth (出生医学证明), about the mother;
+- 婚姻变动 marriage or divorce (`02`): a MarriageEvent, one notice per party registered elsewhere;
+- 死亡 death (`01`): a police DeathEvent or a CremationEvent, one notice per person, whichever
+  record came first;
+- 收养 adoption (`04`): an AdoptionEvent, one notice per adopter registered elsewhere;
+- 办理居住证/流入 residence permit (`05`): a ResidencePermit, about the holder;
+- 迁出/离开 moving away (`06`): a Migration out of the county, to where it went (迁往地).
+
+LB is the platform's 信息类别 (shared/formats, contracts/platform.py `ContentCategory`); only
+births ask for feedback, the other cases for a receipt (XYFK 0). Marriage, adoption and
+cremation records carry no address, so their drafts cannot leave until one is known.
 
 - `draft(engine, settings)`: a draft per triggering record not drafted yet (`OutgoingNotice`,
   status `draft`), due in 5 working days (rule `notice_submit`, gateway/obligations/deadlines.py)
