@@ -217,7 +217,7 @@ def draft(engine: Engine, settings: Settings, source: str | None = None) -> int:
         notified = _notified_people(session, county)
         for record in records:
             for trigger in _triggers(record, county):
-                if trigger.category in ONCE_PER_PERSON:
+                if trigger.category in ONCE_PER_PERSON and trigger.person["id_number"]:
                     person = (trigger.category, trigger.person["id_number"])
                     if person in notified:
                         continue  # the same death from the other department: one notice per person
