@@ -2,10 +2,21 @@
 
 The county, as place of residence (流入地), must notify the place of household registration
 (流出地) of what happens to the people registered there who live here ("流入地應向流出地
-通報的8項內容 … 應在5個工作日內提交"). Built so far, one case: **a birth** (生育, LB `09`)
-to a woman registered elsewhere, from a hospital's birth record (出生医学证明) whose
-户籍地行政区划代码 (else the mother's ID number) is not this county. The other cases are
-added in `TRIGGERS`' place: a function from a stored record to the notices it owes.
+通報的8項內容 … 應在5個工作日內提交"). A record owes a notice when the person's household
+registration (the record's 户籍地行政区划代码, else the ID number's first 6 digits) is not
+this county; `TRIGGERS` maps each contract to the small function that says so:
+
+- 生育 birth (LB `09`, XYFK 1: feedback): a hospital birth (出生医学证明), about the mother;
+- 婚姻变动 marriage or divorce (`02`): a MarriageEvent, one notice per party registered elsewhere;
+- 死亡 death (`01`): a police DeathEvent or a CremationEvent, one notice per person, whichever
+  record came first;
+- 收养 adoption (`04`): an AdoptionEvent, one notice per adopter registered elsewhere;
+- 办理居住证/流入 residence permit (`05`): a ResidencePermit, about the holder;
+- 迁出/离开 moving away (`06`): a Migration out of the county, to where it went (迁往地).
+
+LB is the platform's 信息类别 (shared/formats, contracts/platform.py `ContentCategory`); only
+births ask for feedback, the other cases for a receipt (XYFK 0). Marriage, adoption and
+cremation records carry no address, so their drafts cannot leave until one is known.
 
 - `draft(engine, settings)`: a draft per triggering record not drafted yet (`OutgoingNotice`,
   status `draft`), due in 5 working days (rule `notice_submit`, gateway/obligations/deadlines.py)
@@ -56,42 +67,111 @@ log = logging.getLogger("gateway.platform.notices")
 
 KIND = "notice-send"
 PARTY = "population-office"
-BIRTH = "09"
-CASE_LABELS = {BIRTH: "生育信息 birth"}
+# 通报类别 (LB), the platform's 信息类别 (shared/formats: 01 基本信息, 02 配偶信息, 04 子女信息, 05 流入信息,
+# 06 流出信息, 09 生育信息; contracts/platform.py ContentCategory).
+DEATH, MARRIAGE, ADOPTION, ARRIVAL, DEPARTURE, BIRTH = "01", "02", "04", "05", "06", "09"
+CASE_LABELS = {
+    DEATH: "死亡 death", MARRIAGE: "婚姻变动 marriage or divorce", ADOPTION: "收养 adoption",
+    ARRIVAL: "办理居住证/流入 residence permit", DEPARTURE: "迁出/离开 moving away", BIRTH: "生育信息 birth",
+}
+# XYFK 1 (the other side must answer, FKXX) for births only (and social maintenance fees, which no feed gives);
+# the other cases ask for a receipt.
+FEEDBACK = frozenset({BIRTH})
+# One notice per person, whichever record came first (a police death cancellation, a cremation).
+ONCE_PER_PERSON = frozenset({DEATH})
 # 村 / 社区 (居委会, 居民委员会) / 嘎查: the village level an address must reach.
 VILLAGE_LEVEL = re.compile(r"村|社区|居委会|居民委员会|嘎查")
 
 
 @dataclass(frozen=True)
 class Trigger:
-    """What one record owes: a notice of `category` to `to_division` about `person`."""
+    """What one record owes: a notice of `category` to `to_division` about `person` (the
+    record's `party`, where it names several people who may each be owed one)."""
 
     category: str
     to_division: str
     person: dict[str, str]  # name, id_number, birth_date, address
     text: str
+    party: str = ""
+
+
+def _owed(category: str, person: dict[str, Any] | None, county: str, text: str, *, division: str | None = None,
+          address: str | None = None, party: str = "") -> Iterator[Trigger]:
+    """A notice of `category` about `person` when their household registration (`division`,
+    else their ID number's first 6 digits) is a county other than this one."""
+    person = person or {}
+    id_number = person.get("id_number") or ""
+    registered = division or id_number[:6]
+    if not registered or registered == county or not (registered.isdigit() and len(registered) == 6):
+        return
+    yield Trigger(category, registered, {
+        "name": person.get("name") or "", "id_number": id_number, "birth_date": person.get("birth_date") or "",
+        "address": address or "",
+    }, text, party)
+
+
+def _registered(payload: dict[str, Any], key: str = "household") -> str | None:
+    return (payload.get(key) or {}).get("division_code")
 
 
 def _birth(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
     """A hospital birth (出生医学证明) to a mother registered in another county."""
     if payload.get("registration", "hospital") != "hospital":
         return
-    mother = payload.get("mother") or {}
-    id_number = mother.get("id_number") or ""
-    registered = payload.get("registered_division_code") or id_number[:6]
-    if not registered or registered == county or not (registered.isdigit() and len(registered) == 6):
-        return
     child = payload.get("child") or {}
     order = payload.get("birth_order")
     text = f"生育信息通报：{child.get('birth_date', '')} 生育" + (f"第{order}孩" if order else "")
-    yield Trigger(BIRTH, registered, {
-        "name": mother.get("name") or "", "id_number": id_number, "birth_date": mother.get("birth_date") or "",
-        "address": payload.get("home_address") or "",
-    }, text)
+    yield from _owed(BIRTH, payload.get("mother"), county, text, division=payload.get("registered_division_code"),
+                     address=payload.get("home_address"))
+
+
+def _marriage(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
+    """A marriage or divorce registration (婚姻登记): one notice per party registered in another county."""
+    what = "离婚登记" if payload.get("kind") == "divorce" else "结婚登记"
+    text = f"婚姻变动通报：{payload.get('registered_on', '')} {what}"
+    for role in ("husband", "wife"):
+        yield from _owed(MARRIAGE, payload.get(role), county, text, party=role)
+
+
+def _death(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
+    """A death (police 死亡注销, or a funeral home's 火化登记) of someone registered in another county."""
+    text = f"死亡通报：{payload.get('death_date', '')} 死亡" + ("（火化登记）" if "cremation_date" in payload else "")
+    yield from _owed(DEATH, payload.get("deceased"), county, text, division=_registered(payload),
+                     address=(payload.get("household") or {}).get("address"))
+
+
+def _adoption(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
+    """An adoption registration (收养登记): one notice per adopter registered in another county."""
+    text = f"收养通报：{payload.get('registered_on', '')} 收养子女"
+    for index, adopter in enumerate(payload.get("adopters") or []):
+        yield from _owed(ADOPTION, adopter, county, text, party=f"adopters.{index}")
+
+
+def _permit(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
+    """A residence permit (居住证) issued here to someone registered in another county (流入)."""
+    text = f"流入信息通报：{payload.get('issued_on', '')} 办理居住证，有效期至 {payload.get('valid_until', '')}"
+    yield from _owed(ARRIVAL, payload.get("holder"), county, text, division=_registered(payload),
+                     address=(payload.get("residence") or {}).get("address"))
+
+
+def _departure(payload: dict[str, Any], county: str) -> Iterator[Trigger]:
+    """A household registration moved out of the county (迁出): to the place it moved to (迁往地),
+    now the person's household registration; a move within the county owes nothing."""
+    if payload.get("direction") != "out":
+        return
+    destination = _registered(payload, "other_place")
+    if not destination:
+        return  # where to is unknown: no place to notify
+    text = f"流出信息通报：{payload.get('move_date', '')} 户口迁出本县"
+    yield from _owed(DEPARTURE, payload.get("person"), county, text, division=destination,
+                     address=(payload.get("household") or {}).get("address"))
 
 
 # contract -> what a record of it owes.
-TRIGGERS: dict[str, Callable[[dict[str, Any], str], Iterator[Trigger]]] = {"BirthEvent": _birth}
+TRIGGERS: dict[str, Callable[[dict[str, Any], str], Iterator[Trigger]]] = {
+    "BirthEvent": _birth, "MarriageEvent": _marriage, "DeathEvent": _death, "CremationEvent": _death,
+    "AdoptionEvent": _adoption, "ResidencePermit": _permit, "Migration": _departure,
+}
 
 
 def _triggers(record: Record, county: str) -> list[Trigger]:
@@ -134,14 +214,20 @@ def draft(engine: Engine, settings: Settings, source: str | None = None) -> int:
         ).scalars().all()
         now = clock.now()
         today = clock.in_china(now).date()
+        notified = _notified_people(session, county)
         for record in records:
             for trigger in _triggers(record, county):
+                if trigger.category in ONCE_PER_PERSON and trigger.person["id_number"]:
+                    person = (trigger.category, trigger.person["id_number"])
+                    if person in notified:
+                        continue  # the same death from the other department: one notice per person
+                    notified.add(person)
                 rule = rule_for(KIND, settings)
                 due = deadlines.due(rule, today)
                 item = OutgoingNotice(
                     message_id=_next_number(session, county, today), record_id=record.id, category=trigger.category,  # type: ignore[arg-type]
-                    to_division=trigger.to_division, feedback_required=True, created_at=now, due_date=due.date, due_rule=rule,
-                    due_provisional=due.provisional,
+                    party=trigger.party, to_division=trigger.to_division, feedback_required=trigger.category in FEEDBACK,
+                    created_at=now, due_date=due.date, due_rule=rule, due_provisional=due.provisional,
                 )
                 session.add(item)
                 session.flush()
@@ -155,6 +241,12 @@ def draft(engine: Engine, settings: Settings, source: str | None = None) -> int:
     return made
 
 
+def _notified_people(session: Session, county: str) -> set[tuple[str, str]]:
+    """(category, ID number) of the notices already drafted in a category owed once per person."""
+    items = session.exec(select(OutgoingNotice).where(OutgoingNotice.category.in_(list(ONCE_PER_PERSON)))).scalars().all()  # type: ignore[attr-defined]
+    return {(item.category, trigger.person["id_number"]) for item in items if (trigger := _trigger_of(session, item, county))}
+
+
 def _trigger_of(session: Session, item: OutgoingNotice, county: str) -> Trigger | None:
     """What the newest version of the notice's record says (a corrected record, e.g. its
     address completed, is what is sent)."""
@@ -165,7 +257,7 @@ def _trigger_of(session: Session, item: OutgoingNotice, county: str) -> Trigger 
         select(Record).where(Record.contract == first.contract, Record.business_key == first.business_key)
         .order_by(Record.id.desc()).limit(1)  # type: ignore[union-attr]
     ).scalars().first() or first
-    return next((t for t in _triggers(record, county) if t.category == item.category), None)
+    return next((t for t in _triggers(record, county) if (t.category, t.party) == (item.category, item.party)), None)
 
 
 def problems(trigger: Trigger | None) -> list[str]:
@@ -188,7 +280,8 @@ def problems(trigger: Trigger | None) -> list[str]:
 def render(message_id: str, *, sender: str, trigger: Trigger, sent: dt.datetime) -> bytes:
     """One `JHXX` (FSDW this county, JSDW the place of household registration) holding one `TBXX`."""
     root = etree.Element("JHXX", BBH="2.0", FSDW=sender, JSDW=trigger.to_division, FSSJ=clock.in_china(sent).isoformat(timespec="seconds"))
-    notice = etree.SubElement(root, "TBXX", XXBH=message_id, LB=trigger.category, XYFK="1", FQSJ=f"{clock.in_china(sent):%Y-%m-%d}")
+    flag = "1" if trigger.category in FEEDBACK else "0"
+    notice = etree.SubElement(root, "TBXX", XXBH=message_id, LB=trigger.category, XYFK=flag, FQSJ=f"{clock.in_china(sent):%Y-%m-%d}")
     person = etree.SubElement(notice, "DX", XM=trigger.person["name"], GMSFHM=trigger.person["id_number"])
     if trigger.person.get("birth_date"):
         person.set("CSRQ", trigger.person["birth_date"])

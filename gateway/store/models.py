@@ -394,7 +394,8 @@ class OutgoingRequest(SQLModel, table=True):
 class OutgoingNotice(SQLModel, table=True):
     """A notice the county, as place of residence, owes the place of household registration
     (本县发出的通报 TBXX, 流入地向流出地通报, within 5 working days), drafted when a record
-    that triggers one was accepted (a hospital birth to a woman registered elsewhere).
+    that triggers one was accepted (a birth, marriage or divorce, death, adoption, residence
+    permit or move away of someone registered elsewhere; gateway/platform/notices_out.py).
 
     The person's name, ID number and address stay in the triggering record (`record_id`);
     `notice_xml` holds the document only once sent. status: `draft` -> `sent` (the platform
@@ -403,7 +404,7 @@ class OutgoingNotice(SQLModel, table=True):
     reason in `send_error`."""
 
     __table_args__ = (
-        UniqueConstraint("record_id", "category", name="uq_outgoingnotice_trigger"),
+        UniqueConstraint("record_id", "category", "party", name="uq_outgoingnotice_trigger"),
         Index("ix_outgoingnotice_status_due", "status", "due_date"),
     )
 
@@ -411,8 +412,9 @@ class OutgoingNotice(SQLModel, table=True):
     message_id: str = Field(unique=True, description="XXBH: TB-county-date-serial")
     record_id: int = Field(foreign_key="record.id", description="the accepted record that triggered it")
     category: str = Field(description="LB: 09 生育信息 ...")
+    party: str = Field(default="", description="which person of the record it is about, where it names several (husband, wife, adopters.0); else empty")
     to_division: str = Field(description="JSDW: the place of household registration")
-    feedback_required: bool = Field(default=True, description="XYFK: births ask for feedback")
+    feedback_required: bool = Field(default=True, description="XYFK: births ask for feedback, the other cases a receipt")
     created_at: dt.datetime
     due_date: dt.date = Field(index=True)
     due_rule: str = "notice_submit"
