@@ -108,6 +108,27 @@ def test_a_marriage_or_divorce_owes_a_notice_per_party_registered_elsewhere(gw, 
     assert [(str(due), party) for _, due, party in rows] == [(str(DUE), "population-office")] * 4
 
 
+def test_a_marriage_record_without_an_address_takes_the_residence_the_register_holds(gw):
+    """The marriage registry gives no address; once the police's residence permit of the
+    wife is folded into the register (人口库), her notice carries that village-level address."""
+    from gateway.register import fold
+
+    accept(gw, "civil-affairs", "civil_affairs_202610.xml", civil(
+        marriage("结婚", "J440781-2026-002001", ("韦志强", "440781199205050714"), ("覃丽娟", "450102199602030622")),
+    ), accepted=1)
+    assert notices_out.draft(gw.engine, gw.settings) == 1
+    [view] = notices_out.list_drafts(gw.engine, gw.settings)
+    assert "缺少现居住地址" in "".join(view.problems)  # nothing known of where she lives yet
+    accept(gw, "police", "police_hukou_202610.csv", police(
+        f"居住证,450102199602030622,覃丽娟,2,01,19960203,,,广西壮族自治区南宁市兴宁区,450102,20261019,就业,{VILLAGE},440781,,JZ440781-2026-00090,20271018,,台城派出所",
+    ), accepted=1)
+    fold(gw.engine, gw.settings)
+    marriage_view = next(v for v in notices_out.list_drafts(gw.engine, gw.settings) if v.item.category == "02")
+    assert marriage_view.problems == []
+    sent = notices_out.send(gw, gw.settings, marriage_view.item.message_id, operator="clerk")
+    assert sent.sent and f'XJZD="{VILLAGE}"' in sent.notice.notice_xml
+
+
 def test_a_death_owes_one_notice_per_person_from_whichever_record_came_first(gw):
     accept(gw, "civil-affairs", "civil_affairs_202610.xml", civil(
         cremation("H440781-2026-005001", "蔡伯", "445281195001010138"),  # registered in 普宁 (ID number)

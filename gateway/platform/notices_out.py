@@ -42,7 +42,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -59,6 +59,7 @@ from gateway.obligations.service import fulfil, open_obligation, rule_for
 from gateway.platform.outgoing import _receipt, county_division
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import OutgoingNotice
+from gateway.store.register_models import RegisterPerson
 
 if TYPE_CHECKING:
     from gateway.services import ExchangeServices
@@ -257,7 +258,22 @@ def _trigger_of(session: Session, item: OutgoingNotice, county: str) -> Trigger 
         select(Record).where(Record.contract == first.contract, Record.business_key == first.business_key)
         .order_by(Record.id.desc()).limit(1)  # type: ignore[union-attr]
     ).scalars().first() or first
-    return next((t for t in _triggers(record, county) if (t.category, t.party) == (item.category, item.party)), None)
+    trigger = next((t for t in _triggers(record, county) if (t.category, t.party) == (item.category, item.party)), None)
+    return _with_register_address(session, trigger)
+
+
+def _with_register_address(session: Session, trigger: Trigger | None) -> Trigger | None:
+    """A record with no address of its own (a marriage, an adoption, a cremation) takes the
+    person's current residence from the population register (人口库: the residence the
+    authoritative source gave, else the household address), since the notice must say where
+    the person lives; a record's own address always wins."""
+    if trigger is None or trigger.person.get("address") or not trigger.person.get("id_number"):
+        return trigger
+    person = session.get(RegisterPerson, trigger.person["id_number"])
+    address = person and (person.residence_address or person.household_address)
+    if not address:
+        return trigger
+    return replace(trigger, person={**trigger.person, "address": address})
 
 
 def problems(trigger: Trigger | None) -> list[str]:
