@@ -250,3 +250,46 @@ def test_the_console_pages_answer_plain_http(served):
     """The forms without a browser: a form POST without a session goes to sign in."""
     response = requests.post(served.console.url + "/assist-checks/request", data={"subject_id": CHEN[1]}, allow_redirects=False, timeout=30)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+def test_an_operator_answers_a_request_and_handles_a_notice_from_the_page(served):
+    """反馈协查 and 处理通报 from the assist-checks page: a not-found answer needs a remark, a
+    notice asking for feedback needs one too; each answer reaches the simulated platform
+    (its FKXX) and the row leaves the open list; other roles get 403."""
+    console = served.console
+    url = console.url
+    http, csrf = console.session("op")
+    page = http.get(url + "/assist-checks", timeout=30).text
+    scan_text("GET /assist-checks", page)
+    [(check_id, status)] = served.query("SELECT id, status FROM assistcheck WHERE message_id = ?", "XC-510722-20261102-0002")
+    assert status == "open" and f'action="/assist-checks/{check_id}/answer"' in page
+
+    refused = http.post(f"{url}/assist-checks/{check_id}/answer", data={"csrf_token": csrf, "result": "not-found", "remark": " "}, timeout=30)
+    assert refused.status_code == 400 and "须写明查了哪些资料" in outcome(refused.text)
+    assert served.query("SELECT status FROM assistcheck WHERE id = ?", check_id) == [("open",)]
+    answered = http.post(f"{url}/assist-checks/{check_id}/answer", allow_redirects=False, timeout=60,
+                         data={"csrf_token": csrf, "result": "not-found", "remark": "已查育龄妇女库、台账、公安户籍"})
+    assert answered.status_code == 303, answered.text
+    shown = http.get(url + answered.headers["location"], timeout=30).text
+    assert "已反馈" in outcome(shown) and f'action="/assist-checks/{check_id}/answer"' not in shown
+    assert served.query("SELECT status, answer_result FROM assistcheck WHERE id = ?", check_id) == [("answered", "0")]
+    assert "XC-510722-20261102-0002" in [f.message_id for f in served.partner.platform.feedback]
+    again = http.post(f"{url}/assist-checks/{check_id}/answer", data={"csrf_token": csrf, "result": "found"}, timeout=30)
+    assert again.status_code == 409 and "cannot be answered twice" in outcome(again.text)
+
+    [(notice_id, notice_status)] = served.query("SELECT id, status FROM noticeitem WHERE message_id = ?", "TB-510722-20261102-0001")
+    assert notice_status == "open"
+    without = http.post(f"{url}/notices-received/{notice_id}/done", data={"csrf_token": csrf, "remark": ""}, timeout=30)
+    assert without.status_code == 400 and "该通报需要反馈" in outcome(without.text)
+    done = http.post(f"{url}/notices-received/{notice_id}/done", data={"csrf_token": csrf, "remark": "已接收，已更新育龄妇女库"},
+                     allow_redirects=False, timeout=60)
+    assert done.status_code == 303, done.text
+    assert "反馈已发出" in outcome(http.get(url + done.headers["location"], timeout=30).text)
+    assert served.query("SELECT status FROM noticeitem WHERE id = ?", notice_id) == [("handled",)]
+    assert "TB-510722-20261102-0001" in [f.message_id for f in served.partner.platform.feedback]
+
+    for name in ("sec", "clerk"):
+        other, token = console.session(name)
+        for path in (f"/assist-checks/{check_id}/answer", f"/notices-received/{notice_id}/done"):
+            forbidden = other.post(url + path, data={"csrf_token": token, "result": "found", "remark": "x"}, timeout=30)
+            assert forbidden.status_code == 403, (name, path)

@@ -246,3 +246,64 @@ def send_notice(settings: Settings, engine: Engine, notice_id: int, operator: st
         message = f"通报 {item.message_id} 未发出（平台恢复后再发送） Not sent yet: {error}"
     return NoticeSent(notice=row, sent=result.sent, refused_here=result.refused_here, message=message)
 
+
+
+# -- answering what the platform sent (协查反馈, 通报处理) ------------------------------------
+
+
+class Handled(BaseModel):
+    """What answering a received request, or handling a received notice, did."""
+
+    message_id: str
+    sent: bool = Field(description="the answer (FKXX) left for the platform and was receipted")
+    message: str = Field(description="what happened, Chinese first")
+
+
+def answer_request(settings: Settings, check_id: int, *, found: bool, remark: str | None, operator: str) -> Handled:
+    """`gateway assist-checks answer`: the draft's findings when found, a remark saying what
+    was searched when not; sent to the platform and receipted."""
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.platform import assist_checks
+
+    if not found and not (remark or "").strip():
+        raise Refused("查无此人的答复须写明查了哪些资料 A not-found answer needs a remark saying what was searched (BZ).")
+    gateway = Gateway(settings)
+    try:
+        result = assist_checks.answer(gateway, settings, str(check_id), found=found, remark=remark, operator=operator)
+    except GatewayError as exc:
+        text = mask_text(str(exc))
+        raise Refused(f"未能答复 Not answered: {text}", 404 if "No assist-check" in text else 409) from None
+    finally:
+        gateway.close()
+    item = result.check
+    what = "查有此人 found" if found else "查无此人 not found"
+    if result.sent:
+        message = f"协查 {item.message_id} 已反馈（{what}）并签发回执 Answered and receipted."
+    else:
+        message = f"协查 {item.message_id} 的答复已保存，未发出（平台恢复后自动重发） Saved, not sent yet: {mask_text(result.error or '')}"
+    return Handled(message_id=item.message_id, sent=result.sent, message=message)
+
+
+def handle_received_notice(settings: Settings, notice_id: int, *, remark: str | None, operator: str) -> Handled:
+    """`gateway notices done`: a notice asking for feedback (XYFK 1) is answered to the platform."""
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.platform import assist_checks
+
+    gateway = Gateway(settings)
+    try:
+        item = assist_checks.handle_notice(gateway.engine, str(notice_id), remark=remark, operator=operator, gateway=gateway,
+                                           settings=settings)
+    except GatewayError as exc:
+        text = mask_text(str(exc))
+        if "requires feedback" in text:
+            raise Refused("该通报需要反馈：请写明处理情况 This notice asks for feedback: say what was done.") from None
+        raise Refused(f"未能处理 Not handled: {text}", 404 if "No notice" in text else 409) from None
+    finally:
+        gateway.close()
+    if item.status == "sending":
+        return Handled(message_id=item.message_id, sent=False,
+                       message=f"通报 {item.message_id} 的反馈已保存，未发出（平台恢复后自动重发） Feedback saved, not sent yet.")
+    sent = item.feedback_sent_at is not None
+    return Handled(message_id=item.message_id, sent=True,
+                   message=f"通报 {item.message_id} 已处理" + ("，反馈已发出并签发回执 Handled; feedback sent and receipted." if sent
+                                                          else " Handled (receipt only)."))

@@ -347,6 +347,50 @@ def notice_send(
     return _done(outcome.message, outcome.sent)
 
 
+@router.post("/assist-checks/{check_id}/answer", response_class=HTMLResponse, response_model=None)
+def assist_check_answer(
+    request: Request,
+    caller: PageCaller,
+    check_id: ExchangeId,
+    result: Annotated[str, Form(max_length=20)] = "",
+    remark: Annotated[str, Form(max_length=500)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """反馈协查: `gateway assist-checks answer`, with the draft's findings; operators only."""
+    from gateway.web import county
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, "operator")
+    if result not in ("found", "not-found"):
+        return _assist_checks(request, caller, 400, outcome={"ok": False, "message": "请选择查询结果 Choose found or not found"})
+    try:
+        answered = county.answer_request(request.app.state.settings, check_id, found=result == "found", remark=remark or None,
+                                         operator=_operator(caller))
+    except county.Refused as exc:
+        return _assist_checks(request, caller, exc.status, outcome={"ok": False, "message": exc.message})
+    return _done(answered.message, answered.sent)
+
+
+@router.post("/notices-received/{notice_id}/done", response_class=HTMLResponse, response_model=None)
+def notice_received_done(
+    request: Request,
+    caller: PageCaller,
+    notice_id: ExchangeId,
+    remark: Annotated[str, Form(max_length=500)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """处理通报: `gateway notices done`; feedback to the platform where the notice asks for it; operators only."""
+    from gateway.web import county
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, "operator")
+    try:
+        handled = county.handle_received_notice(request.app.state.settings, notice_id, remark=remark or None, operator=_operator(caller))
+    except county.Refused as exc:
+        return _assist_checks(request, caller, exc.status, outcome={"ok": False, "message": exc.message})
+    return _done(handled.message, handled.sent)
+
+
 @router.get("/obligations", response_class=HTMLResponse)
 def obligations_page(
     request: Request, caller: PageCaller, party: Annotated[str | None, Query(max_length=60)] = None, overdue: bool = False,
