@@ -11,7 +11,7 @@ import json
 import pytest
 from sqlmodel import Session
 
-from conftest import drop, query, run_gateway, specimen
+from conftest import drop, hospital_births_file, query, run_gateway, specimen
 from gateway import clock
 from gateway.obligations.deadlines import Deadlines, WorkCalendar, use_calendar
 from gateway.obligations.service import (
@@ -611,3 +611,28 @@ def test_the_monthly_early_warning_is_delivered_to_the_member_departments(gatewa
     with clock.pinned(china(2026, 11, 22, 8, 0)):
         produce(gateway, monthly("2026-11"))
     assert (settings.mailbox_root / "police" / "outbox" / "WARNING-2026-11.json.gpg").read_bytes() == before
+
+
+def test_a_file_of_changes_owes_the_register_its_update_in_5_working_days(gateway, settings):
+    """A hospital file (births: changes to people, 变动信息) stored on 30 September opens the
+    register's update, due 13 October across National Day; the fold of its records meets it.
+    A second file, folded only after its due day (the register stuck), is late."""
+    from gateway.register import fold
+
+    drop(settings, "hospital", "hospital_births_202610.csv", specimen("hospital_births_202610.csv"))
+    with clock.pinned(china(2026, 9, 30, 17, 0)):
+        [outcome] = gateway.run_once()
+    subject = f"update:exchange:{outcome.exchange_id}"
+    rows = query(settings, "SELECT party, due_date, status FROM obligation WHERE subject = ?", subject)
+    assert [(party, str(due)[:10], status) for party, due, status in rows] == [("population-office", "2026-10-13", "open")]
+    with clock.pinned(china(2026, 10, 8, 9, 0)):
+        fold(gateway.engine, settings)
+    assert query(settings, "SELECT status, closed_by FROM obligation WHERE subject = ?", subject) == [("met", "register")]
+
+    drop(settings, "hospital", "hospital_births_202611.csv", hospital_births_file(7, 3))
+    with clock.pinned(china(2026, 11, 2, 9, 0)):
+        [late] = gateway.run_once()
+    with clock.pinned(china(2026, 11, 10, 0, 0)):  # 5 working days: 3, 4, 5, 6, 9 November
+        assert f"update:exchange:{late.exchange_id}" in {v.subject for v in list_obligations(gateway.engine, overdue=True)}
+        fold(gateway.engine, settings)
+    assert query(settings, "SELECT status FROM obligation WHERE subject = ?", f"update:exchange:{late.exchange_id}") == [("late",)]

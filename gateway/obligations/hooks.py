@@ -8,6 +8,7 @@ inside that code's own transaction (or its own, never undoing the caller's work)
 | a department's file processed (exchange) | its `submission` met | - |
 | the same file, while the department holds a delivered discrepancy list | `feedback-check` 反馈核查 of the county office, 3 working days | the next reconciliation run (`gateway reconcile run`, the daily job) |
 | a platform notice registered (platform) | `update` 信息更新 of the register's keeper, 5 working days | the register folding a record (or a 育龄妇女 row) of the notice's person |
+| a department's file of changes to people (births, marriages, deaths, moves …) processed (exchange) | `update` 信息更新 of the register's keeper, 5 working days from its arrival | the register folding the last of its records |
 
 Callers import this module, never the reverse (obligations sits below them).
 
@@ -22,6 +23,7 @@ import logging
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy import exists
 from sqlmodel import Session, select
 
 from gateway import clock
@@ -30,12 +32,18 @@ from gateway.store import session_scope
 from gateway.store.models import Exchange, NoticeItem, Record
 from gateway.store.obligation_models import Obligation
 from gateway.store.reconcile_models import DiscrepancyList
+from gateway.store.register_models import RegisterFolded
 
 log = logging.getLogger("gateway")
 
 # Who checks feedback and keeps the register (育龄妇女信息库): the county's population office.
 COUNTY_OFFICE = "population-office"
 NOTICE_UPDATE = "update:notice:"
+CHANGE_UPDATE = "update:exchange:"
+# The contracts whose records change a person of the register (gateway/register/build.py
+# folds exactly these): a file of them owes the register an update (变动信息 5 个工作日内更新).
+REGISTER_CONTRACTS = ("BirthEvent", "DeathEvent", "CremationEvent", "Migration", "ResidencePermit", "MarriageEvent",
+                      "AdoptionEvent", "HousingOccupancy", "SchoolEnrolment")
 FEEDBACK = "feedback:exchange:"
 
 
@@ -66,6 +74,8 @@ def exchange_committed(engine: Engine, settings: Any, exchange_id: int | None) -
             contracts = set(session.exec(select(Record.contract).where(Record.exchange_id == exchange_id).distinct()).all())
             submission_received(session, settings, exchange.department, contracts, clock.now(), exchange_id)
             _feedback_arrived(session, settings, exchange)
+            if contracts & set(REGISTER_CONTRACTS):
+                _changes_arrived(session, settings, exchange)
     except Exception as exc:  # noqa: BLE001 - obligations must never undo an accepted exchange
         log.error(
             "exchange %s: its submission obligations were not updated (%s); fix and check `gateway obligations list`",
@@ -88,6 +98,16 @@ def _feedback_arrived(session: Session, settings: Any, exchange: Exchange) -> Ob
         detail=f"核查 {exchange.department} 的反馈 (exchange {exchange.id}) against its discrepancy list "
                f"DISCREPANCIES-{listed.id} ({listed.items} open)",
         settings=settings,
+    )
+
+
+def _changes_arrived(session: Session, settings: Any, exchange: Exchange) -> Obligation:
+    """A file of changes to people (变动信息) was stored: the register is to be updated from it
+    within 5 working days of its arrival (rule `update`), due at 24:00 of the last day."""
+    return open_obligation(
+        session, kind="update", party=COUNTY_OFFICE, subject=f"{CHANGE_UPDATE}{exchange.id}",
+        start=clock.now(),  # the business clock: a rehearsal under GATEWAY_NOW dates it as it says
+        detail=f"更新人口库: {exchange.department} 的变动信息 (exchange {exchange.id})", settings=settings,
     )
 
 
@@ -156,5 +176,25 @@ def register_folded(session: Session, touched: set[str], at: dt.datetime | None 
             continue
         person = _notice_person(session, row.subject.removeprefix(NOTICE_UPDATE))
         if person is not None and person in touched:
+            closed += fulfil(session, "update", row.subject, at, by="register") is not None
+    return closed + _changes_folded(session, at)
+
+
+def _changes_folded(session: Session, at: dt.datetime) -> int:
+    """Each file of changes whose every record the register has folded: its update is made."""
+    rows = session.exec(
+        select(Obligation).where(
+            Obligation.kind == "update", Obligation.status == "open",
+            Obligation.subject.like(f"{CHANGE_UPDATE}%"),  # type: ignore[attr-defined]
+        )
+    ).all()
+    closed = 0
+    for row in rows:
+        exchange_id = int(row.subject.removeprefix(CHANGE_UPDATE))
+        folded = exists().where(RegisterFolded.kind == "record", RegisterFolded.ref_id == Record.id)
+        waiting = session.exec(
+            select(Record.id).where(Record.exchange_id == exchange_id, ~folded).limit(1)  # type: ignore[arg-type]
+        ).first()
+        if waiting is None:
             closed += fulfil(session, "update", row.subject, at, by="register") is not None
     return closed

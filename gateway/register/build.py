@@ -30,7 +30,7 @@ from sqlmodel import Session
 from contracts.identity import id_birth_date, id_sex
 from gateway import clock
 from gateway.config import Settings
-from gateway.obligations.hooks import register_folded
+from gateway.obligations.hooks import REGISTER_CONTRACTS, register_folded
 from gateway.register.divisions import Divisions, DivisionsError, Placement, load_divisions
 from gateway.register.facts import NO_SPOUSE, record_facts, wcba_facts
 from gateway.register.settings import WCBA, RegisterSettings, register_settings
@@ -40,8 +40,7 @@ from gateway.store.register_models import RegisterFact, RegisterFolded, Register
 
 log = logging.getLogger("gateway.register")
 
-CONTRACTS = ("BirthEvent", "DeathEvent", "CremationEvent", "Migration", "ResidencePermit", "MarriageEvent",
-             "AdoptionEvent", "HousingOccupancy", "SchoolEnrolment")
+CONTRACTS = REGISTER_CONTRACTS  # a file of these owes the register an update (gateway/obligations/hooks.py)
 SCALARS = ("name", "household_address", "household_division", "residence_address", "residence_division",
            "marital_status", "spouse", "school", "death_date")
 # Where two sources disagree on these, the register lists it (多元校核).
