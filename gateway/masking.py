@@ -1,6 +1,9 @@
 """Masking of identifiers wherever people or logs see them.
 
-ID numbers keep the first 6 and last 4 characters (`440781********4325`), names keep the
+ID numbers keep the first 6 characters (the division) and the last one
+(`440781***********5`): never the sequence digits, because a list that shows a person's
+birth date beside a number keeping its last four (`440781***********5` and 1992-03-15)
+gives the whole number back. Names keep the
 first character (`陈**`), addresses keep the first 6 characters, other identity documents
 their first and last characters. Nothing here is reversible.
 """
@@ -22,7 +25,7 @@ def mask_id(value: str) -> str:
     value = value.strip()
     if len(value) <= 10:
         return "*" * len(value)
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+    return value[:6] + "*" * (len(value) - 7) + value[-1:]
 
 
 def mask_name(value: str) -> str:

@@ -2,7 +2,7 @@ from gateway.masking import mask_value
 
 
 def test_masks_by_kind():
-    assert mask_value("440781199203154325", "id_number") == "440781********4325"
+    assert mask_value("440781199203154325", "id_number") == "440781***********5"
     assert mask_value("陈小明", "name") == "陈**"
     assert mask_value("黄\U0002003e然", "name") == "黄**"
     assert mask_value("广东省台山市台城街道环城南路12号", "address") == "广东省台山市****"
@@ -11,6 +11,6 @@ def test_masks_by_kind():
 
 
 def test_id_shaped_text_is_masked_in_any_field():
-    assert mask_value("see 440781199203154325 here", None) == "see 440781********4325 here"
+    assert mask_value("see 440781199203154325 here", None) == "see 440781***********5 here"
     assert mask_value("2026-02-30", None) == "2026-02-30"
     assert mask_value("x" * 100, None).endswith("(100 characters)")

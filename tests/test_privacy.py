@@ -24,11 +24,11 @@ def test_the_scanner_catches_a_planted_unmasked_id_number(tmp_path):
     scanner = PRIVACY.scanner or PRIVACY.make_scanner()
     assert PLANTED in scanner.known and INVALID in scanner.known
     findings = scanner.scan(f"line one\nexchange 7: mother {PLANTED} refused\n", "planted.log")
-    assert [str(f) for f in findings] == ["planted.log:2: unmasked ID number 440781********4325"]
+    assert [str(f) for f in findings] == ["planted.log:2: unmasked ID number 440781***********5"]
     assert scanner.scan(f"a typo {INVALID}.")  # known, although its check character is wrong
     assert scanner.scan(f"generated,{GENERATED.lower()},row")  # unknown, but a right check character
     # Masked numbers, longer digit runs, hashes and timestamps are not findings.
-    clean = "440781********4325 4407811992031543251 sha256 9f86d081884c7d659a2feaa0c55ad015 1795446397 12440781MB2C23455K"
+    clean = "440781***********5 4407811992031543251 sha256 9f86d081884c7d659a2feaa0c55ad015 1795446397 12440781MB2C23455K"
     assert scanner.scan(clean) == []
 
     report = tmp_path / "home" / "mailbox" / "hospital" / "outbox" / "x.csv.errors.csv"
@@ -38,7 +38,7 @@ def test_the_scanner_catches_a_planted_unmasked_id_number(tmp_path):
         state = PrivacyState()
         state.scanner = scanner
         state.collect_files([tmp_path / "home"])
-        assert [f.masked for f in state.findings()] == ["440781********4325"]
+        assert [f.masked for f in state.findings()] == ["440781***********5"]
     finally:
         report.unlink()  # planted for this check only, not for the session's scan
 
@@ -53,7 +53,7 @@ def test_the_scanner_catches_a_full_name_of_the_specimens():
 
 def test_the_session_scan_is_collecting_logs_and_command_output(home):
     before = len(PRIVACY.logs.texts)
-    logging.getLogger("gateway").debug("privacy self-test: masked %s", "440781********4325")
+    logging.getLogger("gateway").debug("privacy self-test: masked %s", "440781***********5")
     assert len(PRIVACY.logs.texts) == before + 1 and "privacy self-test" in PRIVACY.logs.texts[-1][1]
     outputs = len(PRIVACY.outputs)
     run_gateway(home, "agreements", "check")
@@ -67,8 +67,8 @@ def test_known_ids_come_from_the_specimens_and_test_data():
 
 def test_error_messages_are_masked():
     secret = PLANTED
-    assert safe_error(ValueError(f"duplicate key ({secret}, 2026-10-11)")) == "ValueError: duplicate key (440781********4325, 2026-10-11)"
-    assert mask_text(f"{secret}|2026-10-11") == "440781********4325|2026-10-11"
+    assert safe_error(ValueError(f"duplicate key ({secret}, 2026-10-11)")) == "ValueError: duplicate key (440781***********5, 2026-10-11)"
+    assert mask_text(f"{secret}|2026-10-11") == "440781***********5|2026-10-11"
 
 
 def test_routing_commands_show_ids_masked(gateway, settings, recipients, home):
@@ -78,19 +78,19 @@ def test_routing_commands_show_ids_masked(gateway, settings, recipients, home):
     drop(settings, "police", "police_hukou_202610.csv", specimen("police_hukou_202610.csv"))  # unsigned: police has no key here
     gateway.run_once()
     audit = run_gateway(home, "audit", "list", "--recipient", "civil-affairs", "--events").stdout
-    assert "440781********0137|2026-10-11" in audit and "civil-affairs-deaths" in audit
+    assert "440781***********7|2026-10-11" in audit and "civil-affairs-deaths" in audit
     deliveries = run_gateway(home, "deliveries", "list", "--all").stdout
     [delivery_id] = [line.split("│")[1].strip() for line in deliveries.splitlines() if "civil-affairs" in line and "DeathEvent" in line]
     shown = run_gateway(home, "deliveries", "show", delivery_id).stdout
     for text in (audit, deliveries, shown):
         assert "440781193804050137" not in text and "刘大爷" not in text
-    assert "440781********0137" in shown
+    assert "440781***********7" in shown
 
 
 def test_gateway_audit_scan_finds_unmasked_numbers_in_logs(home, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
-    (logs / "clean.log").write_text("exchange 1: 440781********4325 refused\n", encoding="utf-8")
+    (logs / "clean.log").write_text("exchange 1: 440781***********5 refused\n", encoding="utf-8")
     assert run_gateway(home, "audit", "scan", str(logs)).returncode == 0
     (logs / "leaky.log").write_text(f"exchange 2: {GENERATED} refused\n", encoding="gb18030")
     try:
@@ -98,4 +98,4 @@ def test_gateway_audit_scan_finds_unmasked_numbers_in_logs(home, tmp_path):
     finally:
         (logs / "leaky.log").unlink()  # planted for this check only, not for the session's scan
     assert result.returncode == 1
-    assert "leaky.log:1: unmasked ID number 110105********002X" in result.stdout and GENERATED not in result.stdout
+    assert "leaky.log:1: unmasked ID number 110105***********X" in result.stdout and GENERATED not in result.stdout

@@ -425,7 +425,7 @@ def _tally(row: Row, answered: dt.datetime | None, due: dt.date, at: dt.datetime
 
 
 def _masked_subject(session: Session, record_id: int | None) -> str:
-    """The person a platform message is about, masked: `陈** 440781********4325`."""
+    """The person a platform message is about, masked: `陈** 440781***********5`."""
     import json
 
     record = session.get(Record, record_id)

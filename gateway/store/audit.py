@@ -3,7 +3,7 @@ each delivery and acknowledgement; and a scanner that finds unmasked ID numbers 
 (logs, reports, command output).
 
 Nothing here prints or stores a full identifier: business keys that hold an ID number
-are masked (`440781********4325`) before they are shown.
+are masked (`440781***********5`) before they are shown.
 """
 
 from __future__ import annotations
