@@ -38,6 +38,7 @@ from contracts.platform import ContentCategory
 
 from gateway import clock
 from gateway.config import Settings
+from gateway.errors import GatewayError
 from gateway.masking import mask_id
 from gateway.obligations.hooks import FORWARD, forward_opened, forward_sent
 from gateway.store import session_scope
@@ -46,6 +47,7 @@ from gateway.store.obligation_models import Obligation
 from gateway.store.register_models import RegisterPerson
 
 if TYPE_CHECKING:
+    from gateway.register.divisions import Divisions
     from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway.platform.forward")
@@ -82,7 +84,7 @@ def file_name(message_id: str) -> str:
     return f"FORWARD-{re.sub(r'[^A-Za-z0-9._-]', '_', message_id)[:80]}.json.gpg"
 
 
-def _townships(settings: Settings) -> tuple[dict[str, str], Any]:
+def _townships(settings: Settings) -> tuple[dict[str, str], Divisions | None]:
     """{township code (12 digits): recipient} of the configured `town-<code>` departments, and the divisions."""
     from gateway.register.build import divisions_or_none
     from gateway.register.lists import townships_configured
@@ -130,7 +132,7 @@ def _document(kind: str, item: AssistCheck | NoticeItem, payload: dict[str, Any]
     return document
 
 
-def _candidates(session: Session, settings: Settings, townships: dict[str, str], divisions: Any) -> list[_Candidate]:
+def _candidates(session: Session, settings: Settings, townships: dict[str, str], divisions: Divisions) -> list[_Candidate]:
     """Requests and notices still to forward: open ones without a forward obligation yet (or
     with one still open: held), about a person placed in a configured township; the
     obligation of each is opened here (idempotent)."""
@@ -180,7 +182,7 @@ def forward_pending(gateway: GatewayServices) -> ForwardResult:
     settings = gateway.settings
     result = ForwardResult()
     townships, divisions = _townships(settings)
-    if not townships:
+    if not townships or divisions is None:
         return result
     with session_scope(gateway.engine) as session:
         candidates = _candidates(session, settings, townships, divisions)  # their obligations opened
@@ -191,17 +193,15 @@ def forward_pending(gateway: GatewayServices) -> ForwardResult:
         name = file_name(candidate.message_id)
         try:
             outcome = send_document(gateway, router, candidate.recipient, name, candidate.document, items=1, what="forward")
-        except Exception as exc:  # noqa: BLE001 - gpg failed: said, tried again next run
-            outcome = None
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
-            reason = outcome.reason or ""
-        if outcome is not None and outcome.status in ("delivered", "already"):
+            status, reason = outcome.status, outcome.reason or ""
+        except GatewayError as exc:  # gpg could not encrypt or sign: said, tried again on the next run
+            status, reason = "failed", str(exc)
+        if status in ("delivered", "already"):  # already: written by an earlier run that stopped before closing it
             with session_scope(gateway.engine) as session:
                 forward_sent(session, candidate.message_id, clock.now(), by=candidate.recipient)
             result.forwarded += 1
             continue
-        if outcome is not None and outcome.status == "held":
+        if status == "held":
             result.held += 1
             log.warning("转送暂存 forward of %s (person %s) to %s held: %s; the obligation stays open",
                         candidate.message_id, mask_id(candidate.id_number), candidate.recipient, reason)
