@@ -6,7 +6,8 @@ Chinese working-day calendar.
 - `service`: the obligations themselves (open, fulfil, waive, list, rates) and the
   departments' submission schedules;
 - `hooks`: the thin functions routing, acknowledgements, the exchange, the platform's notices,
-  the register's fold and the reconciliation run call (sign-off, submission, update, feedback-check);
+  the register's fold and the reconciliation run call (sign-off, submission, update, feedback-check,
+  forward, reconcile-evidence);
 - `platform_mirror`: the national platform's assist-checks and notices as obligations;
 - the hourly `obligations` job and the Friday reminders live in `gateway.reminders`, above
   routing (they send), while this package sits below routing and the exchange (they call `hooks`).

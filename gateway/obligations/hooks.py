@@ -9,6 +9,8 @@ inside that code's own transaction (or its own, never undoing the caller's work)
 | the same file, while the department holds a delivered discrepancy list | `feedback-check` 反馈核查 of the county office, 3 working days | the next reconciliation run (`gateway reconcile run`, the daily job) |
 | a platform notice registered (platform) | `update` 信息更新 of the register's keeper, 5 working days | the register folding a record (or a 育龄妇女 row) of the notice's person |
 | a department's file of changes to people (births, marriages, deaths, moves …) processed (exchange) | `update` 信息更新 of the register's keeper, 5 working days from its arrival | the register folding the last of its records |
+| a platform request or notice about a person of a configured township (platform/forward.py) | `forward` 转送 of the county office, 2 working days from its registration | `FORWARD-<XXBH>.json.gpg` written to the township's outbox |
+| a reconciliation item first seen unmatched (reconcile) | `reconcile-evidence` 补报核对 of the rule's `owed_by`, due on the grace end (a fixed date) | its counterpart matched (met or late by the counterpart's arrival); waived when a clerk resolves the discrepancy, or when the record no longer calls for one |
 
 Callers import this module, never the reverse (obligations sits below them).
 
@@ -27,7 +29,8 @@ from sqlalchemy import exists
 from sqlmodel import Session, select
 
 from gateway import clock
-from gateway.obligations.service import open_obligation, fulfil, submission_received
+from gateway.obligations.deadlines import Due
+from gateway.obligations.service import open_obligation, fulfil, submission_received, waive_open
 from gateway.store import session_scope
 from gateway.store.models import Exchange, NoticeItem, Record
 from gateway.store.obligation_models import Obligation
@@ -45,6 +48,8 @@ CHANGE_UPDATE = "update:exchange:"
 REGISTER_CONTRACTS = ("BirthEvent", "DeathEvent", "CremationEvent", "Migration", "ResidencePermit", "MarriageEvent",
                       "AdoptionEvent", "HousingOccupancy", "SchoolEnrolment")
 FEEDBACK = "feedback:exchange:"
+FORWARD = "forward:"
+RECONCILE = "reconcile:"
 
 
 def delivery_made(session: Session, settings: Any, delivery_id: int, recipient: str, rule: str, at: dt.datetime) -> Obligation:
@@ -198,3 +203,57 @@ def _changes_folded(session: Session, at: dt.datetime) -> int:
         if waiting is None:
             closed += fulfil(session, "update", row.subject, at, by="register") is not None
     return closed
+
+
+# -- forwarding to the township (转送) --------------------------------------------------------
+
+
+def forward_opened(session: Session, settings: Any, message_id: str, what: str, township: str, at: dt.datetime) -> Obligation:
+    """A platform request or notice (`what`: assist-check | notice) registered at `at` is
+    about a person of `township` (`town-<code>`): the population office forwards it within
+    2 working days (rule `forward_to_town`). Idempotent."""
+    label = "协查请求" if what == "assist-check" else "协查通报"
+    return open_obligation(
+        session, kind="forward", party=COUNTY_OFFICE, subject=f"{FORWARD}{message_id}", start=at,
+        detail=f"转送 {label} {message_id} to {township} (FORWARD-{message_id}.json.gpg)", settings=settings,
+    )
+
+
+def forward_sent(session: Session, message_id: str, at: dt.datetime | None = None, by: str | None = None) -> Obligation | None:
+    """The request or notice `message_id` was written to its township's outbox."""
+    return fulfil(session, "forward", f"{FORWARD}{message_id}", at, by=by)
+
+
+# -- reconciliation items (补报核对) ----------------------------------------------------------
+
+
+def reconcile_subject(rule: str, item_id: int) -> str:
+    """The obligation's subject of reconciliation item `item_id`: never the identifier itself."""
+    return f"{RECONCILE}{rule}:item:{item_id}"
+
+
+def reconcile_item_seen(session: Session, *, rule: str, item_id: int, owed_by: str, at: dt.datetime, grace_end: dt.date,
+                        detail: str) -> Obligation:
+    """A reconciliation run first saw item `item_id` of `rule` without its counterpart: `owed_by`
+    owes the counterpart (补报) by `grace_end`, a fixed date (never rolled). Idempotent.
+    `detail` must hold no personal data."""
+    return open_obligation(
+        session, kind="reconcile-evidence", party=owed_by, subject=reconcile_subject(rule, item_id), start=at,
+        due=Due("fixed:grace-end", clock.in_china(at).date(), grace_end), detail=detail,
+    )
+
+
+def reconcile_item_matched(session: Session, rule: str, item_id: int, at: dt.datetime, by: str | None = None) -> Obligation | None:
+    """The counterpart of item `item_id` arrived at `at`: met by the grace end's 24:00, late after."""
+    return fulfil(session, "reconcile-evidence", reconcile_subject(rule, item_id), at, by=by)
+
+
+def reconcile_item_resolved(session: Session, rule: str, item_id: int, by: str) -> Obligation | None:
+    """A clerk resolved the item's discrepancy by hand: nothing is owed any more (waived, counted in no rate)."""
+    return waive_open(session, "reconcile-evidence", reconcile_subject(rule, item_id), "resolved by clerk", by)
+
+
+def reconcile_item_withdrawn(session: Session, rule: str, item_id: int) -> Obligation | None:
+    """The record no longer calls for a counterpart (corrected, moved out, gone): waived."""
+    return waive_open(session, "reconcile-evidence", reconcile_subject(rule, item_id),
+                      "withdrawn: the record no longer calls for a counterpart", "reconcile")

@@ -14,11 +14,12 @@ a kind, new or old, to another rule, e.g. `reply-letter = "reply_letter"` with
 | `sign-off` 签收 | `sign_off` (3 working days; per agreement `sign_off_rule`) | the delivery's recipient |
 | `submission` 报送 | fixed days: monthly by the 28th, quarterly by the 28th of the quarter's last month, half-year by 28 June / 28 December, annual by 10 January | the department |
 | `feedback-check` 核查 | `department_feedback` (3 working days) | the county office |
-| `forward` 转送 | `forward_to_town` (2 working days) | the county office |
+| `forward` 转送 | `forward_to_town` (2 working days) | the county office (to a `town-<code>` township, gateway/platform/forward.py) |
 | `update` 更新 | `update` (5 working days) | the register's keeper |
 | `assist-check` 协查 | `assist_check_urgent` / `assist_check` | the county (answering the platform) |
 | `notice` 通报 | `notice` | the county |
 | `notice-send` 通报提交 | `notice_submit` (5 working days) | the county (its own notices, gateway/platform/notices_out.py) |
+| `reconcile-evidence` 补报核对 | the reconciliation rule's grace end (a fixed date, never rolled) | the rule's `owed_by` (default: its first notify department) |
 
 Every moment comes from the business clock (gateway/clock.py).
 
@@ -59,6 +60,7 @@ KIND_RULES: dict[str, str] = {
 KIND_NAMES_ZH = {
     "sign-off": "签收", "submission": "报送", "feedback-check": "反馈核查", "forward": "转送",
     "update": "信息更新", "assist-check": "协查反馈", "notice": "通报反馈", "notice-send": "通报提交",
+    "reconcile-evidence": "补报核对",
 }
 # The rates the regulations fix, each shown beside its target.
 TARGETS = {"sign-off": 1.0, "notice": 1.0, "submission": 1.0}
@@ -279,6 +281,21 @@ def waive(engine: Engine, obligation_id: int, reason: str, by: str) -> Obligatio
         session.flush()
         session.expunge(row)
         return row
+
+
+def waive_open(session: Session, kind: str, subject: str, reason: str, by: str) -> Obligation | None:
+    """Waive the open obligation `kind`/`subject` inside the caller's transaction (an event of
+    the gateway made it moot, e.g. a clerk resolved the discrepancy); None when none is open."""
+    row = session.exec(
+        select(Obligation).where(Obligation.kind == kind, Obligation.subject == subject, Obligation.status == "open")
+    ).first()
+    if row is None:
+        return None
+    row.status, row.reason, row.closed_by, row.closed_at = "waived", reason[:500], by, clock.now().replace(microsecond=0)
+    record_event(session, "obligation_waived", row.party, None, f"obligation {row.id} ({row.kind} {row.subject}) waived by {by}: {reason}")
+    session.add(row)
+    session.flush()
+    return row
 
 
 def record(engine: Engine, settings: Any, *, kind: str, party: str, subject: str, start: dt.datetime | None = None,

@@ -5,8 +5,9 @@
   drops themselves are claimed by the pipeline);
 - `pull:NAME` for each enabled `[pulls.NAME]` (its `every` or `at` times, China time);
 - `assist-checks` (every 5 minutes, when a platform pull is enabled): register new
-  requests and notices, make provisional due dates final when the calendar allows, send
-  answers still waiting; draft the county's own notices (通报) the accepted records owe and
+  requests and notices, forward those about a configured township's people to it
+  (转送, gateway/platform/forward.py; the pull and inbox jobs do too after they register),
+  make provisional due dates final when the calendar allows, send answers still waiting; draft the county's own notices (通报) the accepted records owe and
   send them when `send_notices = true` (gateway/platform/notices_out.py), as the inbox
   job does after every file.
 
@@ -33,6 +34,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.scheduler")
 
 ASSIST_CHECK_EVERY = 300.0
+
+
+def _forward(gateway: Gateway) -> tuple[str, list[str]]:
+    """Forward to the townships what the last sync registered (转送); never raises."""
+    from gateway.platform.forward import forward_pending
+
+    try:
+        forwarded = forward_pending(gateway)
+    except GatewayError as exc:  # a wrong divisions.csv: said, and the job goes on
+        log.warning("requests not forwarded to the townships: %s", exc)
+        return "0 forwarded to a township", [str(exc)]
+    return forwarded.summary(), forwarded.errors
 
 
 def pull_job(settings: Settings, name: str, gateways: PerThreadGateway | None = None) -> Job:
@@ -67,13 +80,14 @@ def pull_job(settings: Settings, name: str, gateways: PerThreadGateway | None = 
             registered.requests += found.requests
             registered.notices += found.notices
             registered.updated += found.updated
+            forwarded, forward_errors = _forward(gateway)
             sent = assist_checks.send_pending(gateway, settings, name)
             from gateway.platform import notices_out
 
             notices = notices_out.follow_up(gateway, settings, name)  # feedback on the county's notices came with the pull
-            summary += f"; {registered.summary()}; {sent.summary()}; {notices.summary()}"
-            if (sent.errors or notices.errors) and error is None:
-                error = "; ".join(sent.errors + (notices.errors or []))
+            summary += f"; {registered.summary()}; {forwarded}; {sent.summary()}; {notices.summary()}"
+            if (sent.errors or notices.errors or forward_errors) and error is None:
+                error = "; ".join(sent.errors + (notices.errors or []) + forward_errors)
         return JobResult(summary, error)
 
     every = parse_every(source.every) if source.every else None
@@ -89,9 +103,9 @@ def assist_check_job(settings: Settings) -> Job:
 
         gateway = gateways.get()
         registered = assist_checks.sync(gateway.engine, settings)
+        forwarded, errors = _forward(gateway)
         refreshed = assist_checks.refresh_provisional(gateway.engine, settings)
-        parts = [registered.summary(), f"{refreshed} provisional due date(s) made final"]
-        errors: list[str] = []
+        parts = [registered.summary(), forwarded, f"{refreshed} provisional due date(s) made final"]
         for name, source in settings.pulls.items():
             if source.kind == "platform" and source.enabled:
                 sent = assist_checks.send_pending(gateway, settings, name)
@@ -133,6 +147,7 @@ def inbox_job(gateway: Gateway) -> Job:
             from gateway.platform import assist_checks
 
             assist_checks.sync(gateway.engine, gateway.settings)
+            _forward(gateway)  # 转送: what the drop brought about a township's people
         summary = f"{len(outcomes)} file(s)"
         if outcomes and any(s.kind == "platform" and s.enabled for s in gateway.settings.pulls.values()):
             from gateway.platform import notices_out

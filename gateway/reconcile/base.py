@@ -124,6 +124,9 @@ class Reconciliation:
     - `matching_keys`: the dotted fields matched exactly, (subject field, evidence field).
     - `grace`: the default grace period, `"15 days"` or `"1 month"`.
     - `notify`: the departments concerned: the discrepancy list goes to each.
+    - `owed_by`: who owes the missing counterpart (补报核对, the `reconcile-evidence`
+      obligation of each item); empty (the default): the first of `notify`.
+      `[reconciliation.owed_by]` in gateway.toml overrides it per rule.
     - `description`: one line, shown by `gateway reconcile rules`.
 
     Methods to fill in: `subjects(records)` and `evidence(records)`; both receive the
@@ -137,6 +140,7 @@ class Reconciliation:
     matching_keys: ClassVar[tuple[str, str]] = ("", "")
     grace: ClassVar[str] = "30 days"
     notify: ClassVar[tuple[str, ...]] = ()
+    owed_by: ClassVar[str] = ""
     fallback_days: ClassVar[int] = 2
 
     def subjects(self, records: Iterable[StoredRecord]) -> Iterator[Subject]:

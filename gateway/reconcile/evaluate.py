@@ -1,7 +1,13 @@
 """Evaluating the rules against the stored records: opening discrepancies once due,
 closing them when the missing record arrives, proposing fallback matches. Idempotent:
 evaluating twice opens nothing twice (and a unique index on the open subject holds that
-when two processes evaluate at once)."""
+when two processes evaluate at once).
+
+Each subject a run first sees without its counterpart is a reconciliation item
+(`ReconciliationItem`) and a `reconcile-evidence` obligation (补报核对) of the rule's
+`owed_by`, due on the grace end (gateway/obligations/hooks.py): met when a run by that day
+finds the match, late after, waived when a clerk resolves the discrepancy or the record no
+longer calls for a counterpart."""
 
 from __future__ import annotations
 
@@ -22,9 +28,17 @@ from gateway import clock
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError, UnknownName
 from gateway.masking import mask_value
-from gateway.obligations.hooks import reconciliation_checked
+from gateway.obligations.hooks import (
+    RECONCILE,
+    reconcile_item_matched,
+    reconcile_item_resolved,
+    reconcile_item_seen,
+    reconcile_item_withdrawn,
+    reconciliation_checked,
+)
 from gateway.store.models import Exchange, Record
-from gateway.store.reconcile_models import Discrepancy, DiscrepancyProposal, ReconciliationLink
+from gateway.store.obligation_models import Obligation
+from gateway.store.reconcile_models import Discrepancy, DiscrepancyProposal, ReconciliationItem, ReconciliationLink
 from gateway.reconcile.base import Evidence, Grace, Reconciliation, StoredRecord, Subject
 
 log = logging.getLogger("gateway")
@@ -39,6 +53,8 @@ class ConfiguredRule:
     rule: Reconciliation
     grace: Grace
     grace_source: str
+    owed_by: str = ""
+    """who owes the missing counterparts (补报核对): `[reconciliation.owed_by]`, the rule's, or its first notify department"""
 
     @property
     def name(self) -> str:
@@ -52,22 +68,29 @@ def configured_rules(settings: Settings, names: list[str] | None = None) -> dict
 
     classes = get_manager().reconciliations()
     options = settings.reconciliation or {}
-    unknown_options = sorted(set(options) - {"grace", "at", "deliver"})
+    unknown_options = sorted(set(options) - {"grace", "at", "deliver", "owed_by"})
     if unknown_options:
-        raise ConfigError(f"[reconciliation]: unknown option(s) {', '.join(unknown_options)}; valid: grace, at, deliver")
+        raise ConfigError(f"[reconciliation]: unknown option(s) {', '.join(unknown_options)}; valid: grace, at, deliver, owed_by")
     overrides = options.get("grace") or {}
     if not isinstance(overrides, dict):
         raise ConfigError("[reconciliation.grace] must be a table: rule name = \"15 days\" or \"1 month\"")
-    for name in overrides:
+    owed = options.get("owed_by") or {}
+    if not isinstance(owed, dict):
+        raise ConfigError("[reconciliation.owed_by] must be a table: rule name = \"department\" (e.g. unregistered-births = \"police\")")
+    for name in [*overrides, *owed]:
         if name not in classes:
             raise UnknownName("reconciliation rule", name, list(classes))
+    for name, party in owed.items():
+        if not isinstance(party, str) or not party.strip():
+            raise ConfigError(f"[reconciliation.owed_by] {name} = {party!r}: name the department that owes the counterpart, e.g. \"police\"")
     rules = {}
     for name, cls in classes.items():
         if name in overrides:
             grace, source = Grace.parse(overrides[name], f"[reconciliation.grace] {name}"), "gateway.toml"
         else:
             grace, source = Grace.parse(cls.grace, f"rule {name}"), "default"
-        rules[name] = ConfiguredRule(cls(), grace, source)
+        owed_by = str(owed.get(name) or cls.owed_by or (cls.notify[0] if cls.notify else "")).strip()
+        rules[name] = ConfiguredRule(cls(), grace, source, owed_by)
     for name in names or []:
         if name not in rules:
             raise UnknownName("reconciliation rule", name, list(rules))
@@ -179,6 +202,12 @@ def _evaluate_rule(engine: Engine, configured: ConfiguredRule, as_of: dt.date) -
         open_rows = {row.subject_key: row for row in rows if row.status == "open"}
         settled = {row.subject_key for row in rows if row.status == "closed" and row.closure in SETTLED}
         now = now_utc()
+        items = {item.subject_key: item for item in session.exec(select(ReconciliationItem).where(ReconciliationItem.rule == rule.name)).all()}
+        owing = set(session.exec(select(Obligation.subject).where(
+            Obligation.kind == "reconcile-evidence", Obligation.status == "open",
+            Obligation.subject.like(f"{RECONCILE}{rule.name}:item:%"),  # type: ignore[attr-defined]
+        )).all())
+        seen_at = clock.now()
 
         for key, subject in subjects.items():
             match = exact.get(subject.match_key) if subject.match_key is not None else None
@@ -186,7 +215,10 @@ def _evaluate_rule(engine: Engine, configured: ConfiguredRule, as_of: dt.date) -
                 linked = [by_business_key[k] for k in links.get(subject.record.business_key, ()) if k in by_business_key]
                 match = linked[0] if linked else None
             row = open_rows.pop(key, None)
+            item = items.get(key)
             if match is not None:
+                if item is not None and _owed(item, owing):
+                    reconcile_item_matched(session, rule.name, item.id or 0, seen_at, by=match.record.department)
                 if row is not None:
                     _close(row, "matched", now, as_of, matched=match.record.id, reason=f"{match.record.contract} record {match.record.id} arrived")
                     session.add(row)
@@ -195,6 +227,9 @@ def _evaluate_rule(engine: Engine, configured: ConfiguredRule, as_of: dt.date) -
             if key in settled:
                 continue
             due_on = configured.grace.after(subject.event_date)
+            if item is None and configured.owed_by:
+                item = _new_item(session, configured, subject, due_on, seen_at)
+                items[key] = item
             if row is None:
                 if as_of < due_on:
                     continue
@@ -217,8 +252,32 @@ def _evaluate_rule(engine: Engine, configured: ConfiguredRule, as_of: dt.date) -
             _close(row, "withdrawn", now, as_of, reason="the record no longer calls for a counterpart (corrected, moved out or gone)")
             session.add(row)
             outcome.withdrawn += 1
+        for key, item in items.items():
+            if key not in subjects and _owed(item, owing):
+                reconcile_item_withdrawn(session, rule.name, item.id or 0)
         session.commit()
     return outcome
+
+
+def _owed(item: ReconciliationItem, owing: set[str]) -> bool:
+    return f"{RECONCILE}{item.rule}:item:{item.id}" in owing
+
+
+def _new_item(session: Session, configured: ConfiguredRule, subject: Subject, due_on: dt.date, at: dt.datetime) -> ReconciliationItem:
+    """The first sight of a subject without its counterpart: the item and its obligation (补报核对)."""
+    rule = configured.rule
+    item = ReconciliationItem(
+        rule=rule.name, subject_key=subject.key, record_id=subject.record.id, event_date=subject.event_date,
+        due_on=due_on, owed_by=configured.owed_by, first_seen_at=at.replace(microsecond=0),
+    )
+    session.add(item)
+    session.flush()
+    reconcile_item_seen(
+        session, rule=rule.name, item_id=item.id or 0, owed_by=configured.owed_by, at=at, grace_end=due_on,
+        detail=f"补报核对 {rule.name}: {rule.evidence_contract} for {subject.record.contract} record {subject.record.id} "
+               f"({subject.record.department}, {subject.event_date.isoformat()}), grace {configured.grace} ends {due_on.isoformat()}",
+    )
+    return item
 
 
 def _propose(session: Session, rule: Reconciliation, row: Discrepancy, subject: Subject, by_name: dict[str, list[Evidence]]) -> int:
@@ -362,6 +421,10 @@ def resolve(engine: Engine, discrepancy_id: int, reason: str, by: str | None = N
         row = _open_row(session, discrepancy_id)
         _close(row, "resolved", now_utc(), as_of, by=by, reason=reason.strip())
         session.add(row)
+        item = session.exec(select(ReconciliationItem).where(
+            ReconciliationItem.rule == row.rule, ReconciliationItem.subject_key == row.subject_key)).first()
+        if item is not None:
+            reconcile_item_resolved(session, row.rule, item.id or 0, by)  # nothing owed any more: waived
         record_event(session, "discrepancy_resolved", row.departments.split(",")[0], None,
                      f"discrepancy {row.id} ({row.rule}) resolved by {by}: {reason.strip()}")
         session.commit()
@@ -401,6 +464,10 @@ def decide_proposal(engine: Engine, discrepancy_id: int, confirm: bool, proposal
             _close(row, "confirmed", now, as_of, matched=proposal.record_id, by=by,
                    reason=f"proposed match {proposal.id} ({proposal.contract} record {proposal.record_id}) confirmed")
             session.add(row)
+            item = session.exec(select(ReconciliationItem).where(
+                ReconciliationItem.rule == row.rule, ReconciliationItem.subject_key == row.subject_key)).first()
+            if item is not None:  # the counterpart was there: met (or late) as of the confirmation
+                reconcile_item_matched(session, row.rule, item.id or 0, clock.now(), by=by)
         record_event(session, "match_confirmed" if confirm else "match_rejected", row.departments.split(",")[0], None,
                      f"discrepancy {row.id} ({row.rule}): proposal {proposal.id} {'confirmed' if confirm else 'rejected'} by {by}")
         session.commit()

@@ -112,3 +112,22 @@ class DiscrepancyList(SQLModel, table=True):
     signing_key: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
     delivered_at: dt.datetime | None = None
+
+
+class ReconciliationItem(SQLModel, table=True):
+    """A subject a reconciliation run saw without its counterpart (补报核对), from the first run
+    that saw it: its `reconcile-evidence` obligation (subject `reconcile:<rule>:item:<id>`,
+    gateway/obligations/hooks.py) is owed by `owed_by` until `due_on`, the grace end. The
+    obligation's subject names this row, never the identifier (`subject_key`, which may be
+    an ID number)."""
+
+    __table_args__ = (UniqueConstraint("rule", "subject_key", name="uq_reconciliation_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str
+    subject_key: str
+    record_id: int = Field(foreign_key="record.id", description="the subject's record when first seen")
+    event_date: dt.date
+    due_on: dt.date = Field(description="the grace end: the counterpart is due by 24:00 China time that day")
+    owed_by: str
+    first_seen_at: dt.datetime
