@@ -2,7 +2,7 @@
 
 ID numbers keep the first 6 characters (the division) and the last one
 (`440781***********5`): never the sequence digits, because a list that shows a person's
-birth date beside a number keeping its last four (`440781***********5` and 1992-03-15)
+birth date beside a number keeping its last four (`440781` + eight stars + `4325`, beside 1992-03-15)
 gives the whole number back. Names keep the
 first character (`陈**`), addresses keep the first 6 characters, other identity documents
 their first and last characters. Nothing here is reversible.
