@@ -68,6 +68,10 @@ def register_reconciliations(register: Callable[[type[Reconciliation]], None]) -
     same hook, marked `trylast=True`. Operators override any rule's grace period under
     `[reconciliation.grace]` in gateway.toml.
 
+    A rule that finds discrepancies itself rather than by a join (two present values that
+    disagree) subclasses `gateway.reconcile.DerivedReconciliation` and implements
+    `derive(session)` instead; the register's `register-disagreements` is one.
+
     :param register: the callback that validates and records a rule class.
     :returns: nothing; results are collected through `register`.
     """

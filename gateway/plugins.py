@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
     "adapters.housing_registry",
     "adapters.national_platform",
     "gateway.reconcile.builtin",
+    "gateway.register.reconciliation",  # the register's disagreements, a derived rule
     # The built-in scheduled jobs (`register_jobs`, trylast): pluggy calls trylast hooks in
     # the order registered, so `gateway jobs` lists inboxes and pulls, reconcile, reports.
     "gateway.platform.jobs",

@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 from stdnum.cn import ric
 
-from conftest import PRIVACY, drop, run_gateway
+from conftest import PRIVACY, drop, query, run_gateway
 from gateway.config import load_settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.register import export_register, fold, rebuild
@@ -494,6 +494,52 @@ def test_a_clerk_resolves_a_disagreement_until_a_source_says_something_else(gate
     with Session(gateway.engine) as session:
         [again] = disagreements(session)
     assert (again.item["other_value"], again.resolution) == ("30", None)
+
+
+def test_the_registers_disagreements_are_discrepancies_of_the_reconciliation(gateway, county, home, tmp_path):
+    """One mechanism (多元校核): a disagreement of the register is a discrepancy of the rule
+    `register-disagreements`, listed by `gateway reconcile` masked, to the source that
+    disagrees; resolved there, the register's own list agrees; another value opens it again;
+    the sources agreeing close it."""
+    from gateway.masking import mask_id
+    from gateway.platform import assist_checks
+    from gateway.reconcile import evaluate, open_items
+    from gateway.register.discrepancies import disagreements
+
+    rule = "register-disagreements"
+    wcba = tmp_path / "wcba.csv"
+    wcba.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{WANG[1]},{WANG[0]},01,未婚,2026-03-01\n", encoding="utf-8")
+    assist_checks.import_table(gateway.engine, "wcba", wcba)
+    drop(county, "civil-affairs", "marriages.xml", marriage_file())
+    run_pass(gateway, county)
+    on = dt.date(2026, 11, 2)
+    assert evaluate(gateway.engine, county, on).rules[rule].opened == 1
+    assert evaluate(gateway.engine, county, on).rules[rule].opened == 0  # evaluating again opens nothing twice
+    [item] = open_items(gateway.engine, [rule])[rule]
+    shown = item.to_json()
+    assert WANG[1] not in json.dumps(shown, ensure_ascii=False) and shown["subject"].startswith(mask_id(WANG[1]) + ":marital_status:")
+    assert shown["notify"] == ["civil-affairs"] and shown["record"]["contract"] == "MarriageEvent"
+    assert (shown["details"]["source"], shown["details"]["value"], shown["details"]["other_source"], shown["details"]["other_value"]) == (
+        "civil-affairs", "20 已婚", "wcba", "10 未婚")
+    listed = json.loads(run_gateway(home, "reconcile", "--as-of", on.isoformat(), "--json").stdout)
+    assert listed["rules"][rule]["open"] == 1 and WANG[1] not in json.dumps(listed, ensure_ascii=False)
+
+    done = run_gateway(home, "reconcile", "resolve", str(item.discrepancy.id), "--reason", "台账过期，以民政登记为准")
+    assert WANG[1] not in done.stdout
+    with Session(gateway.engine) as session:
+        assert disagreements(session) == []  # the register's view agrees: resolved there too
+    assert evaluate(gateway.engine, county, on).rules[rule].open == 0
+
+    wcba.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{WANG[1]},{WANG[0]},01,丧偶,2026-06-01\n", encoding="utf-8")
+    assist_checks.import_table(gateway.engine, "wcba", wcba)
+    fold(gateway.engine, county)
+    assert evaluate(gateway.engine, county, on).rules[rule].opened == 1  # another value: open again
+    wcba.write_text(f"公民身份号码,姓名,类别,内容,登记日期\n{WANG[1]},{WANG[0]},01,已婚,2026-09-01\n", encoding="utf-8")
+    assist_checks.import_table(gateway.engine, "wcba", wcba)
+    fold(gateway.engine, county)
+    closed = evaluate(gateway.engine, county, on).rules[rule]
+    assert (closed.closed, closed.open) == (1, 0)
+    assert query(home, "SELECT closure FROM discrepancy WHERE rule = ? ORDER BY id", rule) == [("resolved",), ("matched",)]
 
 
 def test_the_township_breakdown_of_the_reports_items(gateway, county, home, tmp_path):

@@ -5,12 +5,14 @@ Each rule (a plugin through `register_reconciliations`; the five built-ins in
 still missing when its grace period ends is an open discrepancy, closed by itself when
 the missing record arrives, or by a person (`gateway reconcile resolve`). The open
 discrepancies go to the departments concerned as encrypted, signed lists
-(`deliver.py`). See docs/reconciliation.md.
+(`deliver.py`). A derived rule (`DerivedReconciliation`) says itself what is a
+discrepancy: the population register's disagreements come in that way
+(gateway/register/reconciliation.py), one mechanism for both. See docs/reconciliation.md.
 """
 
 from __future__ import annotations
 
-from gateway.reconcile.base import Evidence, Grace, Reconciliation, StoredRecord, Subject
+from gateway.reconcile.base import DerivedReconciliation, Evidence, Grace, Reconciliation, StoredRecord, Subject
 from gateway.reconcile.evaluate import (
     ConfiguredRule,
     Evaluation,
@@ -25,6 +27,7 @@ from gateway.reconcile.evaluate import (
 
 __all__ = [
     "ConfiguredRule",
+    "DerivedReconciliation",
     "Evaluation",
     "Evidence",
     "Grace",

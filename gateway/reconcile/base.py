@@ -13,6 +13,12 @@ by likeness. Where either side lacks the identifier (`match_key` None), the fall
 *proposes* evidence with the same name and a birth date within `fallback_days`; a person
 confirms or rejects the proposal (`gateway reconcile confirm|reject`). A subject with no
 match is a discrepancy once `event_date + grace` is reached.
+
+A *derived* rule (`DerivedReconciliation`) has no join: it says itself which subjects are
+discrepancies (`derive(session)`), e.g. the population register's disagreements between two
+present values (多元校核, gateway/register/reconciliation.py). Its discrepancies are opened,
+listed, delivered, resolved and counted by the same machinery as a join rule's; one that is no
+longer derived is closed with the closure `gone()` names.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ class Reconciliation:
     notify: ClassVar[tuple[str, ...]] = ()
     owed_by: ClassVar[str] = ""
     fallback_days: ClassVar[int] = 2
+    derived: ClassVar[bool] = False  # a DerivedReconciliation says itself what is a discrepancy
 
     def subjects(self, records: Iterable[StoredRecord]) -> Iterator[Subject]:
         """The subjects among the current versions of `subject_contract`'s records."""
@@ -150,6 +160,36 @@ class Reconciliation:
     def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
         """The counterparts among the current versions of `evidence_contract`'s records."""
         raise NotImplementedError
+
+
+class DerivedReconciliation(Reconciliation):
+    """A rule whose discrepancies are not missing counterparts but derived facts: two sources
+    present and disagreeing. Register it through `register_reconciliations` like any rule.
+
+    Fill in `derive(session)`: every current discrepancy, as a `Subject` whose `key` is stable
+    for the same facts and changes when a source sends another value, and whose `record` is
+    the stored record shown with it. Optionally `notify_for(subject)` (default `notify`),
+    `gone(session, key)` (how an open one no longer derived is closed) and
+    `resolved(session, key, reason, by)` (a clerk resolved one through `gateway reconcile
+    resolve`: record it where the rule's own data needs it).
+    """
+
+    derived: ClassVar[bool] = True
+    subject_contract: ClassVar[str] = ""
+    evidence_contract: ClassVar[str] = ""
+
+    def derive(self, session: Session) -> Iterator[Subject]:
+        raise NotImplementedError
+
+    def notify_for(self, subject: Subject) -> tuple[str, ...]:
+        return self.notify
+
+    def gone(self, session: Session, key: str) -> tuple[str, str]:
+        """(closure, reason) of an open discrepancy no longer derived."""
+        return "withdrawn", "no longer derived from the stored records"
+
+    def resolved(self, session: Session, key: str, reason: str, by: str) -> None:
+        """A clerk resolved the discrepancy `key` (`gateway reconcile resolve`)."""
 
 
 # -- helpers for rules ------------------------------------------------------------------------
@@ -200,6 +240,13 @@ def check_rule_class(rule_class: Any) -> None:
     where = f"Reconciliation rule {rule_class.__module__}.{rule_class.__qualname__}"
     if not _RULE_NAME.match(rule_class.name or ""):
         raise PluginError(f"{where}: name {rule_class.name!r} must be lowercase words joined by dashes")
+    if getattr(rule_class, "derived", False):
+        if not issubclass(rule_class, DerivedReconciliation) or rule_class.derive is DerivedReconciliation.derive:
+            raise PluginError(f"{where} is derived but does not implement derive()")
+        if not rule_class.notify:
+            raise PluginError(f"{where}: notify names no department")
+        Grace.parse(rule_class.grace, f"{where}: grace")
+        return
     for attribute in ("subject_contract", "evidence_contract"):
         value = getattr(rule_class, attribute)
         if value not in CONTRACTS:

@@ -39,7 +39,7 @@ from gateway.obligations.hooks import (
 from gateway.store.models import Exchange, Record
 from gateway.store.obligation_models import Obligation
 from gateway.store.reconcile_models import Discrepancy, DiscrepancyProposal, ReconciliationItem, ReconciliationLink
-from gateway.reconcile.base import Evidence, Grace, Reconciliation, StoredRecord, Subject
+from gateway.reconcile.base import DerivedReconciliation, Evidence, Grace, Reconciliation, StoredRecord, Subject
 
 log = logging.getLogger("gateway")
 
@@ -169,8 +169,52 @@ def _summary(subject: Subject) -> str:
     return json.dumps(shown, ensure_ascii=False, sort_keys=True)
 
 
+def _evaluate_derived(engine: Engine, configured: ConfiguredRule, as_of: dt.date) -> RuleOutcome:
+    """A derived rule (base.DerivedReconciliation): what it derives is open once its grace
+    ended; an open one no longer derived is closed as the rule says (agreed, resolved where
+    the rule keeps its own resolutions). Nothing is owed by another department, so no
+    `reconcile-evidence` obligation: the discrepancy itself is the work."""
+    rule, outcome = configured.rule, RuleOutcome()
+    assert isinstance(rule, DerivedReconciliation)
+    with Session(engine) as session:
+        subjects: dict[str, Subject] = {}
+        for subject in rule.derive(session):
+            subjects.setdefault(subject.key, subject)
+        rows = session.exec(select(Discrepancy).where(Discrepancy.rule == rule.name)).all()
+        open_rows = {row.subject_key: row for row in rows if row.status == "open"}
+        settled = {row.subject_key for row in rows if row.status == "closed" and row.closure in SETTLED}
+        now = now_utc()
+        for key, subject in subjects.items():
+            row = open_rows.pop(key, None)
+            if row is None:
+                due_on = configured.grace.after(subject.event_date)
+                if key in settled or as_of < due_on:
+                    continue
+                session.add(Discrepancy(
+                    rule=rule.name, subject_key=key, open_key=key, status="open", record_id=subject.record.id,
+                    contract=subject.record.contract, business_key=subject.record.business_key,
+                    event_date=subject.event_date, due_on=due_on, departments=",".join(rule.notify_for(subject)),
+                    summary=_summary(subject), opened_at=now, opened_as_of=as_of,
+                ))
+                session.flush()
+                outcome.opened += 1
+            outcome.open += 1
+        for key, row in open_rows.items():
+            closure, reason = rule.gone(session, key)
+            _close(row, closure, now, as_of, reason=reason, by=rule.name if closure == "resolved" else None)
+            session.add(row)
+            if closure == "withdrawn":
+                outcome.withdrawn += 1
+            else:
+                outcome.closed += 1
+        session.commit()
+    return outcome
+
+
 def _evaluate_rule(engine: Engine, configured: ConfiguredRule, as_of: dt.date) -> RuleOutcome:
     rule, outcome = configured.rule, RuleOutcome()
+    if rule.derived:
+        return _evaluate_derived(engine, configured, as_of)
     with Session(engine) as session:
         subjects: dict[str, Subject] = {}
         for subject in rule.subjects(current_records(session, rule.subject_contract)):
@@ -400,6 +444,13 @@ def default_actor() -> str:
         return "unknown"
 
 
+def _rule_named(name: str) -> Reconciliation | None:
+    from gateway.plugins import get_manager
+
+    cls = get_manager().reconciliations().get(name)
+    return cls() if cls is not None else None
+
+
 def _open_row(session: Session, discrepancy_id: int) -> Discrepancy:
     row = session.get(Discrepancy, discrepancy_id)
     if row is None:
@@ -425,6 +476,9 @@ def resolve(engine: Engine, discrepancy_id: int, reason: str, by: str | None = N
             ReconciliationItem.rule == row.rule, ReconciliationItem.subject_key == row.subject_key)).first()
         if item is not None:
             reconcile_item_resolved(session, row.rule, item.id or 0, by)  # nothing owed any more: waived
+        rule = _rule_named(row.rule)
+        if isinstance(rule, DerivedReconciliation):  # the rule keeps its own resolutions too (the register's)
+            rule.resolved(session, row.subject_key, reason.strip(), by)
         record_event(session, "discrepancy_resolved", row.departments.split(",")[0], None,
                      f"discrepancy {row.id} ({row.rule}) resolved by {by}: {reason.strip()}")
         session.commit()
