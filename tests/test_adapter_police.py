@@ -87,7 +87,7 @@ def test_specimen_gives_five_records_one_per_business_type_and_rejects_the_17_di
     assert "household_no" not in permit["household"]  # empty HH: absent, not ""
 
     errors = report(settings, SPECIMEN)
-    assert errors == {7: [("GMSFHM", "person.id_number", "110105*******1002", "id_format")]}
+    assert errors == {7: [("GMSFHM", "person.id_number", "110105**********2", "id_format")]}
     shown = (settings.mailbox_root / "police" / "outbox" / f"{SPECIMEN}.errors.csv").read_text(encoding="utf-8-sig")
     assert "11010519491231002" not in shown
     assert (settings.mailbox_root / "police" / "processed" / SPECIMEN).read_bytes() == specimen(SPECIMEN)
