@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -25,6 +25,8 @@ from gateway.masking import mask_untrusted, mask_value, scrub_message
 
 # The columns of a row error, in the order of the tuples in `PreparedBatch.issues`.
 ISSUE_KEYS = ("exchange_id", "row_number", "field", "column_name", "value_masked", "code", "reason_zh", "reason_en", "level")
+Issue = tuple[int | None, int, str, str, str, str, str, str, str]
+"""One row error or warning, its values in `ISSUE_KEYS` order."""
 
 
 # Field kinds masked by their own rule; any other field's failing value may be anything.
@@ -58,7 +60,7 @@ class PreparedBatch(NamedTuple):
     records: list[tuple[str, str, str, str, str, int, bytes]]
     """(contract, schema version, business key, record hash, canonical JSON, row number,
     Merkle leaf hash) of each valid row, in file order."""
-    issues: list[tuple[Any, ...]]
+    issues: list[Issue]
     """Row errors and warnings, in `ISSUE_KEYS` order, in file order."""
     rejected: int
     warnings: int
@@ -90,7 +92,7 @@ class RowPreparer:
         number = 0  # of the batch being filled
         rows = rejected = warnings = 0
         records: list[tuple[str, str, str, str, str, int, bytes]] = []
-        issues: list[tuple[Any, ...]] = []
+        issues: list[Issue] = []
         versions: dict[str, str] = {}
         append, texts = records.append, self._texts
         for raw in adapter.parse(source):
@@ -138,7 +140,7 @@ class RowPreparer:
         if number % count == mine:
             yield PreparedBatch(rows, records, issues, rejected, warnings, versions)
 
-    def _row_errors(self, raw: RawRow, failure: ValidationError | RowRejected | None, issues: list[tuple[Any, ...]]) -> None:
+    def _row_errors(self, raw: RawRow, failure: ValidationError | RowRejected | None, issues: list[Issue]) -> None:
         """Append the errors that reject `raw`: one per failing field, with the column the
         clerk knows and the value masked (gateway/masking.py)."""
         adapter = self.adapter

@@ -18,14 +18,14 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from pydantic import ValidationError
-from sqlalchemy import select, text, update
-from sqlmodel import Session
+from sqlalchemy import text, update
+from sqlmodel import Session, select
 
 from contracts.reasons import reason
 
@@ -56,6 +56,9 @@ from gateway.store import Exchange, Receipt, Record, RowError, create_schema, ma
 from gateway.store.faults import database_fault
 from gateway.store.models import utcnow
 from gateway.intake.transports import FoundFile, LocalMailbox, Transport, department_transports
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Insert
 
 log = logging.getLogger("gateway")
 LEDGER_LOCK = 0x6757_6C67  # "gWlg": advisory lock id held while a receipt is appended
@@ -107,7 +110,17 @@ _DEFAULT_PLAN = (
 )
 
 
-def _stored_on_postgresql(connection: Any, contract: str, keys: list[str]) -> list[Any]:
+# (business key, version, record hash) of a stored record version
+StoredVersion = tuple[str, int, str]
+
+
+class _Table(Protocol):
+    """What the fast insert path needs of a table (`Model.__table__`)."""
+
+    def insert(self) -> Insert: ...
+
+
+def _stored_on_postgresql(connection: Connection, contract: str, keys: list[str]) -> list[StoredVersion]:
     """(business key, version, hash) of the stored versions of `keys`, one index probe a key.
 
     PostgreSQL plans from the table's statistics, which know nothing of the rows this
@@ -116,7 +129,7 @@ def _stored_on_postgresql(connection: Any, contract: str, keys: list[str]) -> li
     for each chunk of keys (65 ms a chunk at 200,000 rows, and growing). A probe per key
     through the (contract, business_key) index is always the right plan for this lookup,
     so it is asked for, in this transaction only, around this statement only."""
-    found: list[Any] = []
+    found: list[StoredVersion] = []
     connection.exec_driver_sql(_PROBE_PLAN)
     try:
         for start in range(0, len(keys), 500):
@@ -517,7 +530,7 @@ class Gateway:
                     Exchange.status != "received",
                     Exchange.archived_path.is_(None),  # type: ignore[union-attr]
                 )
-            ).scalars().first()
+            ).first()
             if finished is not None:
                 session.expunge(finished)
         if finished is not None:
@@ -554,21 +567,21 @@ class Gateway:
                     Exchange.status != "received",
                     Exchange.archived_path.is_(None),  # type: ignore[union-attr]
                 )
-            ).scalars().first()
+            ).first()
             if finished is not None and archive:
                 session.expunge(finished)
             else:
                 finished = None
-                exchange = session.exec(
+                taken = session.exec(
                     select(Exchange).where(
                         Exchange.department == found.department,
                         Exchange.sha256 == sniffed.sha256,
                         Exchange.source_path == found.path,
                         Exchange.status == "received",
                     )
-                ).scalars().first()
-                if exchange is None:
-                    exchange = Exchange(
+                ).first()
+                if taken is None:
+                    taken = Exchange(
                         department=found.department,
                         file_name=found.name,
                         source_path=found.path,
@@ -577,7 +590,8 @@ class Gateway:
                         encoding=sniffed.encoding,
                         supersedes=self._superseded(session, found) if archive else None,
                     )
-                    session.add(exchange)
+                    session.add(taken)
+                exchange = taken
                 exchange.attempts += 1
                 session.flush()
                 session.expunge(exchange)
@@ -614,7 +628,7 @@ class Gateway:
                     Exchange.id != exchange.id,
                 )
                 .order_by(Exchange.id)  # type: ignore[arg-type]
-            ).scalars().first()
+            ).first()
             if original is not None:
                 exchange = session.merge(exchange)
                 exchange.status, exchange.duplicate_of = "duplicate", original.id
@@ -669,7 +683,7 @@ class Gateway:
                     Exchange.sha256 != sha256,
                     Exchange.archived_path.is_(None),  # type: ignore[union-attr]
                 )
-            ).scalars().all()
+            ).all()
             for exchange in left:
                 session.expunge(exchange)
         transport = self.transport_for(found.department)
@@ -709,10 +723,10 @@ class Gateway:
             )
             .order_by(Exchange.id.desc())  # type: ignore[union-attr]
             .limit(1)
-        ).scalars().first()
+        ).first()
         if earlier is None:
             return None
-        taken = session.exec(select(Exchange.id).where(Exchange.supersedes == earlier).limit(1)).scalars().first()
+        taken = session.exec(select(Exchange.id).where(Exchange.supersedes == earlier).limit(1)).first()
         return None if taken is not None else earlier
 
     # -- storing ----------------------------------------------------------------
@@ -731,7 +745,7 @@ class Gateway:
             return None
         if progress is not None:
             opener = source.open_binary
-            source.open_binary = lambda: CountingReader(opener(), progress)  # type: ignore[method-assign]
+            source.open_binary = lambda: cast(BinaryIO, CountingReader(opener(), progress))  # type: ignore[method-assign]
         return list(RowPreparer(adapter, exchange_id).batches(source, self.settings.batch_size))
 
     def _store_rows(
@@ -752,9 +766,9 @@ class Gateway:
         # Counted in plain ints; they reach the mapped exchange once, at the end (each
         # assignment to a mapped attribute is an ORM event).
         rows = rejected = warnings = 0
-        compiled: dict[Any, str | None] = {}
+        compiled: dict[object, str | None] = {}  # a table, or "stored", -> its SQLite statement
 
-        def insert_many(table: Any, keys: tuple[str, ...], values: list[tuple[Any, ...]]) -> None:
+        def insert_many(table: _Table, keys: tuple[str, ...], values: Sequence[tuple[object, ...]]) -> None:
             """executemany of `values` (tuples in `keys` order) into `table`. On SQLite the
             driver takes the tuples as they are when the compiled INSERT binds exactly `keys`
             and no column type converts its value: SQLAlchemy's per-row parameter handling
@@ -777,7 +791,7 @@ class Gateway:
             else:
                 connection.execute(table.insert(), [dict(zip(keys, value)) for value in values])
 
-        def stored(contract: str, keys: list[str]) -> list[Any]:
+        def stored(contract: str, keys: list[str]) -> list[StoredVersion]:
             """(business key, version, hash) of every stored version of these keys, 500 keys
             a query. On SQLite one statement with 500 places, compiled once (a short last
             chunk repeats a key: IN is a set test); the Core IN renders its list each time."""
@@ -797,7 +811,7 @@ class Gateway:
                     if statement.positional and list(statement.positiontup or ()) == ["contract", *places]:
                         compiled["stored"] = str(statement)
             sql = compiled["stored"]
-            found: list[Any] = []
+            found: list[StoredVersion] = []
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 if sql is not None:
@@ -820,7 +834,7 @@ class Gateway:
             else:
                 if progress is not None:
                     opener = source.open_binary
-                    source.open_binary = lambda: CountingReader(opener(), progress)  # type: ignore[method-assign]
+                    source.open_binary = lambda: cast(BinaryIO, CountingReader(opener(), progress))  # type: ignore[method-assign]
                 batches = RowPreparer(adapter, exchange.id).batches(source, batch)
             read = 0
             for prepared in batches:
@@ -850,8 +864,8 @@ class Gateway:
         exchange: Exchange,
         tree: TreeBuilder,
         pending: list[tuple[str, str, str, str, str, int, bytes]],
-        insert_many: Callable[[Any, tuple[str, ...], list[tuple[Any, ...]]], None] | None = None,
-        stored: Callable[[str, list[str]], list[Any]] | None = None,
+        insert_many: Callable[[_Table, tuple[str, ...], Sequence[tuple[object, ...]]], None] | None = None,
+        stored: Callable[[str, list[str]], list[StoredVersion]] | None = None,
     ) -> None:
         """Store a batch of `PreparedBatch.records`: dedupe by business key against what is
         stored (a duplicate, a new key, or a correction = next version), insert, append
@@ -873,7 +887,7 @@ class Gateway:
             known = latest[contract] = {}
             key_list = list(keys)
             if stored is not None:
-                found: Iterable[Any] = stored(contract, key_list)
+                found: Iterable[StoredVersion] = stored(contract, key_list)
             elif connection.dialect.name == "postgresql":
                 found = _stored_on_postgresql(connection, contract, key_list)
             else:
@@ -916,11 +930,11 @@ class Gateway:
             exchange.corrected += corrected
         if inserts:
             # executemany, not the ORM bulk path: no per-row object bookkeeping.
-            keys = ("exchange_id", "contract", "schema_version", "business_key", "version", "record_hash", "payload", "row_number", "leaf_index")
+            columns = ("exchange_id", "contract", "schema_version", "business_key", "version", "record_hash", "payload", "row_number", "leaf_index")
             if insert_many is not None:
-                insert_many(Record.__table__, keys, inserts)  # type: ignore[attr-defined]
+                insert_many(Record.__table__, columns, inserts)  # type: ignore[attr-defined]
             else:
-                session.connection().execute(Record.__table__.insert(), [dict(zip(keys, row)) for row in inserts])  # type: ignore[attr-defined]
+                session.connection().execute(Record.__table__.insert(), [dict(zip(columns, row)) for row in inserts])  # type: ignore[attr-defined]
             exchange.accepted += len(inserts)
 
     def _errors(self, session: Session, exchange_id: int | None) -> Iterator[RowError]:
@@ -929,7 +943,7 @@ class Gateway:
             .where(RowError.exchange_id == exchange_id, RowError.level == "error")
             .order_by(RowError.row_number, RowError.id)  # type: ignore[arg-type]
             .execution_options(yield_per=1000)
-        ).scalars()
+        )
 
     def _seal(
         self,
@@ -953,7 +967,7 @@ class Gateway:
             # One gapless chain across workers: sealing takes the ledger lock until commit
             # (SQLite's BEGIN IMMEDIATE already serializes whole exchanges).
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK})
-        last = session.exec(select(Receipt).order_by(Receipt.sequence.desc()).limit(1)).scalars().first()  # type: ignore[attr-defined]
+        last = session.exec(select(Receipt).order_by(Receipt.sequence.desc()).limit(1)).first()  # type: ignore[attr-defined]
         sequence = last.sequence + 1 if last else 1
         previous = last.sha256 if last else GENESIS
         document = receipt_document(
@@ -969,7 +983,7 @@ class Gateway:
         body = receipt_bytes(document)
         receipt = Receipt(
             sequence=sequence,
-            exchange_id=exchange.id,
+            exchange_id=exchange.id,  # type: ignore[arg-type]  # SQLModel: the key is int | None
             body=body.decode("utf-8"),
             signature=self.signer.sign(body),
             sha256=sha256_hex(body),
@@ -994,7 +1008,7 @@ class Gateway:
             exchange.processed_at = utcnow()
             session.add(
                 RowError(
-                    exchange_id=exchange.id,
+                    exchange_id=exchange.id,  # type: ignore[arg-type]  # SQLModel: the key is int | None
                     row_number=rejected.row or 0,
                     field="(file)",
                     column_name=rejected.field,
@@ -1032,7 +1046,7 @@ class Gateway:
     def _finish(self, exchange: Exchange, found: FoundFile, *, archive: bool) -> Outcome:
         """Deliver the outbox files and move the source; safe to repeat after a crash."""
         with session_scope(self.engine) as session:
-            receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange.id)).scalars().one()
+            receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange.id)).one()
             has_errors = session.exec(
                 select(RowError.id).where(RowError.exchange_id == exchange.id, RowError.level == "error").limit(1)
             ).first() is not None
@@ -1187,7 +1201,7 @@ def iter_exchanges(session: Session, department: str | None = None, limit: int =
     query = select(Exchange).order_by(Exchange.id.desc()).limit(limit)  # type: ignore[union-attr]
     if department:
         query = query.where(Exchange.department == department)
-    return session.exec(query).scalars()
+    return session.exec(query)
 
 
 __all__ = ["Gateway", "Outcome", "open_gateway", "iter_exchanges", "os"]

@@ -29,12 +29,15 @@ import threading
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, BinaryIO, Literal, cast
 
 from gateway.adapter import Adapter, SourceFile
 from gateway.errors import FileRejected, GatewayError
 from gateway.readers import CountingReader
 from gateway.exchange.batches import PreparedBatch, RowPreparer
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkContext, SpawnContext
 
 
 AHEAD = 4  # batches a parsing process may have validated beyond what the writer took
@@ -43,13 +46,21 @@ AHEAD = 4  # batches a parsing process may have validated beyond what the writer
 # exchange fails and the file is taken again, rather than the worker waiting for ever.
 STALL_SECONDS = 300.0
 
+# What a parsing process sends down its pipe, one pickle each.
+Received = tuple[Literal["batch"], PreparedBatch] | tuple[Literal["done"]]
+Message = (
+    Received
+    | tuple[Literal["rejected"], str, str, int | None, str]
+    | tuple[Literal["failed"], str, str]
+)
+
 
 class ParseProcessFailed(GatewayError):
     """A parsing process of a large file failed or was killed. The exchange's transaction
     rolls back: nothing of the file is stored, and it is taken again on the next pass."""
 
 
-def _start_method() -> str:
+def _start_method() -> Literal["fork", "spawn"]:
     # fork: the parsing process inherits the loaded adapter and its warm caches (a spawned
     # one would import everything again, about a second). It only runs adapter code and
     # writes to its pipe: no database, no logging, no other thread's locks.
@@ -62,8 +73,8 @@ def _produce(
     exchange_id: int | None,
     size: int,
     share: tuple[int, int],
-    sink: Connection,
-    not_ours: list[Connection],
+    sink: Connection[bytes, object],
+    not_ours: list[Connection[bytes, object]],
 ) -> None:
     """A parsing process: its share of the file's batches down `sink`, then ("done",)."""
     for connection in not_ours:
@@ -75,7 +86,7 @@ def _produce(
     def count(n: int) -> None:
         read[0] += n
 
-    source.open_binary = lambda: CountingReader(opener(), count)  # type: ignore[method-assign]
+    source.open_binary = lambda: cast(BinaryIO, CountingReader(opener(), count))  # type: ignore[method-assign]
     # A sender thread keeps up to AHEAD pickled batches queued, so that validation goes on
     # while the writer is busy (or descheduled on a shared machine); bounded, so memory is.
     outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
@@ -93,7 +104,7 @@ def _produce(
     try:
         for batch in RowPreparer(adapter, exchange_id).batches(source, size, share):
             put(dumps(("batch", batch._replace(read=read[0])), pickle.HIGHEST_PROTOCOL))
-        message: tuple[Any, ...] = ("done",)
+        message: Message = ("done",)
     except FileRejected as rejected:
         message = ("rejected", rejected.code, rejected.detail, rejected.row, rejected.field)
     except Exception as exc:  # noqa: BLE001 - reported to the gateway process, which raises it
@@ -110,7 +121,8 @@ class ParsedInProcesses:
     Use as a context manager: leaving it (normally, or on any error) ends them."""
 
     def __init__(self, adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int, workers: int):
-        context = multiprocessing.get_context(_start_method())
+        # typeshed's get_context(str) is a BaseContext, which has no Process
+        context = cast("ForkContext | SpawnContext", multiprocessing.get_context(_start_method()))
         forked = context.get_start_method() == "fork"
         self._size = size
         self.stall_seconds = STALL_SECONDS
@@ -148,7 +160,7 @@ class ParsedInProcesses:
                 process.kill()
                 process.join()
 
-    def _receive(self, index: int) -> tuple[Any, ...]:
+    def _receive(self, index: int) -> Received:
         if not self._receivers[index].poll(self.stall_seconds):
             process = self._processes[index]
             raise ParseProcessFailed(
@@ -156,7 +168,7 @@ class ParsedInProcesses:
                 f"{self.stall_seconds:.0f} s; it was stopped and nothing of the file was stored"
             )
         try:
-            message: tuple[Any, ...] = pickle.loads(self._receivers[index].recv_bytes())
+            message = cast(Message, pickle.loads(self._receivers[index].recv_bytes()))
         except (EOFError, OSError):  # OSError: it died in the middle of a message
             process = self._processes[index]
             process.join(timeout=5)
@@ -164,11 +176,10 @@ class ParsedInProcesses:
                 f"parsing process {index + 1} of {len(self._processes)} (pid {process.pid}) ended before it finished "
                 f"the file (exit code {process.exitcode}); nothing of the file was stored"
             ) from None
-        kind = message[0]
-        if kind == "rejected":
+        if message[0] == "rejected":
             _, code, detail, row, column = message
             raise FileRejected(code, detail, row=row, field=column)
-        if kind == "failed":
+        if message[0] == "failed":
             _, summary, details = message
             raise ParseProcessFailed(f"parsing process {index + 1} of {len(self._processes)} failed: {summary}\n{details}")
         return message
@@ -180,7 +191,7 @@ class ParsedInProcesses:
             message = self._receive(number % workers)
             if message[0] == "done":
                 break
-            batch: PreparedBatch = message[1]
+            batch = message[1]
             if last:  # only the file's last batch may be short
                 raise ParseProcessFailed("the parsing processes disagree on where the file's batches begin")
             last = batch.rows < self._size

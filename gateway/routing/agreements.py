@@ -22,8 +22,9 @@ import datetime as dt
 import re
 import tomllib
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -95,7 +96,7 @@ SCOPE_PLACES: dict[str, tuple[tuple[str, str | None], ...]] = {
 TOWNSHIP_RECIPIENT = re.compile(r"^town-(\d{9})$")
 
 
-def _listify(value: Any) -> Any:
+def _listify(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
@@ -115,7 +116,7 @@ class Filters(BaseModel):
 
     @field_validator("match", mode="before")
     @classmethod
-    def _match_lists(cls, value: Any) -> Any:
+    def _match_lists(cls, value: object) -> object:
         if not isinstance(value, dict):
             return value
         lists = {key: _listify(items) if isinstance(items, str) else items for key, items in value.items()}
@@ -125,7 +126,7 @@ class Filters(BaseModel):
 
     @field_validator("division_prefix", mode="before")
     @classmethod
-    def _prefix_list(cls, value: Any) -> Any:
+    def _prefix_list(cls, value: object) -> object:
         return _listify(value)
 
     @field_validator("division_prefix")
@@ -183,7 +184,7 @@ class Agreement(BaseModel):
 
     @field_validator("contracts", mode="before")
     @classmethod
-    def _contract_list(cls, value: Any) -> Any:
+    def _contract_list(cls, value: object) -> object:
         return _listify(value)
 
     def fields_for(self, contract: str) -> list[str]:
@@ -225,7 +226,7 @@ class CompiledAgreement:
     def covers(self, contract: str) -> bool:
         return contract in self.agreement.contracts and bool(self.columns.get(contract))
 
-    def admits(self, contract: str, payload: dict[str, Any]) -> bool:
+    def admits(self, contract: str, payload: Mapping[str, object]) -> bool:
         """Whether a record (its stored canonical JSON, as a dict) falls under this agreement."""
         from gateway.routing.minimize import values_at
 
@@ -254,7 +255,7 @@ class CompiledAgreement:
                 return False
         return True
 
-    def place(self, contract: str, payload: dict[str, Any]) -> Placement:
+    def place(self, contract: str, payload: Mapping[str, object]) -> Placement:
         """Where the record's person lives: the first of the contract's places found in a village,
         else the first place's status (unmatched, elsewhere or none). Never a guess."""
         from gateway.routing.minimize import values_at
@@ -274,13 +275,13 @@ class CompiledAgreement:
         return found[0] if found else Placement("none")
 
 
-def _as_text(value: Any) -> str:
+def _as_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def _event_date(values: list[Any]) -> dt.date | None:
+def _event_date(values: list[object]) -> dt.date | None:
     if len(values) != 1 or not isinstance(values[0], str):
         return None
     text = values[0]
@@ -325,9 +326,10 @@ def agreements_path(settings: Settings) -> Path | None:
     return path if path.is_absolute() else settings.home / path
 
 
-def _raw_agreements(settings: Settings) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-    """(where, table) for every [[agreements]] table, from gateway.toml and the named file."""
-    found = [(f"gateway.toml [[agreements]] #{n}", table) for n, table in enumerate(settings.agreements, 1)]
+def _raw_agreements(settings: Settings) -> tuple[list[tuple[str, object]], list[str]]:
+    """(where, table) for every [[agreements]] table, from gateway.toml and the named file
+    (a table from the file may be anything: load_agreements checks it)."""
+    found: list[tuple[str, object]] = [(f"gateway.toml [[agreements]] #{n}", table) for n, table in enumerate(settings.agreements, 1)]
     sources = ["gateway.toml"] if settings.agreements else []
     path = agreements_path(settings)
     if path is not None:
@@ -384,7 +386,7 @@ def load_agreements(settings: Settings) -> AgreementSet:
 
 
 def check_agreement(
-    agreement: Agreement, departments: list[str], divisions: Any = None
+    agreement: Agreement, departments: list[str], divisions: Callable[[], Divisions] | None = None
 ) -> tuple[CompiledAgreement | None, list[Problem]]:
     """Check one agreement against the contracts and the departments; `divisions` gives
     the county's Divisions (called only for a township-scoped agreement)."""
@@ -465,7 +467,7 @@ def check_agreement(
     return compiled, problems
 
 
-def _check_path(described: ContractFields, contract: str, path: str, where: str, error: Any) -> bool:
+def _check_path(described: ContractFields, contract: str, path: str, where: str, error: Callable[[str], None]) -> bool:
     try:
         leaves = described.expand([path])
     except FieldPathError as exc:
@@ -478,7 +480,7 @@ def _check_path(described: ContractFields, contract: str, path: str, where: str,
 
 
 def _filter_field(
-    described: ContractFields, contract: str, given: str | None, default: str | None, used: bool, option: str, what: str, error: Any
+    described: ContractFields, contract: str, given: str | None, default: str | None, used: bool, option: str, what: str, error: Callable[[str], None]
 ) -> str | None:
     path = given or default
     if path is None:

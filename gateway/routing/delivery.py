@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypedDict, cast
 
 from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -59,9 +59,11 @@ from gateway.routing.agreements import AgreementSet, CompiledAgreement, load_agr
 from gateway.routing.minimize import cell, contract_fields, projector
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Engine, Row
 
     from gateway.config import Settings
+    from gateway.routing.acks import AckOutcome
+    from gateway.routing.minimize import FieldInfo
     from gateway.services import GatewayServices
 
 log = logging.getLogger("gateway")
@@ -128,7 +130,7 @@ class DeliveryOutcome:
 class PassReport:
     routed: list[int] = field(default_factory=list)
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
-    acknowledgements: list[Any] = field(default_factory=list)
+    acknowledgements: list[AckOutcome] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -139,7 +141,7 @@ class Router:
         self.gateway = gateway
         self.keys = DepartmentKeys(gateway.settings.keys_dir)
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._agreements: tuple[Any, AgreementSet] | None = None
+        self._agreements: tuple[tuple[object, ...] | None, AgreementSet] | None = None
         self._reported: str | None = None
         self._held: dict[str, str] = {}  # recipient -> the reason its deliveries were last held for
         from gateway.routing.acks import Acknowledgements
@@ -168,9 +170,10 @@ class Router:
         from gateway.routing.agreements import agreements_path
 
         path = agreements_path(self.settings)
+        stamp: tuple[object, ...] | None
         try:
             info = path.stat() if path is not None else None
-            stamp: Any = (json.dumps(self.settings.agreements, default=str), info and (info.st_mtime_ns, info.st_size))
+            stamp = (json.dumps(self.settings.agreements, default=str), info and (info.st_mtime_ns, info.st_size))
             divisions = self.settings.home / "divisions.csv"  # the township scope places records with it
             if divisions.exists():
                 stat = divisions.stat()
@@ -258,12 +261,12 @@ class Router:
             pending = session.exec(
                 select(Exchange.id)
                 .outerjoin(RoutedExchange, RoutedExchange.exchange_id == Exchange.id)  # type: ignore[arg-type]
-                .where(Exchange.status == "processed", Exchange.accepted > 0, RoutedExchange.exchange_id.is_(None))  # type: ignore[union-attr]
+                .where(Exchange.status == "processed", Exchange.accepted > 0, RoutedExchange.exchange_id.is_(None))  # type: ignore[attr-defined]
                 .order_by(Exchange.id)  # type: ignore[arg-type]
             ).all()
         touched: list[int] = []
         for exchange_id in pending:
-            touched += self.route(int(exchange_id), agreements)
+            touched += self.route(int(exchange_id), agreements)  # type: ignore[arg-type]  # SQLModel: the key is int | None
         return touched
 
     def route(self, exchange_id: int, agreements: AgreementSet) -> list[int]:
@@ -280,6 +283,7 @@ class Router:
                 for contract in sorted(contracts):
                     for agreement in agreements.covering(contract):
                         delivery = self._open_delivery(session, agreement, contract, exchange_id, now)
+                        assert delivery.id is not None  # flushed
                         session.add(DeliveryExchange(delivery_id=delivery.id, exchange_id=exchange_id))
                         touched.append(delivery.id or 0)
                 session.add(RoutedExchange(exchange_id=exchange_id, routed_at=now, deliveries=len(touched)))
@@ -327,7 +331,7 @@ class Router:
         """Prepare and send every due delivery (or only those listed), in id order.
         Without usable agreements, only files already prepared are sent."""
         now = now_utc()
-        query = select(Delivery.id, Delivery.recipient, Delivery.status, Delivery.agreement, Delivery.contract).where(
+        query = select(Delivery.id, Delivery.recipient, Delivery.status, Delivery.agreement, Delivery.contract).where(  # type: ignore[call-overload]
             Delivery.status.in_(DUE), Delivery.due_at <= now  # type: ignore[attr-defined]
         )
         if only is not None:
@@ -335,7 +339,7 @@ class Router:
         if agreements is None:
             query = query.where(Delivery.status == "prepared")
         with Session(self.engine) as session:
-            rows = session.exec(query.order_by(Delivery.id)).all()  # type: ignore[arg-type]
+            rows = session.exec(query.order_by(Delivery.id)).all()
         keys: dict[str, KeyCheck] = {}
         outcomes = []
         due = []
@@ -375,7 +379,7 @@ class Router:
                         Delivery.id.in_(chunk), Delivery.status.in_(("open", "held", "waiting"))  # type: ignore[union-attr,attr-defined]
                     )
                 ).all()
-                news = [int(i) for i, status, old in rows if (status, old) != ("held", reason)]
+                news = [int(i) for i, status, old in rows if (status, old) != ("held", reason)]  # type: ignore[arg-type]
                 if news:
                     session.execute(
                         update(Delivery).where(Delivery.id.in_(news)).values(status="held", reason=reason)  # type: ignore[union-attr]
@@ -421,9 +425,9 @@ class Router:
             result = session.execute(
                 update(Delivery)
                 .where(
-                    Delivery.id == delivery_id,
+                    Delivery.id == delivery_id,  # type: ignore[arg-type]
                     Delivery.status.in_(DUE),  # type: ignore[attr-defined]
-                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < now, Delivery.lease_owner == self.owner),  # type: ignore[union-attr,operator]
+                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < now, Delivery.lease_owner == self.owner),  # type: ignore[union-attr,operator,arg-type]
                 )
                 .values(lease_owner=self.owner, lease_until=now + LEASE)
                 .execution_options(synchronize_session=False)
@@ -434,7 +438,7 @@ class Router:
         with session_scope(self.engine) as session:
             session.execute(
                 update(Delivery)
-                .where(Delivery.id == delivery_id, Delivery.lease_owner == self.owner)
+                .where(Delivery.id == delivery_id, Delivery.lease_owner == self.owner)  # type: ignore[arg-type]
                 .values(lease_owner=None, lease_until=None)
                 .execution_options(synchronize_session=False)
             )
@@ -538,7 +542,7 @@ class Router:
             log.info("delivery %s to %s: %s", delivery_id, delivery.recipient, left_out)
         return None
 
-    def _write_records(self, session: Session, delivery: Delivery, agreement: CompiledAgreement, handle: Any) -> dict[str, int]:
+    def _write_records(self, session: Session, delivery: Delivery, agreement: CompiledAgreement, handle: BinaryIO) -> dict[str, int]:
         """Write the minimized records of the delivery and record each one; return counts."""
         contract = delivery.contract
         leaves = agreement.columns[contract]
@@ -610,11 +614,11 @@ class Router:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             rows = session.exec(
-                select(
+                select(  # type: ignore[call-overload]
                     DeliveryRecord.id, DeliveryRecord.business_key, DeliveryRecord.version, DeliveryRecord.change,
                     DeliveryRecord.projection_sha256, DeliveryRecord.delivery_id,
                 )
-                .join(Delivery, Delivery.id == DeliveryRecord.delivery_id)  # type: ignore[arg-type]
+                .join(Delivery, Delivery.id == DeliveryRecord.delivery_id)
                 .where(
                     DeliveryRecord.agreement == delivery.agreement,
                     DeliveryRecord.contract == delivery.contract,
@@ -719,13 +723,22 @@ class Router:
         return KeyCheck(problem=f"{'; '.join(problems)}; {hint}")
 
 
-def _encryption_problem(info: dict[str, Any] | None, fingerprint: str) -> str | None:
+class KeyInfo(TypedDict, total=False):
+    """What this module reads of a key gpg lists (python-gnupg's `list_keys()` item)."""
+
+    trust: str
+    expires: str
+    cap: str
+    subkey_info: dict[str, dict[str, str]]
+
+
+def _encryption_problem(info: KeyInfo | None, fingerprint: str) -> str | None:
     """Why gpg cannot encrypt to this key now, or None."""
     if info is None:
         return f"key {fingerprint} is not in the keyring"
     now = dt.datetime.now(dt.UTC).timestamp()
 
-    def expired(value: Any) -> str | None:
+    def expired(value: str | None) -> str | None:
         if value and str(value).isdigit() and int(value) <= now:
             return dt.datetime.fromtimestamp(int(value), dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         return None
@@ -765,19 +778,29 @@ def _sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _record_pages(session: Session, exchanges: list[int], contract: str) -> Iterator[list[Any]]:
+class _RecordRow(Protocol):
+    """A row of `_record_pages`."""
+
+    id: int
+    business_key: str
+    version: int
+    record_hash: str
+    payload: str
+
+
+def _record_pages(session: Session, exchanges: list[int], contract: str) -> Iterator[list[_RecordRow]]:
     """The delivery's records (id, business_key, version, record_hash, payload) in id order,
     a page at a time (no cursor stays open while rows are inserted; no ORM objects)."""
     last = 0
     while exchanges:
-        page = list(
+        page = cast("list[_RecordRow]", list(
             session.connection().execute(
                 select(Record.id, Record.business_key, Record.version, Record.record_hash, Record.payload)  # type: ignore[call-overload]
                 .where(Record.exchange_id.in_(exchanges), Record.contract == contract, Record.id > last)  # type: ignore[attr-defined,operator]
                 .order_by(Record.id)
                 .limit(PAGE)
             ).all()
-        )
+        ))
         if not page:
             return
         last = page[-1].id
@@ -794,14 +817,14 @@ def _first_ids(session: Session, contract: str, keys: list[str]) -> dict[str, in
             .where(Record.contract == contract, Record.business_key.in_(unique[start : start + 500]))  # type: ignore[attr-defined]
             .group_by(Record.business_key)
         ).all()
-        found.update({key: int(first) for key, first in rows})
+        found.update({key: int(first) for key, first in rows})  # type: ignore[arg-type]  # SQLModel: the key is int | None
     return found
 
 
 class _Writer:
     """CSV (GB18030, or UTF-8 with BOM; Chinese headers; formulas neutralized) or JSON Lines."""
 
-    def __init__(self, fmt: str, handle: Any, headers: list[str], contract: str):
+    def __init__(self, fmt: str, handle: BinaryIO, headers: list[str], contract: str):
         self.fmt, self.contract = fmt, contract
         if fmt == "jsonl":
             self.text = io.TextIOWrapper(handle, encoding="utf-8", newline="\n")
@@ -812,13 +835,13 @@ class _Writer:
             self.csv = csv.writer(self.text, lineterminator="\r\n")
             self.csv.writerow(headers)
 
-    def write(self, ref: str, version: int, change: str, projected: dict[str, Any], infos: list[Any]) -> None:
+    def write(self, ref: str, version: int, change: str, projected: dict[str, object], infos: list[FieldInfo]) -> None:
         if self.csv is not None:
             cells = [ref, str(version), CHANGE_LABELS[change]]
             cells += [cell(projected, info) for info in infos] if change != "withdrawal" else [""] * len(infos)
             self.csv.writerow(cells)
         else:
-            line: dict[str, Any] = {"change": change, "contract": self.contract, "record": ref, "version": version}
+            line: dict[str, object] = {"change": change, "contract": self.contract, "record": ref, "version": version}
             if change != "withdrawal":
                 line["fields"] = projected
             self.text.write(canonical_json(line).decode("utf-8") + "\n")

@@ -180,7 +180,9 @@ def parse_divisions(text: str, origin: str = FILE_NAME) -> Divisions:
     for number, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue
-        get = lambda key: cells[columns[key]].strip() if columns[key] < len(cells) else ""  # noqa: E731
+        def get(key: str) -> str:
+            return cells[columns[key]].strip() if columns[key] < len(cells) else ""
+
         code, name, level_text = get("code"), get("name"), get("level")
         level = _level(level_text)
         if not re.fullmatch(r"\d{12}", code):
@@ -217,10 +219,10 @@ def parse_divisions(text: str, origin: str = FILE_NAME) -> Divisions:
             raise DivisionsError(f"{origin} row {number}: village {village.code} lies in township {village.township_code}, which is not listed")
     seen: dict[tuple[str, str], str] = {}
     for division in [*result.townships.values(), *result.villages.values()]:
-        key = (division.township_code if division.level == "village" else "", division.name)
-        if key in seen:
-            raise DivisionsError(f"{origin}: the name {division.name} is used by both {seen[key]} and {division.code}")
-        seen[key] = division.code
+        named = (division.township_code if division.level == "village" else "", division.name)
+        if named in seen:
+            raise DivisionsError(f"{origin}: the name {division.name} is used by both {seen[named]} and {division.code}")
+        seen[named] = division.code
     return result
 
 

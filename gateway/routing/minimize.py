@@ -13,8 +13,8 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from collections.abc import Callable
-from typing import Any, get_args
+from collections.abc import Callable, Mapping
+from typing import Literal, cast, get_args
 
 from pydantic import BaseModel
 
@@ -83,7 +83,7 @@ def _description_head(description: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+def _nested_model(annotation: object) -> tuple[type[BaseModel] | None, bool]:
     """The model type inside `X`, `X | None` or `list[X]`, and whether it is a list."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, False
@@ -173,13 +173,13 @@ def contract_fields(model: type[Contract]) -> ContractFields:
 # -- records ----------------------------------------------------------------------
 
 
-def values_at(value: Any, path: str | None) -> list[Any]:
+def values_at(value: object, path: str | None) -> list[object]:
     """Every value at a dotted path (through lists), absent ones left out."""
     if path is None:
         return []
-    found: list[Any] = []
+    found: list[object] = []
 
-    def walk(node: Any, parts: list[str]) -> None:
+    def walk(node: object, parts: list[str]) -> None:
         if node is None:
             return
         if isinstance(node, list):
@@ -196,23 +196,27 @@ def values_at(value: Any, path: str | None) -> list[Any]:
     return found
 
 
-def _tree(leaves: list[str]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
+# The allowed leaves as a tree: a part maps to its own tree, a leaf field to True.
+Tree = dict[str, "Tree | Literal[True]"]
+
+
+def _tree(leaves: list[str]) -> Tree:
+    tree: Tree = {}
     for leaf in leaves:
         node = tree
         parts = leaf.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            node = cast(Tree, node.setdefault(part, {}))
         node[parts[-1]] = True
     return tree
 
 
-def _project(value: Any, tree: dict[str, Any]) -> Any:
+def _project(value: object, tree: Tree) -> object:
     if isinstance(value, list):
         return [_project(item, tree) for item in value]
     if not isinstance(value, dict):
         return value
-    out = {}
+    out: dict[str, object] = {}
     for name, sub in tree.items():
         if name not in value or value[name] is None:
             continue
@@ -223,15 +227,15 @@ def _project(value: Any, tree: dict[str, Any]) -> Any:
     return out
 
 
-def project(payload: dict[str, Any], leaves: list[str]) -> dict[str, Any]:
+def project(payload: dict[str, object], leaves: list[str]) -> dict[str, object]:
     """The record with only the allowed leaf fields (absent ones and emptied parts left out)."""
-    return _project(payload, _tree(leaves))
+    return cast("dict[str, object]", _project(payload, _tree(leaves)))  # a dict in, a dict out
 
 
-def projector(leaves: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def projector(leaves: list[str]) -> Callable[[dict[str, object]], dict[str, object]]:
     """`project` with the leaves prepared once, for many records."""
     tree = _tree(leaves)
-    return lambda payload: _project(payload, tree)
+    return lambda payload: cast("dict[str, object]", _project(payload, tree))
 
 
 def neutralize(text: str) -> str:
@@ -240,10 +244,10 @@ def neutralize(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def cell(projected: dict[str, Any], info: FieldInfo) -> str:
+def cell(projected: Mapping[str, object], info: FieldInfo) -> str:
     """One CSV cell: the field's value as text; several values (a list) as a JSON array."""
     if not info.in_list:  # the common case, without the generic walk
-        value: Any = projected
+        value: object = projected
         for part in info.path.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if value is None:
@@ -255,7 +259,7 @@ def cell(projected: dict[str, Any], info: FieldInfo) -> str:
         return neutralize(str(value))
     values = values_at(projected, info.path)
     if info.in_list or len(values) > 1 or (values and isinstance(values[0], list)):
-        flat: list[Any] = []
+        flat: list[object] = []
         for item in values:
             flat.extend(item if isinstance(item, list) else [item])
         text = json.dumps(flat, ensure_ascii=False) if flat else ""
