@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import CursorResult, Engine, delete, or_, select, update
-from sqlmodel import col
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col
 
 from gateway.store import session_scope
 from gateway.store.faults import database_fault
