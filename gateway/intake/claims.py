@@ -18,10 +18,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import CursorResult, Engine, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col
 
 from gateway.store import session_scope
 from gateway.store.faults import database_fault
@@ -98,8 +100,8 @@ class ClaimQueue:
         with session_scope(self.engine) as session:
             row = session.execute(
                 select(FileClaim)
-                .where(or_(FileClaim.worker.is_(None), FileClaim.heartbeat_at < stale))  # type: ignore[union-attr,operator]
-                .order_by(FileClaim.id)  # type: ignore[arg-type]
+                .where(or_(col(FileClaim.worker).is_(None), col(FileClaim.heartbeat_at) < stale))
+                .order_by(col(FileClaim.id))
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).scalars().first()
@@ -113,23 +115,23 @@ class ClaimQueue:
 
     def _free_claims_of_dead_local_workers(self) -> None:
         with session_scope(self.engine) as session:
-            held = session.execute(select(FileClaim.id, FileClaim.worker).where(FileClaim.worker.is_not(None))).all()  # type: ignore[union-attr]
+            held = session.execute(select(col(FileClaim.id), col(FileClaim.worker)).where(col(FileClaim.worker).is_not(None))).all()
             dead = [claim_id for claim_id, worker in held if _dead_on_this_host(worker)]
             if dead:
                 log.warning("freeing %d claim(s) of dead gateway processes on this machine", len(dead))
-                session.execute(update(FileClaim).where(FileClaim.id.in_(dead)).values(worker=None, heartbeat_at=None))  # type: ignore[union-attr]
+                session.execute(update(FileClaim).where(col(FileClaim.id).in_(dead)).values(worker=None, heartbeat_at=None))
 
     def release(self, claim: Claim) -> None:
         with session_scope(self.engine) as session:
-            session.execute(delete(FileClaim).where(FileClaim.id == claim.id, FileClaim.worker == self.worker))
+            session.execute(delete(FileClaim).where(col(FileClaim.id) == claim.id, col(FileClaim.worker) == self.worker))
 
     def beat(self, claim: Claim) -> bool:
         """Renew the claim; False when another process took it over meanwhile."""
         with session_scope(self.engine) as session:
             result = session.execute(
-                update(FileClaim).where(FileClaim.id == claim.id, FileClaim.worker == self.worker).values(heartbeat_at=utcnow())
+                update(FileClaim).where(col(FileClaim.id) == claim.id, col(FileClaim.worker) == self.worker).values(heartbeat_at=utcnow())
             )
-            return bool(result.rowcount)
+            return bool(cast("CursorResult[object]", result).rowcount)
 
     @contextmanager
     def holding(self, claim: Claim) -> Iterator[None]:

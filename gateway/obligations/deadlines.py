@@ -55,7 +55,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -107,7 +107,7 @@ DEFAULT_RULES: dict[str, DeadlineRule] = {
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
-def rules(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, DeadlineRule]:
+def rules(overrides: Mapping[str, Mapping[str, object]] | None = None) -> dict[str, DeadlineRule]:
     """The default rules with `[deadlines.NAME]` overrides from gateway.toml applied, and
     the operator's new rules (a name not among the defaults, with its `days`)."""
     result = dict(DEFAULT_RULES)
@@ -138,8 +138,8 @@ class WorkCalendar:
 
     def __init__(
         self,
-        holidays: Mapping[dt.date, Any] | None = None,
-        workdays: Mapping[dt.date, Any] | None = None,
+        holidays: Mapping[dt.date, object] | None = None,
+        workdays: Mapping[dt.date, object] | None = None,
         years: Iterable[int] | None = None,
         source: str | None = None,
     ):
@@ -188,7 +188,7 @@ def statutory_holidays(year: int) -> frozenset[dt.date]:
     from lunardate import LunarDate
 
     def lunar(month: int, day: int) -> dt.date:
-        return LunarDate(year, month, day).to_solar_date()
+        return cast(dt.date, LunarDate(year, month, day).to_solar_date())
 
     spring = lunar(1, 1)
     days = {dt.date(year, 1, 1), dt.date(year, 5, 1), dt.date(year, 5, 2), lunar(5, 5), lunar(8, 15)}
@@ -247,7 +247,7 @@ def use_calendar(calendar: WorkCalendar | None) -> None:
 class Deadlines:
     """Computes deadlines by rule name: `Deadlines(settings.deadlines).due("notice", sent)`."""
 
-    def __init__(self, overrides: Mapping[str, Mapping[str, Any]] | None = None, calendar: WorkCalendar | None = None):
+    def __init__(self, overrides: Mapping[str, Mapping[str, object]] | None = None, calendar: WorkCalendar | None = None):
         self.rules = rules(overrides)
         self._calendar = calendar
 

@@ -22,11 +22,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any
-
 from sqlalchemy.engine import Engine
 from sqlalchemy import exists
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from gateway import clock
 from gateway.obligations.deadlines import Due
@@ -52,7 +50,7 @@ FORWARD = "forward:"
 RECONCILE = "reconcile:"
 
 
-def delivery_made(session: Session, settings: Any, delivery_id: int, recipient: str, rule: str, at: dt.datetime) -> Obligation:
+def delivery_made(session: Session, settings: object, delivery_id: int, recipient: str, rule: str, at: dt.datetime) -> Obligation:
     """A delivery was written to `recipient`'s outbox at `at`: its sign-off (签收) is due
     by `rule` (an agreement's `sign_off_rule`, default `sign_off`: 3 working days)."""
     return open_obligation(
@@ -66,7 +64,7 @@ def delivery_signed_off(session: Session, delivery_id: int, department: str, at:
     return fulfil(session, "sign-off", f"delivery:{delivery_id}", at, by=department)
 
 
-def exchange_committed(engine: Engine, settings: Any, exchange_id: int | None) -> None:
+def exchange_committed(engine: Engine, settings: object, exchange_id: int | None) -> None:
     """A department's file was processed: the submissions it fulfils are met (or late).
     Never raises: the exchange stays accepted whatever happens here."""
     if exchange_id is None:
@@ -88,7 +86,7 @@ def exchange_committed(engine: Engine, settings: Any, exchange_id: int | None) -
         )
 
 
-def _feedback_arrived(session: Session, settings: Any, exchange: Exchange) -> Obligation | None:
+def _feedback_arrived(session: Session, settings: object, exchange: Exchange) -> Obligation | None:
     """A file from a department that holds a delivered discrepancy list is its feedback
     (反馈): the county office checks it within 3 working days (rule `department_feedback`)."""
     listed = session.exec(
@@ -106,7 +104,7 @@ def _feedback_arrived(session: Session, settings: Any, exchange: Exchange) -> Ob
     )
 
 
-def _changes_arrived(session: Session, settings: Any, exchange: Exchange) -> Obligation:
+def _changes_arrived(session: Session, settings: object, exchange: Exchange) -> Obligation:
     """A file of changes to people (变动信息) was stored: the register is to be updated from it
     within 5 working days of its arrival (rule `update`), due at 24:00 of the last day."""
     return open_obligation(
@@ -137,7 +135,7 @@ def reconciliation_checked(engine: Engine, started: dt.datetime, by: str = "reco
         return 0
 
 
-def notice_registered(session: Session, settings: Any, message_id: str, at: dt.datetime) -> Obligation:
+def notice_registered(session: Session, settings: object, message_id: str, at: dt.datetime) -> Obligation:
     """A platform notice (通报) was registered at `at`: the register (育龄妇女信息库) is to
     be updated within 5 working days ("5個工作日內審核信息、更新…數據庫", rule `update`)."""
     return open_obligation(
@@ -196,9 +194,9 @@ def _changes_folded(session: Session, at: dt.datetime) -> int:
     closed = 0
     for row in rows:
         exchange_id = int(row.subject.removeprefix(CHANGE_UPDATE))
-        folded = exists().where(RegisterFolded.kind == "record", RegisterFolded.ref_id == Record.id)
+        folded = exists().where(col(RegisterFolded.kind) == "record", col(RegisterFolded.ref_id) == Record.id)
         waiting = session.exec(
-            select(Record.id).where(Record.exchange_id == exchange_id, ~folded).limit(1)  # type: ignore[arg-type]
+            select(Record.id).where(Record.exchange_id == exchange_id, ~folded).limit(1)
         ).first()
         if waiting is None:
             closed += fulfil(session, "update", row.subject, at, by="register") is not None
@@ -208,7 +206,7 @@ def _changes_folded(session: Session, at: dt.datetime) -> int:
 # -- forwarding to the township (转送) --------------------------------------------------------
 
 
-def forward_opened(session: Session, settings: Any, message_id: str, what: str, township: str, at: dt.datetime) -> Obligation:
+def forward_opened(session: Session, settings: object, message_id: str, what: str, township: str, at: dt.datetime) -> Obligation:
     """A platform request or notice (`what`: assist-check | notice) registered at `at` is
     about a person of `township` (`town-<code>`): the population office forwards it within
     2 working days (rule `forward_to_town`). Idempotent."""

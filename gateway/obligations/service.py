@@ -32,7 +32,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func
@@ -111,7 +111,7 @@ class ObligationSettings(BaseModel):
     )
 
 
-def obligation_settings(settings: Any) -> ObligationSettings:
+def obligation_settings(settings: object) -> ObligationSettings:
     """`settings.obligations` checked, with the kind rules known to `settings.deadlines`."""
     raw = getattr(settings, "obligations", None) or {}
     try:
@@ -129,7 +129,7 @@ def obligation_settings(settings: Any) -> ObligationSettings:
     return parsed
 
 
-def schedules(settings: Any) -> list[SubmissionSchedule]:
+def schedules(settings: object) -> list[SubmissionSchedule]:
     """The configured schedules (defaults: the regulations'), of configured departments only."""
     parsed = obligation_settings(settings)
     chosen = list(DEFAULT_SUBMISSIONS) if parsed.submissions is None else parsed.submissions
@@ -137,7 +137,7 @@ def schedules(settings: Any) -> list[SubmissionSchedule]:
     return [s for s in chosen if s.department in departments]
 
 
-def rule_for(kind: str, settings: Any = None) -> str:
+def rule_for(kind: str, settings: object = None) -> str:
     configured = obligation_settings(settings).kinds if settings is not None else {}
     if kind in configured:
         return configured[kind]
@@ -182,6 +182,7 @@ def period_of(schedule: SubmissionSchedule, day: dt.date) -> Period:
     """The period of `schedule` whose statistical span holds `day`."""
     month = statistical_month(day)
     year, number = (int(part) for part in month.split("-"))
+    months: tuple[int, ...]
     if schedule.every == "monthly":
         months, label = (number,), month
     elif schedule.every == "quarterly":
@@ -220,7 +221,7 @@ def open_obligation(
     due: Due | None = None,
     detail: str = "",
     deadlines: Deadlines | None = None,
-    settings: Any = None,
+    settings: object = None,
     period: str | None = None,
 ) -> Obligation:
     """The obligation `kind` of `party` for `subject`, opened now (or at `start`) with its
@@ -298,7 +299,7 @@ def waive_open(session: Session, kind: str, subject: str, reason: str, by: str) 
     return row
 
 
-def record(engine: Engine, settings: Any, *, kind: str, party: str, subject: str, start: dt.datetime | None = None,
+def record(engine: Engine, settings: object, *, kind: str, party: str, subject: str, start: dt.datetime | None = None,
            detail: str = "") -> Obligation:
     """An obligation an officer records by hand (a reply letter, a notice between regions):
     its kind's rule gives the due day. Refuses a subject already recorded for the kind."""
@@ -337,7 +338,7 @@ def is_overdue(row: Obligation, now: dt.datetime | None = None) -> bool:
     return row.status == "open" and _as_utc(now) >= _as_utc(row.due_at)
 
 
-def refresh_provisional(engine: Engine, settings: Any = None) -> int:
+def refresh_provisional(engine: Engine, settings: object = None) -> int:
     """Recompute the open provisional due days (after the calendar package is upgraded);
     how many are final now."""
     deadlines = Deadlines(getattr(settings, "deadlines", None) or {})
@@ -356,7 +357,7 @@ def refresh_provisional(engine: Engine, settings: Any = None) -> int:
 # -- department submissions ----------------------------------------------------------------
 
 
-def ensure_submissions(session: Session, settings: Any, now: dt.datetime | None = None) -> int:
+def ensure_submissions(session: Session, settings: object, now: dt.datetime | None = None) -> int:
     """Open the submission obligations of every period begun by `now`, from the first
     tracked statistical month (`submissions_from`, else the one before the first run);
     how many were new."""
@@ -390,7 +391,7 @@ def ensure_submissions(session: Session, settings: Any, now: dt.datetime | None 
 
 
 def submission_received(
-    session: Session, settings: Any, department: str, contracts: set[str], at: dt.datetime | None = None, exchange_id: int | None = None
+    session: Session, settings: object, department: str, contracts: set[str], at: dt.datetime | None = None, exchange_id: int | None = None
 ) -> list[Obligation]:
     """A file from `department` with records of `contracts` arrived at `at`: it fulfils,
     per schedule it satisfies, the period just ended whose due day has not passed (met),
@@ -410,7 +411,7 @@ def submission_received(
         ).all()
         started = [row for row in candidates if clock.in_china(row.started_at).date() <= day]
         ended = [row for row in started if period_of(schedule, clock.in_china(row.started_at).date()).last < day <= row.due_date]
-        chosen = (ended or started or [None])[0]
+        chosen = ended[0] if ended else started[0] if started else None
         if chosen is None:
             continue
         by = f"exchange {exchange_id}" if exchange_id is not None else department
@@ -441,7 +442,7 @@ class ObligationView:
     closed_by: str | None
     reason: str | None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {
             "id": self.id, "kind": self.kind, "kind_zh": KIND_NAMES_ZH.get(self.kind, self.kind), "party": self.party,
             "subject": self.subject, "rule": self.rule, "detail": self.detail,
@@ -476,11 +477,11 @@ def list_obligations(
     if not include_closed:
         query = query.where(Obligation.status == "open")
     if overdue:
-        query = query.where(Obligation.status == "open", Obligation.due_at <= now)  # type: ignore[operator]
+        query = query.where(Obligation.status == "open", Obligation.due_at <= now)
     if party is not None:
         query = query.where(Obligation.party == party)
     if due_before is not None:
-        query = query.where(Obligation.due_date <= due_before)  # type: ignore[operator]
+        query = query.where(Obligation.due_date <= due_before)
     with Session(engine) as session:
         rows = session.exec(query.order_by(Obligation.due_at, Obligation.kind, Obligation.id)).all()  # type: ignore[arg-type]
         return [_view(row, now) for row in rows]
@@ -523,7 +524,7 @@ class Rate:
     def rate(self) -> float | None:
         return self.met / self.due if self.due else None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {
             "kind": self.kind, "kind_zh": KIND_NAMES_ZH.get(self.kind, self.kind), "party": self.party, "month": self.month,
             "due": self.due, "met": self.met, "late": self.late, "missed": self.missed, "pending": self.pending,
@@ -553,9 +554,10 @@ def rates(engine: Engine, month: str, now: dt.datetime | None = None) -> Rates:
     with Session(engine) as session:
         rows = session.exec(select(Obligation).where(Obligation.period == month)).all()
         for row in rows:
-            for key, store in (((row.kind, row.party), table), (row.kind, totals)):
-                party = row.party if store is table else "(all)"
-                rate = store.setdefault(key, Rate(row.kind, party, month, target=TARGETS.get(row.kind)))  # type: ignore[call-overload]
+            for rate in (
+                table.setdefault((row.kind, row.party), Rate(row.kind, row.party, month, target=TARGETS.get(row.kind))),
+                totals.setdefault(row.kind, Rate(row.kind, "(all)", month, target=TARGETS.get(row.kind))),
+            ):
                 if row.status == "waived":
                     rate.waived += 1
                 elif row.status == "met":
@@ -574,5 +576,5 @@ def rates(engine: Engine, month: str, now: dt.datetime | None = None) -> Rates:
     return result
 
 
-def configured_overrides(settings: Any) -> Mapping[str, Any]:
+def configured_overrides(settings: object) -> Mapping[str, Mapping[str, object]]:
     return getattr(settings, "deadlines", None) or {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import BinaryIO, Protocol, TextIO, cast
 
 from gateway.adapter import RawRow, SourceFile
 from gateway.errors import FileRejected
@@ -36,7 +36,7 @@ class _BoundedLines:
     `_LineTooLong` from `next()` (csv.reader starts a fresh record on the next call).
     `number` counts the physical lines handed out or skipped."""
 
-    def __init__(self, text: Any):
+    def __init__(self, text: TextIO):
         self.text, self.number = text, 0
 
     def __iter__(self) -> _BoundedLines:
@@ -177,10 +177,18 @@ def _row(number: int, header: list[str], width: int, cells: list[str], first_lin
     return RawRow(number, dict(zip(header, cells)))
 
 
+class _Buffered(Protocol):
+    """What a buffered binary file (`open(path, "rb")`) has beyond `BinaryIO`."""
+
+    def read1(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int: ...
+
+
 class CountingReader:
     """A binary reader that reports the bytes read (the ingest progress bar)."""
 
-    def __init__(self, raw: Any, progress: Callable[[int], None]):
+    def __init__(self, raw: BinaryIO, progress: Callable[[int], None]):
         self._raw, self._progress = raw, progress
 
     def read(self, size: int = -1) -> bytes:
@@ -189,12 +197,12 @@ class CountingReader:
         return data
 
     def read1(self, size: int = -1) -> bytes:
-        data = self._raw.read1(size)
+        data = cast(_Buffered, self._raw).read1(size)
         self._progress(len(data))
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        count = self._raw.readinto(buffer)
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        count = cast(_Buffered, self._raw).readinto(buffer)
         self._progress(count or 0)
         return count
 
@@ -204,5 +212,5 @@ class CountingReader:
     def __exit__(self, *exc_info: object) -> None:
         self._raw.close()
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._raw, name)

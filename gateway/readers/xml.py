@@ -23,10 +23,11 @@ import contextlib
 import re
 from collections.abc import Collection, Iterator
 from os import PathLike
-from typing import Any, IO, BinaryIO
+from typing import IO, BinaryIO
 
 from lxml import etree
 
+from gateway.adapter import SourceFile
 from gateway.errors import FileRejected
 from gateway.masking import scrub_message
 
@@ -82,7 +83,7 @@ def _checked(source: Source) -> Iterator[tuple[DeclarationGuard, bool]]:
     """`source` opened if it is a path, its encoding declaration checked; yields the
     guarded stream and whether the document declares an encoding."""
     with contextlib.ExitStack() as stack:
-        stream: IO[bytes] = source if hasattr(source, "read") else stack.enter_context(open(source, "rb"))  # type: ignore[arg-type,assignment]
+        stream: IO[bytes] = source if hasattr(source, "read") else stack.enter_context(open(source, "rb"))  # type: ignore[assignment]
         head = stream.read(_HEAD)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[:2].count(0):
             raise FileRejected("xml_encoding", "the document is UTF-16 or UTF-32; send it as UTF-8 or GB18030")
@@ -175,7 +176,7 @@ def iter_elements(
             raise _malformed(exc) from None
 
 
-def check_declared_encoding(source: Any) -> None:
+def check_declared_encoding(source: SourceFile) -> None:
     """Refuse an XML file declared GB18030 (GBK, GB2312) whose bytes are UTF-8 with
     Chinese in them (`xml_encoding`): read by its declaration, every name would be
     stored as mojibake. `source` is a staged `SourceFile`: the sniffer has already

@@ -9,13 +9,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from contracts import canonical_json
 
 from gateway.store.models import Receipt, Record
+from gateway.receipts.documents import ReceiptDocument
 from gateway.receipts.merkle import TreeBuilder
 from gateway.receipts.receipt import RECEIPT_TYPE
 from gateway.receipts.signing import read_history
@@ -42,7 +44,7 @@ class ReceiptVerdict:
 
 def check_signed_document(
     body: bytes, signature: bytes, verifier: Verifier, kind: str
-) -> tuple[list[Check], dict | None, str | None]:
+) -> tuple[list[Check], dict[str, object] | None, str | None]:
     """What every signed document of the gateway (receipt, ledger checkpoint) must pass:
     one good signature by a key of the history valid at the signature's time, canonical
     JSON bytes, the expected type, and naming the key that signed it. Returns the checks,
@@ -98,11 +100,11 @@ def verify_receipt(
         actual = hashlib.sha256(report.read_bytes()).hexdigest()
         verdict.checks.append(Check("rejection report", actual == report_sha, f"{report.name} matches the receipt"))
     if engine is not None:
-        verdict.checks.extend(_against_store(engine, document, body))
+        verdict.checks.extend(_against_store(engine, cast(ReceiptDocument, document), body))
     return verdict
 
 
-def _against_store(engine: Engine, document: dict, body: bytes) -> list[Check]:
+def _against_store(engine: Engine, document: ReceiptDocument, body: bytes) -> list[Check]:
     checks = []
     sequence = document.get("ledger", {}).get("sequence")
     with Session(engine) as session:
@@ -121,7 +123,7 @@ def _against_store(engine: Engine, document: dict, body: bytes) -> list[Check]:
         )
         tree = TreeBuilder()
         payloads = session.execute(
-            select(Record.payload).where(Record.exchange_id == document["exchange_id"]).order_by(Record.leaf_index)
+            select(col(Record.payload)).where(col(Record.exchange_id) == document["exchange_id"]).order_by(col(Record.leaf_index))
         ).scalars()
         for payload in payloads:
             tree.append(payload.encode("utf-8"))

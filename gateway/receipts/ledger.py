@@ -21,13 +21,13 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from contracts import canonical_json
 
@@ -35,6 +35,7 @@ from gateway.errors import GatewayError
 from gateway.store import session_scope
 from gateway.store.models import Checkpoint, Receipt
 from gateway.receipts.check import Check, check_signed_document
+from gateway.receipts.documents import CheckpointDocument, ConsistencyDocument, ExportManifest
 from gateway.receipts.keys import HANDOVERS, check_history
 from gateway.receipts.merkle import (
     EMPTY_ROOT,
@@ -86,7 +87,7 @@ def receipt_name(sequence: int) -> str:
     return f"R{sequence:08d}"
 
 
-def checkpoint_fields(document: dict[str, Any]) -> tuple[int, bytes]:
+def checkpoint_fields(document: Mapping[str, object]) -> tuple[int, bytes]:
     """The signed tree size and root of a checkpoint document (ValueError if malformed)."""
     size, root = document.get("tree_size"), document.get("root")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -205,7 +206,7 @@ def make_checkpoint(engine: Engine, signer: Signer, folder: Path) -> Checkpoint:
     """Sign a checkpoint of the whole ledger as it is now and write its files."""
     with session_scope(engine) as session:
         last = session.exec(
-            select(Checkpoint).order_by(Checkpoint.tree_size.desc(), Checkpoint.id.desc()).limit(1)  # type: ignore[attr-defined]
+            select(Checkpoint).order_by(col(Checkpoint.tree_size).desc(), col(Checkpoint.id).desc()).limit(1)  # type: ignore[call-overload]
         ).scalars().first()
         builder = TreeBuilder()
         if last is not None:
@@ -218,9 +219,9 @@ def make_checkpoint(engine: Engine, signer: Signer, folder: Path) -> Checkpoint:
             except ValueError:
                 log.warning("checkpoint %s: stored frontier unreadable; rereading the ledger", last.id)
         rows = session.execute(
-            select(Receipt.sequence, Receipt.body)
-            .where(Receipt.sequence > builder.size)
-            .order_by(Receipt.sequence)
+            select(col(Receipt.sequence), col(Receipt.body))
+            .where(col(Receipt.sequence) > builder.size)
+            .order_by(col(Receipt.sequence))
             .execution_options(yield_per=1000)
         )
         for sequence, body in rows:
@@ -230,7 +231,7 @@ def make_checkpoint(engine: Engine, signer: Signer, folder: Path) -> Checkpoint:
         if builder.size == 0:
             raise LedgerProblem("the ledger is empty: there is nothing to checkpoint until the first receipt")
         fingerprint = signer.fingerprint
-        document = {
+        document: CheckpointDocument = {
             "type": CHECKPOINT_TYPE,
             "version": "1",
             "tree_size": builder.size,
@@ -285,7 +286,8 @@ class LedgerView:
 
     receipts: list[Signed]
     checkpoints: list[Signed]
-    proofs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    proofs: list[tuple[str, object]] = field(default_factory=list)
+    """(file name, its JSON: a `ConsistencyDocument` unless the file is broken)."""
     stored: list[tuple[int, str, str]] | None = None
     """From the database only: (sequence, sha256, previous_sha256) columns."""
 
@@ -293,11 +295,11 @@ class LedgerView:
 def load_store(engine: Engine) -> LedgerView:
     with Session(engine) as session:
         rows = session.execute(
-            select(Receipt.sequence, Receipt.body, Receipt.signature, Receipt.sha256, Receipt.previous_sha256).order_by(
-                Receipt.sequence
-            )
+            select(
+                col(Receipt.sequence), col(Receipt.body), col(Receipt.signature), col(Receipt.sha256), col(Receipt.previous_sha256)
+            ).order_by(col(Receipt.sequence))
         ).all()
-        checkpoints = session.exec(select(Checkpoint).order_by(Checkpoint.id)).scalars().all()  # type: ignore[arg-type]
+        checkpoints = session.exec(select(Checkpoint).order_by(col(Checkpoint.id))).scalars().all()  # type: ignore[call-overload]
         return LedgerView(
             receipts=[Signed(receipt_name(r[0]), r[1].encode("utf-8"), r[2].encode("ascii")) for r in rows],
             checkpoints=[Signed(checkpoint_name(c.id or 0), c.body.encode("utf-8"), c.signature.encode("ascii")) for c in checkpoints],
@@ -310,7 +312,7 @@ def load_export(directory: Path) -> LedgerView:
         raise LedgerProblem(f"{directory} is not a ledger export (no {MANIFEST}); make one with `gateway ledger export DIR`")
     receipts = [Signed.from_file(p) for p in sorted((directory / "receipts").glob("R*.json"))]
     checkpoints = [Signed.from_file(p) for p in sorted((directory / "checkpoints").glob("checkpoint-*.json"))]
-    proofs = []
+    proofs: list[tuple[str, object]] = []
     for path in sorted((directory / "proofs").glob("consistency-*.json")):
         try:
             proofs.append((path.name, json.loads(path.read_bytes())))
@@ -405,7 +407,8 @@ def verify_ledger(view: LedgerView, keys_dir: Path, since: Signed | None = None)
             if not all(c.ok for c in checks):
                 signature_failures.append(f"{item.name}: {_problems(checks)}")
             if document is not None:
-                ledger = document.get("ledger") if isinstance(document.get("ledger"), dict) else {}
+                part = document.get("ledger")
+                ledger: Mapping[str, object] = part if isinstance(part, dict) else {}
                 sequence = ledger.get("sequence")
                 if sequence != position or document.get("receipt_id") != receipt_name(position) or item.name != receipt_name(position):
                     order_failures.append(
@@ -468,8 +471,9 @@ def verify_ledger(view: LedgerView, keys_dir: Path, since: Signed | None = None)
             proof_failures = []
             for name, proof in view.proofs:
                 try:
-                    old, new = signed[proof["old"]["checkpoint"]], signed[proof["new"]["checkpoint"]]
-                    verify_consistency(old[0], new[0], old[1], new[1], [bytes.fromhex(h) for h in proof["proof"]])
+                    consistency = cast(ConsistencyDocument, proof)  # as read: a broken file fails below
+                    old, new = signed[consistency["old"]["checkpoint"]], signed[consistency["new"]["checkpoint"]]
+                    verify_consistency(old[0], new[0], old[1], new[1], [bytes.fromhex(h) for h in consistency["proof"]])
                 except (KeyError, TypeError, ValueError) as exc:
                     proof_failures.append(f"{name}: unreadable or names an unverified checkpoint ({exc})")
                 except ProofError as exc:
@@ -554,7 +558,7 @@ next time. Use `--keys DIR` to point at your own copy of the published keys inst
 """
 
 
-def export_ledger(engine: Engine, signer: Signer, home: Path, keys_dir: Path, target: Path) -> dict[str, Any]:
+def export_ledger(engine: Engine, signer: Signer, home: Path, keys_dir: Path, target: Path) -> ExportManifest:
     """Write everything an officer needs to verify the ledger offline into `target`."""
     if target.exists() and any(target.iterdir()) and not (target / MANIFEST).exists():
         raise LedgerProblem(f"{target} is not empty and not an earlier export; choose a new folder")
@@ -574,13 +578,15 @@ def export_ledger(engine: Engine, signer: Signer, home: Path, keys_dir: Path, ta
     leaves: list[bytes] = []
     with Session(engine) as session:
         rows = session.execute(
-            select(Receipt.sequence, Receipt.body, Receipt.signature).order_by(Receipt.sequence).execution_options(yield_per=1000)
+            select(col(Receipt.sequence), col(Receipt.body), col(Receipt.signature))
+            .order_by(col(Receipt.sequence))
+            .execution_options(yield_per=1000)
         )
         for sequence, body, signature in rows:
             data = body.encode("utf-8")
             write_signed(target / "receipts", receipt_name(sequence), data, signature.encode("ascii"))
             leaves.append(leaf_hash(data))
-        checkpoints = session.exec(select(Checkpoint).order_by(Checkpoint.id)).scalars().all()  # type: ignore[arg-type]
+        checkpoints = session.exec(select(Checkpoint).order_by(col(Checkpoint.id))).scalars().all()  # type: ignore[call-overload]
     for row in checkpoints:
         write_signed(target / "checkpoints", checkpoint_name(row.id or 0), row.body.encode("utf-8"), row.signature.encode("ascii"))
     tree = LedgerTree(leaves)
@@ -589,7 +595,7 @@ def export_ledger(engine: Engine, signer: Signer, home: Path, keys_dir: Path, ta
             raise LedgerProblem(
                 f"checkpoints {old.id} and {new.id} do not fit the ledger; run `gateway ledger verify` to see why"
             )
-        proof = {
+        proof: ConsistencyDocument = {
             "type": CONSISTENCY_TYPE,
             "old": {"checkpoint": checkpoint_name(old.id or 0), "tree_size": old.tree_size, "root": old.root},
             "new": {"checkpoint": checkpoint_name(new.id or 0), "tree_size": new.tree_size, "root": new.root},
@@ -599,7 +605,7 @@ def export_ledger(engine: Engine, signer: Signer, home: Path, keys_dir: Path, ta
         _write_atomic(target / "proofs" / name, (json.dumps(proof, indent=2) + "\n").encode("utf-8"))
     latest = checkpoints[-1] if checkpoints else None
     exported_at = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    manifest = {
+    manifest: ExportManifest = {
         "type": EXPORT_TYPE,
         "exported_at": exported_at,
         "receipts": len(leaves),
@@ -622,7 +628,7 @@ def export_ledger(engine: Engine, signer: Signer, home: Path, keys_dir: Path, ta
 
 def iter_leaf_hashes(engine: Engine, limit: int | None = None) -> Iterator[bytes]:
     """Leaf hashes of the first `limit` receipts (all when None), in sequence order."""
-    query = select(Receipt.body).order_by(Receipt.sequence)
+    query = select(col(Receipt.body)).order_by(col(Receipt.sequence))
     if limit is not None:
         query = query.limit(limit)
     with Session(engine) as session:

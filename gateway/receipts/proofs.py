@@ -21,16 +21,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import cast
 
 from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from contracts import canonical_json
 
 from gateway.errors import GatewayError
 from gateway.store.models import Checkpoint, Receipt, Record
 from gateway.receipts.check import Check, check_signed_document
+from gateway.receipts.documents import MerklePart, ProofDocument, ProofLedger, ReceiptDocument
 from gateway.receipts.ledger import CHECKPOINT_TYPE, LedgerTree, Signed, check_checkpoint, checkpoint_name, iter_leaf_hashes
 from gateway.receipts.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
 from gateway.receipts.receipt import MERKLE_ALGORITHM, RECEIPT_TYPE
@@ -44,19 +46,19 @@ class ProofProblem(GatewayError):
     """A proof cannot be made as asked; the message says why and what to do."""
 
 
-def build_proof(engine: Engine, exchange_id: int, *, leaf_index: int | None = None, row: int | None = None) -> dict[str, Any]:
+def build_proof(engine: Engine, exchange_id: int, *, leaf_index: int | None = None, row: int | None = None) -> ProofDocument:
     """The proof document for one record of an exchange (by leaf index or source row)."""
     with Session(engine) as session:
-        receipt = session.exec(select(Receipt).where(Receipt.exchange_id == exchange_id)).scalars().first()
+        receipt = session.exec(select(Receipt).where(col(Receipt.exchange_id) == exchange_id)).scalars().first()  # type: ignore[call-overload]
         if receipt is None:
             raise ProofProblem(f"exchange {exchange_id} has no receipt; see `gateway exchanges list`")
         records = session.execute(
-            select(Record.leaf_index, Record.row_number, Record.contract, Record.payload)
-            .where(Record.exchange_id == exchange_id)
-            .order_by(Record.leaf_index)
+            select(col(Record.leaf_index), col(Record.row_number), col(Record.contract), col(Record.payload))
+            .where(col(Record.exchange_id) == exchange_id)
+            .order_by(col(Record.leaf_index))
         ).all()
         checkpoint = session.exec(
-            select(Checkpoint).where(Checkpoint.tree_size >= receipt.sequence).order_by(Checkpoint.id.desc()).limit(1)  # type: ignore[union-attr]
+            select(Checkpoint).where(col(Checkpoint.tree_size) >= receipt.sequence).order_by(col(Checkpoint.id).desc()).limit(1)  # type: ignore[call-overload]
         ).scalars().first()
     if not records:
         raise ProofProblem(f"exchange {exchange_id} stored no records; its receipt says what happened instead")
@@ -73,14 +75,14 @@ def build_proof(engine: Engine, exchange_id: int, *, leaf_index: int | None = No
     if leaf_index is None or not 0 <= leaf_index < len(records):
         raise ProofProblem(f"exchange {exchange_id} has records 0 to {len(records) - 1} (leaf index, 0-based); got {leaf_index}")
     leaves = [leaf_hash(r[3].encode("utf-8")) for r in records]
-    signed = json.loads(receipt.body)["merkle"]
+    signed = cast(MerklePart, json.loads(receipt.body)["merkle"])
     if signed.get("size") != len(leaves):
         raise ProofProblem(
             f"exchange {exchange_id}: {len(leaves)} stored records but the receipt signed {signed.get('size')}; "
             "run `gateway receipts verify`"
         )
     _, row_number, contract, payload = records[leaf_index]
-    document: dict[str, Any] = {
+    document: ProofDocument = {
         "type": PROOF_TYPE,
         "version": "1",
         "exchange_id": exchange_id,
@@ -104,7 +106,7 @@ def build_proof(engine: Engine, exchange_id: int, *, leaf_index: int | None = No
     return document
 
 
-def write_proof(document: dict[str, Any], path: Path) -> None:
+def write_proof(document: ProofDocument, path: Path) -> None:
     """Write the proof readable by its owner only: it holds a record in full."""
     data = (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -112,13 +114,13 @@ def write_proof(document: dict[str, Any], path: Path) -> None:
         handle.write(data)
 
 
-def _hashes(values: Any) -> list[bytes]:
+def _hashes(values: object) -> list[bytes]:
     if not isinstance(values, list):
         raise ValueError("an audit path must be a list of hex hashes")
     return [bytes.fromhex(v) for v in values]
 
 
-def verify_proof(document: dict[str, Any], keys_dir: Path) -> list[Check]:
+def verify_proof(document: ProofDocument, keys_dir: Path) -> list[Check]:
     """Every check of a record proof, in order; stops at the first that makes the rest meaningless."""
     checks: list[Check] = []
     if not isinstance(document, dict) or document.get("type") != PROOF_TYPE:
@@ -133,10 +135,11 @@ def verify_proof(document: dict[str, Any], keys_dir: Path) -> list[Check]:
     except (KeyError, TypeError, AttributeError, ValueError, UnicodeError) as exc:
         return [Check("proof file", False, f"incomplete or malformed: {exc}")]
     with Verifier(read_history(keys_dir), keys_dir) as verifier:
-        signed_checks, receipt, _ = check_signed_document(body, signature, verifier, RECEIPT_TYPE)
+        signed_checks, signed_document, _ = check_signed_document(body, signature, verifier, RECEIPT_TYPE)
         checks.extend(signed_checks)
-        if receipt is None or not all(c.ok for c in checks):
+        if signed_document is None or not all(c.ok for c in checks):
             return checks
+        receipt = cast(ReceiptDocument, signed_document)
         checks.append(
             Check("exchange", receipt.get("exchange_id") == document.get("exchange_id"), f"the receipt is for exchange {receipt.get('exchange_id')}")
         )
@@ -148,7 +151,7 @@ def verify_proof(document: dict[str, Any], keys_dir: Path) -> list[Check]:
 
 
 def check_record(
-    payload: bytes, index: Any, size: Any, path: list[bytes], proof_root: Any, signed: dict[str, Any]
+    payload: bytes, index: object, size: object, path: list[bytes], proof_root: object, signed: Mapping[str, object]
 ) -> list[Check]:
     """The record's part of a proof, given the receipt's signed `merkle` object: no
     GnuPG here. The root and size come from `signed` only; the proof's own copies must
@@ -175,7 +178,7 @@ def check_record(
     return checks
 
 
-def _ledger_inclusion(ledger: Any, body: bytes, receipt: dict[str, Any], verifier: Verifier) -> Check:
+def _ledger_inclusion(ledger: ProofLedger, body: bytes, receipt: ReceiptDocument, verifier: Verifier) -> Check:
     try:
         part = ledger["checkpoint"]
         item = Signed(part["name"], part["body"].encode("utf-8"), part["signature"].encode("ascii"))

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
-
 from contracts import canonical_json
 
 from gateway.store.models import Exchange
+from gateway.receipts.documents import ReceiptDocument
 
 RECEIPT_TYPE = "gateway.exchange-receipt"
 RECEIPT_VERSION = "1"
@@ -38,8 +37,8 @@ def receipt_document(
     merkle_size: int,
     report_sha256: str | None,
     contracts: dict[str, str],
-) -> dict[str, Any]:
-    document = {
+) -> ReceiptDocument:
+    document: ReceiptDocument = {
         "type": RECEIPT_TYPE,
         "receipt_version": RECEIPT_VERSION,
         "receipt_id": f"R{sequence:08d}",
@@ -74,7 +73,7 @@ def receipt_document(
     return document
 
 
-def receipt_bytes(document: dict[str, Any]) -> bytes:
+def receipt_bytes(document: ReceiptDocument) -> bytes:
     return canonical_json(document)
 
 

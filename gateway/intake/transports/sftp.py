@@ -379,7 +379,7 @@ class SftpTransport:
         for folder in FOLDERS:
             path = self.remote(department, folder)
             try:
-                info = self._run(f"check {path}", lambda sftp, p=path: sftp.stat(p))
+                info = self._run(f"check {path}", lambda sftp: sftp.stat(path))
             except OSError as exc:
                 raise TransportError(
                     f"{self.label}: {path} is missing or out of reach ({exc}); create the department's tree "
