@@ -162,43 +162,24 @@ def _notice_person(session: Session, message_id: str) -> str | None:
 
 def register_folded(session: Session, touched: set[str], at: dt.datetime | None = None) -> int:
     """The register folded new facts (a feed's record or a 育龄妇女 row) about the persons
-    `touched` at `at`: each open update a notice asked for about one of them is made
-    (met by its due day, late after); how many."""
+    `touched` at `at`: each open update it makes is met (by its due day, late after): a
+    notice's about one of them, a file of changes' once all its records are folded; how many."""
     if not touched:
         return 0
     at = at if at is not None else clock.now()
-    rows = session.exec(
-        select(Obligation).where(
-            Obligation.kind == "update", Obligation.status == "open",
-            Obligation.subject.like(f"{NOTICE_UPDATE}%"),  # type: ignore[attr-defined]
-        )
-    ).all()
+    rows = session.exec(select(Obligation).where(Obligation.kind == "update", Obligation.status == "open")).all()
+    folded = exists().where(col(RegisterFolded.kind) == "record", col(RegisterFolded.ref_id) == Record.id)
     closed = 0
     for row in rows:
-        if clock.in_china(row.started_at) > clock.in_china(at):
+        if row.subject.startswith(NOTICE_UPDATE):
+            made = clock.in_china(row.started_at) <= clock.in_china(at) and (
+                _notice_person(session, row.subject.removeprefix(NOTICE_UPDATE)) in touched)
+        elif row.subject.startswith(CHANGE_UPDATE):
+            exchange_id = int(row.subject.removeprefix(CHANGE_UPDATE))
+            made = session.exec(select(Record.id).where(Record.exchange_id == exchange_id, ~folded).limit(1)).first() is None
+        else:
             continue
-        person = _notice_person(session, row.subject.removeprefix(NOTICE_UPDATE))
-        if person is not None and person in touched:
-            closed += fulfil(session, "update", row.subject, at, by="register") is not None
-    return closed + _changes_folded(session, at)
-
-
-def _changes_folded(session: Session, at: dt.datetime) -> int:
-    """Each file of changes whose every record the register has folded: its update is made."""
-    rows = session.exec(
-        select(Obligation).where(
-            Obligation.kind == "update", Obligation.status == "open",
-            Obligation.subject.like(f"{CHANGE_UPDATE}%"),  # type: ignore[attr-defined]
-        )
-    ).all()
-    closed = 0
-    for row in rows:
-        exchange_id = int(row.subject.removeprefix(CHANGE_UPDATE))
-        folded = exists().where(col(RegisterFolded.kind) == "record", col(RegisterFolded.ref_id) == Record.id)
-        waiting = session.exec(
-            select(Record.id).where(Record.exchange_id == exchange_id, ~folded).limit(1)
-        ).first()
-        if waiting is None:
+        if made:
             closed += fulfil(session, "update", row.subject, at, by="register") is not None
     return closed
 

@@ -23,6 +23,14 @@ from gateway.store.audit import mask_text, record_event
 from gateway.store.register_models import RegisterPerson, RegisterResolution
 
 
+# What a clerk calls each attribute of the register (the console, the reconciliation list).
+ATTRIBUTE_ZH = {
+    "name": "姓名", "household_address": "户籍地址", "household_division": "户籍地区划", "marital_status": "婚姻状况",
+    "spouse": "配偶", "child": "子女", "residence_address": "现居住地", "residence_division": "现居住地区划",
+    "school": "学校", "death_date": "死亡日期", "moved": "户籍迁移",
+}
+
+
 def fingerprint(item: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(item).encode("utf-8")).hexdigest()
 

@@ -31,7 +31,7 @@ from sqlmodel import Session
 from gateway.hookspecs import hookimpl
 from gateway.masking import mask_name
 from gateway.reconcile.base import DerivedReconciliation, StoredRecord, Subject
-from gateway.register.discrepancies import Disagreement, disagreements, fingerprint
+from gateway.register.discrepancies import ATTRIBUTE_ZH, Disagreement, disagreements, fingerprint
 from gateway.register.settings import WCBA
 from gateway.register.women import MARITAL
 from gateway.store import Exchange, Record
@@ -39,7 +39,6 @@ from gateway.store.audit import mask_text
 from gateway.store.register_models import RegisterFact, RegisterResolution
 
 NAME = "register-disagreements"
-ATTRIBUTE_ZH = {"name": "姓名", "marital_status": "婚姻状况", "household_division": "户籍地", "death_date": "死亡日期"}
 
 
 def subject_key(id_number: str, item: dict[str, Any]) -> str:

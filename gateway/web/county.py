@@ -7,7 +7,9 @@ subjects and errors are masked before they leave this module. Messages: Chinese 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Literal
 
 from lxml import etree
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -20,6 +22,9 @@ from gateway.errors import GatewayError
 from gateway.masking import mask_id, mask_name
 from gateway.store.audit import mask_text
 from gateway.store.models import OutgoingRequest
+
+if TYPE_CHECKING:
+    from gateway.exchange.lifecycle import Gateway
 
 _ID = TypeAdapter(IdNumber)
 # Why an ID number is refused (contracts/identity.py's error types), Chinese first.
@@ -219,19 +224,32 @@ def list_drafts(engine: Engine, settings: Settings, *, include_sent: bool = Fals
     ]
 
 
-def send_notice(settings: Settings, engine: Engine, notice_id: int, operator: str) -> NoticeSent:
-    """Send one draft as `gateway notices send` does (refused with its reason before it leaves)."""
+@contextmanager
+def _platform_gateway(settings: Settings, failed: str, *, missing: str, said: dict[str, str] | None = None) -> Iterator[Gateway]:
+    """A whole gateway for one platform action of a clerk's, closed after; its refusal
+    (GatewayError) becomes `Refused`, masked: 404 when the text says `missing`, 409 else,
+    or the clerk's wording `said` gives for a text."""
     from gateway.exchange.lifecycle import Gateway
-    from gateway.platform import notices_out
 
     gateway = Gateway(settings)
     try:
-        result = notices_out.send(gateway, settings, str(notice_id), operator=operator)
+        yield gateway
     except GatewayError as exc:
         text = mask_text(str(exc))
-        raise Refused(f"通报未能发出 The notice was not sent: {text}", 404 if "no notice" in text else 409) from None
+        wording = next((message for key, message in (said or {}).items() if key in text), None)
+        if wording is not None:
+            raise Refused(wording) from None
+        raise Refused(f"{failed}: {text}", 404 if missing in text else 409) from None
     finally:
         gateway.close()
+
+
+def send_notice(settings: Settings, engine: Engine, notice_id: int, operator: str) -> NoticeSent:
+    """Send one draft as `gateway notices send` does (refused with its reason before it leaves)."""
+    from gateway.platform import notices_out
+
+    with _platform_gateway(settings, "通报未能发出 The notice was not sent", missing="no notice") as gateway:
+        result = notices_out.send(gateway, settings, str(notice_id), operator=operator)
     item = result.notice
     row = next(r for r in list_drafts(engine, settings, include_sent=True) if r.id == item.id)
     error = mask_text(result.error or "")
@@ -262,19 +280,12 @@ class Handled(BaseModel):
 def answer_request(settings: Settings, check_id: int, *, found: bool, remark: str | None, operator: str) -> Handled:
     """`gateway assist-checks answer`: the draft's findings when found, a remark saying what
     was searched when not; sent to the platform and receipted."""
-    from gateway.exchange.lifecycle import Gateway
     from gateway.platform import assist_checks
 
     if not found and not (remark or "").strip():
         raise Refused("查无此人的答复须写明查了哪些资料 A not-found answer needs a remark saying what was searched (BZ).")
-    gateway = Gateway(settings)
-    try:
+    with _platform_gateway(settings, "未能答复 Not answered", missing="No assist-check") as gateway:
         result = assist_checks.answer(gateway, settings, str(check_id), found=found, remark=remark, operator=operator)
-    except GatewayError as exc:
-        text = mask_text(str(exc))
-        raise Refused(f"未能答复 Not answered: {text}", 404 if "No assist-check" in text else 409) from None
-    finally:
-        gateway.close()
     item = result.check
     what = "查有此人 found" if found else "查无此人 not found"
     if result.sent:
@@ -286,20 +297,12 @@ def answer_request(settings: Settings, check_id: int, *, found: bool, remark: st
 
 def handle_received_notice(settings: Settings, notice_id: int, *, remark: str | None, operator: str) -> Handled:
     """`gateway notices done`: a notice asking for feedback (XYFK 1) is answered to the platform."""
-    from gateway.exchange.lifecycle import Gateway
     from gateway.platform import assist_checks
 
-    gateway = Gateway(settings)
-    try:
+    feedback = {"requires feedback": "该通报需要反馈：请写明处理情况 This notice asks for feedback: say what was done."}
+    with _platform_gateway(settings, "未能处理 Not handled", missing="No notice", said=feedback) as gateway:
         item = assist_checks.handle_notice(gateway.engine, str(notice_id), remark=remark, operator=operator, gateway=gateway,
                                            settings=settings)
-    except GatewayError as exc:
-        text = mask_text(str(exc))
-        if "requires feedback" in text:
-            raise Refused("该通报需要反馈：请写明处理情况 This notice asks for feedback: say what was done.") from None
-        raise Refused(f"未能处理 Not handled: {text}", 404 if "No notice" in text else 409) from None
-    finally:
-        gateway.close()
     if item.status == "sending":
         return Handled(message_id=item.message_id, sent=False,
                        message=f"通报 {item.message_id} 的反馈已保存，未发出（平台恢复后自动重发） Feedback saved, not sent yet.")

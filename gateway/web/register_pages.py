@@ -34,7 +34,8 @@ from gateway.web.pages import render
 from gateway.web.session import COOKIE, Caller, check_csrf, page_caller, require_role
 
 if TYPE_CHECKING:
-    from gateway.register.divisions import Division
+    from gateway.config import Settings
+    from gateway.register.divisions import Division, Divisions
     from gateway.register.settings import RegisterSettings
 
 router = APIRouter(include_in_schema=False)
@@ -45,11 +46,6 @@ REGISTER_READERS = "population-office"  # the department the register is kept fo
 REFUSED = "The register (育龄妇女信息库) is read by operators and the population office's accounts only."
 # How each attribute of a disagreement is masked on screen (others: mask_text, which masks anything ID-shaped).
 _MASKS = {"name": mask_name, "household_address": mask_address, "residence_address": mask_address, "spouse": mask_id}
-ATTRIBUTE_ZH = {
-    "name": "姓名", "household_address": "户籍地址", "household_division": "户籍地区划", "marital_status": "婚姻状况",
-    "spouse": "配偶", "child": "子女", "residence_address": "现居住地", "residence_division": "现居住地区划",
-    "school": "学校", "death_date": "死亡日期", "moved": "户籍迁移",
-}
 
 
 def may_read_register(caller: Caller) -> bool:
@@ -131,7 +127,7 @@ def _unmatched(session: Session) -> int:
 
 def _disagreements(session: Session, township: str | None) -> list[Disagreement]:
     """The open disagreements (of the township's people, when one is chosen), masked."""
-    from gateway.register.discrepancies import disagreements
+    from gateway.register.discrepancies import ATTRIBUTE_ZH, disagreements
     from gateway.register.settings import SOURCE_LABELS
     from gateway.register.women import MARITAL
     from gateway.store.register_models import RegisterPerson
@@ -164,6 +160,18 @@ def _day(as_of: str | None) -> dt.date:
         return dt.date.fromisoformat(as_of)
     except ValueError:
         raise HTTPException(400, f"统计日期应写成 YYYY-MM-DD The date {as_of[:20]!r} is not YYYY-MM-DD") from None
+
+
+def _village(settings: Settings, township: str, village: str) -> tuple[Divisions, Division, Division]:
+    """The county's divisions and the township and village asked for; a bad name is a 400."""
+    from gateway.register.divisions import load_divisions
+
+    try:
+        divisions = load_divisions(settings.home)
+        town = divisions.find(township, "township")
+        return divisions, town, divisions.find(village, "village", within=town.code)
+    except GatewayError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def _check(caller: Caller) -> None:
@@ -243,7 +251,6 @@ def register_reveal(
 ) -> HTMLResponse:
     """查看全名: one woman's full name and ID number, on this answer only; operators, with a
     reason; audited (`register.view`, as `gateway register show --reveal`)."""
-    from gateway.register.divisions import load_divisions
     from gateway.register.settings import register_settings
     from gateway.register.women import women
 
@@ -255,12 +262,7 @@ def register_reveal(
         return _register_page(request, caller, township, village, as_of, status_code=400, outcome={
             "ok": False, "message": "未能查看 Not revealed: 查看全名和身份证号须说明理由 A reveal needs a reason (e.g. 核对纸质台账, 电话核实派出所)"})
     state = request.app.state
-    try:
-        divisions = load_divisions(state.settings.home)
-        town = divisions.find(township, "township")
-        place = divisions.find(village, "village", within=town.code)
-    except GatewayError as exc:
-        raise HTTPException(400, str(exc)) from None
+    divisions, town, place = _village(state.settings, township, village)
     with Session(state.engine) as session:
         chosen = [p for p in women(session, _day(as_of), register_settings(state.settings), town.code, place.code)
                   if hmac.compare_digest(person_ref(request, p.id_number), person)]
@@ -279,7 +281,6 @@ def register_download(
     as_of: Annotated[str, Query(max_length=20)] = "",
 ) -> Response:
     """The village's 花名册 as CSV (UTF-8 with BOM) or XLSX, masked; operators; audited."""
-    from gateway.register.divisions import load_divisions
     from gateway.register.settings import register_settings
     from gateway.register.women import csv_bytes, roster, xlsx_bytes
 
@@ -289,12 +290,7 @@ def register_download(
         raise HTTPException(404, f"No such download: women.{kind[:10]} (women.csv or women.xlsx)")
     state = request.app.state
     day = _day(as_of)
-    try:
-        divisions = load_divisions(state.settings.home)
-        town = divisions.find(township, "township")
-        place = divisions.find(village, "village", within=town.code)
-    except GatewayError as exc:
-        raise HTTPException(400, str(exc)) from None
+    divisions, town, place = _village(state.settings, township, village)
     title = f"{divisions.county.name}{town.name}{place.name}育龄妇女花名册"
     result = roster(state.writer, day, register_settings(state.settings), township=town.code, village=place.code,
                     title=f"{title} downloaded as {kind.upper()} from the console", operator=_who(caller))
