@@ -88,9 +88,8 @@ def agreements_explain(
 ) -> None:
     """What a department receives, field by field: every field of each contract, with its
     column header and whether the department sees it."""
-    from contracts import CONTRACTS
-
     from gateway.errors import UnknownName
+    from gateway.plugins import contract as registered_contract
     from gateway.routing.agreements import FORMAT_LABELS, SCHEDULE_LABELS, load_agreements
     from gateway.routing.minimize import contract_fields
 
@@ -113,7 +112,7 @@ def agreements_explain(
         console.print(f"  sign off (签收) by rule {a.sign_off_rule} (gateway deadlines rules): drop ACK-<delivery id>.json into its inbox",
                       highlight=False)
         for contract in a.contracts:
-            described = contract_fields(CONTRACTS[contract])
+            described = contract_fields(registered_contract(contract))
             allowed = set(compiled.columns.get(contract, []))
             filters = a.filters.describe(contract)
             console.print(
