@@ -44,20 +44,22 @@ def mask_address(value: str) -> str:
     return value[:6] + "****" if len(value) > 6 else "****"
 
 
+_LANDLINE = re.compile(r"^(0\d{2,3})-(\d{5,})$")
+
+
 def mask_phone(value: str) -> str:
     """A mobile number keeps its first 3 and last 4 digits (`138****5678`); a landline
-    (`0762-1234567`) its area code and last 4 (`0762-***4567`); anything short shows none."""
+    (`0762-1234567`) its area code and last 4 (`0762-***4567`); anything else its digits
+    masked the mobile way, or all of them when fewer than 8."""
     text = value.strip()
+    landline = _LANDLINE.match(text)
+    if landline:
+        area, number = landline.groups()
+        return f"{area}-" + "*" * (len(number) - 4) + number[-4:]
     digits = re.sub(r"\D", "", text)
-    if "-" in text:
-        area, _, number = text.partition("-")
-        number_digits = re.sub(r"\D", "", number)
-        if len(number_digits) > 4:
-            return f"{area}-" + "*" * (len(number_digits) - 4) + number_digits[-4:]
-        return f"{area}-" + "*" * len(number_digits)
     if len(digits) >= 8:
         return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-    return "*" * len(digits)
+    return "*" * max(len(digits), 4)
 
 
 def mask_document_number(value: str) -> str:
@@ -105,13 +107,15 @@ BUILTIN_KINDS: tuple[FieldKind, ...] = (
 # loaded; the plugin manager installs the registered kinds (`install_kinds`) when they are
 # first asked for, and sets `_loader` so that a kind not known here makes it ask.
 _KINDS: dict[str, FieldKind] = {kind.name: kind for kind in BUILTIN_KINDS}
+_installed = False
 _loader: Callable[[], Mapping[str, FieldKind]] | None = None
 
 
 def install_kinds(kinds: Mapping[str, FieldKind]) -> None:
     """Make `kinds` (every registered kind, from the plugin manager) the ones `mask_value` uses."""
-    global _KINDS
+    global _KINDS, _installed
     _KINDS = {**{kind.name: kind for kind in BUILTIN_KINDS}, **kinds}
+    _installed = True
 
 
 def set_kind_loader(loader: Callable[[], Mapping[str, FieldKind]] | None) -> None:
@@ -120,25 +124,22 @@ def set_kind_loader(loader: Callable[[], Mapping[str, FieldKind]] | None) -> Non
     _loader = loader
 
 
-def _load() -> None:
-    if _loader is not None:
-        install_kinds(_loader())
-
-
 def field_kind(name: str | None) -> FieldKind | None:
     """The registered kind of this name, asking the plugin manager for one not known here."""
+    global _KINDS
     if name is None:
         return None
     found = _KINDS.get(name)
     if found is None and _loader is not None:
-        _load()
+        _KINDS = {**_loader(), **_KINDS}  # adds what is missing, never replaces a kind in use
         found = _KINDS.get(name)
     return found
 
 
 def personal_kinds() -> frozenset[str]:
     """The names of every registered personal kind (what the privacy scan must find masked)."""
-    _load()
+    if not _installed and _loader is not None:
+        install_kinds(_loader())
     return frozenset(name for name, kind in _KINDS.items() if kind.personal)
 
 

@@ -331,11 +331,11 @@ def audit_scan(
     home: HomeOption = None,  # noqa: ARG001 - accepted like every command's; the scan needs no home
 ) -> None:
     """Look for full ID numbers (an 18-character number with a right check character and a
-    possible birth date) in logs, reports and command output; exit 1 if any is found. The
-    findings are shown masked."""
+    possible birth date) and full phone numbers (mobile or landline shaped) in logs, reports
+    and command output; exit 1 if any is found. The findings are shown masked."""
     from gateway.store.audit import IdScanner
 
-    scanner = IdScanner()
+    scanner = IdScanner(any_phone=True)
     findings, files = [], 0
     for path in paths:
         for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
@@ -344,7 +344,7 @@ def audit_scan(
                 findings += scanner.scan_file(file)
     for finding in findings:
         console.print(str(finding), markup=False, highlight=False)
-    console.print(f"{files} file(s) scanned: {len(findings)} unmasked ID number(s).")
+    console.print(f"{files} file(s) scanned: {len(findings)} unmasked ID or phone number(s).")
     raise typer.Exit(1 if findings else 0)
 
 
