@@ -165,7 +165,7 @@ def clean_phone(value: Any) -> Any:
     (`13812345678`, `0762-1234567`), 7 to 20 characters; anything else is `phone_format`."""
     value = _code_text(value)
     if isinstance(value, str) and not (_PHONE.match(value) and 7 <= len(value) <= 20):
-        raise PydanticCustomError("phone_format", "a phone number holds digits and - only, e.g. 13812345678 or 0762-1234567")
+        raise PydanticCustomError("phone_format", "a phone number holds digits and - only: 11 digits for a mobile, area code - number for a landline")
     return value
 
 
