@@ -86,7 +86,8 @@ def register_field_kinds(register: Callable[[FieldKind], None]) -> None:
     with a `gateway.masking.FieldKind`; `mask(value) -> str` must never return the whole
     value of a personal kind. A contract field uses a kind with
     `Field(json_schema_extra={"kind": NAME})`. The built-in kinds (`name`, `id_number`,
-    `address`, `phone`, `document_number`, `free_text`, `credit_code`) come through this
+    `address`, `phone`, `document_number`, `free_text`, and the non-personal `credit_code`
+    and `division_code`) come through this
     same hook, marked `trylast=True`; a name already taken raises `PluginError`.
 
     :param register: the callback that checks and records a field kind.

@@ -99,6 +99,8 @@ BUILTIN_KINDS: tuple[FieldKind, ...] = (
     FieldKind("document_number", "证件号码", "identity document number", True, mask_document_number, "E00000000"),
     FieldKind("free_text", "自由文本", "free text", True, mask_name, "备注文字"),
     FieldKind("credit_code", "统一社会信用代码", "unified social credit code", False, mask_plain, "91440700000000000X"),
+    # Not personal: a code of the division tables, which a plugin's contract may mark.
+    FieldKind("division_code", "行政区划代码", "administrative division code", False, mask_plain, "440781"),
 )
 
 # The registry of kinds lives here, in the lowest layer, because every log line, report and
