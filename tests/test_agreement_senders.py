@@ -227,6 +227,8 @@ def test_an_agreement_added_after_two_drops_is_applied_once(home, recipients, re
     assert "查看交换 / exchanges looked at: 0" in later.stdout
     wrong = run_gateway(home, "agreements", "apply", "school-deaths", "--since", "2026-13-01", check=False)
     assert wrong.returncode != 0 and "请写日期" in wrong.stdout + wrong.stderr
+    unknown = run_gateway(home, "agreements", "apply", "school-death", "--since", since, check=False)
+    assert unknown.returncode != 0 and "school-deaths" in unknown.stdout + unknown.stderr  # the valid choices
 
 
 def test_explain_shows_senders_and_own_records(home):

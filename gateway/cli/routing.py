@@ -67,14 +67,15 @@ def agreements_list(home: HomeOption = None) -> None:
 
     result = load_agreements(settings_for(home))
     table = Table()
-    for column in ("name", "recipient", "contracts", "fields", "filters", "format", "schedule", "purpose"):
+    for column in ("name", "recipient", "contracts", "fields", "filters", "发送方 senders", "format", "schedule", "purpose"):
         table.add_column(column)
     for compiled in result.agreements:
         a = compiled.agreement
         filters = "; ".join(sorted({part for c in a.contracts for part in a.filters.describe(c)}))
+        senders = (", ".join(a.senders) or "all") + ("" if a.include_own else f" (not {a.recipient})")
         table.add_row(
             a.name, a.recipient, ", ".join(a.contracts), str(sum(len(v) for v in compiled.columns.values())),
-            filters or "-", a.format, a.schedule, a.purpose,
+            filters or "-", senders, a.format, a.schedule, a.purpose,
         )
     console.print(table)
     for problem in result.errors:
