@@ -12,6 +12,10 @@ a village with HOME/divisions.csv (`gateway.routing.divisions`: by code first, t
 township's and village's names in the address); a record that cannot be placed goes to
 no township (never guessed) and the delivery says how many were left out.
 
+Senders (发送方): `senders` names the departments or adapters whose exchanges the agreement
+takes records from (none given: every sender); and a recipient never receives the records
+of its own department's exchanges back (含本部门自己的记录) unless `include_own = true`.
+
 `check_agreements` validates them against the contracts: an unknown contract, recipient
 or field is an error that names the valid choices.
 """
@@ -169,6 +173,13 @@ class Agreement(BaseModel):
         default=None,
         description="township: only the records of the recipient township's own people (the default for town-<code>)",
     )
+    senders: list[str] = Field(
+        default_factory=list,
+        description="发送方: departments or adapters whose exchanges it takes records from (none: every sender)",
+    )
+    include_own: bool = Field(
+        default=False, description="含本部门自己的记录: also the records of the recipient's own department's exchanges"
+    )
     purpose: str = Field(min_length=1, description="why the recipient receives them")
     format: Literal["csv-gb18030", "csv-utf8", "jsonl"] = "csv-utf8"
     schedule: Literal["immediate", "daily", "monthly"] = "immediate"
@@ -185,7 +196,7 @@ class Agreement(BaseModel):
             raise ValueError(f"agreement name {value!r} must be lowercase letters, digits and dashes")
         return value
 
-    @field_validator("contracts", mode="before")
+    @field_validator("contracts", "senders", mode="before")
     @classmethod
     def _contract_list(cls, value: object) -> object:
         return _listify(value)
@@ -228,6 +239,24 @@ class CompiledAgreement:
 
     def covers(self, contract: str) -> bool:
         return contract in self.agreement.contracts and bool(self.columns.get(contract))
+
+    def takes_from(self, department: str, adapter: str | None) -> bool:
+        """Whether records of an exchange sent by this department (read by this adapter)
+        fall under the agreement: one of its senders (发送方; none named: any), and not
+        the recipient's own department unless `include_own` (含本部门自己的记录)."""
+        agreement = self.agreement
+        if department == agreement.recipient and not agreement.include_own:
+            return False
+        if agreement.senders and department not in agreement.senders and (adapter is None or adapter not in agreement.senders):
+            return False
+        return True
+
+    def describe_senders(self) -> str:
+        """发送方 in words, Chinese first (for `explain` and `list`)."""
+        agreement = self.agreement
+        who = "、".join(agreement.senders) if agreement.senders else "所有发送方"
+        english = ", ".join(agreement.senders) if agreement.senders else "every sender"
+        return f"{who} / {english}"
 
     def admits(self, contract: str, payload: Mapping[str, object]) -> bool:
         """Whether a record (its stored canonical JSON, as a dict) falls under this agreement."""
@@ -356,10 +385,21 @@ def _raw_agreements(settings: Settings) -> tuple[list[tuple[str, object]], list[
     return found, sources
 
 
-def load_agreements(settings: Settings) -> AgreementSet:
+def installed_adapters() -> dict[str, str]:
+    """Every installed adapter's name and its department (the senders an agreement may name)."""
+    from gateway.plugins import get_manager
+
+    return {name: info.department for name, info in get_manager().adapters().items()}
+
+
+def load_agreements(settings: Settings, adapters: Mapping[str, str] | None = None) -> AgreementSet:
     """Read and check every agreement. Raises ConfigError only when a file cannot be read;
-    problems with single agreements are listed in the result (those agreements are left out)."""
+    problems with single agreements are listed in the result (those agreements are left out).
+    `adapters` (adapter name -> department) are the senders an agreement may name besides the
+    departments: by default the installed ones."""
     raw, sources = _raw_agreements(settings)
+    if adapters is None and any(isinstance(table, dict) and table.get("senders") for _, table in raw):
+        adapters = installed_adapters()
     problems: list[Problem] = []
     compiled: list[CompiledAgreement] = []
     names: set[str] = set()
@@ -381,7 +421,7 @@ def load_agreements(settings: Settings) -> AgreementSet:
             problems.append(Problem(agreement.name, f"{where}: the name is used by another agreement; names must be unique"))
             continue
         names.add(agreement.name)
-        result, found = check_agreement(agreement, settings.departments, lambda: load_divisions(settings.home))
+        result, found = check_agreement(agreement, settings.departments, lambda: load_divisions(settings.home), adapters)
         problems += found
         if result is not None:
             compiled.append(result)
@@ -389,15 +429,28 @@ def load_agreements(settings: Settings) -> AgreementSet:
 
 
 def check_agreement(
-    agreement: Agreement, departments: list[str], divisions: Callable[[], Divisions] | None = None
+    agreement: Agreement,
+    departments: list[str],
+    divisions: Callable[[], Divisions] | None = None,
+    adapters: Mapping[str, str] | None = None,
 ) -> tuple[CompiledAgreement | None, list[Problem]]:
     """Check one agreement against the contracts and the departments; `divisions` gives
-    the county's Divisions (called only for a township-scoped agreement)."""
+    the county's Divisions (called only for a township-scoped agreement); `adapters`
+    (adapter name -> department) the adapters its senders may name besides the departments."""
     problems: list[Problem] = []
     known = registered_contracts()  # the built-ins and every plugin's (register_contracts)
 
     def error(message: str) -> None:
         problems.append(Problem(agreement.name, message))
+
+    known_adapters = dict(adapters or {})
+    for sender in agreement.senders:
+        if sender not in departments and sender not in known_adapters:
+            error(
+                f"发送方 {sender!r} 既不是部门也不是已安装的适配器 / unknown sender {sender!r}: neither a department "
+                f"nor an installed adapter. Valid choices: departments {', '.join(sorted(departments))}; "
+                f"adapters {', '.join(sorted(known_adapters)) or '(none installed)'}"
+            )
 
     township_match = TOWNSHIP_RECIPIENT.match(agreement.recipient)
     scoped = agreement.scope == "township" or (agreement.scope is None and township_match is not None)
@@ -521,6 +574,7 @@ __all__ = [
     "check_agreements",
     "default_date_field",
     "default_division_field",
+    "installed_adapters",
     "load_agreements",
 ]
 
@@ -549,6 +603,10 @@ DEFAULT_AGREEMENTS = """\
 #   format       "csv-gb18030" | "csv-utf8" (UTF-8 with BOM) | "jsonl" (JSON Lines)
 #   schedule     "immediate" (one file per accepted exchange) | "daily" | "monthly"
 #                (one file per day or month, China Standard Time, sent once it is over)
+#   senders      发送方: departments or adapters whose exchanges it takes records from, e.g.
+#                ["social_security"] or ["police-hukou"]; absent: every sender
+#   include_own  含本部门自己的记录: true to receive the records of the recipient's own
+#                department's exchanges too; by default they never go back to it
 #   scope        "township": only the recipient township's own people, placed in a village
 #                by divisions.csv (unplaced records go to no township); the default, and
 #                only choice besides "county", for a recipient named town-<9-digit code>
