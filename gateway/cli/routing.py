@@ -89,9 +89,8 @@ def agreements_explain(
 ) -> None:
     """What a department receives, field by field: every field of each contract, with its
     column header and whether the department sees it."""
-    from contracts import CONTRACTS
-
     from gateway.errors import UnknownName
+    from gateway.plugins import contract as registered_contract
     from gateway.routing.agreements import FORMAT_LABELS, SCHEDULE_LABELS, load_agreements
     from gateway.routing.minimize import contract_fields
 
@@ -121,7 +120,7 @@ def agreements_explain(
         console.print(f"  sign off (签收) by rule {a.sign_off_rule} (gateway deadlines rules): drop ACK-<delivery id>.json into its inbox",
                       highlight=False)
         for contract in a.contracts:
-            described = contract_fields(CONTRACTS[contract])
+            described = contract_fields(registered_contract(contract))
             allowed = set(compiled.columns.get(contract, []))
             filters = a.filters.describe(contract)
             console.print(
@@ -399,11 +398,11 @@ def audit_scan(
     home: HomeOption = None,  # noqa: ARG001 - accepted like every command's; the scan needs no home
 ) -> None:
     """Look for full ID numbers (an 18-character number with a right check character and a
-    possible birth date) in logs, reports and command output; exit 1 if any is found. The
-    findings are shown masked."""
+    possible birth date) and full phone numbers (mobile or landline shaped) in logs, reports
+    and command output; exit 1 if any is found. The findings are shown masked."""
     from gateway.store.audit import IdScanner
 
-    scanner = IdScanner()
+    scanner = IdScanner(any_phone=True)
     findings, files = [], 0
     for path in paths:
         for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
@@ -412,7 +411,7 @@ def audit_scan(
                 findings += scanner.scan_file(file)
     for finding in findings:
         console.print(str(finding), markup=False, highlight=False)
-    console.print(f"{files} file(s) scanned: {len(findings)} unmasked ID number(s).")
+    console.print(f"{files} file(s) scanned: {len(findings)} unmasked ID or phone number(s).")
     raise typer.Exit(1 if findings else 0)
 
 

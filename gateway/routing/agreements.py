@@ -36,6 +36,7 @@ from contracts import CONTRACTS, Contract
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
+from gateway.plugins import contracts as registered_contracts
 from gateway.routing.divisions import Divisions, DivisionsError, Placement, load_divisions
 from gateway.routing.minimize import ALL_FIELDS, ContractFields, FieldPathError, contract_fields
 
@@ -64,26 +65,28 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 # Where each contract keeps its event date and its division code, for the date-range and
 # division-prefix filters (an agreement may name other fields: `date_field`, `division_field`).
+# Each contract says so itself (`Contract.event_date_field`, `Contract.division_field`), a
+# plugin's as much as a built-in's; these two read them from the registry.
+
+
+def default_date_field(contract: str) -> str | None:
+    """The contract's own event-date field (`event_date_field`), None for an unknown contract."""
+    model = registered_contracts().get(contract)
+    return model.event_date_field if model is not None else None
+
+
+def default_division_field(contract: str) -> str | None:
+    """The contract's own division-code field (`division_field`), None for an unknown contract."""
+    model = registered_contracts().get(contract)
+    return model.division_field if model is not None else None
+
+
+# The built-in contracts' defaults, as they read before the contracts said so themselves.
 DEFAULT_DATE_FIELD: dict[str, str] = {
-    "BirthEvent": "child.birth_date",
-    "DeathEvent": "death_date",
-    "Migration": "move_date",
-    "ResidencePermit": "issued_on",
-    "MarriageEvent": "registered_on",
-    "AdoptionEvent": "registered_on",
-    "CremationEvent": "cremation_date",
-    "SchoolEnrolment": "enrolment_month",
-    "HousingOccupancy": "updated_at",
-    "AssistCheckRequest": "sent_date",
-    "PlatformNotice": "sent_date",
-    "AssistCheckFeedback": "answered_at",
+    name: model.event_date_field for name, model in CONTRACTS.items() if model.event_date_field
 }
 DEFAULT_DIVISION_FIELD: dict[str, str] = {
-    "BirthEvent": "registered_division_code",
-    "DeathEvent": "household.division_code",
-    "Migration": "household.division_code",
-    "ResidencePermit": "residence.division_code",
-    "HousingOccupancy": "division_code",
+    name: model.division_field for name, model in CONTRACTS.items() if model.division_field
 }
 
 # Where each contract says where its person lives, for the township scope: (address, division
@@ -146,10 +149,10 @@ class Filters(BaseModel):
         for path, values in self.match.items():
             parts.append(f"{path} is {' or '.join(values)}")
         if self.division_prefix:
-            where = self.division_field or DEFAULT_DIVISION_FIELD.get(contract, "?")
+            where = self.division_field or default_division_field(contract) or "?"
             parts.append(f"{where} starts with {' or '.join(self.division_prefix)}")
         if self.event_from or self.event_until:
-            where = self.date_field or DEFAULT_DATE_FIELD.get(contract, "?")
+            where = self.date_field or default_date_field(contract) or "?"
             parts.append(f"{where} from {self.event_from or 'any date'} until {self.event_until or 'any date'}")
         return parts
 
@@ -435,6 +438,7 @@ def check_agreement(
     the county's Divisions (called only for a township-scoped agreement); `adapters`
     (adapter name -> department) the adapters its senders may name besides the departments."""
     problems: list[Problem] = []
+    known = registered_contracts()  # the built-ins and every plugin's (register_contracts)
 
     def error(message: str) -> None:
         problems.append(Problem(agreement.name, message))
@@ -472,7 +476,7 @@ def check_agreement(
         elif not problems:
             error("the township scope places records with divisions.csv, which was not given")
         for name in agreement.contracts:
-            if name in CONTRACTS and name not in SCOPE_PLACES:
+            if name in known and name not in SCOPE_PLACES:
                 error(
                     f"{name} names no address to place its person in a township; a township receives "
                     f"{', '.join(sorted(SCOPE_PLACES))} only (or set scope = \"county\")"
@@ -482,10 +486,10 @@ def check_agreement(
         error(f"recipient {agreement.recipient!r} is not a department. Valid choices: {', '.join(sorted(departments))}")
     models: dict[str, type[Contract]] = {}
     for name in agreement.contracts:
-        if name not in CONTRACTS:
-            error(f"unknown contract {name!r}. Valid choices: {', '.join(sorted(CONTRACTS))}")
+        if name not in known:
+            error(f"unknown contract {name!r}. Valid choices: {', '.join(sorted(known))}")
         else:
-            models[name] = CONTRACTS[name]
+            models[name] = known[name]
     if isinstance(agreement.fields, dict):
         for name in agreement.fields:
             if name not in agreement.contracts:
@@ -505,11 +509,11 @@ def check_agreement(
         for path in agreement.filters.match:
             _check_path(described, name, path, "filters.match", error)
         compiled.date_field[name] = _filter_field(
-            described, name, agreement.filters.date_field, DEFAULT_DATE_FIELD.get(name),
+            described, name, agreement.filters.date_field, default_date_field(name),
             bool(agreement.filters.event_from or agreement.filters.event_until), "date_field", "an event date", error,
         )
         compiled.division_field[name] = _filter_field(
-            described, name, agreement.filters.division_field, DEFAULT_DIVISION_FIELD.get(name),
+            described, name, agreement.filters.division_field, default_division_field(name),
             bool(agreement.filters.division_prefix), "division_field", "a division code", error,
         )
     f = agreement.filters
@@ -568,6 +572,8 @@ __all__ = [
     "SCHEDULE_LABELS",
     "agreements_path",
     "check_agreements",
+    "default_date_field",
+    "default_division_field",
     "installed_adapters",
     "load_agreements",
 ]

@@ -46,12 +46,13 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from contracts import CONTRACTS, canonical_json
+from contracts import canonical_json
 
 from gateway import clock
 from gateway.store.audit import now_utc, record_event
 from gateway.errors import ConfigError, GatewayError, TransportError
 from gateway.masking import mask_value
+from gateway.plugins import contract as registered_contract
 from gateway.receipts.keys import DepartmentKeys
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import Delivery, DeliveryExchange, DeliveryRecord, RoutedExchange
@@ -558,7 +559,7 @@ class Router:
         contract = delivery.contract
         leaves = agreement.columns[contract]
         minimize = projector(leaves)
-        described = contract_fields(CONTRACTS[contract])
+        described = contract_fields(registered_contract(contract))
         infos = [described.info(path) for path in leaves]
         writer = _Writer(delivery.format, handle, META_HEADERS + [info.label for info in infos], contract)
         # The senders are checked again here: the agreement may have changed since routing.
