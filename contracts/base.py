@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from functools import cache
 from operator import attrgetter
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -14,6 +15,26 @@ from contracts.canonical import canonical_json, canonical_json_without_floats
 from contracts.identity import credit_code_warning, division_warning
 
 SCHEMA_VERSION = "1.0"
+
+# What the register (人口信息库, gateway/register/) keeps of a person, by source: a
+# contract's `person_facts` names one of these per fact. `child` is the child's birth
+# certificate number (or `adoption|<certificate>`), `moved` `in` or `out`, `spouse` the
+# spouse's ID number (`-` after a divorce), dates as YYYY-MM-DD, codes as their code.
+PERSON_ATTRIBUTES = (
+    "name", "sex", "birth_date", "household_address", "household_division", "residence_address",
+    "residence_division", "marital_status", "spouse", "school", "death_date", "child", "moved",
+)
+
+
+class PersonFact(NamedTuple):
+    """One thing a record says about one person (事实): their ID number, which of
+    `PERSON_ATTRIBUTES`, its value as text, and the date of the event that says it (a
+    record reported late takes its place in the person's history at that date)."""
+
+    id_number: str
+    attribute: str
+    value: str
+    event_date: dt.date
 
 
 def _kind(field_info: Any) -> str | None:
@@ -190,6 +211,23 @@ class Contract(ContractModel):
     label_zh: ClassVar[str] = ""
     event_date_field: ClassVar[str | None] = None
     division_field: ClassVar[str | None] = None
+
+    @classmethod
+    def person_facts(cls, payload: dict[str, Any]) -> Iterator[PersonFact]:
+        """What one stored record of this contract says about each person it names, for the
+        register (人口信息库): override it, and the register folds the contract's records
+        (a file of them then owes the register an update, 5 working days). `payload` is the
+        stored record's JSON (`model_dump(mode="json")`: dates as `YYYY-MM-DD`). Yield a
+        `PersonFact` per attribute of `PERSON_ATTRIBUTES`; the register ignores a fact
+        whose ID number does not check out or whose attribute it does not keep. The
+        built-in contracts' facts are read by gateway/register/facts.py; by default a
+        contract names nobody the register keeps."""
+        return iter(())
+
+    @classmethod
+    def gives_person_facts(cls) -> bool:
+        """Whether the contract overrides `person_facts` (the register folds its records)."""
+        return cls.person_facts.__func__ is not Contract.person_facts.__func__  # type: ignore[attr-defined]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

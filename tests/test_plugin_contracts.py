@@ -271,3 +271,44 @@ def test_the_console_lists_a_plugin_contract_with_its_fields_and_masking(templat
                 chromium.close()
     finally:
         served.close()
+
+
+def test_a_plugin_contract_gives_the_register_facts_by_its_source(settings, pension):
+    """`Contract.person_facts`: the pension office's report of a death is folded into the
+    register beside the police's registration of it, each by its source; the two death
+    dates disagree, so the register lists it (多元校核), and the pension file owed the
+    register an update (变动信息更新) that the fold met."""
+    from sqlmodel import Session, select
+
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.obligations.hooks import register_contracts
+    from gateway.register.build import fold
+    from gateway.store.obligation_models import Obligation
+    from gateway.store.register_models import RegisterFact, RegisterPerson
+
+    assert "PensionDeathReport" in register_contracts()
+    number = _id_number("44078119380405013")
+    police = ("YWLX,GMSFHM,XM,XBDM,MZDM,CSRQ,HH,YHZGXDM,HJDZ,HJDZ_XZQHDM,BDRQ,BDYY,QYDZ,QYDZ_XZQHDM,ZQZBH,JZZBH,JZZYXQZ,CSYXZMBH,DJPCS\n"
+              f"死亡注销,{number},{FULL_NAME},1,01,19380405,440781000456,01,广东省台山市白沙镇,440781,20261011,死亡,,,,,,,白沙派出所\n")
+    drop(settings, "police", "police_hukou_202610.csv", police.encode("utf-8"))
+    drop(settings, "civil-affairs", "pension_deaths_202610.csv",
+         _pension_file([f"YL20260001,{FULL_NAME},{number},2026-10-12,{PHONE},家属来电"]))
+    gw = Gateway(settings)
+    try:
+        outcomes = gw.run_once()
+        assert sorted((o.status, o.accepted) for o in outcomes) == [("processed", 1), ("processed", 1)]
+        folded = fold(gw.engine, settings)
+        with Session(gw.engine) as session:
+            facts = {(f.source, f.attribute, f.value) for f in session.exec(
+                select(RegisterFact).where(RegisterFact.id_number == number)).all()}
+            deceased = session.get(RegisterPerson, number)
+            updates = session.exec(select(Obligation).where(Obligation.kind == "update")).all()
+    finally:
+        gw.close()
+    assert folded.records == 2
+    assert ("civil-affairs", "death_date", "2026-10-12") in facts and ("police", "death_date", "2026-10-11") in facts
+    assert not [f for f in facts if f[1] == "not_kept"]  # an attribute the register does not keep is ignored
+    assert deceased is not None
+    state = json.loads(deceased.state)
+    assert {(d["attribute"], d["other_source"]) for d in state["disagreements"]} >= {("death_date", "civil-affairs")}
+    assert len(updates) == 2 and {u.status for u in updates} == {"met"}

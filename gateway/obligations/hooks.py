@@ -45,6 +45,14 @@ CHANGE_UPDATE = "update:exchange:"
 # folds exactly these): a file of them owes the register an update (变动信息 5 个工作日内更新).
 REGISTER_CONTRACTS = ("BirthEvent", "DeathEvent", "CremationEvent", "Migration", "ResidencePermit", "MarriageEvent",
                       "AdoptionEvent", "HousingOccupancy", "SchoolEnrolment")
+
+
+def register_contracts() -> frozenset[str]:
+    """The built-in `REGISTER_CONTRACTS` and every registered contract that gives the
+    register facts (a plugin's, through `Contract.person_facts`)."""
+    from gateway import plugins
+
+    return frozenset(REGISTER_CONTRACTS) | {name for name, model in plugins.contracts().items() if model.gives_person_facts()}
 FEEDBACK = "feedback:exchange:"
 FORWARD = "forward:"
 RECONCILE = "reconcile:"
@@ -77,7 +85,7 @@ def exchange_committed(engine: Engine, settings: object, exchange_id: int | None
             contracts = set(session.exec(select(Record.contract).where(Record.exchange_id == exchange_id).distinct()).all())
             submission_received(session, settings, exchange.department, contracts, clock.now(), exchange_id)
             _feedback_arrived(session, settings, exchange)
-            if contracts & set(REGISTER_CONTRACTS):
+            if contracts & register_contracts():
                 _changes_arrived(session, settings, exchange)
     except Exception as exc:  # noqa: BLE001 - obligations must never undo an accepted exchange
         log.error(

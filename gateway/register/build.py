@@ -30,7 +30,7 @@ from sqlmodel import Session
 from contracts.identity import id_birth_date, id_sex
 from gateway import clock
 from gateway.config import Settings
-from gateway.obligations.hooks import REGISTER_CONTRACTS, register_folded
+from gateway.obligations.hooks import register_contracts, register_folded
 from gateway.register.divisions import Divisions, DivisionsError, Placement, load_divisions
 from gateway.register.facts import NO_SPOUSE, record_facts, wcba_facts
 from gateway.register.settings import WCBA, RegisterSettings, register_settings
@@ -40,7 +40,6 @@ from gateway.store.register_models import RegisterFact, RegisterFolded, Register
 
 log = logging.getLogger("gateway.register")
 
-CONTRACTS = REGISTER_CONTRACTS  # a file of these owes the register an update (gateway/obligations/hooks.py)
 SCALARS = ("name", "household_address", "household_division", "residence_address", "residence_division",
            "marital_status", "spouse", "school", "death_date")
 # Where two sources disagree on these, the register lists it (多元校核).
@@ -138,6 +137,7 @@ def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None, l
     result = FoldResult()
     folded_record = exists().where(RegisterFolded.kind == "record", RegisterFolded.ref_id == Record.id)
     corrected: set[tuple[str, str]] = set()
+    contracts = register_contracts()  # a file of these owes the register an update (gateway/obligations/hooks.py)
     while True:
         rows = session.execute(
             select(Record.id, Record.contract, Record.business_key, Record.version, Record.payload, Record.exchange_id,
@@ -153,7 +153,7 @@ def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None, l
         for record_id, contract, key, version, payload, exchange_id, department in rows:
             markers.append({"kind": "record", "ref_id": record_id})
             result.records += 1
-            if contract not in CONTRACTS:
+            if contract not in contracts:
                 continue
             if version > 1:
                 corrected.add((contract, key))

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from contracts.base import PERSON_ATTRIBUTES
 from contracts.identity import normalize_id_number
+from gateway import plugins
 
 _MARITAL_WORDS = (("未婚", "10"), ("离婚", "40"), ("丧偶", "30"), ("再婚", "22"), ("复婚", "23"), ("初婚", "21"), ("已婚", "20"))
 
@@ -66,9 +68,28 @@ def _household(household: Any) -> dict[str, str | None]:
     return {"household_address": household.get("address"), "household_division": household.get("division_code")}
 
 
+BUILT_IN = ("BirthEvent", "DeathEvent", "CremationEvent", "Migration", "ResidencePermit", "MarriageEvent",
+            "AdoptionEvent", "HousingOccupancy", "SchoolEnrolment")
+_ATTRIBUTES = frozenset(PERSON_ATTRIBUTES)
+
+
 def record_facts(contract: str, payload: dict[str, Any]) -> list[Fact]:
-    """Every fact of one stored record; nothing for contracts that name nobody here."""
-    return list(_facts(contract, payload))
+    """Every fact of one stored record; nothing for contracts that name nobody here. A
+    plugin's contract gives its facts through `Contract.person_facts`."""
+    if contract in BUILT_IN:
+        return list(_facts(contract, payload))
+    return list(_plugin_facts(contract, payload))
+
+
+def _plugin_facts(contract: str, payload: dict[str, Any]) -> Iterator[Fact]:
+    model = plugins.contracts().get(contract)
+    if model is None or not model.gives_person_facts():
+        return
+    for fact in model.person_facts(payload):
+        number = valid_id(fact.id_number)
+        if number is None or fact.attribute not in _ATTRIBUTES or fact.value in (None, ""):
+            continue
+        yield Fact(number, fact.attribute, str(fact.value), fact.event_date)
 
 
 def _facts(contract: str, p: dict[str, Any]) -> Iterator[Fact]:

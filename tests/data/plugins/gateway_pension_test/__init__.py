@@ -14,7 +14,11 @@ from typing import Annotated, ClassVar
 
 from pydantic import BeforeValidator, Field
 
+import datetime as dt
+from typing import Any
+
 from contracts import Contract, Person
+from contracts.base import PersonFact
 from contracts.fields import FreeText, PastDate, Phone
 
 from gateway import hookimpl
@@ -50,6 +54,16 @@ class PensionDeathReport(Contract):
     death_date: Annotated[PastDate, Field(description="死亡日期 date of death")]
     informant_phone: Annotated[Phone | None, Field(description="报告人电话 informant's phone")] = None
     remark: Annotated[FreeText | None, Field(description="备注 remark")] = None
+
+    @classmethod
+    def person_facts(cls, payload: dict[str, Any]) -> Iterator[PersonFact]:
+        """The register keeps the deceased's name and death date, by this source."""
+        person, died = payload["deceased"], payload["death_date"]
+        on = dt.date.fromisoformat(died)
+        if person.get("id_number"):
+            yield PersonFact(person["id_number"], "name", person["name"], on)
+            yield PersonFact(person["id_number"], "death_date", died, on)
+            yield PersonFact(person["id_number"], "not_kept", "x", on)  # ignored: no such attribute
 
 
 COLUMNS = {
