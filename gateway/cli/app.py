@@ -363,11 +363,12 @@ def adapters_new(
     name: Annotated[str, typer.Argument(help="Adapter name, lowercase with dashes (water-board).")],
     directory: Annotated[Path, typer.Option(help="Where to create gateway-NAME/.")] = Path("."),
     department: Annotated[Optional[str], typer.Option(help="Department whose inbox it reads (default: NAME).")] = None,
+    format: Annotated[str, typer.Option("--format", help="The file format it reads: csv, xlsx, xml or json.")] = "csv",
 ) -> None:
     """Write an installable adapter plugin package whose tests pass at once."""
     from gateway.devkit.scaffold import scaffold
 
-    root = scaffold(name, directory, department)
+    root = scaffold(name, directory, department, format)
     console.print(f"Created {root}")
     console.print(f"Next:  pip install -e '{root}[test]'  &&  pytest {root}  &&  gateway adapters list", markup=False)
 
