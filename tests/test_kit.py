@@ -60,3 +60,25 @@ def test_run_pass_reports_each_file_with_its_receipt_and_report(settings):
     # Dropped again: a duplicate exchange, nothing stored twice.
     again = run_pass(settings.home, "hospital", {"again.csv": specimen("hospital_births_202610.csv")})
     assert again.files["again.csv"].status == "duplicate"
+
+
+def test_run_pass_registers_an_adapter_not_installed_for_a_department_not_listed(home, monkeypatch):
+    import importlib
+    import sys
+
+    from gateway.devkit.scaffold import scaffold
+
+    monkeypatch.setenv("GATEWAY_SETTLE_SECONDS", "0")
+    root = scaffold("water-board", home.parent, format="csv")
+    monkeypatch.syspath_prepend(str(root))
+    adapter = importlib.import_module("gateway_water_board.adapter")
+    try:
+        sample = (root / "tests" / "samples" / "water_board_sample.csv").read_bytes()
+        result = run_pass(home, "water-board", {"m.csv": sample}, adapters=[adapter.WaterBoardAdapter])
+        assert result.files["m.csv"].accepted == 2
+        [row] = result.report_for("m.csv")
+        assert (row.row, row.code) == ("4", "id_check_char")
+        assert (home / "mailbox" / "water-board" / "outbox" / "m.csv.receipt.json").exists()
+    finally:
+        for name in [n for n in sys.modules if n.startswith("gateway_water_board")]:
+            del sys.modules[name]
