@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import subprocess
 
-from conftest import drop, query, run_gateway, specimen
+from conftest import REPO, drop, query, run_gateway, specimen
 from gateway.config import load_settings
 from gateway.exchange.home import effective_departments, unread_inbox_folders
 from gateway.exchange.lifecycle import Gateway
@@ -70,3 +71,17 @@ def test_init_and_run_say_so_and_run_warns_about_a_folder_nobody_reads(home):
     output = ran.stdout.replace("\n", "")
     assert "water-board" in output and "没有已安装的适配器读取" in output
     assert "已为适配器" not in output  # the inbox exists already
+
+
+def test_the_console_and_accounts_know_an_adapter_department(home):
+    from gateway.web.data import served_departments
+
+    _without_hospital(home)
+    assert served_departments(load_settings(home))[-1] == "hospital"
+    run_gateway(home, "init")
+    added = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "gateway"), "users", "add", "clerk-h", "--role", "department", "--department", "hospital",
+         "--password-stdin", "--home", str(home)],
+        input="a long enough passphrase 42\n", capture_output=True, text=True, timeout=120,
+    )
+    assert added.returncode == 0 and "sees hospital only" in added.stdout, added.stderr
