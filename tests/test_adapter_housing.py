@@ -17,7 +17,7 @@ from conftest import SPECIMENS, drop, error_report, specimen
 from contracts.housing import HousingOccupancy
 from gateway.adapter import RawRow
 from gateway.errors import FileRejected
-from gateway.testing import adapter_test_class
+from gateway.testing import adapter_test_class, run_pass
 
 SPECIMEN = "housing_occupancy_page1.json"
 PAGE = json.loads(specimen(SPECIMEN))
@@ -77,9 +77,13 @@ def run(gateway, settings, name: str, data: bytes, department: str = "housing"):
 # -- the specimen through the pipeline ---------------------------------------------
 
 
-def test_specimen_page_gives_two_occupancy_records(gateway, settings):
-    outcome = run(gateway, settings, SPECIMEN, specimen(SPECIMEN))
+def test_specimen_page_gives_two_occupancy_records(settings):
+    result = run_pass(settings.home, "housing", {SPECIMEN: specimen(SPECIMEN)})
+    outcome = result.files[SPECIMEN]
     assert (outcome.status, outcome.accepted, outcome.rejected, outcome.duplicates) == ("processed", 2, 0, 0)
+    receipt = result.receipt_for(SPECIMEN)
+    assert receipt["exchange_id"] == outcome.exchange_id and receipt["counts"]["accepted"] == 2 and receipt["adapter"] == "housing-registry"
+    assert result.reports == {}
     stored = query(settings, "SELECT contract, business_key, payload FROM record ORDER BY leaf_index")
     assert [(contract, key) for contract, key, _ in stored] == [("HousingOccupancy", key) for key in KEYS]
     first = json.loads(stored[0][2])
@@ -114,7 +118,7 @@ def test_an_unregistered_tenant_is_a_warning(gateway, settings):
     )
 
 
-def test_bad_items_are_row_errors_naming_the_json_field(gateway, settings):
+def test_bad_items_are_row_errors_naming_the_json_field(settings):
     bad_owner = item(owners=[{"name": "李强", "idNo": "440781199005084515"}])
     moved_out_early = copy.deepcopy(ITEMS[0])
     moved_out_early["occupants"][1]["moveOut"] = "2020-01-01"
@@ -131,8 +135,10 @@ def test_bad_items_are_row_errors_naming_the_json_field(gateway, settings):
         "not an object",
         item(room={"no": 502}),
     ]
-    outcome = run(gateway, settings, "bad.json", page(items))
+    result = run_pass(settings.home, "housing", {"bad.json": page(items)})
+    outcome = result.files["bad.json"]
     assert (outcome.accepted, outcome.rejected) == (0, len(items))
+    assert {row.code for row in result.report_for("bad.json")} >= {"id_check_char", "role_code", "bool_type"}
     found = report(settings, "bad.json")
     assert found[1] == [("owners[].idNo", "440781***********5", "id_check_char")]
     assert [(c, code) for c, _, code in found[2]] == [("occupants[].moveOut", "move_out_before_move_in")]

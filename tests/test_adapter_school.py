@@ -12,6 +12,7 @@ import resource
 import time
 import tracemalloc
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import conftest
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from adapters.school_enrolments import SchoolEnrolmentsAdapter
 from conftest import SPECIMENS, drop, error_report, specimen
 from contracts.school import SchoolEnrolment, StageAgeRanges
-from gateway.testing import adapter_test_class
+from gateway.testing import adapter_test_class, run_pass
 
 SPECIMEN = "school_enrolments_202609.csv"
 TEXT = specimen(SPECIMEN).decode("gb18030")
@@ -37,6 +38,16 @@ TestSchoolEnrolments = adapter_test_class(
     SchoolEnrolmentsAdapter,
     samples=[SPECIMENS / SPECIMEN],
     expected={SPECIMEN: (4, 1)},
+)
+
+# The same specimen as a workbook (tests/data): the kit's XLSX cases (a truncated zip, a
+# zip bomb, a DOCTYPE in a sheet) and a 20,000-row workbook streamed.
+XLSX_SAMPLE = Path(__file__).parent / "data" / "school_enrolments_202609.xlsx"
+
+TestSchoolEnrolmentsWorkbook = adapter_test_class(
+    SchoolEnrolmentsAdapter,
+    samples=[XLSX_SAMPLE],
+    expected={XLSX_SAMPLE.name: (4, 1)},
 )
 
 
@@ -233,9 +244,12 @@ def test_hospital_file_in_the_school_inbox_names_the_hospital_adapter(gateway, s
     assert "hospital-births" in outcome.reason
 
 
-def test_school_workbook_in_another_inbox_names_the_school_adapter(gateway, settings):
-    outcome = run(gateway, settings, "enrolments.xlsx", xlsx_bytes(ROWS), department="hospital")
-    assert outcome.status == "rejected" and "school-enrolments" in outcome.reason
+def test_school_workbook_in_another_inbox_names_the_school_adapter(settings):
+    result = run_pass(settings.home, "hospital", {"enrolments.xlsx": xlsx_bytes(ROWS)})
+    outcome = result.files["enrolments.xlsx"]
+    assert outcome.status == "rejected" and "school-enrolments" in (outcome.reason or "")
+    [row] = result.report_for("enrolments.xlsx")
+    assert row.code == "no_adapter" and "school-enrolments" in row.reason_en
 
 
 @pytest.mark.parametrize(
@@ -267,10 +281,12 @@ def test_a_workbook_without_the_sheet_is_rejected_naming_its_sheets(gateway, set
     assert "新生名册" in outcome.reason and "Sheet1" in outcome.reason
 
 
-def test_a_header_missing_a_column_is_rejected(gateway, settings):
+def test_a_header_missing_a_column_is_rejected(settings):
     header = [name for name in HEADER if name != "学段"]
-    outcome = run(gateway, settings, "nostage.xlsx", xlsx_bytes([], header=header))
-    assert outcome.status == "rejected" and "学段" in outcome.reason
+    result = run_pass(settings.home, "school", {"nostage.xlsx": xlsx_bytes([], header=header)})
+    outcome = result.files["nostage.xlsx"]
+    assert outcome.status == "rejected" and "学段" in (outcome.reason or "")
+    assert [(row.row, row.code) for row in result.report_for("nostage.xlsx")] == [("1", "header_missing")]
 
 
 def _rezip(data: bytes, part: str, change) -> bytes:

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from gateway.cli._common import setup_logging as _logging
 from gateway.config import default_home, load_settings
 from gateway.errors import GatewayError
 from gateway.masking import mask_file_name, mask_file_path
+
+if TYPE_CHECKING:
+    from gateway.exchange.lifecycle import Gateway
 
 # Tracebacks never show local variables: they would print records' personal data.
 app = typer.Typer(
@@ -76,9 +79,18 @@ def init(home: HomeOption = None) -> None:
     """Create the gateway home: settings, database, every department's mailbox, signing key."""
     from gateway.exchange.home import init_home
 
+    from gateway.exchange.home import effective_departments, ensure_adapter_mailboxes
+    from gateway.intake.transports import LocalMailbox
+    from gateway.plugins import get_manager
+
     settings, fingerprint, created = init_home(home or default_home())
+    adapters = list(get_manager().adapters().values())
+    mailbox = LocalMailbox(settings.mailbox_root)
+    made = ensure_adapter_mailboxes(settings, adapters, lambda _department: mailbox)
     console.print(f"Gateway home: [bold]{settings.home}[/]")
-    console.print(f"Mailbox:      {settings.mailbox_root} ({len(settings.departments)} departments)")
+    console.print(f"Mailbox:      {settings.mailbox_root} ({len(effective_departments(settings, adapters))} departments)")
+    for message in made:
+        console.print(message, markup=False)
     console.print(f"Database:     {settings.db_url}")
     console.print(f"Signing key:  {fingerprint} ({'new' if created else 'existing'})")
     console.print(f"Public key:   {settings.keys_dir} (publish it; verifiers need nothing else)")
@@ -86,6 +98,13 @@ def init(home: HomeOption = None) -> None:
 
     if write_example(settings.home):
         console.print(f"Divisions:    {settings.home / 'divisions.csv'} (an example: write the county's townships and villages)")
+
+
+def _warn_unread_folders(gateway: Gateway) -> None:
+    from gateway.exchange.home import unread_inbox_folders, unread_inbox_message
+
+    for folder in unread_inbox_folders(gateway.settings, gateway.plugins.adapters().values()):
+        console.print(unread_inbox_message(folder, gateway.settings.mailbox_root / folder), markup=False, style="yellow")
 
 
 @app.command()
@@ -99,6 +118,9 @@ def run(
     if once:
         gateway = _gateway(home)
         try:
+            for message in gateway.ensure_adapter_mailboxes(log_them=False):
+                console.print(message, markup=False)
+            _warn_unread_folders(gateway)
             _summary(gateway.run_once())
         finally:
             gateway.close()
@@ -131,7 +153,10 @@ def run(
             stop = True
 
         signal.signal(signal.SIGTERM, _stop)
-        console.print(f"Polling {len(gateway.settings.departments)} inboxes every {gateway.settings.poll_seconds:g}s; Ctrl-C stops.")
+        for message in gateway.ensure_adapter_mailboxes(log_them=False):
+            console.print(message, markup=False)
+        _warn_unread_folders(gateway)
+        console.print(f"Polling {len(gateway.departments())} inboxes every {gateway.settings.poll_seconds:g}s; Ctrl-C stops.")
         for job in jobs[1:]:
             console.print(f"Job {job.name}: {job.schedule_text} ({job.description})", markup=False)
         scheduler.start()
@@ -338,11 +363,12 @@ def adapters_new(
     name: Annotated[str, typer.Argument(help="Adapter name, lowercase with dashes (water-board).")],
     directory: Annotated[Path, typer.Option(help="Where to create gateway-NAME/.")] = Path("."),
     department: Annotated[Optional[str], typer.Option(help="Department whose inbox it reads (default: NAME).")] = None,
+    format: Annotated[str, typer.Option("--format", help="The file format it reads: csv, xlsx, xml or json.")] = "csv",
 ) -> None:
     """Write an installable adapter plugin package whose tests pass at once."""
     from gateway.devkit.scaffold import scaffold
 
-    root = scaffold(name, directory, department)
+    root = scaffold(name, directory, department, format)
     console.print(f"Created {root}")
     console.print(f"Next:  pip install -e '{root}[test]'  &&  pytest {root}  &&  gateway adapters list", markup=False)
 

@@ -49,9 +49,13 @@ def import_key(
     from gateway.errors import UnknownName
     from gateway.receipts.keys import DepartmentKeys
 
+    from gateway.exchange.home import effective_departments
+    from gateway.plugins import get_manager
+
     settings = settings_for(home)
-    if department not in settings.departments:
-        raise UnknownName("department", department, settings.departments)
+    departments = effective_departments(settings, get_manager().adapters().values())  # an installed adapter's too
+    if department not in departments:
+        raise UnknownName("department", department, departments)
     key = DepartmentKeys(settings.keys_dir).import_key(file.read_bytes(), department, fingerprint)
     console.print(f"Registered {key.fingerprint} for {department} ({settings.keys_dir / 'departments' / key.public_key_file}).")
     console.print(

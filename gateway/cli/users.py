@@ -47,12 +47,15 @@ def users_add(
     home: HomeOption = None,
 ) -> None:
     """Add an account; the password comes from a prompt or --password-stdin."""
+    from gateway.exchange.home import effective_departments
+    from gateway.plugins import get_manager
     from gateway.web.accounts import add_user
 
     settings, engine = _engine(home)
     try:
         password = _password(password_stdin)
-        user = add_user(engine, name, role, password, department, list(settings.departments))
+        departments = effective_departments(settings, get_manager().adapters().values())  # an installed adapter's too
+        user = add_user(engine, name, role, password, department, departments)
     finally:
         engine.dispose()
     scope = f", sees {user.department} only" if user.department else ", sees every department"

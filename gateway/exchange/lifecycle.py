@@ -44,6 +44,7 @@ from gateway.receipts.merkle import TreeBuilder
 from gateway.receipts.receipt import GENESIS, receipt_bytes, receipt_document, sha256_hex
 from gateway.receipts.signing import Signer
 from gateway.receipts.rejection_report import write_report
+from gateway.exchange.home import effective_departments, ensure_adapter_mailboxes
 from gateway.exchange.batches import ISSUE_KEYS, PreparedBatch, RowPreparer
 from gateway.intake.arrival import HEAD_BYTES, TAIL_BYTES, ArrivalWatch
 from gateway.intake import manifests
@@ -167,6 +168,7 @@ class Gateway:
         self._manifest_held: set[tuple[str, str]] = set()  # (inbox path, why) logged once
         self._staged: dict[str, Path] = {}  # inbox path -> its staged copy, while it is processed
         self._adapters: dict[str, Adapter] = {}
+        self._adapter_mailboxes_made = False  # the inboxes of unlisted adapter departments (once per process)
         # Exchanges whose counted attempt a database fault cut short: a fault is not the
         # file's doing, so the attempt is taken back once the database works (max_attempts).
         self._attempt: int | None = None
@@ -191,6 +193,23 @@ class Gateway:
         return self.transports.get(department, self.transport)
 
     # -- adapters ---------------------------------------------------------------
+
+    def departments(self) -> list[str]:
+        """The departments polled (gateway/exchange/home.py `effective_departments`): the
+        configured ones, then those an installed adapter reads that gateway.toml omits."""
+        return effective_departments(self.settings, self.plugins.adapters().values())
+
+    def ensure_adapter_mailboxes(self, *, log_them: bool = True) -> list[str]:
+        """Make (once per process) the mailbox of each installed adapter's department that
+        gateway.toml does not list; return a message per mailbox made, logged unless the
+        caller shows them itself (`gateway run` prints them)."""
+        if self._adapter_mailboxes_made:
+            return []
+        said = ensure_adapter_mailboxes(self.settings, self.plugins.adapters().values(), self.transport_for)
+        for message in said if log_them else ():
+            log.warning("%s", message)
+        self._adapter_mailboxes_made = True
+        return said
 
     def adapter(self, name: str) -> Adapter:
         if name not in self._adapters:
@@ -227,7 +246,11 @@ class Gateway:
         now = time.time() if now is None else now
         ready, wait = [], 0.0
         acknowledging = self._acknowledging()
-        for department in self.settings.departments:
+        try:
+            self.ensure_adapter_mailboxes()
+        except OSError as exc:  # a mailbox that cannot be made: said, the other inboxes go on
+            log.error("an adapter's inbox could not be made: %s", type(exc).__name__)
+        for department in self.departments():
             try:
                 found, waiting = self._ready_in(department, now, acknowledging)
             except Exception as exc:

@@ -282,10 +282,19 @@ class Overview(BaseModel):
     reconciliation_gaps: dict[str, int] | None = None
 
 
+def served_departments(settings: Settings) -> list[str]:
+    """The departments polled: gateway.toml's, then installed adapters' others
+    (gateway/exchange/home.py `effective_departments`)."""
+    from gateway.exchange.home import effective_departments
+    from gateway.plugins import get_manager
+
+    return effective_departments(settings, get_manager().adapters().values())
+
+
 def overview(engine: Engine, settings: Settings, scope: str | None) -> Overview:
     today = clock.today()
     start, end = china_day_bounds(today, today)
-    departments = [scope] if scope else list(settings.departments)
+    departments = [scope] if scope else served_departments(settings)
     counts: dict[str, DepartmentDay] = {
         d: DepartmentDay(department=d, exchanges=0, accepted=0, rejected=0, refused_files=0, duplicates=0, waiting_files=None)
         for d in departments

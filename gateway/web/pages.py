@@ -34,7 +34,7 @@ ExchangeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def render(request: Request, template: str, caller: Caller | None, status_code: int = 200, **context: Any) -> HTMLResponse:
-    context.update(caller=caller, csrf_field=CSRF_FIELD, departments=request.app.state.settings.departments)
+    context.update(caller=caller, csrf_field=CSRF_FIELD, departments=data.served_departments(request.app.state.settings))
     return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
