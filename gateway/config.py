@@ -6,9 +6,10 @@ The home is `--home`, else `GATEWAY_HOME`, else `./gateway-home`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -401,3 +402,28 @@ require_signed_acks = false
 def default_toml() -> str:
     listed = "[" + ", ".join(f'"{name}"' for name in DEPARTMENTS) + "]"
     return DEFAULT_TOML.format(departments=listed)
+
+
+class NamedAdapter(Protocol):
+    """What the department list needs of an installed adapter (`AdapterInfo` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def department(self) -> str: ...
+
+
+def effective_departments(settings: Settings, adapters: Iterable[NamedAdapter]) -> list[str]:
+    """The departments the gateway serves (实际部门): `departments` of gateway.toml, in its
+    order, then every department an installed adapter reads that the list does not name
+    (sorted). `Settings.departments` stays the configured list; polling, `init` and the
+    recipients a clerk may name use this one, so installing a plugin is enough for its
+    department's files to be read."""
+    return served_departments(settings, (adapter.department for adapter in adapters))
+
+
+def served_departments(settings: Settings, adapter_departments: Iterable[str]) -> list[str]:
+    """`effective_departments` from the departments the installed adapters read."""
+    configured = list(settings.departments)
+    return configured + sorted(set(adapter_departments) - set(configured))

@@ -11,7 +11,8 @@ import subprocess
 
 from conftest import REPO, drop, query, run_gateway, specimen
 from gateway.config import load_settings
-from gateway.exchange.home import effective_departments, unread_inbox_folders
+from gateway.config import effective_departments
+from gateway.exchange.home import unread_inbox_folders
 from gateway.exchange.lifecycle import Gateway
 from gateway.plugins import get_manager
 
@@ -85,3 +86,20 @@ def test_the_console_and_accounts_know_an_adapter_department(home):
         input="a long enough passphrase 42\n", capture_output=True, text=True, timeout=120,
     )
     assert added.returncode == 0 and "sees hospital only" in added.stdout, added.stderr
+
+
+def test_an_unlisted_adapter_department_may_receive_under_an_agreement(home):
+    """A department known from an installed adapter only is a recipient an agreement may name."""
+    from gateway.routing.agreements import load_agreements
+
+    _without_hospital(home)
+    (home / "agreements.toml").write_text(
+        '[[agreements]]\nname = "deaths-to-hospital"\nrecipient = "hospital"\ncontracts = ["DeathEvent"]\n'
+        'fields = ["death_date"]\npurpose = "close the hospital\'s open cases"\n', encoding="utf-8")
+    checked = load_agreements(load_settings(home))
+    assert [a.agreement.name for a in checked.agreements] == ["deaths-to-hospital"], checked.problems
+    (home / "agreements.toml").write_text(
+        '[[agreements]]\nname = "deaths-to-nobody"\nrecipient = "water-board"\ncontracts = ["DeathEvent"]\n'
+        'fields = ["death_date"]\npurpose = "x"\n', encoding="utf-8")
+    refused = load_agreements(load_settings(home))
+    assert not refused.agreements and "hospital" in " ".join(p.message for p in refused.problems)

@@ -79,7 +79,8 @@ def init(home: HomeOption = None) -> None:
     """Create the gateway home: settings, database, every department's mailbox, signing key."""
     from gateway.exchange.home import init_home
 
-    from gateway.exchange.home import effective_departments, ensure_adapter_mailboxes
+    from gateway.config import effective_departments
+    from gateway.exchange.home import ensure_adapter_mailboxes
     from gateway.intake.transports import LocalMailbox
     from gateway.plugins import get_manager
 

@@ -49,7 +49,7 @@ def import_key(
     from gateway.errors import UnknownName
     from gateway.receipts.keys import DepartmentKeys
 
-    from gateway.exchange.home import effective_departments
+    from gateway.config import effective_departments
     from gateway.plugins import get_manager
 
     settings = settings_for(home)

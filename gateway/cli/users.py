@@ -47,7 +47,7 @@ def users_add(
     home: HomeOption = None,
 ) -> None:
     """Add an account; the password comes from a prompt or --password-stdin."""
-    from gateway.exchange.home import effective_departments
+    from gateway.config import effective_departments
     from gateway.plugins import get_manager
     from gateway.web.accounts import add_user
 

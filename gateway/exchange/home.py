@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from gateway.config import CONFIG_FILE, Settings, default_toml, load_settings
+from gateway.config import CONFIG_FILE, NamedAdapter, Settings, default_toml, effective_departments, load_settings
 from gateway.intake.transports.base import FOLDERS, Transport
 from gateway.receipts.signing import HISTORY_FILE, Signer
 from gateway.routing.agreements import write_default_agreements
@@ -15,31 +15,10 @@ from gateway.store import create_schema, make_engine
 from gateway.intake.transports import LocalMailbox
 
 
-class NamedAdapter(Protocol):
-    """What the department list needs of an installed adapter (`AdapterInfo` has it)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def department(self) -> str: ...
-
-
 class TransportFor(Protocol):
     """`Gateway.transport_for`: the mailbox of one department."""
 
     def __call__(self, department: str) -> Transport: ...
-
-
-def effective_departments(settings: Settings, adapters: Iterable[NamedAdapter]) -> list[str]:
-    """The departments the gateway serves (实际部门): `departments` of gateway.toml, in its
-    order, then every department an installed adapter reads that the list does not name
-    (sorted). `Settings.departments` stays the configured list; polling, `init` and the
-    recipients a clerk may name use this one, so installing a plugin is enough for its
-    department's files to be read."""
-    configured = list(settings.departments)
-    extra = sorted({adapter.department for adapter in adapters} - set(configured))
-    return configured + extra
 
 
 def unconfigured_adapter_departments(settings: Settings, adapters: Iterable[NamedAdapter]) -> dict[str, list[str]]:

@@ -44,7 +44,8 @@ from gateway.receipts.merkle import TreeBuilder
 from gateway.receipts.receipt import GENESIS, receipt_bytes, receipt_document, sha256_hex
 from gateway.receipts.signing import Signer
 from gateway.receipts.rejection_report import write_report
-from gateway.exchange.home import effective_departments, ensure_adapter_mailboxes
+from gateway.config import effective_departments
+from gateway.exchange.home import ensure_adapter_mailboxes
 from gateway.exchange.batches import ISSUE_KEYS, PreparedBatch, RowPreparer
 from gateway.intake.arrival import HEAD_BYTES, TAIL_BYTES, ArrivalWatch
 from gateway.intake import manifests

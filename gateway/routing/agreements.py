@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from contracts import CONTRACTS, Contract
 
-from gateway.config import Settings
+from gateway.config import Settings, served_departments
 from gateway.errors import ConfigError
 from gateway.plugins import contracts as registered_contracts
 from gateway.routing.divisions import Divisions, DivisionsError, Placement, load_divisions
@@ -398,8 +398,10 @@ def load_agreements(settings: Settings, adapters: Mapping[str, str] | None = Non
     `adapters` (adapter name -> department) are the senders an agreement may name besides the
     departments: by default the installed ones."""
     raw, sources = _raw_agreements(settings)
-    if adapters is None and any(isinstance(table, dict) and table.get("senders") for _, table in raw):
+    if adapters is None:
         adapters = installed_adapters()
+    # a department an installed adapter reads is a department, listed in gateway.toml or not
+    departments = served_departments(settings, adapters.values())
     problems: list[Problem] = []
     compiled: list[CompiledAgreement] = []
     names: set[str] = set()
@@ -421,7 +423,7 @@ def load_agreements(settings: Settings, adapters: Mapping[str, str] | None = Non
             problems.append(Problem(agreement.name, f"{where}: the name is used by another agreement; names must be unique"))
             continue
         names.add(agreement.name)
-        result, found = check_agreement(agreement, settings.departments, lambda: load_divisions(settings.home), adapters)
+        result, found = check_agreement(agreement, departments, lambda: load_divisions(settings.home), adapters)
         problems += found
         if result is not None:
             compiled.append(result)

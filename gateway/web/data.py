@@ -285,7 +285,7 @@ class Overview(BaseModel):
 def served_departments(settings: Settings) -> list[str]:
     """The departments polled: gateway.toml's, then installed adapters' others
     (gateway/exchange/home.py `effective_departments`)."""
-    from gateway.exchange.home import effective_departments
+    from gateway.config import effective_departments
     from gateway.plugins import get_manager
 
     return effective_departments(settings, get_manager().adapters().values())
