@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.config import Settings
+from gateway.config import Settings, effective_departments
 from gateway.errors import ConfigError
 
 # The departments' duties: identity, household and address: police 户籍; marital status: civil
@@ -65,6 +65,7 @@ def register_settings(settings: Settings) -> RegisterSettings:
     given = raw.pop("authority", {}) or {}
     if not isinstance(given, dict):
         raise ConfigError("[population_register.authority] must be a table: attribute = [\"department\", ...]")
+    departments: list[str] | None = None
     for attribute, sources in given.items():
         if attribute not in DEFAULT_AUTHORITY:
             raise ConfigError(f"[population_register.authority] {attribute!r} is not an attribute. Valid choices: {', '.join(ATTRIBUTES)}")
@@ -72,11 +73,15 @@ def register_settings(settings: Settings) -> RegisterSettings:
             sources = [sources]
         if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
             raise ConfigError(f"[population_register.authority] {attribute}: write a list of department names")
-        unknown = [s for s in sources if s not in settings.departments and s != WCBA]
+        if departments is None:  # a department an installed adapter reads is a source too
+            from gateway.plugins import get_manager
+
+            departments = effective_departments(settings, get_manager().adapters().values())
+        unknown = [s for s in sources if s not in departments and s != WCBA]
         if unknown:
             raise ConfigError(
                 f"[population_register.authority] {attribute}: {', '.join(unknown)} is not a department. "
-                f"Valid choices: {', '.join([*settings.departments, WCBA])}"
+                f"Valid choices: {', '.join([*departments, WCBA])}"
             )
         authority[attribute] = tuple(sources)
     low, high = raw.pop("women_min_age", 15), raw.pop("women_max_age", 49)
