@@ -29,6 +29,7 @@ from gateway.receipts.proofs import build_proof, verify_proof
 from gateway.reconcile import Evidence, Reconciliation, Subject
 from gateway.reconcile.base import as_date
 from gateway.reconcile.evaluate import evaluate
+from gateway.register.build import fold
 from gateway.store import make_engine
 from gateway.store.migrate import alembic_config, current_revision, head_revision, upgrade
 
@@ -226,6 +227,9 @@ def test_the_migration_splits_deaths_stored_under_the_old_key_and_every_receipt_
     settings = load_settings(bureau)
     engine = make_engine(settings.db_url)
     try:
+        fold(engine, settings)  # the register's facts, under the old keys too
+        assert {key for (key,) in query(bureau, "SELECT business_key FROM registerfact WHERE contract = 'DeathEvent'")} == {
+            old, f"{OTHER_ID}|2026-10-20"}
         with engine.begin() as connection:  # the schema is the same: the database as the old code left it
             command.stamp(alembic_config(connection), PREVIOUS)
         assert current_revision(engine) == PREVIOUS
@@ -240,6 +244,10 @@ def test_the_migration_splits_deaths_stored_under_the_old_key_and_every_receipt_
         assert ("population-office-all", bureau_key, 1, "correction") in sent  # as it was sent, under its own key now
         assert {(key, version) for _, key, version, _ in sent} == {(police_key, 1), (bureau_key, 1), (other, 1), (other, 2)}
         assert sorted(query(bureau, "SELECT left_key, right_key FROM reconciliationlink")) == [(police_key, "H1"), (bureau_key, "H1")]
+        facts = query(bureau, "SELECT f.business_key, f.version, r.business_key, r.version FROM registerfact f "
+                              "JOIN record r ON r.id = f.record_id WHERE f.contract = 'DeathEvent'")
+        assert facts and all(fact[:2] == fact[2:] for fact in facts)
+        assert {fact[:2] for fact in facts} >= {(police_key, 1), (bureau_key, 1)}
 
         # Every receipt verifies, and every record's proof.
         receipts = _receipts(bureau)
