@@ -316,3 +316,14 @@ def test_one_death_reported_by_both_is_counted_once_in_the_reports(bureau):
         assert sum(sum(by_sex.values()) for by_sex in figures[UNPLACED].deaths.values()) == 2
     finally:
         engine.dispose()
+
+
+def test_the_parsing_processes_make_the_same_keys(bureau, monkeypatch, caplog):
+    monkeypatch.setenv("GATEWAY_INGEST_WORKERS", "2")
+    monkeypatch.setenv("GATEWAY_PARALLEL_PARSE_MIN_BYTES", "0")
+    assert load_settings(bureau).ingest_workers == 2
+    pass_of(bureau, "police", "deaths.csv", police_death())
+    reported = pass_of(bureau, BUREAU, "pension_deaths.csv", bureau_deaths((DEATH_ID, "刘大爷", "20261011")))
+    assert (reported.accepted, reported.corrected) == (1, 0)
+    assert deaths(bureau) == [(f"police|{DEATH_ID}|{DEATH_DATE}", 1, "police"), (f"{BUREAU}|{DEATH_ID}|{DEATH_DATE}", 1, BUREAU)]
+    assert sum("parsing process" in record.getMessage() for record in caplog.records) == 2  # both files went that way
