@@ -176,6 +176,13 @@ class Contract(ContractModel):
     across files: the same key with the same content is a duplicate, with different
     content a correction).
 
+    Optional metadata that makes a contract first-class in the gateway (a plugin's as
+    much as a built-in's): `label_zh` (its Chinese name, 中文名, shown by
+    `gateway contracts list` and the console; default `contract_name`),
+    `event_date_field` (the dotted field an agreement's `event_from`/`event_until`
+    filter reads by default) and `division_field` (where an agreement's
+    `division_prefix` filter finds the division code by default).
+
     `business_key_includes_source` (身份含来源): True where two departments report the same
     event (a death registered by the police and reported by a family to the social-security
     bureau): the stored key is then `<department>|<business_key()>`, so each source's report
@@ -186,6 +193,15 @@ class Contract(ContractModel):
     schema_version: ClassVar[str] = SCHEMA_VERSION
     business_key_fields: ClassVar[tuple[str, ...]]
     business_key_includes_source: ClassVar[bool] = False
+    label_zh: ClassVar[str] = ""
+    event_date_field: ClassVar[str | None] = None
+    division_field: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The Chinese name defaults to the contract's own name, never to a parent's label.
+        if "label_zh" not in cls.__dict__ and "contract_name" in cls.__dict__:
+            cls.label_zh = cls.__dict__["contract_name"]
 
     @classmethod
     @cache

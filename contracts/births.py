@@ -54,6 +54,9 @@ class BirthEvent(Contract):
 
     contract_name: ClassVar[str] = "BirthEvent"
     business_key_fields: ClassVar[tuple[str, ...]] = ("registration", "birth_certificate_no")
+    label_zh: ClassVar[str] = "出生"
+    event_date_field: ClassVar[str | None] = "child.birth_date"
+    division_field: ClassVar[str | None] = "registered_division_code"
 
     registration: Literal["hospital", "police"] = Field(
         default="hospital", description="who registered the birth: hospital (出生医学证明) or police (出生登记)"

@@ -38,6 +38,9 @@ class MarriageEvent(Contract):
 
     contract_name: ClassVar[str] = "MarriageEvent"
     business_key_fields: ClassVar[tuple[str, ...]] = ("certificate_no",)
+    label_zh: ClassVar[str] = "婚姻登记"
+    event_date_field: ClassVar[str | None] = "registered_on"
+    division_field: ClassVar[str | None] = None
 
     kind: Literal["marriage", "divorce"] = Field(description="业务类型: 结婚 marriage / 离婚 divorce")
     certificate_no: Text = Field(max_length=40, description="证号 (结婚证 or 离婚证)")
@@ -87,6 +90,9 @@ class AdoptionEvent(Contract):
 
     contract_name: ClassVar[str] = "AdoptionEvent"
     business_key_fields: ClassVar[tuple[str, ...]] = ("certificate_no",)
+    label_zh: ClassVar[str] = "收养登记"
+    event_date_field: ClassVar[str | None] = "registered_on"
+    division_field: ClassVar[str | None] = None
 
     certificate_no: Text = Field(max_length=40, description="证号 (收养登记证)")
     registered_on: PastDate = Field(description="登记日期")
@@ -115,6 +121,9 @@ class CremationEvent(Contract):
 
     contract_name: ClassVar[str] = "CremationEvent"
     business_key_fields: ClassVar[tuple[str, ...]] = ("certificate_no",)
+    label_zh: ClassVar[str] = "火化"
+    event_date_field: ClassVar[str | None] = "cremation_date"
+    division_field: ClassVar[str | None] = None
 
     certificate_no: Text = Field(max_length=40, description="证号 (火化证明)")
     funeral_home: Text = Field(max_length=100, description="殡仪馆")

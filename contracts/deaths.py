@@ -25,6 +25,9 @@ class DeathEvent(Contract):
     contract_name: ClassVar[str] = "DeathEvent"
     business_key_fields: ClassVar[tuple[str, ...]] = ("deceased.id_number", "death_date")
     business_key_includes_source: ClassVar[bool] = True
+    label_zh: ClassVar[str] = "死亡"
+    event_date_field: ClassVar[str | None] = "death_date"
+    division_field: ClassVar[str | None] = "household.division_code"
 
     deceased: Resident = Field(description="死者")
     death_date: PastDate = Field(description="死亡日期 (police: 变动日期 BDRQ of the 死亡注销)")

@@ -1,6 +1,6 @@
 """Field types the departments' files share: dates in four spellings, trimmed text,
-names and addresses (personal data, masked wherever people or logs see them), and the
-GB/T 2261.1 sex code.
+names, addresses, phone numbers and free text (personal data, masked wherever people or
+logs see them), and the GB/T 2261.1 sex code.
 """
 
 from __future__ import annotations
@@ -157,6 +157,28 @@ PersonName = Annotated[
     Field(max_length=64, json_schema_extra={"kind": "name"}, description="姓名 (may hold characters outside the BMP)"),
 ]
 Address = Annotated[str, BeforeValidator(clean_text), Field(max_length=200, json_schema_extra={"kind": "address"})]
+_PHONE = re.compile(r"^\d+(?:-\d+)*$")
+
+
+def clean_phone(value: Any) -> Any:
+    """A phone number (电话号码): trimmed, full-width digits as ASCII, then digits and `-` only
+    (`13812345678`, `0762-1234567`), 7 to 20 characters; anything else is `phone_format`."""
+    value = _code_text(value)
+    if isinstance(value, str) and not (_PHONE.match(value) and 7 <= len(value) <= 20):
+        raise PydanticCustomError("phone_format", "a phone number holds digits and - only: 11 digits for a mobile, area code - number for a landline")
+    return value
+
+
+Phone = Annotated[
+    str,
+    BeforeValidator(clean_phone),
+    Field(max_length=20, json_schema_extra={"kind": "phone"}, description="电话号码 (phone number: digits and -)"),
+]
+FreeText = Annotated[
+    str,
+    BeforeValidator(clean_text),
+    Field(max_length=2000, json_schema_extra={"kind": "free_text"}, description="自由文本 (free text, masked like a name)"),
+]
 DivisionCode = Annotated[
     str,
     BeforeValidator(_code_text),

@@ -125,6 +125,9 @@ class HousingOccupancy(Contract):
 
     contract_name: ClassVar[str] = "HousingOccupancy"
     business_key_fields: ClassVar[tuple[str, ...]] = ("property_cert_no", "updated_at")
+    label_zh: ClassVar[str] = "房屋居住"
+    event_date_field: ClassVar[str | None] = "updated_at"
+    division_field: ClassVar[str | None] = "division_code"
 
     property_cert_no: Annotated[str, BeforeValidator(_certificate_no)] = Field(
         max_length=64, description="不动产权证号 (propertyCertNo)"

@@ -27,6 +27,9 @@ class Migration(Contract):
 
     contract_name: ClassVar[str] = "Migration"
     business_key_fields: ClassVar[tuple[str, ...]] = ("person.id_number", "direction", "move_date")
+    label_zh: ClassVar[str] = "迁移"
+    event_date_field: ClassVar[str | None] = "move_date"
+    division_field: ClassVar[str | None] = "household.division_code"
 
     direction: Literal["in", "out"] = Field(description="迁入 in / 迁出 out")
     person: Resident = Field(description="迁移人")
@@ -58,6 +61,9 @@ class ResidencePermit(Contract):
 
     contract_name: ClassVar[str] = "ResidencePermit"
     business_key_fields: ClassVar[tuple[str, ...]] = ("permit_no",)
+    label_zh: ClassVar[str] = "居住证"
+    event_date_field: ClassVar[str | None] = "issued_on"
+    division_field: ClassVar[str | None] = "residence.division_code"
 
     permit_no: Text = Field(max_length=40, description="居住证编号")
     holder: Resident = Field(description="持证人")

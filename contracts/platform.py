@@ -152,6 +152,9 @@ class AssistCheckRequest(_DueDate, Contract):
 
     contract_name: ClassVar[str] = "AssistCheckRequest"
     business_key_fields: ClassVar[tuple[str, ...]] = ("message_id",)
+    label_zh: ClassVar[str] = "协查请求"
+    event_date_field: ClassVar[str | None] = "sent_date"
+    division_field: ClassVar[str | None] = None
 
     message_id: MessageId
     urgency: UrgencyCode
@@ -178,6 +181,9 @@ class PlatformNotice(_DueDate, Contract):
 
     contract_name: ClassVar[str] = "PlatformNotice"
     business_key_fields: ClassVar[tuple[str, ...]] = ("message_id",)
+    label_zh: ClassVar[str] = "平台通报"
+    event_date_field: ClassVar[str | None] = "sent_date"
+    division_field: ClassVar[str | None] = None
 
     message_id: MessageId
     category: ContentCategoryCode
@@ -208,6 +214,9 @@ class AssistCheckFeedback(Contract):
 
     contract_name: ClassVar[str] = "AssistCheckFeedback"
     business_key_fields: ClassVar[tuple[str, ...]] = ("message_id",)
+    label_zh: ClassVar[str] = "协查反馈"
+    event_date_field: ClassVar[str | None] = "answered_at"
+    division_field: ClassVar[str | None] = None
 
     message_id: MessageId
     result: MatchResultCode

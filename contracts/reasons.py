@@ -17,6 +17,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "date_format": ("日期格式无法识别", "date must be written as 2026-10-03, 2026/10/5, 20261008 or 2026年10月7日"),
     "date_impossible": ("日期不存在", "date does not exist in the calendar"),
     "date_future": ("日期晚于今天", "date lies in the future"),
+    "phone_format": ("电话号码格式错误(只能含数字和“-”:手机号11位数字,固定电话写作 区号-号码)", "a phone number holds digits and - only: 11 digits for a mobile, area code - number for a landline"),
     "sex_code": ("性别代码无效", "sex must be 男/女 or the code 1, 2, 0 or 9"),
     "int_parsing": ("应为整数", "must be a whole number"),
     "int_from_float": ("应为整数", "must be a whole number"),

@@ -158,6 +158,9 @@ class SchoolEnrolment(Contract):
 
     contract_name: ClassVar[str] = "SchoolEnrolment"
     business_key_fields: ClassVar[tuple[str, ...]] = ("student_no", "stage")
+    label_zh: ClassVar[str] = "入学"
+    event_date_field: ClassVar[str | None] = "enrolment_month"
+    division_field: ClassVar[str | None] = None
 
     student_no: str = Field(
         max_length=32, description="学籍号: G + citizen ID number, or a J/L number for a pupil without one"

@@ -119,6 +119,9 @@ class Adapter(ABC):
       header, never by the wording of a file name.
     - `Config`: a pydantic model of its options (`extra="forbid"`).
     - `columns`: for the report, contract field (dotted) to source column.
+    - `reason_codes`: the codes it raises itself (`RowRejected`, a row's `problem`); each
+      must have a text registered with the `register_reasons` hook, else registering the
+      adapter is refused, so a clerk never reads a bare code or "数据无效".
     """
 
     name: ClassVar[str]
@@ -128,6 +131,7 @@ class Adapter(ABC):
     description: ClassVar[str] = ""
     Config: ClassVar[type[AdapterConfig]] = AdapterConfig
     columns: ClassVar[Mapping[str, str]] = {}
+    reason_codes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         self.config = self.Config.model_validate(dict(config or {}))

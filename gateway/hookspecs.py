@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
+from gateway.masking import FieldKind
+
 if TYPE_CHECKING:  # the types plugins are handed (type-only: see docs/architecture.md)
+    from contracts.base import Contract
     from gateway.adapter import Adapter
     from gateway.exchange.lifecycle import Gateway
     from gateway.reconcile.base import Reconciliation
@@ -45,6 +48,67 @@ def register_adapters(register: Callable[[type[Adapter]], None]) -> None:
     naming both adapters and the packages they come from.
 
     :param register: the callback that validates and records an adapter class.
+    :returns: nothing; results are collected through `register`.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Contracts, field kinds and reason texts
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def register_contracts(register: Callable[[type[Contract]], None]) -> None:
+    """Register contracts (数据契约): the record types an adapter emits, agreements share,
+    reconciliation rules join and `gateway contracts list/show/export` describe.
+
+    Call `register(ContractClass)` once per contract, with a subclass of
+    `contracts.Contract` that sets `contract_name` and `business_key_fields` (dotted
+    fields that must exist), and optionally `label_zh` (its Chinese name, e.g. 死亡),
+    `event_date_field` and `division_field` (what an agreement's date-range and
+    division-prefix filters read by default). Every field `kind` it uses must be a
+    registered field kind (`register_field_kinds`). Names are unique across every
+    installed plugin: a name already taken raises `PluginError` naming both classes and
+    their packages. The 12 built-in contracts (`contracts/plugin.py`) come through this
+    same hook, marked `trylast=True`.
+
+    :param register: the callback that checks and records a contract class.
+    :returns: nothing; results are collected through `register`.
+    """
+
+
+@hookspec
+def register_field_kinds(register: Callable[[FieldKind], None]) -> None:
+    """Register field kinds (字段类别): how a marked field is masked wherever people or logs
+    see it, and whether it is personal data (the privacy scan looks for every personal kind).
+
+    Call `register(FieldKind(name, label_zh, label_en, personal, mask))` once per kind,
+    with a `gateway.masking.FieldKind`; `mask(value) -> str` must never return the whole
+    value of a personal kind. A contract field uses a kind with
+    `Field(json_schema_extra={"kind": NAME})`. The built-in kinds (`name`, `id_number`,
+    `address`, `phone`, `document_number`, `free_text`, and the non-personal `credit_code`
+    and `division_code`) come through this
+    same hook, marked `trylast=True`; a name already taken raises `PluginError`.
+
+    :param register: the callback that checks and records a field kind.
+    :returns: nothing; results are collected through `register`.
+    """
+
+
+@hookspec
+def register_reasons(register: Callable[[str, str, str], None]) -> None:
+    """Register reason texts (拒收原因): the Chinese and English words the rejection report
+    (`NAME.errors.csv`) and the console show for an error code.
+
+    Call `register(code, zh, en)` once per code, e.g.
+    `register("meter_no_format", "水表编号格式错误", "the meter number is malformed")`.
+    `code` is `snake_case`; `zh` and `en` are not empty, else `PluginError`. Every code an
+    adapter raises itself (`Adapter.reason_codes`, its `RowRejected` codes) must be
+    registered: an adapter naming a code without a text is refused at registration. A code
+    registered twice with other texts raises `PluginError`. The built-in texts
+    (`contracts.reasons.REASONS`) come through this same hook, marked `trylast=True`.
+
+    :param register: the callback that checks and records one code's texts.
     :returns: nothing; results are collected through `register`.
     """
 

@@ -5,7 +5,12 @@ ID numbers keep the first 6 characters (the division) and the last one
 birth date beside a number keeping its last four (`440781` + eight stars + `4325`, beside 1992-03-15)
 gives the whole number back. Names keep the
 first character (`陈**`), addresses keep the first 6 characters, other identity documents
-their first and last characters. Nothing here is reversible.
+their first and last characters, phone numbers their first 3 and last 4 digits
+(`138****5678`; a landline its area code and last 4, `0762-***4567`). Nothing here is reversible.
+
+Each way of masking is a `FieldKind` (字段类别): the built-in ones below, and any a plugin
+registers with the `register_field_kinds` hook. A contract field names its kind
+(`json_schema_extra={"kind": "phone"}`) and `mask_value` looks the kind up here.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import re
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 MAX_SHOWN = 64
@@ -38,24 +44,118 @@ def mask_address(value: str) -> str:
     return value[:6] + "****" if len(value) > 6 else "****"
 
 
+_LANDLINE = re.compile(r"^(0\d{2,3})-(\d{5,})$")
+
+
+def mask_phone(value: str) -> str:
+    """A mobile number keeps its first 3 and last 4 digits (`138****5678`); a landline
+    (`0762-1234567`) its area code and last 4 (`0762-***4567`); anything else its digits
+    masked the mobile way, or all of them when fewer than 8."""
+    text = value.strip()
+    landline = _LANDLINE.match(text)
+    if landline:
+        area, number = landline.groups()
+        return f"{area}-" + "*" * (len(number) - 4) + number[-4:]
+    digits = re.sub(r"\D", "", text)
+    if len(digits) >= 8:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return "*" * max(len(digits), 4)
+
+
+def mask_document_number(value: str) -> str:
+    """A passport or other identity document: first and last characters."""
+    return mask_id(value) if len(value) > 10 else value[:1] + "*" * max(len(value) - 2, 1) + value[-1:]
+
+
+def mask_plain(value: str) -> str:
+    """A value known not to be personal (a code): shown, ID-shaped runs masked, long text cut."""
+    if _ID_LIKE.search(value):
+        return _ID_LIKE.sub(lambda m: mask_id(m.group(0)), value)
+    if len(value) > MAX_SHOWN:
+        return value[:MAX_SHOWN] + f"…({len(value)} characters)"
+    return value
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """One way a field is shown (字段类别): its name (the `kind` a contract field is marked
+    with), Chinese and English labels, whether it is personal data (the privacy scan and
+    `gateway contracts show` say so) and the function that masks it."""
+
+    name: str
+    label_zh: str
+    label_en: str
+    personal: bool
+    mask: Callable[[str], str]
+    # A made-up value `gateway contracts show` and the console mask to show how (never a real one).
+    example: str = "ABC1234567"
+
+
+BUILTIN_KINDS: tuple[FieldKind, ...] = (
+    FieldKind("name", "姓名", "name", True, mask_name, "张三丰"),
+    FieldKind("id_number", "公民身份号码", "citizen ID number", True, mask_id, "110101190001011234"),
+    FieldKind("address", "地址", "address", True, mask_address, "某某省某某市某某路1号"),
+    FieldKind("phone", "电话号码", "phone number", True, mask_phone, "13900000000"),
+    FieldKind("document_number", "证件号码", "identity document number", True, mask_document_number, "E00000000"),
+    FieldKind("free_text", "自由文本", "free text", True, mask_name, "备注文字"),
+    FieldKind("credit_code", "统一社会信用代码", "unified social credit code", False, mask_plain, "91440700000000000X"),
+    # Not personal: a code of the division tables, which a plugin's contract may mark.
+    FieldKind("division_code", "行政区划代码", "administrative division code", False, mask_plain, "440781"),
+)
+
+# The registry of kinds lives here, in the lowest layer, because every log line, report and
+# screen masks through `mask_value` and may not import the plugin manager (gateway.plugins
+# sits above). It starts with the built-in kinds, so masking is safe before any plugin is
+# loaded; the plugin manager installs the registered kinds (`install_kinds`) when they are
+# first asked for, and sets `_loader` so that a kind not known here makes it ask.
+_KINDS: dict[str, FieldKind] = {kind.name: kind for kind in BUILTIN_KINDS}
+_installed = False
+_loader: Callable[[], Mapping[str, FieldKind]] | None = None
+
+
+def install_kinds(kinds: Mapping[str, FieldKind]) -> None:
+    """Make `kinds` (every registered kind, from the plugin manager) the ones `mask_value` uses."""
+    global _KINDS, _installed
+    _KINDS = {**{kind.name: kind for kind in BUILTIN_KINDS}, **kinds}
+    _installed = True
+
+
+def set_kind_loader(loader: Callable[[], Mapping[str, FieldKind]] | None) -> None:
+    """The call that gives every registered kind (`gateway.plugins` sets it)."""
+    global _loader
+    _loader = loader
+
+
+def field_kind(name: str | None) -> FieldKind | None:
+    """The registered kind of this name, asking the plugin manager for one not known here."""
+    global _KINDS
+    if name is None:
+        return None
+    found = _KINDS.get(name)
+    if found is None and _loader is not None:
+        _KINDS = {**_loader(), **_KINDS}  # adds what is missing, never replaces a kind in use
+        found = _KINDS.get(name)
+    return found
+
+
+def personal_kinds() -> frozenset[str]:
+    """The names of every registered personal kind (what the privacy scan must find masked)."""
+    if not _installed and _loader is not None:
+        install_kinds(_loader())
+    return frozenset(name for name, kind in _KINDS.items() if kind.personal)
+
+
 def mask_value(value: str | None, kind: str | None) -> str:
-    """Mask `value` for a field of the given kind (id_number, name, address, or other)."""
+    """Mask `value` for a field of the given kind (a registered `FieldKind`: id_number, name,
+    address, phone, ... or a plugin's); a value of no kind or an unknown one is shown with
+    ID-shaped runs masked and long text cut."""
     if value is None:
         return ""
     text = str(value)
-    if kind == "id_number":
-        return mask_id(text)
-    if kind == "name":
-        return mask_name(text)
-    if kind == "address":
-        return mask_address(text)
-    if kind == "document_number":  # passport and other identity documents
-        return mask_id(text) if len(text) > 10 else text[:1] + "*" * max(len(text) - 2, 1) + text[-1:]
-    if _ID_LIKE.search(text):
-        return _ID_LIKE.sub(lambda m: mask_id(m.group(0)), text)
-    if len(text) > MAX_SHOWN:
-        return text[:MAX_SHOWN] + f"…({len(text)} characters)"
-    return text
+    found = field_kind(kind)
+    if found is not None:
+        return found.mask(text)
+    return mask_plain(text)
 
 
 # -- text from a file, or from a library that read one (issue 14) ------------------------

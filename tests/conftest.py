@@ -394,7 +394,7 @@ class PrivacyState:
         import csv as _csv
         import io as _io
 
-        from gateway.store.audit import IdScanner, known_ids
+        from gateway.store.audit import IdScanner, known_ids, known_phones
 
         texts, names = [], set()
         for path in sorted(SPECIMENS.iterdir()):
@@ -409,7 +409,9 @@ class PrivacyState:
                     names.update(v.strip() for k, v in row.items() if k and ("姓名" in k or k.strip() == "XM") and v and v.strip())
         for path in sorted(Path(__file__).parent.glob("*.py")):
             texts.append(path.read_text(encoding="utf-8", errors="replace"))
-        return IdScanner(known_ids(texts), names)
+        # Every personal field kind is looked for: ID numbers and names, and phone numbers
+        # (the `phone` kind) of the specimens and the test modules.
+        return IdScanner(known_ids(texts), names, phones=known_phones(texts))
 
     def collect_files(self, roots: list[Path]) -> None:
         for root in roots:

@@ -35,7 +35,7 @@ class Served:
     processed by `gateway run --once`, the accounts of PASSWORDS, and `gateway serve`
     running on it."""
 
-    def __init__(self, template_home: Path, postgres_server: str | None):
+    def __init__(self, template_home: Path, postgres_server: str | None, env: dict[str, str] | None = None):
         import tempfile
 
         from gateway.config import load_settings
@@ -43,7 +43,7 @@ class Served:
         self.root = Path(tempfile.mkdtemp(prefix="gwc", dir="/tmp"))
         self.home = self.root / "home"
         shutil.copytree(template_home, self.home, ignore=shutil.ignore_patterns("S.*", "*.lock", "gateway.db*"))
-        self.env = {"GATEWAY_SETTLE_SECONDS": "0"}
+        self.env = {"GATEWAY_SETTLE_SECONDS": "0", **(env or {})}  # e.g. PYTHONPATH to a test plugin
         self.database = None
         if postgres_server is not None:
             import pg

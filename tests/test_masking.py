@@ -1,3 +1,5 @@
+import pytest
+
 from gateway.masking import mask_value
 
 
@@ -14,3 +16,46 @@ def test_id_shaped_text_is_masked_in_any_field():
     assert mask_value("see 440781199203154325 here", None) == "see 440781***********5 here"
     assert mask_value("2026-02-30", None) == "2026-02-30"
     assert mask_value("x" * 100, None).endswith("(100 characters)")
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        ("13800001111", "138****1111"),       # a mobile: first 3, last 4
+        (" 13800001111 ", "138****1111"),
+        ("0762-2223333", "0762-***3333"),     # a landline: area code and last 4
+        ("020-22223333", "020-****3333"),
+        ("13800001111-", "138****1111"),      # malformed: its digits, never the text as is
+        ("5551", "****"),
+    ],
+)
+def test_a_phone_number_keeps_its_first_3_and_last_4_digits(value, masked):
+    from gateway.masking import mask_value
+
+    assert mask_value(value, "phone") == masked
+
+
+def test_phone_and_free_text_fields_are_marked_personal_and_checked():
+    from typing import ClassVar
+
+    from pydantic import ValidationError
+
+    from contracts import Contract
+    from contracts.fields import FreeText, Phone
+    from gateway.masking import mask_value, personal_kinds
+
+    class Call(Contract):
+        contract_name: ClassVar[str] = "Call"
+        business_key_fields: ClassVar[tuple[str, ...]] = ("phone",)
+        phone: Phone
+        note: FreeText | None = None
+
+    assert Call.field_kinds() == ((("phone",), "phone"), (("note",), "free_text"))
+    assert {"phone", "free_text"} <= personal_kinds()
+    assert Call.model_validate({"phone": " 0762-2223333 ", "note": " 来电 "}).phone == "0762-2223333"
+    assert Call.model_validate({"phone": "１３８０００01111"}).phone == "13800001111", "full-width digits fold"
+    for bad in ("138 0000 1111", "138-0000-111x", "12345", "+8613800001111"):
+        with pytest.raises(ValidationError) as info:
+            Call.model_validate({"phone": bad})
+        assert info.value.errors()[0]["type"] == "phone_format"
+    assert mask_value("家属来电说明", "free_text") == "家**"

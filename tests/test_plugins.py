@@ -9,8 +9,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typing import Annotated
+
+from pydantic import Field
 
 import gateway
+import gateway.errors
 from gateway import hookspecs
 from gateway.adapter import Adapter
 from gateway.errors import PluginError
@@ -42,7 +46,10 @@ def _adapter(name: str, department: str = "police") -> type[Adapter]:
 
 
 def test_hooks_exist():
-    assert HOOKS == ["register_adapters", "register_jobs", "register_reconciliations"]
+    assert HOOKS == [
+        "register_adapters", "register_contracts", "register_field_kinds", "register_jobs", "register_reasons",
+        "register_reconciliations",
+    ]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -173,6 +180,172 @@ def test_hook_register_reconciliations():
                 manager.reconciliations()
         finally:
             manager.unregister(bad)
+
+
+def _refused(manager: PluginManager, plugin: object, ask, message: str) -> None:  # type: ignore[no-untyped-def]
+    manager.register(plugin, name="bad-plugin")
+    try:
+        with pytest.raises(PluginError, match=message):
+            ask()
+    finally:
+        manager.unregister(plugin)
+
+
+def test_hook_register_contracts():
+    from typing import ClassVar
+
+    from contracts import Contract, DeathEvent
+    from contracts.fields import Phone, Text
+
+    manager = PluginManager(load_entry_points=False)
+
+    class WaterMeter(Contract):
+        contract_name: ClassVar[str] = "WaterMeter"
+        business_key_fields: ClassVar[tuple[str, ...]] = ("meter_no",)
+        event_date_field: ClassVar[str | None] = None
+        meter_no: Text
+        phone: Phone | None = None
+
+    class Plugin:
+        @gateway.hookimpl
+        def register_contracts(self, register):
+            register(WaterMeter)
+
+    plugin = Plugin()
+    manager.register(plugin, name="water")
+    try:
+        assert manager.contract("WaterMeter") is WaterMeter
+        assert WaterMeter.label_zh == "WaterMeter", "the Chinese name defaults to the contract's name"
+        assert manager.contracts()["DeathEvent"] is DeathEvent, "built-ins come through the same hook"
+        assert len(manager.contracts()) == 13
+    finally:
+        manager.unregister(plugin)
+    assert "WaterMeter" not in manager.contracts()
+    with pytest.raises(gateway.errors.UnknownName, match="Unknown contract 'WaterMeter'. Valid choices: AdoptionEvent"):
+        manager.contract("WaterMeter")
+
+    def contract_plugin(cls):  # type: ignore[no-untyped-def]
+        class One:
+            @gateway.hookimpl
+            def register_contracts(self, register):
+                register(cls)
+
+        return One()
+
+    clash = type("MyDeaths", (WaterMeter,), {"contract_name": "DeathEvent", "__module__": __name__})
+    no_key = type("NoKey", (WaterMeter,), {"contract_name": "NoKey", "business_key_fields": (), "__module__": __name__})
+    bad_path = type("BadPath", (WaterMeter,), {"contract_name": "BadPath", "business_key_fields": ("meter_number",), "__module__": __name__})
+    bad_date = type("BadDate", (WaterMeter,), {"contract_name": "BadDate", "event_date_field": "read_on", "__module__": __name__})
+
+    class Unknown(Contract):
+        contract_name: ClassVar[str] = "UnknownKind"
+        business_key_fields: ClassVar[tuple[str, ...]] = ("code",)
+        code: Annotated[str, Field(json_schema_extra={"kind": "meter_secret"})]
+
+    for bad, message in (
+        (clash, r"Contract name 'DeathEvent' is registered twice: by test_plugins\.MyDeaths \(package .*\) and by contracts\.deaths\.DeathEvent"),
+        (no_key, r"Contract test_plugins\.NoKey \(package .*\) has no business_key_fields"),
+        (bad_path, r"business_key_fields names 'meter_number', which is not a field. Valid fields: meter_no, phone"),
+        (bad_date, r"event_date_field names 'read_on', which is not a field"),
+        (Unknown, r"field code has kind 'meter_secret', which is not a registered field kind. Valid kinds: address, credit_code"),
+        (DeathEvent.model_fields, r"register\(\) takes a contracts.Contract subclass"),
+    ):
+        _refused(manager, contract_plugin(bad), manager.contracts, message)
+
+
+def test_hook_register_field_kinds():
+    from gateway.masking import FieldKind, mask_value, personal_kinds
+
+    manager = PluginManager(load_entry_points=False)
+    meter = FieldKind("meter_secret", "表计密钥", "meter secret", True, lambda value: value[:1] + "###")
+
+    class Plugin:
+        @gateway.hookimpl
+        def register_field_kinds(self, register):
+            register(meter)
+
+    plugin = Plugin()
+    manager.register(plugin, name="meter-kinds")
+    try:
+        kinds = manager.field_kinds()
+        assert kinds["meter_secret"] is meter
+        assert {"name", "id_number", "address", "phone", "document_number", "free_text", "credit_code"} <= set(kinds)
+        assert mask_value("S3CRET", "meter_secret") == "S###", "masking uses the registered kinds"
+        assert "meter_secret" in personal_kinds() and "phone" in personal_kinds() and "credit_code" not in personal_kinds()
+    finally:
+        manager.unregister(plugin)
+    assert "meter_secret" not in manager.field_kinds()
+    assert mask_value("S3CRET", "meter_secret") == "S3CRET", "an unregistered kind is masked by no rule of its own"
+
+    class Twice:
+        @gateway.hookimpl
+        def register_field_kinds(self, register):
+            register(FieldKind("phone", "电话", "phone", True, str))
+
+    class Wrong:
+        @gateway.hookimpl
+        def register_field_kinds(self, register):
+            register(FieldKind("Meter Secret", "表计密钥", "meter secret", True, str))
+
+    _refused(manager, Twice(), manager.field_kinds, "Field kind 'phone' is registered twice")
+    _refused(manager, Wrong(), manager.field_kinds, "the name must be snake_case")
+    _refused(manager, type("NotAKind", (), {"register_field_kinds": gateway.hookimpl(lambda self, register: register("phone"))})(),
+             manager.field_kinds, "register\\(\\) takes a gateway.masking.FieldKind")
+
+
+def test_hook_register_reasons():
+    manager = PluginManager(load_entry_points=False)
+
+    class Plugin:
+        @gateway.hookimpl
+        def register_reasons(self, register):
+            register("meter_no_format", "水表编号格式错误", "the meter number is malformed")
+
+    plugin = Plugin()
+    manager.register(plugin, name="meter-reasons")
+    try:
+        assert manager.reason_text("meter_no_format") == ("水表编号格式错误", "the meter number is malformed")
+        assert manager.reasons()["id_check_char"] == ("公民身份号码校验位错误", "ID number check character is wrong")
+        assert manager.reason_text("phone_format")[0].startswith("电话号码格式错误")
+    finally:
+        manager.unregister(plugin)
+    assert manager.reason_text("meter_no_format", "fallback") == ("数据无效", "fallback")
+
+    for code, zh, en, message in (
+        ("MeterNo", "水表编号格式错误", "malformed", "Reason code 'MeterNo' must be snake_case"),
+        ("meter_no", "", "malformed", "needs a Chinese and an English text, neither empty"),
+        ("meter_no", "水表编号格式错误", " ", "needs a Chinese and an English text, neither empty"),
+        ("missing", "没填", "empty", "Reason code 'missing' is registered twice with other texts"),
+    ):
+        bad = type("Bad", (), {"register_reasons": gateway.hookimpl(lambda self, register, c=code, z=zh, e=en: register(c, z, e))})()
+        _refused(manager, bad, manager.reasons, message)
+
+
+def test_an_adapter_raising_an_unregistered_code_is_refused_at_registration():
+    manager = PluginManager(load_entry_points=False)
+    adapter = type("Meters", (_adapter("water-meters", "population-office"),), {"reason_codes": ("meter_no_format",)})
+
+    class Plugin:
+        @gateway.hookimpl
+        def register_adapters(self, register):
+            register(adapter)
+
+    _refused(manager, Plugin(), manager.adapters,
+             "raises reason code\\(s\\) meter_no_format with no registered text: an unregistered code is refused at registration")
+
+    class Texts:
+        @gateway.hookimpl
+        def register_reasons(self, register):
+            register("meter_no_format", "水表编号格式错误", "the meter number is malformed")
+
+    texts, plugin = Texts(), Plugin()
+    manager.register(texts, name="texts")
+    manager.register(plugin, name="meters")
+    try:
+        assert manager.adapter("water-meters").adapter_class is adapter
+    finally:
+        manager.unregister(plugin)
+        manager.unregister(texts)
 
 
 def test_duplicate_adapter_name_is_refused_naming_both():

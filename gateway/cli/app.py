@@ -347,24 +347,79 @@ def adapters_new(
     console.print(f"Next:  pip install -e '{root}[test]'  &&  pytest {root}  &&  gateway adapters list", markup=False)
 
 
+@contracts_app.command("list")
+def contracts_list() -> None:
+    """每个已注册的数据契约:名称、中文名、字段数、来源软件包 / Every registered contract: name,
+    Chinese name, number of fields, the package it comes from (built-ins and plugins')."""
+    from gateway.routing.catalogue import summaries
+
+    table = Table(title="数据契约 Contracts")
+    for column in ("名称 name", "中文名 Chinese name", "字段数 fields", "来源软件包 package"):
+        table.add_column(column)
+    for summary in summaries():
+        table.add_row(summary.name, summary.label_zh, str(summary.field_count), summary.package)
+    console.print(table)
+
+
+@contracts_app.command("show")
+def contracts_show(name: Annotated[str, typer.Argument(help="The contract's name (DeathEvent, ...).")]) -> None:
+    """一个契约的每个字段:路径、类型、中文名、是否个人信息、掩码类别和掩码示例 / Each field of
+    one contract: dotted path, type, Chinese label, personal data or not, masking kind and an
+    example of how it is masked."""
+    from gateway.plugins import contract, get_manager
+    from gateway.routing.catalogue import field_rows
+
+    model = contract(name)
+    console.print(
+        f"[bold]{escape(model.contract_name)}[/] {escape(model.label_zh)}  "
+        f"来源软件包 package: {escape(get_manager().package_of(model))}", highlight=False,
+    )
+    console.print(f"  业务键 business key: {', '.join(model.business_key_fields)}", highlight=False, markup=False)
+    console.print(
+        f"  事件日期 event date: {model.event_date_field or '—'}   行政区划 division code: {model.division_field or '—'}",
+        highlight=False, markup=False,
+    )
+    table = Table()
+    for column in ("字段 field", "类型 type", "中文名 label", "个人信息 personal", "掩码类别 kind", "掩码示例 masked example"):
+        table.add_column(column)
+    for row in field_rows(model):
+        table.add_row(
+            escape(row.path), escape(row.type_name), escape(row.label_zh), "是 yes" if row.personal else "否 no",
+            escape(f"{row.kind} {row.kind_label_zh}" if row.kind else "—"), escape(row.masked_example),
+        )
+    console.print(table)
+
+
 @contracts_app.command("export")
 def contracts_export(
     check: Annotated[bool, typer.Option("--check", help="Only report whether the committed schemas are stale.")] = False,
-    directory: Annotated[Optional[Path], typer.Option(help="Where to write (default: the contracts package).")] = None,
+    directory: Annotated[Optional[Path], typer.Option(help="Where to write (default: the contracts package); "
+                                                     "plugins' contracts are written only to a directory given.")] = None,
 ) -> None:
-    """Regenerate contracts/schemas/*.json from the pydantic models."""
+    """Regenerate contracts/schemas/*.json from the pydantic models; with --directory, the
+    registered plugins' contracts too (the committed schemas stay the built-ins')."""
+    from contracts import CONTRACTS
     from contracts.export import SCHEMA_DIR, schema_documents, write_schemas
+    from gateway.plugins import contracts as registered
 
     target = directory or SCHEMA_DIR
+    plugins = {name: model for name, model in registered().items() if CONTRACTS.get(name) is not model}
+    extra = plugins if directory is not None else {}
     if check:
-        stale = [n for n, text in schema_documents().items() if not (target / n).exists() or (target / n).read_text(encoding="utf-8") != text]
+        stale = [n for n, text in schema_documents(extra).items() if not (target / n).exists() or (target / n).read_text(encoding="utf-8") != text]
         if stale:
             console.print(f"[red]Stale schemas:[/] {', '.join(stale)}. Run `gateway contracts export`.")
             raise typer.Exit(1)
         console.print("Schemas are up to date.")
         return
-    for path in write_schemas(target):
+    for path in write_schemas(target, extra):
         console.print(str(path))
+    if plugins and directory is None:
+        console.print(
+            f"插件契约 {', '.join(sorted(plugins))} 未写入 contracts/schemas/(只放内置契约);"
+            "请用 --directory 指定目录 / plugin contracts are written only with --directory",
+            highlight=False, markup=False,
+        )
 
 
 # -- demo ------------------------------------------------------------------------

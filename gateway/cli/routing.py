@@ -67,14 +67,15 @@ def agreements_list(home: HomeOption = None) -> None:
 
     result = load_agreements(settings_for(home))
     table = Table()
-    for column in ("name", "recipient", "contracts", "fields", "filters", "format", "schedule", "purpose"):
+    for column in ("name", "recipient", "contracts", "fields", "filters", "发送方 senders", "format", "schedule", "purpose"):
         table.add_column(column)
     for compiled in result.agreements:
         a = compiled.agreement
         filters = "; ".join(sorted({part for c in a.contracts for part in a.filters.describe(c)}))
+        senders = (", ".join(a.senders) or "all") + ("" if a.include_own else f" (not {a.recipient})")
         table.add_row(
             a.name, a.recipient, ", ".join(a.contracts), str(sum(len(v) for v in compiled.columns.values())),
-            filters or "-", a.format, a.schedule, a.purpose,
+            filters or "-", senders, a.format, a.schedule, a.purpose,
         )
     console.print(table)
     for problem in result.errors:
@@ -88,9 +89,8 @@ def agreements_explain(
 ) -> None:
     """What a department receives, field by field: every field of each contract, with its
     column header and whether the department sees it."""
-    from contracts import CONTRACTS
-
     from gateway.errors import UnknownName
+    from gateway.plugins import contract as registered_contract
     from gateway.routing.agreements import FORMAT_LABELS, SCHEDULE_LABELS, load_agreements
     from gateway.routing.minimize import contract_fields
 
@@ -110,10 +110,17 @@ def agreements_explain(
         if compiled.township is not None and compiled.divisions is not None:
             console.print(f"  范围 scope: 仅本乡镇（{compiled.divisions.name_of(compiled.township)}）的人员 / only the people placed "
                           "in its villages by divisions.csv; unplaced records go to no township", highlight=False)
+        console.print(f"  发送方 senders: {compiled.describe_senders()}", highlight=False)
+        console.print(
+            "  含本部门自己的记录 own records: "
+            + ("是，含 {0} 自己发送的记录 / yes, {0}'s own exchanges included" if a.include_own
+               else "否，{0} 自己发送的记录不发回 / no, {0}'s own exchanges are never sent back to it").format(recipient),
+            highlight=False,
+        )
         console.print(f"  sign off (签收) by rule {a.sign_off_rule} (gateway deadlines rules): drop ACK-<delivery id>.json into its inbox",
                       highlight=False)
         for contract in a.contracts:
-            described = contract_fields(CONTRACTS[contract])
+            described = contract_fields(registered_contract(contract))
             allowed = set(compiled.columns.get(contract, []))
             filters = a.filters.describe(contract)
             console.print(
@@ -140,6 +147,65 @@ def agreements_explain(
             f"[red]{len(result.errors)} agreement error(s)[/]: see `gateway agreements check`; nothing is routed until fixed."
         )
         raise typer.Exit(1)
+
+
+def _date(option: str, value: str) -> dt.date:
+    from gateway.errors import GatewayError
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise GatewayError(f"{option} {value!r}: 请写日期 YYYY-MM-DD / write a date YYYY-MM-DD") from None
+
+
+@agreements_app.command("apply")
+def agreements_apply(
+    name: Annotated[str, typer.Argument(help="The agreement (its name in agreements.toml).")],
+    since: Annotated[str, typer.Option("--since", help="First day (China date, YYYY-MM-DD) an exchange was received.")],
+    until: Annotated[
+        Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD, included); default: today (the business date).")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """协议补发 / Route the records of exchanges received since a date under a new or changed
+    agreement, once: nothing the recipient received under it is sent again (audited)."""
+    from gateway.cli._common import setup_logging as _logging
+    from gateway.routing.apply import apply_agreement
+
+    first = _date("--since", since)
+    last = _date("--until", until) if until else clock.today()
+    _logging()
+    gateway = _gateway(home)
+    try:
+        report = apply_agreement(gateway.routing, name, first, last)
+    finally:
+        gateway.close()
+    console.print(
+        f"协议 {report.agreement}（接收方 {report.recipient}）补发 {report.since} 至 {report.until} 收到的交换 / "
+        f"agreement {report.agreement} (recipient {report.recipient}) applied to exchanges received {report.since} to {report.until}",
+        highlight=False,
+    )
+    lines = [
+        ("查看交换 / exchanges looked at", report.exchanges),
+        ("查看记录 / records looked at", report.records),
+        ("本次发送 / delivered now", report.delivered),
+        ("已排入、待发送 / routed, waiting (key, order or batch)", report.waiting),
+        ("此前已发送，不再发送 / delivered before, not sent again", report.already),
+        ("已在未发出的交付中 / already in a delivery not yet sent", report.pending),
+        ("发送方不符（含本部门自己的记录）/ left out: not from its senders, or the recipient's own", report.left_out_senders),
+        ("筛选条件或乡镇范围不符 / left out by its filters or township scope", report.left_out_filters),
+    ]
+    for label, count in lines:
+        console.print(f"  {label}: {count}", highlight=False)
+    for outcome in sorted(report.outcomes, key=lambda o: o.delivery_id):
+        console.print(
+            f"  交付 delivery {outcome.delivery_id}: {outcome.status}"
+            + (f", {outcome.records} 条记录 records" if outcome.records else "")
+            + (f" ({outcome.reason})" if outcome.reason else ""),
+            markup=False, highlight=False,
+        )
+    if not report.to_send:
+        console.print("没有需要补发的记录：本次未发送任何记录 / nothing to apply: no record was sent this time.")
 
 
 # -- deliveries ----------------------------------------------------------------------
@@ -332,11 +398,11 @@ def audit_scan(
     home: HomeOption = None,  # noqa: ARG001 - accepted like every command's; the scan needs no home
 ) -> None:
     """Look for full ID numbers (an 18-character number with a right check character and a
-    possible birth date) in logs, reports and command output; exit 1 if any is found. The
-    findings are shown masked."""
+    possible birth date) and full phone numbers (mobile or landline shaped) in logs, reports
+    and command output; exit 1 if any is found. The findings are shown masked."""
     from gateway.store.audit import IdScanner
 
-    scanner = IdScanner()
+    scanner = IdScanner(any_phone=True)
     findings, files = [], 0
     for path in paths:
         for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
@@ -345,7 +411,7 @@ def audit_scan(
                 findings += scanner.scan_file(file)
     for finding in findings:
         console.print(str(finding), markup=False, highlight=False)
-    console.print(f"{files} file(s) scanned: {len(findings)} unmasked ID number(s).")
+    console.print(f"{files} file(s) scanned: {len(findings)} unmasked ID or phone number(s).")
     raise typer.Exit(1 if findings else 0)
 
 

@@ -13,16 +13,16 @@ for large ones (gateway/exchange/parallel.py), so both paths store the same byte
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from pydantic import ValidationError
 
 from contracts.base import stored_business_key
-from contracts.reasons import reason
 
 from gateway.adapter import Adapter, RawRow, RowRejected, SourceFile
-from gateway.masking import mask_untrusted, mask_value, scrub_message
+from gateway.masking import mask_untrusted, mask_value, personal_kinds, scrub_message
+from gateway.plugins import get_manager
 
 # The columns of a row error, in the order of the tuples in `PreparedBatch.issues`.
 ISSUE_KEYS = ("exchange_id", "row_number", "field", "column_name", "value_masked", "code", "reason_zh", "reason_en", "level")
@@ -30,8 +30,6 @@ Issue = tuple[int | None, int, str, str, str, str, str, str, str]
 """One row error or warning, its values in `ISSUE_KEYS` order."""
 
 
-# Field kinds masked by their own rule; any other field's failing value may be anything.
-_PERSONAL = frozenset(("id_number", "name", "address", "document_number"))
 _LABELS: tuple[str, ...] | None = None
 
 
@@ -75,9 +73,14 @@ class PreparedBatch(NamedTuple):
 class RowPreparer:
     """Turns one file's rows into `PreparedBatch`es for one exchange."""
 
-    def __init__(self, adapter: Adapter, exchange_id: int | None):
+    def __init__(self, adapter: Adapter, exchange_id: int | None, reasons: Mapping[str, tuple[str, str]] | None = None):
         self.adapter = adapter
         self.exchange_id = exchange_id
+        # The registered reason texts (register_reasons: the built-ins and every plugin's).
+        self._reasons = reasons if reasons is not None else get_manager().reasons()
+        # Field kinds masked by their own rule (every registered personal kind, a plugin's
+        # too); any other field's failing value may be anything.
+        self._personal = personal_kinds()
         # (dotted field, code, message) -> (column, Chinese, English): a warning repeats
         # on many rows and its texts are looked up once.
         self._texts: dict[tuple[str, str, str], tuple[str, str, str]] = {}
@@ -97,7 +100,7 @@ class RowPreparer:
         records: list[tuple[str, str, str, str, str, int, bytes]] = []
         issues: list[Issue] = []
         versions: dict[str, str] = {}
-        append, texts = records.append, self._texts
+        append, texts, reason = records.append, self._texts, self._reason
         for raw in adapter.parse(source):
             rows += 1
             if count > 1 and number % count != mine:
@@ -149,7 +152,7 @@ class RowPreparer:
         adapter = self.adapter
 
         def issue(field_name: str, column: str, value: str, code: str, fallback: str = "", texts: tuple[str, str] | None = None) -> None:
-            zh, en = texts or reason(code, scrub_message(fallback))
+            zh, en = texts or self._reason(code, scrub_message(fallback))
             issues.append((self.exchange_id, raw.number, field_name, column, value, code, zh, en, "error"))
 
         if raw.problem is not None:
@@ -170,7 +173,7 @@ class RowPreparer:
                 # stray cell puts the name in 性别): only a personal field's own masking,
                 # or plainly non-personal text, is shown.
                 shown = (
-                    (mask_value(value, kind) if kind in _PERSONAL else mask_untrusted(value, _code_labels()))
+                    (mask_value(value, kind) if kind in self._personal else mask_untrusted(value, _code_labels()))
                     if isinstance(value, str) else ""
                 )
                 issue(".".join(loc), adapter.column_for(loc), shown, code, error.get("msg", ""))
@@ -178,6 +181,11 @@ class RowPreparer:
             assert failure is not None
             # An adapter's own message may quote the value (and a plugin's may be anything).
             issue("", failure.column, "", failure.code, scrub_message(failure.message))
+
+    def _reason(self, code: str, fallback: str = "") -> tuple[str, str]:
+        """The code's registered (Chinese, English) texts; an unregistered one reads 数据无效."""
+        found = self._reasons.get(code)
+        return found if found is not None else ("数据无效", fallback or code)
 
     def _field_kinds(self) -> dict[tuple[str, ...], str]:
         """Which fields of the adapter's contracts hold IDs, names or addresses (for masking)."""

@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from sqlalchemy import text, update
 from sqlmodel import Session, select
 
-from contracts.reasons import reason
 
 from gateway.adapter import Adapter, SourceFile
 from gateway.intake.claims import ClaimQueue
@@ -746,7 +745,7 @@ class Gateway:
         if progress is not None:
             opener = source.open_binary
             source.open_binary = lambda: cast(BinaryIO, CountingReader(opener(), progress))  # type: ignore[method-assign]
-        return list(RowPreparer(adapter, exchange_id).batches(source, self.settings.batch_size))
+        return list(RowPreparer(adapter, exchange_id, self.plugins.reasons()).batches(source, self.settings.batch_size))
 
     def _store_rows(
         self,
@@ -828,14 +827,14 @@ class Gateway:
             elif parallel:
                 # Validation in other processes, storing here (gateway/exchange/parallel.py).
                 batches = stack.enter_context(
-                    ParsedInProcesses(adapter, source, exchange.id, batch, workers)
+                    ParsedInProcesses(adapter, source, exchange.id, batch, workers, self.plugins.reasons())
                 )
                 log.info("exchange %s: %s validated by %d parsing process(es)", exchange.id, shown(source.name), workers)
             else:
                 if progress is not None:
                     opener = source.open_binary
                     source.open_binary = lambda: cast(BinaryIO, CountingReader(opener(), progress))  # type: ignore[method-assign]
-                batches = RowPreparer(adapter, exchange.id).batches(source, batch)
+                batches = RowPreparer(adapter, exchange.id, self.plugins.reasons()).batches(source, batch)
             read = 0
             for prepared in batches:
                 rows += prepared.rows
@@ -998,7 +997,7 @@ class Gateway:
     # -- rejection and completion -----------------------------------------------
 
     def _reject(self, exchange: Exchange, found: FoundFile, rejected: FileRejected, archive: bool) -> Outcome:
-        zh, en = FILE_REASONS.get(rejected.code) or reason(rejected.code, rejected.code)
+        zh, en = FILE_REASONS.get(rejected.code) or self.plugins.reason_text(rejected.code, rejected.code)
         detail = f"{en}: {rejected.detail}" if rejected.detail else en
         with session_scope(self.engine) as session:
             exchange = session.merge(exchange)

@@ -27,7 +27,7 @@ import queue
 import signal
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, BinaryIO, Literal, cast
 
@@ -75,6 +75,7 @@ def _produce(
     share: tuple[int, int],
     sink: Connection[bytes, object],
     not_ours: list[Connection[bytes, object]],
+    reasons: Mapping[str, tuple[str, str]] | None = None,
 ) -> None:
     """A parsing process: its share of the file's batches down `sink`, then ("done",)."""
     for connection in not_ours:
@@ -102,7 +103,7 @@ def _produce(
     sender.start()
     dumps, put = pickle.dumps, outbox.put
     try:
-        for batch in RowPreparer(adapter, exchange_id).batches(source, size, share):
+        for batch in RowPreparer(adapter, exchange_id, reasons).batches(source, size, share):
             put(dumps(("batch", batch._replace(read=read[0])), pickle.HIGHEST_PROTOCOL))
         message: Message = ("done",)
     except FileRejected as rejected:
@@ -120,7 +121,10 @@ class ParsedInProcesses:
     """The batches of `source` as parsed by `workers` other processes, in file order.
     Use as a context manager: leaving it (normally, or on any error) ends them."""
 
-    def __init__(self, adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int, workers: int):
+    def __init__(
+        self, adapter: Adapter, source: SourceFile, exchange_id: int | None, size: int, workers: int,
+        reasons: Mapping[str, tuple[str, str]] | None = None,
+    ):
         # typeshed's get_context(str) is a BaseContext, which has no Process
         context = cast("ForkContext | SpawnContext", multiprocessing.get_context(_start_method()))
         forked = context.get_start_method() == "fork"
@@ -135,7 +139,7 @@ class ParsedInProcesses:
                 others = [end for k, pair in enumerate(pipes) for end in pair if not (k == index and end is sender)]
                 process = context.Process(
                     target=_produce,
-                    args=(adapter, source, exchange_id, size, (index, workers), sender, others if forked else []),
+                    args=(adapter, source, exchange_id, size, (index, workers), sender, others if forked else [], reasons),
                     name=f"gateway-parse-{index + 1}-of-{workers}",
                     daemon=True,  # never outlives the gateway process
                 )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -227,13 +227,16 @@ def identifier(value: Any) -> str | None:
 _RULE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
-def check_rule_class(rule_class: Any) -> None:
-    """Refuse what `register` cannot use, saying what to fix."""
+def check_rule_class(rule_class: Any, known: Mapping[str, object] | None = None) -> None:
+    """Refuse what `register` cannot use, saying what to fix. `known` are the registered
+    contracts (the built-ins and every plugin's), by default the process-wide manager's."""
     import inspect
 
-    from contracts import CONTRACTS
-
     from gateway.errors import PluginError
+    from gateway.plugins import contracts
+
+    if known is None:
+        known = contracts()
 
     if not (inspect.isclass(rule_class) and issubclass(rule_class, Reconciliation)):
         raise PluginError(f"register() takes a Reconciliation subclass, got {rule_class!r}")
@@ -249,8 +252,8 @@ def check_rule_class(rule_class: Any) -> None:
         return
     for attribute in ("subject_contract", "evidence_contract"):
         value = getattr(rule_class, attribute)
-        if value not in CONTRACTS:
-            raise PluginError(f"{where}: {attribute} {value!r} is not a contract; one of {', '.join(sorted(CONTRACTS))}")
+        if value not in known:
+            raise PluginError(f"{where}: {attribute} {value!r} is not a contract; one of {', '.join(sorted(known))}")
     if not rule_class.notify:
         raise PluginError(f"{where}: notify names no department")
     if len(rule_class.matching_keys) != 2 or not all(rule_class.matching_keys):

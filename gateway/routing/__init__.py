@@ -6,6 +6,7 @@ it may, minimized, encrypted to its key, signed by the gateway, and acknowledged
   township scope here; the register imports it from here);
 - `minimize`: the fields of a contract, their Chinese headers, and the projection;
 - `delivery`: `Router`, which routes accepted exchanges and writes the deliveries;
+- `apply`: an agreement applied to exchanges received before it (协议补发), through the Router, once;
 - `acks`: acknowledgements dropped back by the recipients.
 """
 

@@ -12,6 +12,10 @@ a village with HOME/divisions.csv (`gateway.routing.divisions`: by code first, t
 township's and village's names in the address); a record that cannot be placed goes to
 no township (never guessed) and the delivery says how many were left out.
 
+Senders (发送方): `senders` names the departments or adapters whose exchanges the agreement
+takes records from (none given: every sender); and a recipient never receives the records
+of its own department's exchanges back (含本部门自己的记录) unless `include_own = true`.
+
 `check_agreements` validates them against the contracts: an unknown contract, recipient
 or field is an error that names the valid choices.
 """
@@ -32,6 +36,7 @@ from contracts import CONTRACTS, Contract
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
+from gateway.plugins import contracts as registered_contracts
 from gateway.routing.divisions import Divisions, DivisionsError, Placement, load_divisions
 from gateway.routing.minimize import ALL_FIELDS, ContractFields, FieldPathError, contract_fields
 
@@ -60,26 +65,28 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 # Where each contract keeps its event date and its division code, for the date-range and
 # division-prefix filters (an agreement may name other fields: `date_field`, `division_field`).
+# Each contract says so itself (`Contract.event_date_field`, `Contract.division_field`), a
+# plugin's as much as a built-in's; these two read them from the registry.
+
+
+def default_date_field(contract: str) -> str | None:
+    """The contract's own event-date field (`event_date_field`), None for an unknown contract."""
+    model = registered_contracts().get(contract)
+    return model.event_date_field if model is not None else None
+
+
+def default_division_field(contract: str) -> str | None:
+    """The contract's own division-code field (`division_field`), None for an unknown contract."""
+    model = registered_contracts().get(contract)
+    return model.division_field if model is not None else None
+
+
+# The built-in contracts' defaults, as they read before the contracts said so themselves.
 DEFAULT_DATE_FIELD: dict[str, str] = {
-    "BirthEvent": "child.birth_date",
-    "DeathEvent": "death_date",
-    "Migration": "move_date",
-    "ResidencePermit": "issued_on",
-    "MarriageEvent": "registered_on",
-    "AdoptionEvent": "registered_on",
-    "CremationEvent": "cremation_date",
-    "SchoolEnrolment": "enrolment_month",
-    "HousingOccupancy": "updated_at",
-    "AssistCheckRequest": "sent_date",
-    "PlatformNotice": "sent_date",
-    "AssistCheckFeedback": "answered_at",
+    name: model.event_date_field for name, model in CONTRACTS.items() if model.event_date_field
 }
 DEFAULT_DIVISION_FIELD: dict[str, str] = {
-    "BirthEvent": "registered_division_code",
-    "DeathEvent": "household.division_code",
-    "Migration": "household.division_code",
-    "ResidencePermit": "residence.division_code",
-    "HousingOccupancy": "division_code",
+    name: model.division_field for name, model in CONTRACTS.items() if model.division_field
 }
 
 # Where each contract says where its person lives, for the township scope: (address, division
@@ -142,10 +149,10 @@ class Filters(BaseModel):
         for path, values in self.match.items():
             parts.append(f"{path} is {' or '.join(values)}")
         if self.division_prefix:
-            where = self.division_field or DEFAULT_DIVISION_FIELD.get(contract, "?")
+            where = self.division_field or default_division_field(contract) or "?"
             parts.append(f"{where} starts with {' or '.join(self.division_prefix)}")
         if self.event_from or self.event_until:
-            where = self.date_field or DEFAULT_DATE_FIELD.get(contract, "?")
+            where = self.date_field or default_date_field(contract) or "?"
             parts.append(f"{where} from {self.event_from or 'any date'} until {self.event_until or 'any date'}")
         return parts
 
@@ -166,6 +173,13 @@ class Agreement(BaseModel):
         default=None,
         description="township: only the records of the recipient township's own people (the default for town-<code>)",
     )
+    senders: list[str] = Field(
+        default_factory=list,
+        description="发送方: departments or adapters whose exchanges it takes records from (none: every sender)",
+    )
+    include_own: bool = Field(
+        default=False, description="含本部门自己的记录: also the records of the recipient's own department's exchanges"
+    )
     purpose: str = Field(min_length=1, description="why the recipient receives them")
     format: Literal["csv-gb18030", "csv-utf8", "jsonl"] = "csv-utf8"
     schedule: Literal["immediate", "daily", "monthly"] = "immediate"
@@ -182,7 +196,7 @@ class Agreement(BaseModel):
             raise ValueError(f"agreement name {value!r} must be lowercase letters, digits and dashes")
         return value
 
-    @field_validator("contracts", mode="before")
+    @field_validator("contracts", "senders", mode="before")
     @classmethod
     def _contract_list(cls, value: object) -> object:
         return _listify(value)
@@ -225,6 +239,24 @@ class CompiledAgreement:
 
     def covers(self, contract: str) -> bool:
         return contract in self.agreement.contracts and bool(self.columns.get(contract))
+
+    def takes_from(self, department: str, adapter: str | None) -> bool:
+        """Whether records of an exchange sent by this department (read by this adapter)
+        fall under the agreement: one of its senders (发送方; none named: any), and not
+        the recipient's own department unless `include_own` (含本部门自己的记录)."""
+        agreement = self.agreement
+        if department == agreement.recipient and not agreement.include_own:
+            return False
+        if agreement.senders and department not in agreement.senders and (adapter is None or adapter not in agreement.senders):
+            return False
+        return True
+
+    def describe_senders(self) -> str:
+        """发送方 in words, Chinese first (for `explain` and `list`)."""
+        agreement = self.agreement
+        who = "、".join(agreement.senders) if agreement.senders else "所有发送方"
+        english = ", ".join(agreement.senders) if agreement.senders else "every sender"
+        return f"{who} / {english}"
 
     def admits(self, contract: str, payload: Mapping[str, object]) -> bool:
         """Whether a record (its stored canonical JSON, as a dict) falls under this agreement."""
@@ -353,10 +385,21 @@ def _raw_agreements(settings: Settings) -> tuple[list[tuple[str, object]], list[
     return found, sources
 
 
-def load_agreements(settings: Settings) -> AgreementSet:
+def installed_adapters() -> dict[str, str]:
+    """Every installed adapter's name and its department (the senders an agreement may name)."""
+    from gateway.plugins import get_manager
+
+    return {name: info.department for name, info in get_manager().adapters().items()}
+
+
+def load_agreements(settings: Settings, adapters: Mapping[str, str] | None = None) -> AgreementSet:
     """Read and check every agreement. Raises ConfigError only when a file cannot be read;
-    problems with single agreements are listed in the result (those agreements are left out)."""
+    problems with single agreements are listed in the result (those agreements are left out).
+    `adapters` (adapter name -> department) are the senders an agreement may name besides the
+    departments: by default the installed ones."""
     raw, sources = _raw_agreements(settings)
+    if adapters is None and any(isinstance(table, dict) and table.get("senders") for _, table in raw):
+        adapters = installed_adapters()
     problems: list[Problem] = []
     compiled: list[CompiledAgreement] = []
     names: set[str] = set()
@@ -378,7 +421,7 @@ def load_agreements(settings: Settings) -> AgreementSet:
             problems.append(Problem(agreement.name, f"{where}: the name is used by another agreement; names must be unique"))
             continue
         names.add(agreement.name)
-        result, found = check_agreement(agreement, settings.departments, lambda: load_divisions(settings.home))
+        result, found = check_agreement(agreement, settings.departments, lambda: load_divisions(settings.home), adapters)
         problems += found
         if result is not None:
             compiled.append(result)
@@ -386,14 +429,28 @@ def load_agreements(settings: Settings) -> AgreementSet:
 
 
 def check_agreement(
-    agreement: Agreement, departments: list[str], divisions: Callable[[], Divisions] | None = None
+    agreement: Agreement,
+    departments: list[str],
+    divisions: Callable[[], Divisions] | None = None,
+    adapters: Mapping[str, str] | None = None,
 ) -> tuple[CompiledAgreement | None, list[Problem]]:
     """Check one agreement against the contracts and the departments; `divisions` gives
-    the county's Divisions (called only for a township-scoped agreement)."""
+    the county's Divisions (called only for a township-scoped agreement); `adapters`
+    (adapter name -> department) the adapters its senders may name besides the departments."""
     problems: list[Problem] = []
+    known = registered_contracts()  # the built-ins and every plugin's (register_contracts)
 
     def error(message: str) -> None:
         problems.append(Problem(agreement.name, message))
+
+    known_adapters = dict(adapters or {})
+    for sender in agreement.senders:
+        if sender not in departments and sender not in known_adapters:
+            error(
+                f"发送方 {sender!r} 既不是部门也不是已安装的适配器 / unknown sender {sender!r}: neither a department "
+                f"nor an installed adapter. Valid choices: departments {', '.join(sorted(departments))}; "
+                f"adapters {', '.join(sorted(known_adapters)) or '(none installed)'}"
+            )
 
     township_match = TOWNSHIP_RECIPIENT.match(agreement.recipient)
     scoped = agreement.scope == "township" or (agreement.scope is None and township_match is not None)
@@ -419,7 +476,7 @@ def check_agreement(
         elif not problems:
             error("the township scope places records with divisions.csv, which was not given")
         for name in agreement.contracts:
-            if name in CONTRACTS and name not in SCOPE_PLACES:
+            if name in known and name not in SCOPE_PLACES:
                 error(
                     f"{name} names no address to place its person in a township; a township receives "
                     f"{', '.join(sorted(SCOPE_PLACES))} only (or set scope = \"county\")"
@@ -429,10 +486,10 @@ def check_agreement(
         error(f"recipient {agreement.recipient!r} is not a department. Valid choices: {', '.join(sorted(departments))}")
     models: dict[str, type[Contract]] = {}
     for name in agreement.contracts:
-        if name not in CONTRACTS:
-            error(f"unknown contract {name!r}. Valid choices: {', '.join(sorted(CONTRACTS))}")
+        if name not in known:
+            error(f"unknown contract {name!r}. Valid choices: {', '.join(sorted(known))}")
         else:
-            models[name] = CONTRACTS[name]
+            models[name] = known[name]
     if isinstance(agreement.fields, dict):
         for name in agreement.fields:
             if name not in agreement.contracts:
@@ -452,11 +509,11 @@ def check_agreement(
         for path in agreement.filters.match:
             _check_path(described, name, path, "filters.match", error)
         compiled.date_field[name] = _filter_field(
-            described, name, agreement.filters.date_field, DEFAULT_DATE_FIELD.get(name),
+            described, name, agreement.filters.date_field, default_date_field(name),
             bool(agreement.filters.event_from or agreement.filters.event_until), "date_field", "an event date", error,
         )
         compiled.division_field[name] = _filter_field(
-            described, name, agreement.filters.division_field, DEFAULT_DIVISION_FIELD.get(name),
+            described, name, agreement.filters.division_field, default_division_field(name),
             bool(agreement.filters.division_prefix), "division_field", "a division code", error,
         )
     f = agreement.filters
@@ -515,6 +572,9 @@ __all__ = [
     "SCHEDULE_LABELS",
     "agreements_path",
     "check_agreements",
+    "default_date_field",
+    "default_division_field",
+    "installed_adapters",
     "load_agreements",
 ]
 
@@ -543,6 +603,10 @@ DEFAULT_AGREEMENTS = """\
 #   format       "csv-gb18030" | "csv-utf8" (UTF-8 with BOM) | "jsonl" (JSON Lines)
 #   schedule     "immediate" (one file per accepted exchange) | "daily" | "monthly"
 #                (one file per day or month, China Standard Time, sent once it is over)
+#   senders      发送方: departments or adapters whose exchanges it takes records from, e.g.
+#                ["social_security"] or ["police-hukou"]; absent: every sender
+#   include_own  含本部门自己的记录: true to receive the records of the recipient's own
+#                department's exchanges too; by default they never go back to it
 #   scope        "township": only the recipient township's own people, placed in a village
 #                by divisions.csv (unplaced records go to no township); the default, and
 #                only choice besides "county", for a recipient named town-<9-digit code>

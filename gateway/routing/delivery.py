@@ -46,12 +46,13 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from contracts import CONTRACTS, canonical_json
+from contracts import canonical_json
 
 from gateway import clock
 from gateway.store.audit import now_utc, record_event
 from gateway.errors import ConfigError, GatewayError, TransportError
 from gateway.masking import mask_value
+from gateway.plugins import contract as registered_contract
 from gateway.receipts.keys import DepartmentKeys
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import Delivery, DeliveryExchange, DeliveryRecord, RoutedExchange
@@ -181,8 +182,15 @@ class Router:
         except FileNotFoundError:
             stamp = None
         if self._agreements is None or stamp is None or self._agreements[0] != stamp:
-            self._agreements = (stamp, load_agreements(self.settings))
+            self._agreements = (stamp, load_agreements(self.settings, self._adapters()))
         return self._agreements[1]
+
+    def _adapters(self) -> dict[str, str] | None:
+        """This gateway's adapters (name -> department): the senders an agreement may name."""
+        plugins = getattr(self.gateway, "plugins", None)  # a Gateway has them; a bare GatewayServices may not
+        if plugins is None:
+            return None
+        return {name: info.department for name, info in plugins.adapters().items()}
 
     def _usable_agreements(self) -> AgreementSet | None:
         """The agreements, or None (logged once per distinct problem) while any is wrong:
@@ -276,12 +284,16 @@ class Router:
             with session_scope(self.engine) as session:
                 if session.get(RoutedExchange, exchange_id) is not None:
                     return []
+                exchange = session.get(Exchange, exchange_id)
+                assert exchange is not None
                 contracts = session.exec(
                     select(Record.contract).where(Record.exchange_id == exchange_id).distinct()
                 ).all()
                 touched: list[int] = []
                 for contract in sorted(contracts):
                     for agreement in agreements.covering(contract):
+                        if not agreement.takes_from(exchange.department, exchange.adapter):
+                            continue  # not one of its senders, or the recipient's own records
                         delivery = self._open_delivery(session, agreement, contract, exchange_id, now)
                         assert delivery.id is not None  # flushed
                         session.add(DeliveryExchange(delivery_id=delivery.id, exchange_id=exchange_id))
@@ -547,12 +559,19 @@ class Router:
         contract = delivery.contract
         leaves = agreement.columns[contract]
         minimize = projector(leaves)
-        described = contract_fields(CONTRACTS[contract])
+        described = contract_fields(registered_contract(contract))
         infos = [described.info(path) for path in leaves]
         writer = _Writer(delivery.format, handle, META_HEADERS + [info.label for info in infos], contract)
-        exchanges = list(
-            session.exec(select(DeliveryExchange.exchange_id).where(DeliveryExchange.delivery_id == delivery.id)).all()
-        )
+        # The senders are checked again here: the agreement may have changed since routing.
+        exchanges = [
+            exchange_id
+            for exchange_id, department, adapter in session.exec(
+                select(DeliveryExchange.exchange_id, Exchange.department, Exchange.adapter)
+                .join(Exchange, Exchange.id == DeliveryExchange.exchange_id)  # type: ignore[arg-type]
+                .where(DeliveryExchange.delivery_id == delivery.id)
+            ).all()
+            if agreement.takes_from(department, adapter)
+        ]
         counts = {"records": 0, "new": 0, "correction": 0, "withdrawal": 0, "unplaced": 0}
         here: dict[str, tuple[int, str, str, int]] = {}  # key -> (version, change, projection sha, delivery id)
         for page in _record_pages(session, exchanges, contract):

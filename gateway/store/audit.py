@@ -152,13 +152,30 @@ class Finding:
         return f"{self.where}:{self.line}: unmasked {self.kind} {self.masked}"
 
 
+# A phone number (the `phone` field kind) as a person writes it: an 11-digit mobile number,
+# or an area code and a 7- or 8-digit landline number.
+_PHONE_TOKEN = re.compile(r"(?<![0-9])(1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9])")
+
+
+def known_phones(texts: Iterable[str]) -> set[str]:
+    """Every phone-shaped number in these texts (specimens, test data)."""
+    found: set[str] = set()
+    for text in texts:
+        found.update(_PHONE_TOKEN.findall(text))
+    return found
+
+
 class IdScanner:
     """Finds full ID numbers in text: any number of the `known` set, and any other
-    18-character number with a right check character and a possible birth date."""
+    18-character number with a right check character and a possible birth date; the
+    `names` given; and full phone numbers (a personal field kind): any of the `phones`
+    given, and with `any_phone` every mobile- or landline-shaped number."""
 
-    def __init__(self, known: Iterable[str] = (), names: Iterable[str] = ()):
+    def __init__(self, known: Iterable[str] = (), names: Iterable[str] = (), phones: Iterable[str] = (), any_phone: bool = False):
         self.known = {k.upper() for k in known}
         self.names = sorted({n for n in names if len(n) >= 2}, key=len, reverse=True)
+        self.phones = set(phones)
+        self.any_phone = any_phone
 
     def scan(self, text: str, where: str = "(text)") -> list[Finding]:
         findings = []
@@ -170,6 +187,11 @@ class IdScanner:
             start = text.find(name)
             if start >= 0:
                 findings.append(Finding(where, text.count("\n", 0, start) + 1, f"{name[:1]}**", "full name"))
+        if self.phones or self.any_phone:
+            for match in _PHONE_TOKEN.finditer(text):
+                if self.any_phone or match.group(1) in self.phones:
+                    line = text.count("\n", 0, match.start()) + 1
+                    findings.append(Finding(where, line, mask_value(match.group(1), "phone"), "phone number"))
         return findings
 
     def scan_file(self, path: Path) -> list[Finding]:
@@ -196,6 +218,7 @@ __all__ = [
     "Received",
     "events",
     "known_ids",
+    "known_phones",
     "mask_text",
     "now_utc",
     "received",

@@ -428,6 +428,18 @@ def jobs_page(request: Request, caller: PageCaller) -> HTMLResponse:
                   pulls=data.list_pulls(state.engine))
 
 
+@router.get("/contracts", response_class=HTMLResponse)
+def contracts_page(request: Request, caller: PageCaller) -> HTMLResponse:
+    """契约目录: every registered contract (the built-ins and every plugin's), its fields, which
+    are personal data and how each is masked; for operators, beside the agreements that share them."""
+    require_role(caller, *OFFICERS)
+    from gateway.plugins import contract
+    from gateway.routing.catalogue import field_rows, summaries
+
+    listed = [(summary, field_rows(contract(summary.name))) for summary in summaries()]
+    return render(request, "contracts.html", caller, contracts=listed)
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request, caller: PageCaller) -> HTMLResponse:
     require_role(caller, "security-officer")
