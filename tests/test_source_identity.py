@@ -173,6 +173,20 @@ def test_the_stored_key_of_a_death_names_its_sender_and_other_contracts_keep_the
     assert BirthEvent.business_key_includes_source is False  # births carry `registration` in their key instead
 
 
+def test_gateway_contracts_show_says_a_deaths_key_names_its_sender():
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    def shown(name: str) -> str:
+        result = CliRunner().invoke(app, ["contracts", "show", name], env={"COLUMNS": "220"})
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "业务键 business key: 发送部门 sending department | deceased.id_number, death_date" in shown("DeathEvent")
+    assert "业务键 business key: registration, birth_certificate_no" in shown("BirthEvent")
+
+
 def test_the_police_death_and_the_bureau_report_are_two_records_both_version_1_and_no_correction_goes_out(bureau, receiving):
     police = pass_of(bureau, "police", "deaths.csv", police_death())
     reported = pass_of(bureau, BUREAU, "pension_deaths.csv", bureau_deaths((DEATH_ID, "刘大爷", "20261011")))
