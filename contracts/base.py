@@ -203,11 +203,17 @@ class Contract(ContractModel):
     `event_date_field` (the dotted field an agreement's `event_from`/`event_until`
     filter reads by default) and `division_field` (where an agreement's
     `division_prefix` filter finds the division code by default).
+
+    `business_key_includes_source` (身份含来源): True where two departments report the same
+    event (a death registered by the police and reported by a family to the social-security
+    bureau): the stored key is then `<department>|<business_key()>`, so each source's report
+    is a record of its own, never a correction of the other's (`stored_business_key`).
     """
 
     contract_name: ClassVar[str]
     schema_version: ClassVar[str] = SCHEMA_VERSION
     business_key_fields: ClassVar[tuple[str, ...]]
+    business_key_includes_source: ClassVar[bool] = False
     label_zh: ClassVar[str] = ""
     event_date_field: ClassVar[str | None] = None
     division_field: ClassVar[str | None] = None
@@ -309,3 +315,18 @@ class Contract(ContractModel):
                     if message:
                         found.append((dotted, "credit_code_invalid", message))
         return found
+
+
+def keyed_by_source(department: str, key: str) -> str:
+    """A contract's own business key with the sending department in front: the stored key
+    of a contract whose `business_key_includes_source` is True (and what the migration
+    d19b00000001 rewrote the stored DeathEvent keys to)."""
+    return f"{department}|{key}"
+
+
+def stored_business_key(record: Contract, department: str) -> str:
+    """The business key a record is stored, deduplicated and corrected under (存储业务键):
+    its contract's own key, with the sending exchange's department in front when the
+    contract's identity includes its source (`Contract.business_key_includes_source`)."""
+    key = record.business_key()
+    return keyed_by_source(department, key) if record.business_key_includes_source else key

@@ -15,12 +15,16 @@ from contracts.rules import RuleErrors
 class DeathEvent(Contract):
     """A death (死亡), identified by the deceased's ID number and the death date.
 
-    One person dies once: the same number and date sent again is a duplicate, with
-    other content a correction. The death date may not lie before the birth date.
+    One person dies once: the same number and date sent again by the same department is a
+    duplicate, with other content a correction. Who reported it is part of its identity
+    (`business_key_includes_source`): the police's death cancellation and the social-security
+    bureau's report of the same death are two records, which reconciliation can pair. The
+    death date may not lie before the birth date.
     """
 
     contract_name: ClassVar[str] = "DeathEvent"
     business_key_fields: ClassVar[tuple[str, ...]] = ("deceased.id_number", "death_date")
+    business_key_includes_source: ClassVar[bool] = True
     label_zh: ClassVar[str] = "死亡"
     event_date_field: ClassVar[str | None] = "death_date"
     division_field: ClassVar[str | None] = "household.division_code"

@@ -66,7 +66,7 @@ def test_specimen_gives_five_records_one_per_business_type_and_rejects_the_17_di
     stored = query(settings, "SELECT contract, business_key, row_number, payload FROM record ORDER BY leaf_index")
     assert [(contract, key, row) for contract, key, row, _ in stored] == [
         ("BirthEvent", "police|Q440781260001", 2),
-        ("DeathEvent", "440781193804050137|2026-10-11", 3),
+        ("DeathEvent", "police|440781193804050137|2026-10-11", 3),
         ("Migration", "450102199606112246|in|2026-10-15", 4),
         ("Migration", "440781200009010358|out|2026-10-18", 5),
         ("ResidencePermit", "JZ440781-2026-00088", 6),

@@ -401,7 +401,9 @@ def contracts_show(name: Annotated[str, typer.Argument(help="The contract's name
         f"[bold]{escape(model.contract_name)}[/] {escape(model.label_zh)}  "
         f"来源软件包 package: {escape(get_manager().package_of(model))}", highlight=False,
     )
-    console.print(f"  业务键 business key: {', '.join(model.business_key_fields)}", highlight=False, markup=False)
+    # Where who reported it is part of identity, the stored key starts with the sender (contracts.base.stored_business_key).
+    source = "发送部门 sending department | " if model.business_key_includes_source else ""
+    console.print(f"  业务键 business key: {source}{', '.join(model.business_key_fields)}", highlight=False, markup=False)
     console.print(
         f"  事件日期 event date: {model.event_date_field or '—'}   行政区划 division code: {model.division_field or '—'}",
         highlight=False, markup=False,

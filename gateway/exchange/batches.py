@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 from pydantic import ValidationError
 
+from contracts.base import stored_business_key
+
 from gateway.adapter import Adapter, RawRow, RowRejected, SourceFile
 from gateway.masking import mask_untrusted, mask_value, personal_kinds, scrub_message
 from gateway.plugins import get_manager
@@ -55,8 +57,9 @@ class PreparedBatch(NamedTuple):
     rows: int
     """Rows read (blank lines are not rows)."""
     records: list[tuple[str, str, str, str, str, int, bytes]]
-    """(contract, schema version, business key, record hash, canonical JSON, row number,
-    Merkle leaf hash) of each valid row, in file order."""
+    """(contract, schema version, stored business key (`contracts.base.stored_business_key`:
+    with the sender in front where the contract's identity includes its source), record hash,
+    canonical JSON, row number, Merkle leaf hash) of each valid row, in file order."""
     issues: list[Issue]
     """Row errors and warnings, in `ISSUE_KEYS` order, in file order."""
     rejected: int
@@ -90,6 +93,7 @@ class RowPreparer:
         n parsing processes each read the whole file (reading is the cheap part) and
         validate every n-th batch; the writer takes the batches in turn."""
         normalize, sha256, adapter, exchange_id = self.adapter.normalize, hashlib.sha256, self.adapter, self.exchange_id
+        department = source.department  # the sending exchange's: part of a key that includes its source
         mine, count = share
         number = 0  # of the batch being filled
         rows = rejected = warnings = 0
@@ -125,7 +129,7 @@ class RowPreparer:
                     contract, schema_version = record.contract_name, record.schema_version
                     append(
                         (
-                            contract, schema_version, record.business_key(), sha256(payload).hexdigest(),
+                            contract, schema_version, stored_business_key(record, department), sha256(payload).hexdigest(),
                             payload.decode("utf-8"), raw.number, sha256(b"\x00" + payload).digest(),
                         )
                     )

@@ -8,7 +8,7 @@ a correction replaces what it corrects, it is not a second event). Each record g
 |---|---|---|---|---|
 | BirthEvent, police (出生登记) | births 出生 | registered_on (登记日期), else the birth date | registered_division_code, else household.division_code | child.sex |
 | BirthEvent, any source | a birth that occurred (for the sex ratio at birth), once per 出生医学证明编号 | child.birth_date | as above | child.sex |
-| DeathEvent | deaths 死亡 | death_date (police 变动日期) | household.division_code | deceased.sex |
+| DeathEvent | deaths 死亡, once per ID number and death date (the police's and the social-security bureau's reports of one death are two records, issue 19): the one with a household division code | death_date (police 变动日期) | household.division_code | deceased.sex |
 | Migration in / out | moves in 迁入 / moves out 迁出 | move_date (变动日期) | household.division_code (本地户籍) | person.sex |
 | ResidencePermit | residence permits 居住证 | issued_on | residence.division_code | holder.sex |
 | MarriageEvent | marriages 结婚 / divorces 离婚: one per party | registered_on | the party's ID number (first six digits) | 男方 male, 女方 female |
@@ -76,9 +76,18 @@ def read_events(engine: Engine) -> Events:
     """Every event in the current versions of the stored records."""
     found = Events([], [])
     occurred: dict[str, Birth] = {}
+    died: dict[tuple[str, str], Event] = {}
     for contract, payload in _current_payloads(engine):
         found.records += 1
         data = json.loads(payload)
+        if contract == "DeathEvent":
+            for event in _events(contract, data):
+                death = (str(_get(data, "deceased.id_number")), str(data.get("death_date")))
+                kept = died.get(death)
+                # Who reported it is part of a death's identity: one death, counted once.
+                if kept is None or (kept.division is None and event.division is not None):
+                    died[death] = event
+            continue
         found.events.extend(_events(contract, data))
         if contract == "BirthEvent":
             birth = _birth(data)
@@ -89,6 +98,7 @@ def read_events(engine: Engine) -> Events:
                 if kept is None or data.get("registration") == "hospital":
                     occurred[birth.certificate] = birth
     found.births = sorted(occurred.values(), key=lambda b: (b.day, b.certificate))
+    found.events.extend(died[death] for death in sorted(died))
     return found
 
 

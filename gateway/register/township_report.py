@@ -114,10 +114,16 @@ def township_figures(engine: Engine, span: Period, divisions: Divisions) -> dict
                         target.registrations += 1
             elif born and span.first <= born <= span.last and child.get("sex") in SEXES:
                 at(township((birth.get("mother") or {}).get("id_number"))).hospital_births[child["sex"]] += 1
+        counted: set[tuple[str, str]] = set()
         for death in _current(session, "DeathEvent"):
             died, deceased = _date(death.get("death_date")), death.get("deceased") or {}
             born = _date(deceased.get("birth_date"))
             number = deceased.get("id_number")
+            # The police's and the social-security bureau's reports of one death are two
+            # records (who reported it is part of its identity): one death is counted once.
+            if (str(number), str(died)) in counted:
+                continue
+            counted.add((str(number), str(died)))
             sex = deceased.get("sex") or (id_sex(number) if number else None)
             if not (died and born and span.first <= died <= span.last and sex in SEXES):
                 continue
