@@ -237,6 +237,9 @@ def test_explain_shows_senders_and_own_records(home):
     shown = run_gateway(home, "agreements", "explain", "police")
     assert "发送方 senders: police-hukou、hospital" in shown.stdout
     assert "含本部门自己的记录 own records: 否" in shown.stdout
+    (home / "agreements.toml").write_text(DEATHS_TO_POLICE + 'senders = ["police-hukou", "police"]\n', encoding="utf-8")
+    checked = run_gateway(home, "agreements", "check")
+    assert "warn" in checked.stdout and "此协议不会发出任何记录" in checked.stdout  # only its own records: nothing to send
 
 
 def test_a_township_agreement_applied_sends_only_its_own_people(county, recipients, monkeypatch):

@@ -94,9 +94,13 @@ def agreements_explain(
     from gateway.routing.agreements import FORMAT_LABELS, SCHEDULE_LABELS, load_agreements
     from gateway.routing.minimize import contract_fields
 
+    from gateway.config import effective_departments
+    from gateway.plugins import get_manager
+
     settings = settings_for(home)
-    if recipient not in settings.departments:
-        raise UnknownName("department", recipient, settings.departments)
+    departments = effective_departments(settings, get_manager().adapters().values())  # an installed adapter's too
+    if recipient not in departments:
+        raise UnknownName("department", recipient, departments)
     result = load_agreements(settings)
     mine = result.for_recipient(recipient)
     if not mine:

@@ -453,6 +453,15 @@ def check_agreement(
                 f"nor an installed adapter. Valid choices: departments {', '.join(sorted(departments))}; "
                 f"adapters {', '.join(sorted(known_adapters)) or '(none installed)'}"
             )
+    own = {agreement.recipient} | {name for name, department in known_adapters.items() if department == agreement.recipient}
+    if agreement.senders and set(agreement.senders) <= own and not agreement.include_own:
+        problems.append(Problem(
+            agreement.name,
+            f"发送方只有收件部门 {agreement.recipient} 自己，而本部门自己的记录不发回：此协议不会发出任何记录；"
+            "需要时设 include_own = true / its senders are the recipient's own department only, whose records are "
+            "never sent back to it: the agreement delivers nothing (set include_own = true if that is meant)",
+            "warning",
+        ))
 
     township_match = TOWNSHIP_RECIPIENT.match(agreement.recipient)
     scoped = agreement.scope == "township" or (agreement.scope is None and township_match is not None)
