@@ -25,6 +25,21 @@ from pathlib import PurePosixPath
 MAX_SHOWN = 64
 # Anything shaped like an ID number is masked even in a field not marked as one.
 _ID_LIKE = re.compile(r"\d{14,17}[\dXx]")
+# Anything shaped like a phone number likewise: a mobile (11 digits from 13-19) or a
+# landline with its area code (`0762-1234567`), not part of a longer run of digits.
+_PHONE_LIKE = re.compile(r"(?<![0-9])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9])")
+
+
+def mask_identifiers(text: str) -> str:
+    """Free text with every ID-shaped and phone-shaped run masked (the rest as it is)."""
+    if not text:
+        return text
+    text = _ID_LIKE.sub(lambda m: mask_id(m.group(0)), text)
+    return _PHONE_LIKE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def _has_identifier(text: str) -> bool:
+    return bool(_ID_LIKE.search(text) or _PHONE_LIKE.search(text))
 
 
 def mask_id(value: str) -> str:
@@ -69,8 +84,8 @@ def mask_document_number(value: str) -> str:
 
 def mask_plain(value: str) -> str:
     """A value known not to be personal (a code): shown, ID-shaped runs masked, long text cut."""
-    if _ID_LIKE.search(value):
-        return _ID_LIKE.sub(lambda m: mask_id(m.group(0)), value)
+    if _has_identifier(value):
+        return mask_identifiers(value)
     if len(value) > MAX_SHOWN:
         return value[:MAX_SHOWN] + f"…({len(value)} characters)"
     return value
@@ -148,7 +163,7 @@ def personal_kinds() -> frozenset[str]:
 def mask_value(value: str | None, kind: str | None) -> str:
     """Mask `value` for a field of the given kind (a registered `FieldKind`: id_number, name,
     address, phone, ... or a plugin's); a value of no kind or an unknown one is shown with
-    ID-shaped runs masked and long text cut."""
+    ID- and phone-shaped runs masked and long text cut."""
     if value is None:
         return ""
     text = str(value)
@@ -183,8 +198,8 @@ def mask_untrusted(value: str | None, known: tuple[str, ...] = ()) -> str:
     if value is None:
         return ""
     text = str(value)
-    if _ID_LIKE.search(text):
-        return _ID_LIKE.sub(lambda m: mask_id(m.group(0)), text)
+    if _has_identifier(text):
+        return mask_identifiers(text)
     rest = text.strip()
     for word in known:
         if word in rest:
@@ -215,7 +230,7 @@ def scrub_message(text: str | None, limit: int = 200) -> str:
         return ""
     text = _QUOTED.sub("'…'", str(text))
     text = _NON_ASCII_RUN.sub("…", text)
-    text = _ID_LIKE.sub(lambda m: mask_id(m.group(0)), text)
+    text = mask_identifiers(text)
     text = re.sub(r"\d{7,}", lambda m: mask_id(m.group(0)), text)
     return text[:limit] + ("…" if len(text) > limit else "")
 

@@ -59,3 +59,20 @@ def test_phone_and_free_text_fields_are_marked_personal_and_checked():
             Call.model_validate({"phone": bad})
         assert info.value.errors()[0]["type"] == "phone_format"
     assert mask_value("家属来电说明", "free_text") == "家**"
+
+
+def test_phone_shaped_runs_are_masked_in_any_text_people_see():
+    """A phone number that lands in a field not marked as one (a shifted row), in a
+    library's message or in a console reason is masked like an ID number."""
+    from gateway.masking import mask_identifiers, mask_untrusted, mask_value, scrub_message
+    from gateway.store.audit import mask_text
+
+    assert mask_untrusted("13812345678") == "138****5678"
+    assert mask_untrusted("0762-7654321") == "0762-***4321"
+    assert mask_value("call 13812345678 now", None) == "call 138****5678 now"
+    assert "13812345678" not in scrub_message("invalid literal for int(): 13812345678x")
+    assert mask_text("报告人 13912345678，户主 440781199203154325") == "报告人 139****5678，户主 440781***********5"
+    # not a phone: dates, counts, a longer run of digits (an ID number is masked as one)
+    assert mask_identifiers("2026-10-03 20261003 3000 rows") == "2026-10-03 20261003 3000 rows"
+    assert mask_identifiers("138123456789") == "138123456789"  # 12 digits: neither
+    assert mask_identifiers("138123456789012") == "138123********2"  # 15 digits: a legacy ID number

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from gateway.masking import mask_id, mask_value
+from gateway.masking import mask_id, mask_identifiers, mask_value
 from gateway.store.models import AuditEvent, Delivery, DeliveryRecord, Record
 
 SENT = ("delivered", "acknowledged")
@@ -38,8 +38,8 @@ def now_utc() -> dt.datetime:
 
 
 def mask_text(text: str) -> str:
-    """Mask everything shaped like an ID number in free text."""
-    return _ID_SHAPED.sub(lambda m: mask_id(m.group(0)), text) if text else text
+    """Mask everything shaped like an ID number or a phone number in free text."""
+    return mask_identifiers(text)
 
 
 @dataclass
