@@ -341,3 +341,19 @@ def test_the_parsing_processes_make_the_same_keys(bureau, monkeypatch, caplog):
     assert (reported.accepted, reported.corrected) == (1, 0)
     assert deaths(bureau) == [(f"police|{DEATH_ID}|{DEATH_DATE}", 1, "police"), (f"{BUREAU}|{DEATH_ID}|{DEATH_DATE}", 1, BUREAU)]
     assert sum("parsing process" in record.getMessage() for record in caplog.records) == 2  # both files went that way
+
+
+def test_the_built_in_death_rules_read_only_the_polices_registrations(bureau):
+    """deaths-without-cremation asks a cremation of every police 死亡注销, not of a death the
+    family reported to the bureau; a bureau's DeathEvent does not answer
+    cremations-without-death for the police (only a 死亡注销 cancels a registration)."""
+    pass_of(bureau, "police", "deaths.csv", police_death())
+    pass_of(bureau, BUREAU, "pension_deaths.csv", bureau_deaths((DEATH_ID, "刘大爷", "20261011"), (OTHER_ID, "张三", "20261020")))
+    settings = load_settings(bureau)
+    engine = make_engine(settings.db_url)
+    try:
+        result = evaluate(engine, settings, dt.date(2026, 11, 30), ["deaths-without-cremation"])
+    finally:
+        engine.dispose()
+    assert result.rules["deaths-without-cremation"].open == 1
+    assert query(bureau, "SELECT subject_key FROM discrepancy WHERE rule = ?", "deaths-without-cremation") == [(DEATH_ID,)]

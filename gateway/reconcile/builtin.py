@@ -9,6 +9,9 @@ from gateway.hookspecs import hookimpl
 from gateway.reconcile.base import Evidence, Reconciliation, StoredRecord, Subject, as_date, at, identifier
 
 
+POLICE = "police"  # the household registry: the one department whose DeathEvent is a 死亡注销
+
+
 def _person(payload: dict, prefix: str) -> tuple[str | None, object]:
     return at(payload, f"{prefix}.name"), as_date(at(payload, f"{prefix}.birth_date"))
 
@@ -92,6 +95,8 @@ class DeathsWithoutCremation(Reconciliation):
 
     def subjects(self, records: Iterable[StoredRecord]) -> Iterator[Subject]:
         for record in records:
+            if record.department != POLICE:  # another department's report of a death is no 死亡注销
+                continue
             p = record.payload
             died = as_date(p.get("death_date"))
             number = identifier(at(p, "deceased.id_number"))
@@ -133,7 +138,9 @@ class CremationsWithoutDeath(Reconciliation):
                               {"id_number": "missing"})
 
     def evidence(self, records: Iterable[StoredRecord]) -> Iterator[Evidence]:
-        return _people(records, "deceased")
+        # only the police's 死亡注销 cancels the registration; a DeathEvent another
+        # department reports (keyed by its sender) does not answer for it
+        return _people((record for record in records if record.department == POLICE), "deceased")
 
 
 class TenantsWithoutResidencePermit(Reconciliation):
