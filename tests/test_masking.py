@@ -1,4 +1,9 @@
+import pytest
+
 from gateway.masking import mask_value
+
+# Nothing here reads or writes the gateway database: run on one backend (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
 
 
 def test_masks_by_kind():

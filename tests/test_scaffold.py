@@ -12,6 +12,11 @@ import pytest
 from conftest import REPO
 
 
+# Backend-independent (the plugin kit in its own venv; its generated tests make their own
+# SQLite homes): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
+
 @pytest.mark.slow
 def test_scaffolded_plugin_round_trip(tmp_path):
     gateway = REPO / ".venv" / "bin" / "gateway"
