@@ -105,6 +105,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
+TEST_DATABASES = None  # tests/pg.py's DatabasePool while the PostgreSQL session runs
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str | None]:
     """The PostgreSQL server URL when the suite runs on PostgreSQL. Fails (never skips)
@@ -119,9 +122,13 @@ def postgres_server() -> Iterator[str | None]:
     server = given or cluster.start()  # type: ignore[union-attr]
     template = pg.migrated_template(server)
     os.environ["GATEWAY_TEST_POSTGRES_TEMPLATE"] = template
+    global TEST_DATABASES
+    TEST_DATABASES = pg.DatabasePool(server, template)
     try:
         yield server
     finally:
+        TEST_DATABASES.close()
+        TEST_DATABASES = None
         pg.drop_database(server, template)
         if cluster is not None:
             cluster.stop()
@@ -136,13 +143,14 @@ def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         return
     import pg
 
-    server = request.getfixturevalue("postgres_server")
-    url = pg.create_database(server, template=os.environ["GATEWAY_TEST_POSTGRES_TEMPLATE"])
+    request.getfixturevalue("postgres_server")
+    assert TEST_DATABASES is not None
+    url = TEST_DATABASES.take()  # made ahead from the template (tests/pg.py)
     monkeypatch.setenv("GATEWAY_DATABASE_URL", url)
     try:
         yield url
     finally:
-        pg.drop_database(server, url)
+        TEST_DATABASES.give_back(url)  # dropped behind, WITH (FORCE)
 
 
 @pytest.fixture
