@@ -36,7 +36,7 @@ def _kill_agent(gnupg_dir: Path) -> None:
 # The suite's own settings: which backend (GATEWAY_TEST_DATABASE), which PostgreSQL
 # server (GATEWAY_TEST_POSTGRES_URL), the template database it makes
 # (GATEWAY_TEST_POSTGRES_TEMPLATE), scripts/test's GATEWAY_TEST_DATABASES and
-# GATEWAY_TEST_SERIAL, and GATEWAY_CONSOLE_DOCS_SCREENSHOT (refreshes the README's
+# GATEWAY_TEST_SERIAL, GATEWAY_TEST_ALL_BACKENDS (below), and GATEWAY_CONSOLE_DOCS_SCREENSHOT (refreshes the README's
 # picture). Every other GATEWAY_* variable is the user's gateway configuration (their
 # GATEWAY_HOME after the README's tour, a database URL, passphrases...): the suite must
 # never read or write a home it did not make, so those are cleared for the whole
@@ -71,6 +71,43 @@ if BACKEND not in ("sqlite", "postgresql"):
     raise RuntimeError(f"GATEWAY_TEST_DATABASE must be sqlite or postgresql, not {BACKEND!r}")
 
 
+# -- tests that run on one backend only ------------------------------------------------------
+# `@pytest.mark.backend_independent` (or a module's `pytestmark`) marks a test that neither
+# reads nor writes the gateway database and whose outcome cannot depend on the backend:
+# parsing, contracts, masking, Merkle arithmetic, calendars, the plugin kit in its own venv,
+# sshd's chroots, gpg over bytes, the partner simulator, pure CLI help. The SQLite run runs
+# them; the PostgreSQL run deselects them (each would only cost it a fresh database), unless
+# GATEWAY_TEST_ALL_BACKENDS=1. Be conservative: a test that touches a gateway home's database
+# (directly, through `gateway` commands, or through a fixture), or whose behaviour may differ
+# by backend (locks, workers, migrations, concurrency, transactions), stays unmarked.
+
+# The plugin kit's generated class (gateway/testing.py, shared with plugin authors) cannot
+# carry this suite's marker: its tests that only parse are marked here by name.
+ADAPTER_KIT_PARSE_ONLY = (
+    "test_describes_itself",
+    "test_sample_parses_and_validates",
+    "test_same_bytes_same_record_hashes",
+    "test_bad_input_is_an_error_not_a_crash",
+    "test_rows_are_streamed",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        cls = getattr(item, "cls", None)
+        if getattr(cls, "__module__", None) == "gateway.testing" and getattr(item, "originalname", None) in ADAPTER_KIT_PARSE_ONLY:
+            item.add_marker(pytest.mark.backend_independent)
+    if BACKEND != "postgresql" or os.environ.get("GATEWAY_TEST_ALL_BACKENDS") == "1":
+        return
+    kept = [item for item in items if item.get_closest_marker("backend_independent") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("backend_independent")])
+        items[:] = kept
+
+
+TEST_DATABASES = None  # tests/pg.py's DatabasePool while the PostgreSQL session runs
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str | None]:
     """The PostgreSQL server URL when the suite runs on PostgreSQL. Fails (never skips)
@@ -85,9 +122,13 @@ def postgres_server() -> Iterator[str | None]:
     server = given or cluster.start()  # type: ignore[union-attr]
     template = pg.migrated_template(server)
     os.environ["GATEWAY_TEST_POSTGRES_TEMPLATE"] = template
+    global TEST_DATABASES
+    TEST_DATABASES = pg.DatabasePool(server, template)
     try:
         yield server
     finally:
+        TEST_DATABASES.close()
+        TEST_DATABASES = None
         pg.drop_database(server, template)
         if cluster is not None:
             cluster.stop()
@@ -102,13 +143,14 @@ def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         return
     import pg
 
-    server = request.getfixturevalue("postgres_server")
-    url = pg.create_database(server, template=os.environ["GATEWAY_TEST_POSTGRES_TEMPLATE"])
+    request.getfixturevalue("postgres_server")
+    assert TEST_DATABASES is not None
+    url = TEST_DATABASES.take()  # made ahead from the template (tests/pg.py)
     monkeypatch.setenv("GATEWAY_DATABASE_URL", url)
     try:
         yield url
     finally:
-        pg.drop_database(server, url)
+        TEST_DATABASES.give_back(url)  # dropped behind, WITH (FORCE)
 
 
 @pytest.fixture

@@ -230,6 +230,7 @@ def test_a_platform_document_in_the_housing_inbox_names_the_platform_adapter(gat
 # -- the page reader the HTTP pull reuses ---------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_parse_page_reads_items_then_the_cursor():
     reader = parse_page(b"\xef\xbb\xbf" + specimen(SPECIMEN))
     items = list(reader)
@@ -238,6 +239,7 @@ def test_parse_page_reads_items_then_the_cursor():
     assert reader.next_cursor == "2026-10-22T15:00:00+08:00#2"
 
 
+@pytest.mark.backend_independent
 def test_the_cursor_may_come_first_or_be_absent_and_asking_early_reads_through():
     assert parse_page(b'{"nextCursor": "n", "items": [{"a": 1}]}').next_cursor == "n"
     assert parse_page(page(ITEMS, cursor=None)).next_cursor is None
@@ -245,6 +247,7 @@ def test_the_cursor_may_come_first_or_be_absent_and_asking_early_reads_through()
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64])
+@pytest.mark.backend_independent
 def test_values_cut_by_the_buffer_are_read_whole(monkeypatch, chunk):
     monkeypatch.setattr(housing, "CHUNK", chunk)
     data = b'{ "total" : 1234567890 , "items" : [ 1234567 , -2.5e3 , "\xe5\x8f\xb0\xf0\xa0\x80\xbe" , {"k": [true, null]} ] , "nextCursor":"x" }'
@@ -253,6 +256,7 @@ def test_values_cut_by_the_buffer_are_read_whole(monkeypatch, chunk):
     assert reader.next_cursor == "x"
 
 
+@pytest.mark.backend_independent
 def test_a_page_that_is_not_utf8_is_refused():
     with pytest.raises(FileRejected) as refused:
         list(parse_page('{"items": ["陈"]}'.encode("gb18030")))
@@ -262,6 +266,7 @@ def test_a_page_that_is_not_utf8_is_refused():
 # -- the contract ----------------------------------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_update_times_need_an_offset_and_are_kept_in_china_time():
     data = HousingRegistryAdapter().normalize(RawRow(1, ITEMS[0])).model_dump()
     data["updated_at"] = "2026-10-21T01:30:00+00:00"
@@ -272,6 +277,7 @@ def test_update_times_need_an_offset_and_are_kept_in_china_time():
     assert refused.value.errors()[0]["type"] == "timezone_missing"
 
 
+@pytest.mark.backend_independent
 def test_certificate_numbers_with_full_width_brackets_are_the_same_key():
     data = HousingRegistryAdapter().normalize(RawRow(1, ITEMS[0])).model_dump()
     data["property_cert_no"] = "粤（2021）台山市不动产权第0012345号"

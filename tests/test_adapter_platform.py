@@ -261,6 +261,7 @@ def test_a_platform_document_in_the_school_inbox_names_the_platform_adapter(gate
 # -- the hardened XML helper (gateway/readers/xml.py) -------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_iter_elements_yields_wanted_children_and_clears_them():
     data = b"<R a='1'><A n='1'><x/></A><B/><!-- c --><A n='2'/></R>"
     seen = []
@@ -273,6 +274,7 @@ def test_iter_elements_yields_wanted_children_and_clears_them():
     assert wrong_root.value.code == "xml_root"
 
 
+@pytest.mark.backend_independent
 def test_a_document_with_many_children_keeps_memory_flat():
     class Counter(io.RawIOBase):
         """A stream of `<R>` + 300,000 `<A>` + `</R>` produced on the fly."""
@@ -325,12 +327,14 @@ def request(**changes) -> dict:
 
 
 @pytest.mark.parametrize("urgency, due", [("1", "2026-11-17"), ("紧急", "2026-11-17"), ("2", "2026-12-02"), ("急", "2026-12-02")])
+@pytest.mark.backend_independent
 def test_request_due_dates_are_15_or_30_calendar_days(urgency, due):
     record = AssistCheckRequest.model_validate(request(urgency=urgency))
     assert record.due_date == dt.date.fromisoformat(due)
     assert record.categories == [ContentCategory.BASIC, ContentCategory.THREE_CHECKS]
 
 
+@pytest.mark.backend_independent
 def test_a_stated_due_date_must_follow_from_the_sent_date():
     assert AssistCheckRequest.model_validate(request(due_date="2026-11-17")).due_date == dt.date(2026, 11, 17)
     with pytest.raises(ValidationError) as refused:
@@ -338,12 +342,14 @@ def test_a_stated_due_date_must_follow_from_the_sent_date():
     assert [(e["type"], e["loc"]) for e in refused.value.errors()] == [("due_date_mismatch", ("due_date",))]
 
 
+@pytest.mark.backend_independent
 def test_a_stored_request_reads_back_unchanged():
     record = AssistCheckRequest.model_validate(request())
     assert AssistCheckRequest.model_validate(json.loads(record.canonical())) == record
 
 
 @pytest.mark.parametrize("flag, required", [("1", True), ("0", False)])
+@pytest.mark.backend_independent
 def test_notices_are_due_in_30_days_with_or_without_feedback(flag, required):
     notice = PlatformNotice.model_validate(
         {"message_id": "TB-1", "category": "9", "feedback_required": flag, "sent_date": "2026-11-02", "subject": SUBJECT, "batch": BATCH}
@@ -351,10 +357,12 @@ def test_notices_are_due_in_30_days_with_or_without_feedback(flag, required):
     assert (notice.feedback_required, notice.due_date, notice.category) == (required, dt.date(2026, 12, 2), ContentCategory.CHILDBIRTH)
 
 
+@pytest.mark.backend_independent
 def test_urgency_labels_and_days():
     assert [(u.value, u.label, u.days) for u in Urgency] == [("1", "紧急", 15), ("2", "急", 30)]
 
 
+@pytest.mark.backend_independent
 def test_feedback_not_found_needs_a_remark_and_no_findings():
     base = {"message_id": "XC-1", "answered_at": "2026-11-05T09:00:00+08:00"}
     found = AssistCheckFeedback.model_validate({**base, "result": "1", "findings": [{"category": "01", "value": "在本地居住"}]})

@@ -196,6 +196,7 @@ def test_a_column_the_business_type_does_not_use_must_be_empty(gateway, settings
     assert report(settings, "unused.csv") == {2: [("ZQZBH, JZZBH", "", "", "column_not_used")]}
 
 
+@pytest.mark.backend_independent
 def test_unused_columns_may_be_allowed_by_configuration():
     row = RawRow(3, {**DEATH, "JZZBH": "JZ1"})
     with pytest.raises(RowRejected) as refused:

@@ -138,6 +138,7 @@ def test_xlsx_with_typed_cells_dates_codes_and_blank_rows(gateway, settings):
     assert keys == KEYS[:2]
 
 
+@pytest.mark.backend_independent
 def test_a_large_workbook_is_streamed_in_bounded_memory(tmp_path):
     from gateway.testing import source_from_bytes
 
@@ -400,6 +401,7 @@ def enrolment(birth: str, stage: str, month: str = "202609", **changes) -> dict:
     }
 
 
+@pytest.mark.backend_independent
 def test_age_bounds_at_the_edges():
     def ok(birth: str, stage: str) -> bool:
         try:
@@ -415,6 +417,7 @@ def test_age_bounds_at_the_edges():
     assert ok("2009-09-02", "初中") and not ok("2009-09-01", "初中")  # 16 / 17
 
 
+@pytest.mark.backend_independent
 def test_born_on_29_february_is_a_year_older_on_1_march():
     six_from_march = {"stage_ages": StageAgeRanges(primary=(6, 8))}
     data = enrolment("2020-02-29", "小学", month="202603")
@@ -423,6 +426,7 @@ def test_born_on_29_february_is_a_year_older_on_1_march():
         SchoolEnrolment.model_validate(enrolment("2020-02-29", "小学", month="202602"), context=six_from_march)
 
 
+@pytest.mark.backend_independent
 def test_age_ranges_come_from_the_validation_context():
     data = enrolment("2021-03-03", "初中")
     with pytest.raises(ValidationError):
@@ -432,6 +436,7 @@ def test_age_ranges_come_from_the_validation_context():
     assert SchoolEnrolment.model_validate(data, context={"stage_ages": {"junior_middle": [5, 16]}})
 
 
+@pytest.mark.backend_independent
 def test_age_ranges_are_checked_when_configured():
     with pytest.raises(ValidationError):
         StageAgeRanges(primary=(8, 5))
@@ -439,6 +444,7 @@ def test_age_ranges_are_checked_when_configured():
         SchoolEnrolmentsAdapter({"stage_ages": {"senior_middle": [15, 18]}})
 
 
+@pytest.mark.backend_independent
 def test_a_g_number_is_g_plus_the_pupils_id_number():
     data = enrolment(
         "2023-08-15",

@@ -68,6 +68,7 @@ def test_a_field_the_contract_lacks_is_a_clear_error(home):
          "filters.event_from 2026-01-01 is after filters.event_until 2025-01-01"),
     ],
 )
+@pytest.mark.backend_independent
 def test_bad_agreements_are_clear_errors(change, message):
     checked, problems = check_agreement(agreement(**change), list(DEPARTMENTS))
     assert checked is None
@@ -172,6 +173,7 @@ def test_explain_tells_field_by_field_what_a_department_receives(home):
     assert unknown.returncode == 2 and "Valid choices" in unknown.stderr
 
 
+@pytest.mark.backend_independent
 def test_filters_decide_which_records_fall_under_an_agreement():
     checked, _ = check_agreement(
         agreement(filters={"match": {"registration": "hospital"}, "division_prefix": ["440781", "440703"],

@@ -37,6 +37,7 @@ def receipt(settings, department: str, stem: str) -> dict:
 # -- what looks complete ----------------------------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_completeness_by_format():
     csv = hospital_births_file(1, 3)
     assert looks_complete("a.csv", csv[:4096], csv[-65557:], len(csv)) is True
@@ -59,6 +60,7 @@ def test_completeness_by_format():
     assert looks_complete("a.dat", b"x", b"x", 1) is None
 
 
+@pytest.mark.backend_independent
 def test_never_on_first_sight_and_the_wait_depends_on_how_it_arrived():
     watch = ArrivalWatch(settle_seconds=2.0, wait_seconds=60.0)
     ends = {"whole.csv": (b"h\n", b"1,2\n"), "cut.csv": (b"h\n", b"1,2")}
@@ -333,6 +335,7 @@ def test_a_zip_encrypted_xlsx_is_refused_on_the_first_pass(gateway, settings):
     assert listing(settings, "school", "inbox") == []
 
 
+@pytest.mark.backend_independent
 def test_masked_file_names_in_logs():
     assert shown("陈小明的出生证明.csv").endswith(".csv") and "小明" not in shown("陈小明的出生证明.csv")
     assert shown("陈小明的出生证明.csv") != shown("李小红的出生证明.csv")

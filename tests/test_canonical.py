@@ -29,6 +29,10 @@ from contracts.fields import parse_date, today
 from gateway.adapter import RowRejected
 from gateway.testing import source_from_bytes
 
+# Backend-independent (canonical record bytes of the contracts, no database): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
+
 DEMO = Path(__file__).resolve().parent.parent / "gateway" / "demo_data"
 
 SPECIMEN = {

@@ -13,6 +13,10 @@ from contracts.export import SCHEMA_DIR, schema_documents
 from contracts.fields import Date, PastDate
 from contracts.identity import upgrade_legacy
 
+# Backend-independent (the contracts' validation, no database): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
+
 ID = TypeAdapter(IdNumber)
 
 

@@ -34,6 +34,10 @@ from contracts.rules import age_on
 MAN, WOMAN = "440781199508180110", "440783199704020205"  # born 1995-08-18 and 1997-04-02
 
 
+# Backend-independent (the contracts' validation, no database): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
+
 def with_check(first17: str) -> str:
     return first17 + ric.calc_check_digit(first17 + "0")
 

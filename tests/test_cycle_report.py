@@ -50,6 +50,7 @@ def pull(gateway: Gateway, on_page=None):  # type: ignore[no-untyped-def]
     return report
 
 
+@pytest.mark.backend_independent
 def test_the_regulations_cycles():
     november = cycle_for("2026-11")
     assert (november.submission_start, november.submission_end) == (D(2026, 10, 21), D(2026, 11, 20))

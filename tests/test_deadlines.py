@@ -37,6 +37,7 @@ def calendar_2026():
     use_calendar(None)
 
 
+@pytest.mark.backend_independent
 def test_the_regulations_defaults():
     assert {name: (rule.days, rule.count, rule.start) for name, rule in DEFAULT_RULES.items()} == {
         "department_feedback": (3, "working", "received"),
@@ -69,11 +70,13 @@ def test_the_regulations_defaults():
         ("notice", D(2026, 11, 2), D(2026, 12, 2)),
     ],
 )
+@pytest.mark.backend_independent
 def test_due_dates(rule, start, due):
     result = Deadlines().due(rule, start)
     assert (result.date, result.provisional) == (due, False)
 
 
+@pytest.mark.backend_independent
 def test_a_rolled_calendar_deadline_in_an_uncovered_year_is_provisional():
     # A Tuesday, but a 2027 Tuesday could still be a bridging day off (调休): provisional.
     result = Deadlines({"assist_check": {"roll_to_workday": True}}).due("assist_check", D(2026, 12, 20))
@@ -82,6 +85,7 @@ def test_a_rolled_calendar_deadline_in_an_uncovered_year_is_provisional():
     assert (fixed.date, fixed.provisional) == (D(2027, 1, 19), False)
 
 
+@pytest.mark.backend_independent
 def test_the_contract_derives_the_same_due_date_as_the_default_rules():
     for urgency, days in (("1", 15), ("2", 30)):
         rule = assist_check_rule(urgency)
@@ -89,6 +93,7 @@ def test_the_contract_derives_the_same_due_date_as_the_default_rules():
         assert AssistCheckRequest.model_fields["due_date"] is not None
 
 
+@pytest.mark.backend_independent
 def test_a_year_the_calendar_does_not_cover_is_provisional_never_guessed():
     result = Deadlines().due("update", D(2026, 12, 29))
     # 12-30, 12-31, then 2027 with weekends and the statutory holidays: Fri 01-01 is New
@@ -99,6 +104,7 @@ def test_a_year_the_calendar_does_not_cover_is_provisional_never_guessed():
     assert not Deadlines().due("update", D(2026, 12, 21)).provisional
 
 
+@pytest.mark.backend_independent
 def test_roll_to_workday_moves_a_calendar_deadline_off_a_holiday():
     rolled = Deadlines({"assist_check_urgent": {"roll_to_workday": True}})
     # 09-20 + 15 days = 10-05 (National Day) -> 10-08, the first working day after.
@@ -121,6 +127,7 @@ def test_rules_can_be_changed_in_gateway_toml(home):
     assert deadlines.rule("assist_check").days == 30  # untouched
 
 
+@pytest.mark.backend_independent
 def test_bad_rules_are_clear_errors():
     with pytest.raises(UnknownName, match="department_feedback"):
         Deadlines({"assist_checks": {"count": "working"}})  # a new rule without its days: a misspelling
@@ -132,6 +139,7 @@ def test_bad_rules_are_clear_errors():
         Deadlines().due("nope", D(2026, 1, 1))
 
 
+@pytest.mark.backend_independent
 def test_working_days_between():
     deadlines = Deadlines()
     assert deadlines.working_days_between(D(2026, 9, 30), D(2026, 10, 10)) == (3, False)
@@ -139,6 +147,7 @@ def test_working_days_between():
     assert deadlines.working_days_between(D(2026, 12, 30), D(2027, 1, 4)) == (2, True)
 
 
+@pytest.mark.backend_independent
 def test_the_package_calendar_marks_far_years_provisional():
     use_calendar(None)
     package = WorkCalendar()
@@ -157,6 +166,7 @@ def test_the_deadlines_commands(home):
     assert "(provisional)" in far.stdout and "2099" in far.stdout
 
 
+@pytest.mark.backend_independent
 def test_three_working_days_from_2026_12_30_is_2027_01_05_provisional():
     """1 January is a holiday by law even before the 2027 arrangement is published."""
     result = Deadlines().due("department_feedback", D(2026, 12, 30))
@@ -175,12 +185,14 @@ def test_three_working_days_from_2026_12_30_is_2027_01_05_provisional():
                 D(2028, 5, 1), D(2028, 5, 2), D(2028, 5, 28), D(2028, 10, 1), D(2028, 10, 2), D(2028, 10, 3)]),
     ],
 )
+@pytest.mark.backend_independent
 def test_statutory_holidays_beyond_the_calendar(year, days):
     from gateway.obligations.deadlines import statutory_holidays
 
     assert sorted(statutory_holidays(year)) == days
 
 
+@pytest.mark.backend_independent
 def test_the_spring_festival_of_an_uncovered_year_is_counted():
     # Thu 2027-02-04 + 3 working days: 02-05 (除夕), 02-08 (初三) are off by law -> 02-09, 02-10, 02-11.
     result = Deadlines().due("department_feedback", D(2027, 2, 4))
@@ -197,6 +209,7 @@ def test_a_new_rule_from_gateway_toml_and_end_of_day(home):
         Deadlines({"Reply-Letter": {"days": 10}})
 
 
+@pytest.mark.backend_independent
 def test_fixed_dates_never_roll():
     # 2026-02-28 is an adjusted working Saturday, 2027-02-28 a Sunday: the 28th either way.
     assert Deadlines().fixed_date("submission", D(2027, 2, 28)).date == D(2027, 2, 28)

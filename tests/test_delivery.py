@@ -376,6 +376,7 @@ def test_a_delivery_reaches_a_recipient_on_sftp_who_fetches_and_decrypts_it(home
     assert read_csv(plain, "utf-8-sig")[0][:4] == ["记录号", "版本", "变更", "出生医学证明编号"]
 
 
+@pytest.mark.backend_independent
 def test_delivery_file_names_are_never_json():
     from gateway.routing.delivery import EXTENSIONS
 

@@ -21,7 +21,8 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
+# it runs the walk-through in a venv and a home of its own (SQLite, GATEWAY_* cleared): once, not per backend
+pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]
 
 SECTION = "## A seventh source, end to end"
 _LEFT_OUT = shutil.ignore_patterns(".git", ".venv", ".mypy_cache", "__pycache__", "*.egg-info", "test-artifacts",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from conftest import drop, query, run_gateway, specimen
 from console_helpers import PASSWORDS, Console
 from stdnum.cn import ric
@@ -34,6 +35,7 @@ def remove_receipts(settings) -> None:  # type: ignore[no-untyped-def]
         path.unlink()
 
 
+@pytest.mark.backend_independent
 def test_the_mask_keeps_one_character_a_digest_and_the_extension():
     name = personal_name()
     shown = mask_file_name(name)
@@ -134,6 +136,7 @@ def test_an_unexpected_failure_logs_no_text_of_the_file(gateway, settings, caplo
     assert not any(record.exc_info for record in caplog.records)
 
 
+@pytest.mark.backend_independent
 def test_a_scrubbed_traceback_keeps_the_frames_and_drops_the_quotes():
     try:
         raise KeyError(f"'{FULL_NAME}'")
@@ -175,6 +178,7 @@ def test_a_transport_refusal_names_the_drop_masked(gateway, settings, caplog):
     remove_receipts(settings)
 
 
+@pytest.mark.backend_independent
 def test_an_os_error_is_described_without_its_path():
     from gateway.intake.transports.base import os_reason
 

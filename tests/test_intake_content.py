@@ -9,6 +9,7 @@ import random
 import zipfile
 
 import openpyxl
+import pytest
 from stdnum.cn import ric
 
 from conftest import database_text, drop, query, specimen
@@ -104,6 +105,7 @@ def test_utf8_pasted_into_a_gb18030_file_is_refused_not_stored_as_mojibake(gatew
     assert "闄堟槑" not in database_text(settings)
 
 
+@pytest.mark.backend_independent
 def test_the_sniffer_finds_utf8_runs_across_chunk_boundaries_and_not_in_gb18030_names():
     line = "出生,陈小明,男\r\n".encode("gb18030")
     mixed = line + "陈明".encode("utf-8") + ",男\r\n".encode("gb18030") + line
@@ -188,6 +190,7 @@ def test_a_name_in_the_wrong_field_never_reaches_the_report_or_the_receipt(gatew
     assert values[("3", "性别")] == "黄**"
 
 
+@pytest.mark.backend_independent
 def test_library_error_text_loses_what_it_quoted_from_the_file():
     assert scrub_message("invalid literal for int() with base 10: '陈小明'") == "invalid literal for int() with base 10: '…'"
     assert scrub_message('Value error, bad "黄敏" 440781199203154325') == "Value error, bad '…' 440781***********5"
@@ -248,6 +251,7 @@ def test_a_workbook_whose_shared_strings_expand_past_the_limit_is_refused_unread
     assert "shared-strings table expands to 17 MB, more than 16 MB (xlsx_max_shared_strings_mb)" in row[5]
 
 
+@pytest.mark.backend_independent
 def test_an_adapter_that_fails_on_a_name_rejects_that_row_without_showing_the_name(tmp_path):
     """A plugin's contract validator calls int() on a name cell: the library's text,
     which quotes the name, reaches the report without it. (An exception escaping

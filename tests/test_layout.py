@@ -9,7 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
+
+# Backend-independent (the package layout and lint-imports on the source tree): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 

@@ -84,6 +84,7 @@ def test_the_frontier_resumes_the_tree(gateway, settings):
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 8, 13, 33])
+@pytest.mark.backend_independent
 def test_ledger_tree_gives_the_rfc6962_proofs(size):
     leaves = [leaf_hash(bytes([i])) for i in range(size)]
     tree = LedgerTree(leaves)

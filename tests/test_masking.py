@@ -2,6 +2,9 @@ import pytest
 
 from gateway.masking import mask_value
 
+# Nothing here reads or writes the gateway database: run on one backend (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 def test_masks_by_kind():
     assert mask_value("440781199203154325", "id_number") == "440781***********5"

@@ -34,6 +34,10 @@ from gateway.receipts.merkle import (
 # Known answers (transparency-dev/merkle proof/verify_test.go)
 # --------------------------------------------------------------------------
 
+# Backend-independent (pure Merkle-tree arithmetic): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
+
 RFC6962_LEAVES = [
     bytes.fromhex(h)
     for h in (

@@ -247,6 +247,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.backend_independent
 def test_extending_a_merkle_tree_by_a_batch_of_leaf_hashes_is_appending_them_one_by_one():
     from gateway.receipts.merkle import TreeBuilder, leaf_hash
 
@@ -262,6 +263,7 @@ def test_extending_a_merkle_tree_by_a_batch_of_leaf_hashes_is_appending_them_one
         batched.extend_leaf_hashes([b"short"])
 
 
+@pytest.mark.backend_independent
 def test_a_parsing_process_opens_the_source_as_an_adapter_does(tmp_path):
     # Adapters open the source with `with source.open_binary() as handle` (school's zip
     # check, civil affairs); in a parsing process that reader counts the bytes read.

@@ -162,6 +162,7 @@ def test_a_bad_gateway_now_is_refused_clearly(home):
     assert "GATEWAY_NOW" in result.stderr and "不是时间点" in result.stderr
 
 
+@pytest.mark.backend_independent
 def test_gateway_now_pins_the_clock_in_process(monkeypatch):
     monkeypatch.setenv("GATEWAY_NOW", "2026-11-27T23:59")  # no offset: China time
     assert clock.now() == china(2026, 11, 27, 23, 59)

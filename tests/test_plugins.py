@@ -45,6 +45,7 @@ def _adapter(name: str, department: str = "police") -> type[Adapter]:
     return _Test
 
 
+@pytest.mark.backend_independent
 def test_hooks_exist():
     assert HOOKS == [
         "register_adapters", "register_contracts", "register_field_kinds", "register_jobs", "register_reasons",
@@ -53,6 +54,7 @@ def test_hooks_exist():
 
 
 @pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.backend_independent
 def test_every_hook_is_documented(hook):
     text = DOCS.read_text(encoding="utf-8")
     assert re.search(rf"^##+ `?{hook}\(", text, re.M), f"{hook} is not documented in {DOCS}"
@@ -60,10 +62,12 @@ def test_every_hook_is_documented(hook):
 
 
 @pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.backend_independent
 def test_every_hook_has_a_test(hook):
     assert f"test_hook_{hook}" in globals(), f"add test_hook_{hook} to tests/test_plugins.py"
 
 
+@pytest.mark.backend_independent
 def test_hook_register_adapters():
     manager = PluginManager(load_entry_points=False)
 
@@ -129,6 +133,7 @@ def test_hook_register_jobs(tmp_path):
     assert "water-board-check" not in [job.name for job in gateway_jobs(Stand(), manager)]
 
 
+@pytest.mark.backend_independent
 def test_hook_register_reconciliations():
     from gateway.reconcile import Evidence, Reconciliation
 
@@ -348,6 +353,7 @@ def test_an_adapter_raising_an_unregistered_code_is_refused_at_registration():
         manager.unregister(texts)
 
 
+@pytest.mark.backend_independent
 def test_duplicate_adapter_name_is_refused_naming_both():
     manager = PluginManager(load_entry_points=False)
 
@@ -365,6 +371,7 @@ def test_duplicate_adapter_name_is_refused_naming_both():
     assert "_adapter.<locals>._Test" in message
 
 
+@pytest.mark.backend_independent
 def test_register_refuses_what_is_not_an_adapter():
     manager = PluginManager(load_entry_points=False)
 
@@ -378,6 +385,7 @@ def test_register_refuses_what_is_not_an_adapter():
         manager.adapters()
 
 
+@pytest.mark.backend_independent
 def test_unknown_adapter_lists_the_choices():
     manager = PluginManager(load_entry_points=False)
     with pytest.raises(Exception) as info:
@@ -421,11 +429,13 @@ def installed_plugin(tmp_path, monkeypatch):
     sys.modules.pop("river_plugin", None)
 
 
+@pytest.mark.backend_independent
 def test_entry_point_plugins_load(installed_plugin):
     info = PluginManager().adapter("river-board")
     assert (info.package, info.version) == ("river-plugin", "1.2.3")
 
 
+@pytest.mark.backend_independent
 def test_disabled_and_allowlisted_plugins(installed_plugin, monkeypatch):
     monkeypatch.setenv("GATEWAY_DISABLED_PLUGINS", "river")
     assert "river-board" not in PluginManager().adapters()
@@ -436,6 +446,7 @@ def test_disabled_and_allowlisted_plugins(installed_plugin, monkeypatch):
     assert "river-board" in PluginManager().adapters()
 
 
+@pytest.mark.backend_independent
 def test_adapters_list_command_shows_package_and_version():
     listing = subprocess.run([str(REPO / ".venv/bin/gateway"), "adapters", "list"], capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
     assert listing.returncode == 0, listing.stderr

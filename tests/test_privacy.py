@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from conftest import PRIVACY, PrivacyState, drop, run_gateway, specimen
 
 from gateway.store.audit import known_ids, mask_text
@@ -20,6 +21,7 @@ INVALID = "44078119" + "8802140660"  # a wrong check character: still somebody's
 GENERATED = "11010519" + "491231002X"  # not in any specimen, with a right check character
 
 
+@pytest.mark.backend_independent
 def test_the_scanner_catches_a_planted_unmasked_id_number(tmp_path):
     scanner = PRIVACY.scanner or PRIVACY.make_scanner()
     assert PLANTED in scanner.known and INVALID in scanner.known
@@ -43,6 +45,7 @@ def test_the_scanner_catches_a_planted_unmasked_id_number(tmp_path):
         report.unlink()  # planted for this check only, not for the session's scan
 
 
+@pytest.mark.backend_independent
 def test_the_scanner_catches_a_full_name_of_the_specimens():
     scanner = PRIVACY.scanner or PRIVACY.make_scanner()
     assert "陈小明" in scanner.names and "黄\U0002003e然" in scanner.names
@@ -60,11 +63,13 @@ def test_the_session_scan_is_collecting_logs_and_command_output(home):
     assert len(PRIVACY.outputs) == outputs + 1 and "agreement(s) valid" in PRIVACY.outputs[-1][1]
 
 
+@pytest.mark.backend_independent
 def test_known_ids_come_from_the_specimens_and_test_data():
     found = known_ids([specimen("police_hukou_202610.csv").decode("utf-8-sig"), f"x {GENERATED} y"])
     assert "440781193804050137" in found and GENERATED in found
 
 
+@pytest.mark.backend_independent
 def test_error_messages_are_masked():
     secret = PLANTED
     assert safe_error(ValueError(f"duplicate key ({secret}, 2026-10-11)")) == "ValueError: duplicate key (440781***********5, 2026-10-11)"

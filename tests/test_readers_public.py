@@ -15,6 +15,8 @@ import pytest
 from gateway.errors import FileRejected
 from gateway.readers import JsonRecord, XlsxLimits, json_records, xlsx_rows
 
+pytestmark = pytest.mark.backend_independent  # readers only: no gateway database
+
 
 def _workbook(path, sheets: dict[str, list[list[object]]], date_format: tuple[str, int, int] | None = None):
     book = openpyxl.Workbook()

@@ -353,6 +353,7 @@ def test_current_versions_count_a_corrected_record_is_followed_and_a_tenant_who_
     assert item["subject"] == masked("tenants-without-residence-permit", tenants[0])
 
 
+@pytest.mark.backend_independent
 def test_the_generated_month_is_deterministic_and_its_manifest_adds_up(months):
     from gateway.devkit.sample_month import PLANTED
 

@@ -95,6 +95,7 @@ def roster_numbers(engine, settings, township: str, village: str | None = None) 
 # -- divisions ------------------------------------------------------------------------------
 
 
+@pytest.mark.backend_independent
 def test_the_example_divisions_load_and_bad_rows_are_named():
     divisions = parse_divisions(EXAMPLE)
     assert divisions.county_code == "440781" and len(divisions.townships) == 5 and len(divisions.villages) == 7
@@ -112,6 +113,7 @@ def test_the_example_divisions_load_and_bad_rows_are_named():
         parse_divisions("代码,名称\n440781000000,台山市\n")
 
 
+@pytest.mark.backend_independent
 def test_addresses_are_matched_by_code_then_names_and_never_guessed():
     divisions = parse_divisions(EXAMPLE + "440781101203,新村村民委员会,village\n")
     assert divisions.match("广东省台山市大江镇公益村3号", "440781").village == "440781101201"

@@ -21,6 +21,11 @@ PLUGINS = [
 ]
 
 
+# Backend-independent (the plugin kit in its own venv; its generated tests make their own
+# SQLite homes): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
+
 @pytest.mark.slow
 def test_scaffolded_plugins_round_trip_for_every_format(tmp_path):
     gateway = REPO / ".venv" / "bin" / "gateway"

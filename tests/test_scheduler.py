@@ -156,6 +156,7 @@ def test_two_processes_share_the_job_without_running_it_twice_at_once(gateway, s
     assert 5 <= len(runs) <= 9, runs
 
 
+@pytest.mark.backend_independent
 def test_china_times_of_day_become_local_times(monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
@@ -233,6 +234,7 @@ def test_two_gateway_run_processes_pull_each_page_once(home, partner, monkeypatc
         assert "Traceback" not in err and "Stopped." in out
 
 
+@pytest.mark.backend_independent
 def test_the_business_clock_can_be_pinned():
     moment = dt.datetime(2020, 11, 27, 23, 59, 59, tzinfo=clock.CHINA)
     with clock.pinned(moment):

@@ -166,6 +166,7 @@ def test_temporary_and_unsettled_files_wait(home, sshd, monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.backend_independent
 def test_a_department_sees_only_its_inbox_and_outbox(sshd, tmp_path):
     note = local_copy(tmp_path, "note.csv", b"a,b\n1,2\n")
     (sshd.root / "police" / "outbox" / "secret.receipt.json").write_text("{}")

@@ -10,11 +10,16 @@ import socket
 import subprocess
 import time
 
+import pytest
 import requests
 from lxml import etree
 
 from conftest import REPO, SPECIMENS
 from gateway.devkit.simulator import PartnerSimulator, id_check_char
+
+# Backend-independent (the partner simulator on loopback; no gateway home, no database): runs on one backend only (tests/conftest.py).
+pytestmark = pytest.mark.backend_independent
+
 
 GATEWAY = str(REPO / ".venv" / "bin" / "gateway")
 

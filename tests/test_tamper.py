@@ -85,6 +85,7 @@ leaf_lists = st.lists(st.binary(max_size=40), min_size=1, max_size=80)
 
 @hypothesis_settings(max_examples=150, deadline=None)
 @given(leaf_lists)
+@pytest.mark.backend_independent
 def test_tree_matches_the_naive_reference(data: list[bytes]) -> None:
     leaves = [leaf_hash(d) for d in data]
     builder = TreeBuilder()
@@ -95,6 +96,7 @@ def test_tree_matches_the_naive_reference(data: list[bytes]) -> None:
 
 @hypothesis_settings(max_examples=150, deadline=None)
 @given(leaf_lists, st.data())
+@pytest.mark.backend_independent
 def test_proofs_match_the_naive_reference(data: list[bytes], draw: st.DataObject) -> None:
     leaves = [leaf_hash(d) for d in data]
     n = len(leaves)
@@ -135,6 +137,7 @@ def signed_merkle(leaves: list[bytes]) -> dict:
 
 
 @pytest.mark.parametrize("size", range(1, 65))
+@pytest.mark.backend_independent
 def test_every_flipped_proof_hash_is_detected(size: int) -> None:
     payloads = [canonical_json({"n": i}) for i in range(size)]
     leaves = [leaf_hash(p) for p in payloads]
@@ -166,6 +169,7 @@ def test_every_flipped_bit_of_the_record_is_detected(gateway, settings) -> None:
 
 
 @pytest.mark.parametrize("size", range(2, 65, 9))
+@pytest.mark.backend_independent
 def test_every_flipped_checkpoint_root_or_consistency_hash_is_detected(size: int) -> None:
     leaves = [leaf_hash(bytes([i])) for i in range(size)]
     tree = LedgerTree(leaves)
