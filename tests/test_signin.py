@@ -187,6 +187,7 @@ def test_an_empty_bucket_answers_429_with_retry_after_and_no_argon2(served):
     assert _attempt(url, "127.4.0.2", "nobody-at-all", "whatever-pass-1")[0] == 401
 
 
+@pytest.mark.backend_independent
 def test_the_client_bucket_spans_names():
     from gateway.web.throttle import CLIENT_BURST, CLIENT_REFILL_SECONDS, PAIR_BURST, TokenBuckets
 
