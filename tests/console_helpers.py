@@ -163,6 +163,23 @@ class Console:
         PRIVACY.outputs.append((f"gateway serve log {self.home}", self.log.read_text(errors="replace")))
 
 
+class _FromAddress(requests.adapters.HTTPAdapter):
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, connections, maxsize, block=False, **kwargs):  # type: ignore[no-untyped-def]
+        super().init_poolmanager(connections, maxsize, block=block, source_address=(self.address, 0), **kwargs)
+
+
+def from_address(address: str) -> requests.Session:
+    """HTTP from another loopback address (any 127.x.y.z is this machine): a client the
+    console's sign-in throttle and back-off tell apart from 127.0.0.1."""
+    http = requests.Session()
+    http.mount("http://", _FromAddress(address))
+    return http
+
+
 def scan_text(where: str, text: str) -> None:
     """Every page and API answer goes to the suite's privacy scan, and is checked here at once."""
     PRIVACY.outputs.append((where, text))

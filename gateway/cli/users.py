@@ -65,18 +65,20 @@ def users_add(
 @app.command("list")
 def users_list(home: HomeOption = None) -> None:
     """Every account: role, department, state, last sign-in."""
-    from gateway.web.accounts import list_users
+    from gateway.web.accounts import backoffs, list_users
 
     _, engine = _engine(home)
     try:
         users = list_users(engine)
+        waits = backoffs(engine)
     finally:
         engine.dispose()
     table = Table()
     for column in ("name", "role", "department", "state", "last sign-in (UTC)"):
         table.add_column(column)
     for u in users:
-        state = "disabled" if u.disabled else (f"locked until {u.locked_until:%Y-%m-%d %H:%M}" if u.locked_until else "active")
+        state = "disabled" if u.disabled else (
+            f"退避至 / backed off until {waits[u.name]:%Y-%m-%d %H:%M} UTC (gateway users unlock)" if u.name in waits else "active")
         table.add_row(u.name, u.role, u.department or "", state, f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "")
     console.print(table)
 
@@ -118,6 +120,20 @@ def users_reset_password(name: str, password_stdin: PasswordStdin = False, home:
     finally:
         engine.dispose()
     console.print(f"New password set for {name}; its sessions ended.", markup=False)
+
+
+@app.command("unlock")
+def users_unlock(name: str, home: HomeOption = None) -> None:
+    """Lift the sign-in back-off of an account for every client address (解除登录退避); the password stays."""
+    from gateway.web.accounts import unlock
+
+    _, engine = _engine(home)
+    try:
+        cleared = unlock(engine, name)
+    finally:
+        engine.dispose()
+    console.print(f"已解除 {name} 的登录退避（{cleared} 个客户端地址），密码不变。 / "
+                  f"Unlocked {name}: back-off cleared for {cleared} client address(es); the password is unchanged.", markup=False)
 
 
 def serve(

@@ -39,3 +39,18 @@ class ConsoleSession(SQLModel, table=True):
     csrf_token: str
     created_at: dt.datetime = Field(default_factory=utcnow)
     expires_at: dt.datetime = Field(index=True)
+
+
+class SignInBackoff(SQLModel, table=True):
+    """Failed sign-ins of one client address for one name (登录退避): after
+    accounts.BACKOFF_AFTER failures that client waits before it may try that name again,
+    30 s doubling up to 15 min. Keyed by client *and* name, so a stranger elsewhere cannot
+    lock a clerk out; the name is kept only as its SHA-256 (an unknown name someone typed
+    may be personal data). `gateway users unlock NAME` deletes the account's rows."""
+
+    client: str = Field(primary_key=True, max_length=64, description="the client's IP address as the console saw it")
+    name_sha256: str = Field(primary_key=True, max_length=64, index=True)
+    failures: int = Field(default=0, description="failures since the last wait began")
+    strikes: int = Field(default=0, description="waits so far; each doubles the next")
+    blocked_until: dt.datetime | None = Field(default=None, description="no attempt from this client for this name before then")
+    last_failure_at: dt.datetime = Field(default_factory=utcnow)

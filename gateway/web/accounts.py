@@ -1,5 +1,5 @@
-"""Console accounts (控制台账户): adding, listing, disabling, resetting, and signing in
-with lock-out. Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's
+"""Console accounts (控制台账户): adding, listing, disabling, resetting, unlocking, and
+signing in with a back-off per client address and name. Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's
 memory-hard profile); only the hash is stored.
 
 Used by `gateway users ...` (gateway/cli/users.py) and by the console's sign-in."""
@@ -18,12 +18,17 @@ from sqlmodel import Session, select
 
 from gateway.errors import GatewayError
 from gateway.store.db import session_scope
-from gateway.store.web_models import ConsoleSession, ConsoleUser
+from gateway.store.web_models import ConsoleSession, ConsoleUser, SignInBackoff
+from gateway.web.throttle import SignInThrottle
 
 ROLES = ("operator", "security-officer", "department")
 MIN_PASSWORD_LENGTH = 10
-LOCK_AFTER_FAILURES = 5
-LOCK_MINUTES = 15
+# Back-off (登录退避), per client address and name together: 5 failures in a row → wait 30 s,
+# doubling with each further 5 up to 15 min; forgotten after a day without failures.
+BACKOFF_AFTER = 5
+BACKOFF_FIRST_SECONDS = 30
+BACKOFF_MAX_SECONDS = 15 * 60
+BACKOFF_FORGET_HOURS = 24
 SESSION_HOURS = 8
 
 _hasher = PasswordHasher()  # Argon2id, 64 MiB, 3 passes, 4 lanes
@@ -110,11 +115,13 @@ def set_disabled(engine: Engine, name: str, disabled: bool) -> None:
 
 
 def reset_password(engine: Engine, name: str, password: str) -> None:
-    """A new password; it also lifts a lock-out and ends the account's sessions."""
+    """A new password; it also lifts every back-off and ends the account's sessions."""
     _check_password(password)
+    new_hash = _hasher.hash(password)
     with session_scope(engine) as session:
         user = _user(session, name)
-        user.password_hash = _hasher.hash(password)
+        session.exec(delete(SignInBackoff).where(SignInBackoff.name_sha256 == _name_digest(user.name)))  # type: ignore[call-overload,arg-type]
+        user.password_hash = new_hash
         user.failed_logins = 0
         user.locked_until = None
         session.add(user)
@@ -126,58 +133,144 @@ def reset_password(engine: Engine, name: str, password: str) -> None:
 
 @dataclass
 class SignIn:
-    """What a sign-in attempt gave: a session (cookie token and CSRF token) or a refusal."""
+    """What a sign-in attempt gave: a session (cookie token and CSRF token) or a refusal;
+    `retry_after` (seconds) when the throttle refused it before any check (HTTP 429)."""
 
     account: Account | None = None
     token: str | None = None
     csrf_token: str | None = None
     refusal: str | None = None
+    retry_after: int = 0
 
 
-REFUSED = "Wrong name or password."
+# One answer for an unknown name, a wrong password, a client in back-off and a disabled
+# account: whoever signs in learns nothing about which names exist or which password is right.
+REFUSED = "用户名或密码错误，或账户暂不可用 / wrong name or password, or the account is not available"
+REFUSED_STATUS = 401
 
 
-def sign_in(engine: Engine, name: str, password: str) -> SignIn:
-    """Check a name and password. After LOCK_AFTER_FAILURES failures in a row the account
-    is locked for LOCK_MINUTES (kept in the database, so restarting the console does not
-    lift it)."""
+def throttled(seconds: int) -> str:
+    return f"登录尝试过于频繁，请 {seconds} 秒后再试 / too many sign-in attempts: try again in {seconds} s"
+
+
+def _name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def sign_in(writer: Engine, reader: Engine, name: str, password: str, client: str, throttle: SignInThrottle | None = None) -> SignIn:
+    """Check a name and password for one client address (登录).
+
+    Never inside a write transaction while Argon2 works (~0.3 s): the account and this
+    client's back-off are read with a deferred read, the password is verified with no
+    transaction open, and only the outcome is written, in a short write transaction. Every
+    refusal is REFUSED after exactly one Argon2 verification (against a dummy hash for an
+    unknown name or a client in back-off). Over the throttle (gateway/web/throttle.py) the
+    answer is a `retry_after` at once, without Argon2 or the database."""
+    name = name.strip()
+    client = (client or "unknown")[:64]
+    digest = _name_digest(name)
+    if throttle is not None:
+        wait = throttle.retry_after(client, digest)
+        if wait:
+            return SignIn(refusal=throttled(wait), retry_after=wait)
     now = _now()
-    with session_scope(engine) as session:
-        user = session.exec(select(ConsoleUser).where(ConsoleUser.name == name.strip())).first()
-        if user is None:
-            try:
-                _hasher.verify(_DUMMY_HASH, password)
-            except VerificationError:
-                pass
-            return SignIn(refusal=REFUSED)
-        locked_until = _aware(user.locked_until)
-        if locked_until is not None and locked_until > now:
-            return SignIn(refusal=f"Too many failed sign-ins: this account is locked until {locked_until:%H:%M} UTC.")
-        try:
-            _hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            user.failed_logins += 1
-            if user.failed_logins >= LOCK_AFTER_FAILURES:
-                user.locked_until = now + dt.timedelta(minutes=LOCK_MINUTES)
-                user.failed_logins = 0
+    with Session(reader) as session:  # deferred BEGIN: no write lock; closed before Argon2
+        user = session.exec(select(ConsoleUser).where(ConsoleUser.name == name)).first()
+        backoff = session.get(SignInBackoff, (client, digest))
+        user_id, stored_hash, disabled = (user.id, user.password_hash, user.disabled) if user is not None else (None, None, True)
+    blocked_until = _aware(backoff.blocked_until) if backoff is not None else None
+    blocked = blocked_until is not None and blocked_until > now
+    checked_hash = stored_hash if stored_hash is not None and not blocked else _DUMMY_HASH
+    right = _verify(checked_hash, password) and checked_hash is not _DUMMY_HASH
+    if not right or disabled or blocked or user_id is None or stored_hash is None:
+        _record_failure(writer, client, digest, now)
+        return SignIn(refusal=REFUSED)
+    new_hash = _hasher.hash(password) if _hasher.check_needs_rehash(stored_hash) else None  # Argon2 again: outside too
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    with session_scope(writer) as session:
+        user = session.get(ConsoleUser, user_id)
+        # Disabled, or given a new password, between the read and now: refused like any other.
+        if user is None or user.disabled or user.password_hash != stored_hash:
+            refused = True
+        else:
+            refused = False
+            if new_hash is not None:
+                user.password_hash = new_hash
+            user.failed_logins = 0
+            user.locked_until = None
+            user.last_login_at = now
             session.add(user)
-            if user.locked_until is not None and _aware(user.locked_until) > now:  # type: ignore[operator]
-                return SignIn(refusal=f"Too many failed sign-ins: this account is locked for {LOCK_MINUTES} minutes.")
-            return SignIn(refusal=REFUSED)
-        if user.disabled:
-            return SignIn(refusal="This account is disabled.")
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
+            session.exec(delete(SignInBackoff).where(SignInBackoff.client == client, SignInBackoff.name_sha256 == digest))  # type: ignore[call-overload,arg-type]
+            session.add(ConsoleSession(token_sha256=token_digest(token), user_id=user_id, csrf_token=csrf,
+                                       created_at=now, expires_at=now + dt.timedelta(hours=SESSION_HOURS)))
+            session.exec(delete(ConsoleSession).where(ConsoleSession.expires_at < now))  # type: ignore[call-overload,arg-type]
+            account = Account(user_id, user.name, user.role, user.department)
+    if refused:
+        _record_failure(writer, client, digest, now)
+        return SignIn(refusal=REFUSED)
+    return SignIn(account=account, token=token, csrf_token=csrf)
+
+
+def _record_failure(writer: Engine, client: str, digest: str, now: dt.datetime) -> None:
+    """One failure of `client` for a name, in a short write transaction: BACKOFF_AFTER in a
+    row start a wait of BACKOFF_FIRST_SECONDS, doubling each time up to BACKOFF_MAX_SECONDS.
+    Written for unknown names too, so that they cost and answer the same."""
+    with session_scope(writer) as session:
+        row = session.get(SignInBackoff, (client, digest))
+        if row is None:
+            row = SignInBackoff(client=client, name_sha256=digest, last_failure_at=now)
+        blocked_until = _aware(row.blocked_until)
+        if blocked_until is not None and blocked_until > now:
+            pass  # already waiting: the wait is not lengthened (an unlock or the clock lifts it)
+        else:
+            if now - (_aware(row.last_failure_at) or now) > dt.timedelta(hours=BACKOFF_FORGET_HOURS):
+                row.failures, row.strikes = 0, 0
+            row.failures += 1
+            if row.failures >= BACKOFF_AFTER:
+                wait = min(BACKOFF_FIRST_SECONDS * 2**row.strikes, BACKOFF_MAX_SECONDS)
+                row.blocked_until = now + dt.timedelta(seconds=wait)
+                row.strikes += 1
+                row.failures = 0
+        row.last_failure_at = now
+        session.add(row)
+        if secrets.randbelow(100) == 0:  # now and then, forget old back-off rows
+            old = now - dt.timedelta(hours=BACKOFF_FORGET_HOURS)
+            session.exec(delete(SignInBackoff).where(SignInBackoff.last_failure_at < old))  # type: ignore[call-overload,arg-type]
+
+
+def unlock(engine: Engine, name: str) -> int:
+    """Clear every client's back-off for an account (解除锁定), without a new password;
+    the number of client addresses that were waiting or counting failures."""
+    with session_scope(engine) as session:
+        user = _user(session, name)
         user.failed_logins = 0
         user.locked_until = None
-        user.last_login_at = now
         session.add(user)
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        session.add(ConsoleSession(token_sha256=token_digest(token), user_id=user.id or 0, csrf_token=csrf,
-                                   created_at=now, expires_at=now + dt.timedelta(hours=SESSION_HOURS)))
-        session.exec(delete(ConsoleSession).where(ConsoleSession.expires_at < now))  # type: ignore[call-overload,arg-type]
-        account = Account(user.id or 0, user.name, user.role, user.department)
-    return SignIn(account=account, token=token, csrf_token=csrf)
+        rows = session.exec(select(SignInBackoff).where(SignInBackoff.name_sha256 == _name_digest(user.name))).all()
+        for row in rows:
+            session.delete(row)
+        return len(rows)
+
+
+def backoffs(engine: Engine) -> dict[str, dt.datetime]:
+    """For each account name some client must wait for: the latest end of those waits."""
+    now = _now()
+    with Session(engine) as session:
+        names = {_name_digest(u.name): u.name for u in session.exec(select(ConsoleUser)).all()}
+        waits: dict[str, dt.datetime] = {}
+        for row in session.exec(select(SignInBackoff)).all():
+            until = _aware(row.blocked_until)
+            if row.name_sha256 in names and until is not None and until > now:
+                name = names[row.name_sha256]
+                waits[name] = max(until, waits.get(name, until))
+        return waits
 
 
 def token_digest(token: str) -> str:

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from gateway.errors import GatewayError
 from gateway.web import analysis, county, data
-from gateway.web.accounts import sign_in
-from gateway.web.session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, audit_subjects, audit_view, check_csrf, require_role
+from gateway.web.accounts import REFUSED_STATUS, sign_in
+from gateway.web.session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, client_address, audit_subjects, audit_view, check_csrf, require_role
 from gateway.web.verification import Verification, proof_document, read_receipt_upload, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
@@ -44,12 +44,15 @@ class Me(BaseModel):
     csrf_token: str = Field(description="send it in X-CSRF-Token with every POST")
 
 
-@router.post("/session", response_model=Me, responses={401: {"model": Problem}})
+@router.post("/session", response_model=Me, responses={401: {"model": Problem}, 429: {"model": Problem}})
 def create_session(request: Request, credentials: Credentials) -> Response:
     """Sign in; the answer sets the session cookie and gives the CSRF token."""
-    result = sign_in(request.app.state.writer, credentials.name, credentials.password)
+    result = sign_in(request.app.state.writer, request.app.state.engine, credentials.name, credentials.password,
+                     client_address(request), request.app.state.signin_throttle)
+    if result.retry_after:
+        return JSONResponse({"detail": result.refusal}, status_code=429, headers={"Retry-After": str(result.retry_after)})
     if result.account is None:
-        return JSONResponse({"detail": result.refusal}, status_code=401)
+        return JSONResponse({"detail": result.refusal}, status_code=REFUSED_STATUS)
     account = result.account
     body = Me(name=account.name, role=account.role, department=account.department, csrf_token=result.csrf_token or "")  # type: ignore[arg-type]
     response = JSONResponse(body.model_dump())

@@ -22,6 +22,7 @@ from gateway.store import create_schema, make_engine
 from gateway.web import api, pages, register_pages
 from gateway.web.metrics import metrics_registry, render
 from gateway.web.session import NeedsSignIn, optional_caller
+from gateway.web.throttle import SignInThrottle
 
 HERE = Path(__file__).parent
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     app.state.writer = writer
     app.state.engine = reader
     app.state.secure_cookies = secure_cookies
+    app.state.signin_throttle = SignInThrottle()  # per process: see gateway/web/throttle.py
     app.state.reconciliation = lambda scope: _gaps(app.state.engine, settings, scope)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when

@@ -13,8 +13,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError
 from gateway.web import data
-from gateway.web.accounts import sign_in, sign_out
+from gateway.web.accounts import REFUSED_STATUS, sign_in, sign_out
 from gateway.web.session import (
+    client_address,
     COOKIE,
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -71,10 +72,13 @@ def login(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
         raise HTTPException(403, "The sign-in form's CSRF token is missing or wrong: reload the page and try again.")
-    result = sign_in(request.app.state.writer, name, password)
+    result = sign_in(request.app.state.writer, request.app.state.engine, name, password, client_address(request), request.app.state.signin_throttle)
     if result.account is None:
         token = secrets.token_urlsafe(32)
-        response = render(request, "login.html", None, status_code=401, login_csrf=token, next=_safe_next(next), refusal=result.refusal)
+        status = 429 if result.retry_after else REFUSED_STATUS
+        response = render(request, "login.html", None, status_code=status, login_csrf=token, next=_safe_next(next), refusal=result.refusal)
+        if result.retry_after:
+            response.headers["Retry-After"] = str(result.retry_after)
         response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/login")
         return response
     response = RedirectResponse(_safe_next(next), status_code=303)

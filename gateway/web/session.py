@@ -33,6 +33,12 @@ class Caller:
         return self.account.scope
 
 
+def client_address(request: Request) -> str:
+    """The address sign-in throttles and backs off by: the TCP peer (`gateway serve` runs
+    uvicorn without proxy headers, so X-Forwarded-For cannot choose it)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 class NeedsSignIn(Exception):
     """A page was asked for without a live session: the browser goes to /login."""
 
