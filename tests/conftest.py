@@ -80,6 +80,9 @@ if BACKEND not in ("sqlite", "postgresql"):
 # GATEWAY_TEST_ALL_BACKENDS=1. Be conservative: a test that touches a gateway home's database
 # (directly, through `gateway` commands, or through a fixture), or whose behaviour may differ
 # by backend (locks, workers, migrations, concurrency, transactions), stays unmarked.
+# `backend_independent(run_on="postgresql")`: when scripts/test runs the two backends side by
+# side (GATEWAY_TEST_SIDE_BY_SIDE=1), the PostgreSQL run takes it instead, to even out two
+# halves that run at once (a run of one backend alone still runs every marked test on SQLite).
 
 # The plugin kit's generated class (gateway/testing.py, shared with plugin authors) cannot
 # carry this suite's marker: its tests that only parse are marked here by name.
@@ -97,11 +100,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         cls = getattr(item, "cls", None)
         if getattr(cls, "__module__", None) == "gateway.testing" and getattr(item, "originalname", None) in ADAPTER_KIT_PARSE_ONLY:
             item.add_marker(pytest.mark.backend_independent)
-    if BACKEND != "postgresql" or os.environ.get("GATEWAY_TEST_ALL_BACKENDS") == "1":
+    if os.environ.get("GATEWAY_TEST_ALL_BACKENDS") == "1":
         return
-    kept = [item for item in items if item.get_closest_marker("backend_independent") is None]
+    balanced = os.environ.get("GATEWAY_TEST_SIDE_BY_SIDE") == "1"
+
+    def runs_here(item: pytest.Item) -> bool:
+        marker = item.get_closest_marker("backend_independent")
+        if marker is None:
+            return True
+        # side by side (scripts/test), a long one may go to the PostgreSQL run to even out the halves
+        on = marker.kwargs.get("run_on", "sqlite") if balanced else "sqlite"
+        return on == BACKEND
+
+    kept = [item for item in items if runs_here(item)]
     if len(kept) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("backend_independent")])
+        config.hook.pytest_deselected(items=[item for item in items if not runs_here(item)])
         items[:] = kept
 
 

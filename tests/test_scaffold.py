@@ -23,7 +23,8 @@ PLUGINS = [
 
 # Backend-independent (the plugin kit in its own venv; its generated tests make their own
 # SQLite homes): runs on one backend only (tests/conftest.py).
-pytestmark = pytest.mark.backend_independent
+# its venv and pip install take two minutes: side by side, the PostgreSQL half (the shorter) runs it
+pytestmark = pytest.mark.backend_independent(run_on="postgresql")
 
 
 @pytest.mark.slow
