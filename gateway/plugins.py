@@ -192,12 +192,7 @@ class PluginManager:
                 _check_contract_class(contract_class, kinds)
                 existing = found.get(contract_class.contract_name)
                 if existing is not None and existing is not contract_class:
-                    raise PluginError(
-                        f"Contract name {contract_class.contract_name!r} is registered twice: by "
-                        f"{_where(existing)} (package {_distribution_of(existing)[0]}) and by "
-                        f"{_where(contract_class)} (package {_distribution_of(contract_class)[0]}). "
-                        "Rename one, or disable a plugin with GATEWAY_DISABLED_PLUGINS."
-                    )
+                    raise _registered_twice("Contract", contract_class.contract_name, existing, contract_class)
                 found[contract_class.contract_name] = contract_class
 
             self.pm.hook.register_contracts(register=register)
@@ -230,12 +225,7 @@ class PluginManager:
                 check_rule_class(rule_class, known)
                 existing = found.get(rule_class.name)
                 if existing is not None:
-                    raise PluginError(
-                        f"Reconciliation rule name {rule_class.name!r} is registered twice: by "
-                        f"{existing.__module__}.{existing.__qualname__} (package {_distribution_of(existing)[0]}) and by "
-                        f"{rule_class.__module__}.{rule_class.__qualname__} (package {_distribution_of(rule_class)[0]}). "
-                        "Rename one, or disable a plugin with GATEWAY_DISABLED_PLUGINS."
-                    )
+                    raise _registered_twice("Reconciliation rule", rule_class.name, existing, rule_class)
                 found[rule_class.name] = rule_class
 
             self.pm.hook.register_reconciliations(register=register)
@@ -259,14 +249,7 @@ class PluginManager:
                     )
                 existing = found.get(adapter_class.name)
                 if existing is not None:
-                    raise PluginError(
-                        f"Adapter name {adapter_class.name!r} is registered twice: by "
-                        f"{existing.adapter_class.__module__}.{existing.adapter_class.__qualname__} "
-                        f"(package {existing.package}) and by "
-                        f"{adapter_class.__module__}.{adapter_class.__qualname__} "
-                        f"(package {_distribution_of(adapter_class)[0]}). "
-                        "Rename one, or disable a plugin with GATEWAY_DISABLED_PLUGINS."
-                    )
+                    raise _registered_twice("Adapter", adapter_class.name, existing.adapter_class, adapter_class)
                 package, version = _distribution_of(adapter_class)
                 found[adapter_class.name] = AdapterInfo(
                     name=adapter_class.name,
@@ -337,6 +320,15 @@ def _check_contract_class(contract_class: Any, kinds: dict[str, FieldKind]) -> N
                 f"{where}: field {'.'.join(path)} has kind {kind!r}, which is not a registered field kind. "
                 f"Valid kinds: {', '.join(sorted(kinds))} (or register it with the register_field_kinds hook)"
             )
+
+
+def _registered_twice(what: str, name: str, existing: type, new: type) -> PluginError:
+    """One message for a name two plugins register (adapters, contracts, rules): both classes, their packages."""
+    return PluginError(
+        f"{what} name {name!r} is registered twice: by {_where(existing)} (package {_distribution_of(existing)[0]}) "
+        f"and by {_where(new)} (package {_distribution_of(new)[0]}). "
+        "Rename one, or disable a plugin with GATEWAY_DISABLED_PLUGINS."
+    )
 
 
 def _check_adapter_class(adapter_class: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from contracts.base import PERSON_ATTRIBUTES
 from contracts.identity import normalize_id_number
 from gateway import plugins
+from gateway.obligations.hooks import REGISTER_CONTRACTS
 
 _MARITAL_WORDS = (("未婚", "10"), ("离婚", "40"), ("丧偶", "30"), ("再婚", "22"), ("复婚", "23"), ("初婚", "21"), ("已婚", "20"))
 
@@ -68,8 +69,7 @@ def _household(household: Any) -> dict[str, str | None]:
     return {"household_address": household.get("address"), "household_division": household.get("division_code")}
 
 
-BUILT_IN = ("BirthEvent", "DeathEvent", "CremationEvent", "Migration", "ResidencePermit", "MarriageEvent",
-            "AdoptionEvent", "HousingOccupancy", "SchoolEnrolment")
+BUILT_IN = frozenset(REGISTER_CONTRACTS)  # the built-in contracts `_facts` reads
 _ATTRIBUTES = frozenset(PERSON_ATTRIBUTES)
 
 
