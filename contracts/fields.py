@@ -28,19 +28,25 @@ _today_cache: tuple[int, dt.date] = (-1, dt.date.min)
 
 
 def today() -> dt.date:
-    """`datetime.date.today()`, computed at most once per second of wall-clock time.
+    """Today's date in China (UTC+8), computed at most once per second of wall-clock time.
 
-    Every date and ID-number check compares with today; `date.today()` costs about a
-    microsecond (a localtime conversion), several times per row. UTC offsets are whole
-    seconds, so the local date cannot change within one second of the epoch clock: the
-    cached value is exactly what `date.today()` would return.
+    Dates in the records are China dates: a birth registered at 07:00 Beijing time on the
+    5th is dated the 5th, which is still the 4th on a server kept in UTC; comparing with the
+    machine's own date would reject it as "in the future" for eight hours a day. Every date
+    and ID-number check compares with today, several times per row, so the value is cached
+    for the current second of the epoch clock (whole-second offset: it cannot change within
+    one).
     """
     global _today_cache
     second = int(time.time())
     cached = _today_cache
     if cached[0] != second:
-        cached = _today_cache = (second, dt.date.today())
+        cached = _today_cache = (second, dt.date.fromordinal(_EPOCH_ORDINAL + (second + _CHINA_OFFSET) // 86400))
     return cached[1]
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_CHINA_OFFSET = 8 * 3600  # China Standard Time, no daylight saving (as gateway.clock.CHINA)
 
 
 def parse_date(value: Any) -> Any:

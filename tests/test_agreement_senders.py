@@ -11,6 +11,7 @@ from conftest import RecipientKeyring, drop, query, run_gateway
 
 import gateway as gateway_package
 from contracts import DeathEvent
+from gateway import clock
 from gateway.adapter import Adapter, RawRow, SourceFile
 from gateway.plugins import PluginManager
 from gateway.readers import csv_rows
@@ -146,7 +147,7 @@ def test_the_police_never_receive_their_own_death_records_back_unless_include_ow
 
     # include_own = true: the same agreement applied to the past sends them.
     write_agreements(settings, DEATHS_TO_POLICE + "include_own = true\n")
-    report = apply_agreement(gw.routing, "police-deaths", dt.date.today() - dt.timedelta(days=2))
+    report = apply_agreement(gw.routing, "police-deaths", clock.today() - dt.timedelta(days=2))
     assert (report.exchanges, report.records, report.delivered, report.left_out_senders) == (1, 2, 2, 0)
     assert sorted(row[3] for row in police_received(settings, recipients)) == sorted(p[0] for p in POLICE_PEOPLE)
 
@@ -163,7 +164,7 @@ def test_senders_limit_an_agreement_to_one_department_and_explain_shows_them(cou
     assert {row[2] for row in received} == {"新增"}
     # Named by adapter, the same.
     write_agreements(settings, DEATHS_TO_POLICE.replace("police-deaths", "police-deaths-2") + 'senders = ["social-security-deaths"]\n')
-    report = apply_agreement(gw.routing, "police-deaths-2", dt.date.today() - dt.timedelta(days=1))
+    report = apply_agreement(gw.routing, "police-deaths-2", clock.today() - dt.timedelta(days=1))
     assert (report.records, report.delivered, report.left_out_senders) == (4, 2, 2)
 
 
@@ -197,7 +198,7 @@ def test_an_agreement_added_after_two_drops_is_applied_once(home, recipients, re
     assert outbox(settings, "school") == []
 
     write_agreements(settings, (settings.home / "agreements.toml").read_text(encoding="utf-8") + TO_SCHOOL)
-    since = (dt.date.today() - dt.timedelta(days=3)).isoformat()
+    since = (clock.today() - dt.timedelta(days=3)).isoformat()
     first = run_gateway(home, "agreements", "apply", "school-deaths", "--since", since)
     assert "查看交换 / exchanges looked at: 2" in first.stdout
     assert "本次发送 / delivered now: 3" in first.stdout
@@ -222,8 +223,11 @@ def test_an_agreement_added_after_two_drops_is_applied_once(home, recipients, re
     assert "3 routed (3 delivered" in events[0][1] and "0 routed" in events[1][1] and ", by " in events[1][1]
 
     # Before the range, nothing is looked at; a date that is no date is refused in Chinese first.
-    later = run_gateway(home, "agreements", "apply", "school-deaths", "--since", (dt.date.today() + dt.timedelta(days=1)).isoformat(),
-                        "--until", (dt.date.today() + dt.timedelta(days=2)).isoformat())
+    # The range is in China dates (the business clock's), whatever the machine's own zone:
+    # after 16:00 UTC, China is already on tomorrow.
+    china_today = clock.today()
+    later = run_gateway(home, "agreements", "apply", "school-deaths", "--since", (china_today + dt.timedelta(days=1)).isoformat(),
+                        "--until", (china_today + dt.timedelta(days=2)).isoformat())
     assert "查看交换 / exchanges looked at: 0" in later.stdout
     wrong = run_gateway(home, "agreements", "apply", "school-deaths", "--since", "2026-13-01", check=False)
     assert wrong.returncode != 0 and "请写日期" in wrong.stdout + wrong.stderr
@@ -273,8 +277,8 @@ purpose = "以行政村（居）为单位"
 """)
         town_gateway = Gateway(town_settings, plugins=gw.plugins)
         try:
-            report = apply_agreement(town_gateway.routing, "dajiang-deaths", dt.date.today() - dt.timedelta(days=1))
-            again = apply_agreement(town_gateway.routing, "dajiang-deaths", dt.date.today() - dt.timedelta(days=1))
+            report = apply_agreement(town_gateway.routing, "dajiang-deaths", clock.today() - dt.timedelta(days=1))
+            again = apply_agreement(town_gateway.routing, "dajiang-deaths", clock.today() - dt.timedelta(days=1))
         finally:
             town_gateway.close()
         assert (report.records, report.delivered, report.left_out_filters) == (2, 1, 1)  # 水步镇's is not its own

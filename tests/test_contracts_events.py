@@ -27,6 +27,7 @@ from contracts import (
     Relation,
     ResidencePermit,
 )
+from contracts.fields import today as china_today
 from contracts.codes import EthnicityCode, MaritalStatusCode, RelationCode, parse_police_business
 from contracts.reasons import REASONS
 from contracts.rules import age_on
@@ -193,7 +194,7 @@ def test_death_may_not_precede_birth_but_may_fall_on_the_same_day():
 
 def test_a_death_needs_an_id_number_and_a_past_date():
     assert errors(DeathEvent, {"deceased": {"name": "无名"}, "death_date": "2026-10-11"}) == [(("deceased", "id_number"), "missing")]
-    future = (dt.date.today() + dt.timedelta(days=3)).isoformat()
+    future = (china_today() + dt.timedelta(days=3)).isoformat()
     assert errors(DeathEvent, {"deceased": resident(), "death_date": future}) == [(("death_date",), "date_future")]
 
 
