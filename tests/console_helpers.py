@@ -123,14 +123,14 @@ class Served:
 class Console:
     """`gateway serve` running as a real process."""
 
-    def __init__(self, home: Path, env: dict[str, str]):
+    def __init__(self, home: Path, env: dict[str, str], *options: str):
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home.parent / "serve.log"
+        self.log = home.parent / f"serve-{self.port}.log"
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [gateway_command(), "serve", "--port", str(self.port), "--home", str(home)], stdout=out, stderr=subprocess.STDOUT,
+                [gateway_command(), "serve", "--port", str(self.port), "--home", str(home), *options], stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, **env},
             )
         deadline = time.monotonic() + 60

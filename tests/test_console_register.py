@@ -29,7 +29,7 @@ from gateway.masking import mask_id
 
 pytestmark = pytest.mark.slow
 
-OFFICE = ("office", "population-office-1")  # the population office's account (人口办)
+OFFICE = ("office", "lantern-ferry-census-9")  # the population office's account (人口办)
 WRONG_NAME = "钱某某"  # what the hand-imported 育龄妇女 table says of one mother: a disagreement
 
 

@@ -594,7 +594,7 @@ def test_the_console_api_serves_the_roster_to_operators_and_the_population_offic
         served.run("register", "divisions")  # places everyone in the new divisions
         engine = served.engine()
         try:
-            add_user(engine, "office", "department", "population-office-1", "population-office", list(served.settings.departments))
+            add_user(engine, "office", "department", "lantern-ferry-census-9", "population-office", list(served.settings.departments))
         finally:
             engine.dispose()
         url = served.console.url + "/api/register/women"
@@ -605,7 +605,7 @@ def test_the_console_api_serves_the_roster_to_operators_and_the_population_offic
             return http
 
         for name in ("op", "office"):
-            http = signed_in(name, PASSWORDS.get(name, "population-office-1"))
+            http = signed_in(name, PASSWORDS.get(name, "lantern-ferry-census-9"))
             answer = http.get(url, params={"township": "台城街道", "as_of": "2026-11-30"}, timeout=30)
             assert answer.status_code == 200, answer.text
             scan_text(f"register api as {name}", answer.text)

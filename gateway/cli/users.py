@@ -142,6 +142,9 @@ def serve(
     secure_cookies: Annotated[
         bool, typer.Option("--secure-cookies", help="Mark cookies Secure although served over http (a TLS proxy in front).")
     ] = False,
+    idle_minutes: Annotated[
+        float, typer.Option("--idle-minutes", min=0.01, max=8 * 60, help="End a session unused for this long (空闲超时; default 30).")
+    ] = 30,
     home: HomeOption = None,
 ) -> None:
     """The web console and its JSON API (http://HOST:PORT, API schema at /openapi.json, metrics at /metrics)."""
@@ -152,7 +155,7 @@ def serve(
     from gateway.web.app import create_app
 
     settings = settings_for(home)
-    application = create_app(settings, secure_cookies=secure_cookies)
+    application = create_app(settings, secure_cookies=secure_cookies, idle_minutes=idle_minutes)
     console.print(f"Console of {settings.home} on http://{host}:{port} (Ctrl-C stops)", markup=False)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     uvicorn.run(application, host=host, port=port, log_level="info", access_log=False, proxy_headers=False)

@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, select
+from zxcvbn import zxcvbn
 
 from gateway.errors import GatewayError
 from gateway.store.db import session_scope
@@ -23,6 +24,13 @@ from gateway.web.throttle import SignInThrottle
 
 ROLES = ("operator", "security-officer", "department")
 MIN_PASSWORD_LENGTH = 10
+# zxcvbn's score (0-4): 3 means about 10^8 guesses or more. Its frequency lists hold some
+# 30,000 common passwords (leaked sets), English words and names, keyboard walks,
+# repeats and dates; `aaaaaaaaaa`, `qwertyuiop`, `1qaz2wsx3edc`, `password123` and
+# `woaini1314` all score below 3.
+MIN_PASSWORD_SCORE = 3
+# Words a county account's password must not lean on (given to zxcvbn as user inputs).
+_LOCAL_WORDS = ("gateway", "console", "county", "population", "admin", "wangguan", "renkou", "xian")
 # Back-off (登录退避), per client address and name together: 5 failures in a row → wait 30 s,
 # doubling with each further 5 up to 15 min; forgotten after a day without failures.
 BACKOFF_AFTER = 5
@@ -65,9 +73,18 @@ def _aware(moment: dt.datetime | None) -> dt.datetime | None:
     return moment
 
 
-def _check_password(password: str) -> None:
+def _check_password(password: str, name: str = "", department: str | None = None) -> None:
+    """Refuse a password that is short or easy to guess (密码强度), in Chinese first."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountProblem(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise AccountProblem(f"密码至少 {MIN_PASSWORD_LENGTH} 个字符 / the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    inputs = [w for w in (name, department or "", *(department or "").split("-"), *_LOCAL_WORDS) if w]
+    verdict = zxcvbn(password[:100], user_inputs=inputs)  # zxcvbn's time grows with length; 100 is plenty
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        raise AccountProblem(
+            "密码太容易被猜到（常见密码、重复字符、键盘顺序、日期或含用户名）：请换一个更长、更少见的，例如几个不相关的词加数字 / "
+            "the password is too easy to guess (a common password, repeats, a keyboard walk, a date or the user name): "
+            "choose a longer, less common one, e.g. a few unrelated words and digits"
+        )
 
 
 def add_user(engine: Engine, name: str, role: str, password: str, department: str | None, departments: list[str]) -> ConsoleUser:
@@ -83,7 +100,7 @@ def add_user(engine: Engine, name: str, role: str, password: str, department: st
             raise AccountProblem(f"unknown department {department!r}; one of: {', '.join(departments)}")
     elif department:
         raise AccountProblem(f"--department is only for the department role; a {role} sees every department")
-    _check_password(password)
+    _check_password(password, name, department)
     with session_scope(engine) as session:
         if session.exec(select(ConsoleUser).where(ConsoleUser.name == name)).first() is not None:
             raise AccountProblem(f"a user named {name!r} exists; use `gateway users reset-password`")
@@ -116,7 +133,9 @@ def set_disabled(engine: Engine, name: str, disabled: bool) -> None:
 
 def reset_password(engine: Engine, name: str, password: str) -> None:
     """A new password; it also lifts every back-off and ends the account's sessions."""
-    _check_password(password)
+    with Session(engine) as session:
+        user = _user(session, name)
+        _check_password(password, user.name, user.department)
     new_hash = _hasher.hash(password)
     with session_scope(engine) as session:
         user = _user(session, name)
@@ -126,6 +145,30 @@ def reset_password(engine: Engine, name: str, password: str) -> None:
         user.locked_until = None
         session.add(user)
         session.exec(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))  # type: ignore[call-overload]
+
+
+def change_password(writer: Engine, reader: Engine, account: Account, current: str, new: str, keep_token: str) -> None:
+    """An account changes its own password (修改密码): the current one is checked (Argon2,
+    outside any write transaction, as at sign-in), the new one must be strong and
+    different; every other session of the account ends, the one asking (`keep_token`)
+    stays signed in. Raises AccountProblem with the reason, Chinese first."""
+    with Session(reader) as session:
+        user = session.get(ConsoleUser, account.id)
+        stored_hash = user.password_hash if user is not None and not user.disabled else None
+    if stored_hash is None or not _verify(stored_hash, current):
+        raise AccountProblem("当前密码不对 / the current password is wrong")
+    if new == current:
+        raise AccountProblem("新密码与当前密码相同 / the new password is the same as the current one")
+    _check_password(new, account.name, account.department)
+    new_hash = _hasher.hash(new)
+    with session_scope(writer) as session:
+        user = session.get(ConsoleUser, account.id)
+        if user is None or user.password_hash != stored_hash:
+            raise AccountProblem("密码刚被他人修改，请重新登录 / the password was changed meanwhile: sign in again")
+        user.password_hash = new_hash
+        session.add(user)
+        session.exec(delete(ConsoleSession).where(ConsoleSession.user_id == account.id,  # type: ignore[call-overload,arg-type]
+                                                  ConsoleSession.token_sha256 != token_digest(keep_token)))
 
 
 # -- signing in -------------------------------------------------------------------------------

@@ -61,6 +61,29 @@ def create_session(request: Request, credentials: Credentials) -> Response:
     return response
 
 
+class PasswordChange(BaseModel):
+    current: str = Field(min_length=1, max_length=1000)
+    new: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/session/password", status_code=204, responses={**ERRORS, 400: {"model": Problem}})
+def change_own_password(request: Request, caller: ApiCaller, change: PasswordChange,
+                        csrf: Annotated[str | None, Header(alias=CSRF_HEADER)] = None) -> Response:
+    """修改密码: change this account's own password (the current one is checked; the new one must
+    be strong); every other session of the account ends, this one stays. Audited."""
+    from gateway.web.accounts import AccountProblem, change_password
+    from gateway.web.session import audit_password_change
+
+    check_csrf(caller, csrf)
+    state = request.app.state
+    try:
+        change_password(state.writer, state.engine, caller.account, change.current, change.new, request.cookies.get(COOKIE, ""))
+    except AccountProblem as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+    audit_password_change(state.writer, caller, client_address(request))
+    return Response(status_code=204)
+
+
 @router.get("/me", response_model=Me)
 def me(caller: ApiCaller) -> Me:
     a = caller.account

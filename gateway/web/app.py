@@ -20,7 +20,9 @@ from gateway.store.audit import mask_text
 from gateway.config import Settings
 from gateway.store import create_schema, make_engine
 from gateway.web import api, pages, register_pages
+from gateway.web.idle import IDLE_MINUTES, IdleSessions
 from gateway.web.metrics import metrics_registry, render
+from gateway.web.notices import new_key
 from gateway.web.session import NeedsSignIn, optional_caller
 from gateway.web.throttle import SignInThrottle
 
@@ -61,9 +63,10 @@ def _gaps(engine: Any, settings: Settings, scope: str | None) -> dict[str, int] 
         return None
 
 
-def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: bool = True, idle_minutes: float = IDLE_MINUTES) -> FastAPI:
     """The console for one gateway home. `secure_cookies`: mark cookies Secure even when
-    the request came over plain http (behind a TLS-terminating proxy)."""
+    the request came over plain http (behind a TLS-terminating proxy); `idle_minutes`: a
+    session unused for longer ends (gateway/web/idle.py)."""
     writer = make_engine(settings.db_url)
     reader = make_engine(settings.db_url, readonly=True)
 
@@ -90,6 +93,13 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     app.state.engine = reader
     app.state.secure_cookies = secure_cookies
     app.state.signin_throttle = SignInThrottle()  # per process: see gateway/web/throttle.py
+    app.state.idle_sessions = IdleSessions(idle_minutes * 60)  # per process: see gateway/web/idle.py
+    app.state.notice_key = new_key()  # signs the outcome a page shows after a form (gateway/web/notices.py)
+    # No redirect built from the request's Host header: Starlette's trailing-slash redirect
+    # answers `/exchanges/` with an absolute URL on whatever host the client named. Every
+    # redirect of the console is a path (/login?next=..., POST-redirect-GET), and
+    # `/exchanges/` is a 404 like any other unknown path.
+    app.router.redirect_slashes = False
     app.state.reconciliation = lambda scope: _gaps(app.state.engine, settings, scope)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when

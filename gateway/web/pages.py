@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError
-from gateway.web import data
-from gateway.web.accounts import REFUSED_STATUS, sign_in, sign_out
+from gateway.web import data, notices
+from gateway.web.accounts import MIN_PASSWORD_LENGTH, REFUSED_STATUS, AccountProblem, change_password, sign_in, sign_out
 from gateway.web.session import (
     client_address,
     COOKIE,
@@ -21,6 +21,7 @@ from gateway.web.session import (
     LOGIN_CSRF_COOKIE,
     OFFICERS,
     Caller,
+    audit_password_change,
     audit_subjects,
     audit_view,
     check_csrf,
@@ -94,6 +95,35 @@ def logout(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, caller: PageCaller) -> HTMLResponse:
+    return render(request, "password.html", caller, outcome=None, min_length=MIN_PASSWORD_LENGTH)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def password_change(
+    request: Request,
+    caller: PageCaller,
+    current: Annotated[str, Form(max_length=1000)] = "",
+    new: Annotated[str, Form(max_length=1000)] = "",
+    again: Annotated[str, Form(max_length=1000)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> HTMLResponse:
+    """修改密码: any account changes its own password; the other sessions of the account end."""
+    check_csrf(caller, csrf_token)
+    state = request.app.state
+    try:
+        if new != again:
+            raise AccountProblem("两次输入的新密码不一致 / the two new passwords differ")
+        change_password(state.writer, state.engine, caller.account, current, new, request.cookies.get(COOKIE, ""))
+    except AccountProblem as exc:
+        return render(request, "password.html", caller, status_code=400, outcome={"ok": False, "message": str(exc)},
+                      min_length=MIN_PASSWORD_LENGTH)
+    audit_password_change(state.writer, caller, client_address(request))
+    return render(request, "password.html", caller, outcome={"ok": True, "message": "密码已修改，其他会话已结束 / password changed; the other sessions ended"},
+                  min_length=MIN_PASSWORD_LENGTH)
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -266,16 +296,19 @@ def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due
 @router.get("/assist-checks", response_class=HTMLResponse)
 def assist_checks_page(
     request: Request, caller: PageCaller, due_within: Annotated[int | None, Query(ge=0, le=3650)] = None, answered: bool = False,
-    done: Annotated[str | None, Query(max_length=600)] = None, ok: bool = False,
+    done: Annotated[str | None, Query(max_length=600)] = None, ok: bool = False, sig: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
-    outcome = {"ok": ok, "message": done} if done else None
+    shown = notices.verified(request.app.state.notice_key, caller.csrf_token, done, ok, sig)
+    outcome = {"ok": ok, "message": done} if shown else None
     return _assist_checks(request, caller, due_within=due_within, answered=answered, outcome=outcome)
 
 
-def _done(message: str, ok: bool) -> RedirectResponse:
+def _done(request: Request, caller: Caller, message: str, ok: bool) -> RedirectResponse:
     """After a form that sent something: POST-redirect-GET, so that reloading the page shows the
-    outcome again instead of offering to send a second request (the message is already masked)."""
-    return RedirectResponse(f"/assist-checks?done={quote(message)}&ok={'true' if ok else 'false'}", status_code=303)
+    outcome again instead of offering to send a second request (the message is already masked;
+    signed for this session: gateway/web/notices.py)."""
+    query = notices.outcome_query(request.app.state.notice_key, caller.csrf_token, message, ok)
+    return RedirectResponse(f"/assist-checks?{query}", status_code=303)
 
 
 def _operator(caller: Caller) -> str:
@@ -310,7 +343,7 @@ def assist_check_request(
         )
     except county.Refused as exc:
         return _assist_checks(request, caller, exc.status, form=form, outcome={"ok": False, "message": exc.message})
-    return _done(made.message, made.sent)
+    return _done(request, caller, made.message, made.sent)
 
 
 @router.post("/assist-checks/{check_id}/reveal", response_class=HTMLResponse)
@@ -348,7 +381,7 @@ def notice_send(
         outcome = county.send_notice(state.settings, state.engine, notice_id, _operator(caller))
     except county.Refused as exc:
         return _assist_checks(request, caller, exc.status, outcome={"ok": False, "message": exc.message})
-    return _done(outcome.message, outcome.sent)
+    return _done(request, caller, outcome.message, outcome.sent)
 
 
 @router.post("/assist-checks/{check_id}/answer", response_class=HTMLResponse, response_model=None)
@@ -372,7 +405,7 @@ def assist_check_answer(
                                          operator=_operator(caller))
     except county.Refused as exc:
         return _assist_checks(request, caller, exc.status, outcome={"ok": False, "message": exc.message})
-    return _done(answered.message, answered.sent)
+    return _done(request, caller, answered.message, answered.sent)
 
 
 @router.post("/notices-received/{notice_id}/done", response_class=HTMLResponse, response_model=None)
@@ -392,7 +425,7 @@ def notice_received_done(
         handled = county.handle_received_notice(request.app.state.settings, notice_id, remark=remark or None, operator=_operator(caller))
     except county.Refused as exc:
         return _assist_checks(request, caller, exc.status, outcome={"ok": False, "message": exc.message})
-    return _done(handled.message, handled.sent)
+    return _done(request, caller, handled.message, handled.sent)
 
 
 @router.get("/obligations", response_class=HTMLResponse)
@@ -460,7 +493,10 @@ def may_read_reports(caller: Caller) -> bool:
 
 
 @router.get("/reconciliation", response_class=HTMLResponse)
-def reconciliation_page(request: Request, caller: PageCaller, evaluated: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:
+def reconciliation_page(
+    request: Request, caller: PageCaller, done: Annotated[str | None, Query(max_length=200)] = None, ok: bool = False,
+    sig: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
     from gateway.web.analysis import reconciliation
 
     state = request.app.state
@@ -474,6 +510,7 @@ def reconciliation_page(request: Request, caller: PageCaller, evaluated: Annotat
             counts[gap.department] = counts.get(gap.department, 0) + 1
     for department, n in sorted(counts.items()):
         audit_view(state.writer, caller, department, f"{n} reconciliation gap(s) (subjects masked)")
+    evaluated = done if notices.verified(state.notice_key, caller.csrf_token, done, ok, sig) else None
     return render(request, "reconciliation.html", caller, rules=rules, evaluated=evaluated)
 
 
@@ -488,7 +525,7 @@ def reconciliation_evaluate(request: Request, caller: PageCaller, csrf_token: An
         summary = evaluate_now(state.writer, state.settings)
     except GatewayError as exc:
         raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
-    return RedirectResponse(f"/reconciliation?evaluated={quote(summary)}", status_code=303)
+    return RedirectResponse(f"/reconciliation?{notices.outcome_query(state.notice_key, caller.csrf_token, summary)}", status_code=303)
 
 
 @router.get("/reports", response_class=HTMLResponse)

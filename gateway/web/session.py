@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from gateway.store.audit import record_event
 from gateway.store.db import session_scope
-from gateway.web.accounts import Account, session_account
+from gateway.web.accounts import Account, session_account, sign_out, token_digest
 
 COOKIE = "gateway_console"
 LOGIN_CSRF_COOKIE = "gateway_console_login"
@@ -46,24 +46,40 @@ class NeedsSignIn(Exception):
         self.next_path = next_path
 
 
+SIGN_IN_FIRST = (
+    "请先登录：POST /api/session（JSON：name、password），之后每个请求带上 gateway_console cookie，POST 还要带 X-CSRF-Token / "
+    "sign in first: POST /api/session with JSON name and password, then send the gateway_console cookie "
+    "(and X-CSRF-Token with every POST)"
+)
+
+
 def optional_caller(request: Request) -> Caller | None:
-    """The caller when signed in (error pages show the menu to a signed-in account)."""
+    """The caller when signed in (error pages show the menu to a signed-in account). A
+    session idle for longer than gateway/web/idle.py allows is ended here."""
     token = request.cookies.get(COOKIE, "")
     found = session_account(request.app.state.engine, token) if token else None
-    return Caller(*found) if found else None
+    if found is None:
+        return None
+    idle = getattr(request.app.state, "idle_sessions", None)
+    if idle is not None and not idle.touch(token_digest(token)):
+        sign_out(request.app.state.writer, token)
+        return None
+    return Caller(*found)
 
 
 def page_caller(request: Request) -> Caller:
     caller = optional_caller(request)
     if caller is None:
-        raise NeedsSignIn(request.url.path)
+        # Back to the very page asked for after signing in, query included (a link in a mail).
+        query = request.url.query
+        raise NeedsSignIn(request.url.path + (f"?{query}" if query else ""))
     return caller
 
 
 def api_caller(request: Request) -> Caller:
     caller = optional_caller(request)
     if caller is None:
-        raise HTTPException(401, "Sign in first: POST /login, then send the gateway_console cookie.")
+        raise HTTPException(401, SIGN_IN_FIRST)
     return caller
 
 
@@ -83,6 +99,14 @@ def audit_view(engine: Engine, caller: Caller, department: str, what: str) -> No
     who = f"{account.name} ({account.role}{':' + account.department if account.department else ''})"
     with session_scope(engine) as session:
         record_event(session, "console-view", department, None, f"{who} viewed {what}")
+
+
+def audit_password_change(engine: Engine, caller: Caller, client: str) -> None:
+    """An account changed its own password (修改密码), from which client address."""
+    account = caller.account
+    with session_scope(engine) as session:
+        record_event(session, "password-changed", account.department or "all", None,
+                     f"{account.name} ({account.role}) changed its own password from {client}; its other sessions ended")
 
 
 def audit_subjects(engine: Engine, caller: Caller, rows: list, kind: str, where: str) -> None:  # type: ignore[type-arg]
