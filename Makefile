@@ -8,13 +8,17 @@
 PYTHON := .venv/bin/python
 ROWS ?= 1000000
 
-.PHONY: bench bench-smoke bootstrap
+.PHONY: bench bench-smoke bench-console bootstrap
 
 bench: bootstrap  ## 1,000,000 rows: the figures to compare with the ceiling
 	$(PYTHON) bench/ingest.py --rows $(ROWS) --files 100
+	$(PYTHON) bench/console_lists.py --exchanges 5000
 
 bench-smoke: bootstrap  ## 20,000 rows in 20 files: does the benchmark still run
 	$(PYTHON) bench/ingest.py --rows 20000 --files 20
+
+bench-console: bootstrap  ## one console list page with 5,000 exchanges behind it (budget 200 ms)
+	$(PYTHON) bench/console_lists.py --exchanges 5000
 
 bootstrap:
 	./scripts/bootstrap

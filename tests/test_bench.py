@@ -44,3 +44,22 @@ def test_benchmark_runs_at_smoke_size(postgres_server):
         seconds2, rows_per_second2, speed_up = _figures(lines, f"(c) {backend}, 2 workers")
         assert abs(rows_per_second2 * seconds2 - 2000) <= 0.5 * seconds2 + 0.005 * rows_per_second2 + 1
         assert speed_up > 0 and abs(speed_up - rows_per_second2 / rows_per_second) <= 0.01, "2 vs 1 is the ratio of rows/s"
+
+
+@pytest.mark.slow
+@pytest.mark.backend_independent  # the benchmark makes its own SQLite home
+def test_console_list_benchmark_runs_at_smoke_size():
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), str(REPO / "bench" / "console_lists.py"), "--exchanges", "300", "--repeat", "3",
+         "--budget-ms", "5000"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("home with 300 exchanges")
+    for label in ("exchanges, first page", "exchanges, last page", "exchanges, file-name search", "deliveries, middle page",
+                  "API exchanges, 100 a page"):
+        median, p95 = _figures(lines, label)
+        assert 0 < median <= p95, label
+    assert lines[-1] == "every page's median within 5000 ms"

@@ -206,7 +206,7 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     visit.goto("/exchanges")
     assert page.locator("#exchanges tbody tr").count() == 1
     visit.goto(f"/exchanges?department=police")
-    assert "No exchanges match." in page.locator("#exchanges").inner_text()
+    assert "没有符合条件的交换" in page.locator("#exchanges").inner_text()
     answer = page.goto(f"{console.url}/exchanges/{police}")
     visit.scan()
     assert answer.status == 403 and page.locator("h1").inner_text() == "Refused"

@@ -16,6 +16,7 @@ from gateway.errors import GatewayError
 from gateway.web import analysis, county, data
 from gateway.web.accounts import REFUSED_STATUS, sign_in
 from gateway.web.session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, client_address, audit_subjects, audit_view, check_csrf, require_role
+from gateway.web.paging import Paging, paging
 from gateway.web.verification import Verification, proof_document, read_receipt_upload, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
@@ -103,16 +104,34 @@ def overview(request: Request, caller: ApiCaller) -> data.Overview:
 @router.get("/exchanges", response_model=list[data.ExchangeRow])
 def exchanges(
     request: Request,
+    response: Response,
     caller: ApiCaller,
     department: Annotated[str | None, Query(max_length=100)] = None,
     date_from: Annotated[dt.date | None, Query(description="first day received, China time")] = None,
     date_to: Annotated[dt.date | None, Query(description="last day received, China time")] = None,
     status: Literal["received", "processed", "duplicate", "rejected"] | None = None,
+    adapter: Annotated[str | None, Query(max_length=100)] = None,
+    file_name: Annotated[str | None, Query(max_length=200, description="part of the file name, any case")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[data.ExchangeRow]:
-    """Exchanges newest first; a department account gets its own department's only."""
-    return data.list_exchanges(request.app.state.engine, caller.scope, department=department, date_from=date_from,
-                               date_to=date_to, status=status, limit=limit)
+    """Exchanges newest first, `limit` from `offset`; a department account gets its own
+    department's only. The total is in `X-Total-Count`, the neighbouring pages in `Link`."""
+    engine = request.app.state.engine
+    where = data.ExchangeFilter(department, adapter, status, date_from, date_to, (file_name or "").strip() or None)
+    rows = data.list_exchanges(engine, caller.scope, department=department, date_from=date_from, date_to=date_to, status=status,
+                               adapter=adapter, file_name=where.file_name, limit=limit, offset=offset)
+    _page_headers(response, paging("/api/exchanges", data.count_exchanges(engine, caller.scope, where), limit, offset,
+                                   department=department, date_from=date_from, date_to=date_to, status=status, adapter=adapter,
+                                   file_name=file_name))
+    return rows
+
+
+def _page_headers(response: Response, pager: Paging) -> None:
+    response.headers["X-Total-Count"] = str(pager.total)
+    link = pager.link_header()
+    if link:
+        response.headers["Link"] = link
 
 
 def _detail(request: Request, caller: Caller, exchange_id: int) -> data.ExchangeDetail:
@@ -201,12 +220,28 @@ def ledger(request: Request, caller: ApiCaller) -> data.LedgerSummary:  # noqa: 
 @router.get("/deliveries", response_model=list[data.DeliveryRow])
 def deliveries(
     request: Request,
+    response: Response,
     caller: ApiCaller,
     status: Literal["open", "held", "waiting", "prepared", "delivered", "acknowledged", "empty", "cancelled"] | None = None,
     unacknowledged: bool = False,
+    recipient: Annotated[str | None, Query(max_length=100)] = None,
+    agreement: Annotated[str | None, Query(max_length=100)] = None,
+    contract: Annotated[str | None, Query(max_length=100)] = None,
+    exchange: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="only those that carried this exchange's records")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[data.DeliveryRow]:
-    """Deliveries newest first; a department account gets those it receives."""
-    return data.list_deliveries(request.app.state.engine, caller.scope, status=status, unacknowledged=unacknowledged)
+    """Deliveries newest first, `limit` from `offset` (total in `X-Total-Count`); a department
+    account gets those it receives."""
+    engine = request.app.state.engine
+    if exchange is not None:
+        _detail(request, caller, exchange)  # 404 / 403 as for the exchange itself
+    where = data.DeliveryFilter(status, unacknowledged, recipient, agreement, contract, exchange)
+    rows = data.list_deliveries(engine, caller.scope, where=where, limit=limit, offset=offset)
+    _page_headers(response, paging("/api/deliveries", data.count_deliveries(engine, caller.scope, where), limit, offset, status=status,
+                                   unacknowledged="true" if unacknowledged else None, recipient=recipient, agreement=agreement,
+                                   contract=contract, exchange=exchange))
+    return rows
 
 
 @router.get("/acknowledgements", response_model=list[data.AcknowledgementRow])

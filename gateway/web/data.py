@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Engine, func
@@ -24,10 +26,12 @@ from gateway.store.models import (
     AuditEvent,
     Checkpoint,
     Delivery,
+    DeliveryRecord,
     Exchange,
     FileClaim,
     PullCursor,
     Receipt,
+    Record,
     RowError,
 )
 
@@ -93,6 +97,35 @@ def _exchange_row(e: Exchange, sequence: int | None) -> ExchangeRow:
     )
 
 
+@dataclass(frozen=True)
+class ExchangeFilter:
+    """What a list of exchanges is narrowed to (the page's and the API's filters)."""
+
+    department: str | None = None
+    adapter: str | None = None
+    status: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    file_name: str | None = None
+    """part of the file name as the sender gave it (case-insensitive)"""
+
+    def apply(self, query: Any, scope: str | None) -> Any:
+        if scope is not None:
+            query = query.where(Exchange.department == scope)
+        if self.department:
+            query = query.where(Exchange.department == self.department)
+        if self.adapter:
+            query = query.where(Exchange.adapter == self.adapter)
+        if self.date_from or self.date_to:
+            start, end = china_day_bounds(self.date_from or EARLIEST, self.date_to or LATEST)
+            query = query.where(Exchange.received_at >= start, Exchange.received_at < end)
+        if self.status:
+            query = query.where(Exchange.status == self.status)
+        if self.file_name:
+            query = query.where(func.lower(Exchange.file_name).contains(self.file_name.lower(), autoescape=True))
+        return query
+
+
 def list_exchanges(
     engine: Engine,
     scope: str | None,
@@ -102,25 +135,30 @@ def list_exchanges(
     date_to: dt.date | None = None,
     status: str | None = None,
     limit: int = 100,
+    offset: int = 0,
+    adapter: str | None = None,
+    file_name: str | None = None,
 ) -> list[ExchangeRow]:
-    """Exchanges newest first, filtered; a department account's own only, whatever it asks."""
-    query = (
+    """Exchanges newest first, filtered, `limit` of them from `offset`; a department account's
+    own only, whatever it asks."""
+    where = ExchangeFilter(department, adapter, status, date_from, date_to, file_name)
+    query = where.apply(
         select(Exchange, Receipt.sequence)
         .join(Receipt, Receipt.exchange_id == Exchange.id, isouter=True)  # type: ignore[arg-type]
         .order_by(Exchange.id.desc())  # type: ignore[union-attr]
-        .limit(limit)
+        .offset(offset)
+        .limit(limit),
+        scope,
     )
-    if scope is not None:
-        query = query.where(Exchange.department == scope)
-    if department:
-        query = query.where(Exchange.department == department)
-    if date_from or date_to:
-        start, end = china_day_bounds(date_from or EARLIEST, date_to or LATEST)
-        query = query.where(Exchange.received_at >= start, Exchange.received_at < end)
-    if status:
-        query = query.where(Exchange.status == status)
     with Session(engine) as session:
         return [_exchange_row(e, seq) for e, seq in session.exec(query).all()]
+
+
+def count_exchanges(engine: Engine, scope: str | None, where: ExchangeFilter) -> int:
+    """How many exchanges the filter matches (the list's total)."""
+    query = where.apply(select(func.count()).select_from(Exchange), scope)
+    with Session(engine) as session:
+        return int(session.exec(query).one())
 
 
 class RowIssue(BaseModel):
@@ -352,20 +390,57 @@ def _count_waiting(settings: Settings, counts: dict[str, DepartmentDay]) -> None
 # -- deliveries and acknowledgements -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """What a list of deliveries is narrowed to."""
+
+    status: str | None = None
+    unacknowledged: bool = False
+    recipient: str | None = None
+    agreement: str | None = None
+    contract: str | None = None
+    exchange_id: int | None = None
+    """only the deliveries that carried records of this exchange"""
+
+    def apply(self, query: Any, scope: str | None) -> Any:
+        if scope is not None:
+            query = query.where(Delivery.recipient == scope)
+        if self.recipient:
+            query = query.where(Delivery.recipient == self.recipient)
+        if self.agreement:
+            query = query.where(Delivery.agreement == self.agreement)
+        if self.contract:
+            query = query.where(Delivery.contract == self.contract)
+        if self.status:
+            query = query.where(Delivery.status == self.status)
+        elif self.unacknowledged:
+            query = query.where(Delivery.status == "delivered")
+        else:
+            query = query.where(Delivery.status.notin_(("empty", "cancelled")))  # type: ignore[attr-defined]
+        if self.exchange_id is not None:
+            carried = (
+                select(DeliveryRecord.delivery_id)
+                .join(Record, Record.id == DeliveryRecord.record_id)  # type: ignore[arg-type]
+                .where(Record.exchange_id == self.exchange_id)
+            )
+            query = query.where(Delivery.id.in_(carried))  # type: ignore[union-attr]
+        return query
+
+
+def count_deliveries(engine: Engine, scope: str | None, where: DeliveryFilter) -> int:
+    with Session(engine) as session:
+        return int(session.exec(where.apply(select(func.count()).select_from(Delivery), scope)).one())
+
+
 def list_deliveries(
-    engine: Engine, scope: str | None, *, status: str | None = None, unacknowledged: bool = False, limit: int = 200
+    engine: Engine, scope: str | None, *, status: str | None = None, unacknowledged: bool = False, limit: int = 200,
+    offset: int = 0, where: DeliveryFilter | None = None,
 ) -> list[DeliveryRow]:
-    """Deliveries newest first; `unacknowledged`: delivered, not acknowledged (overdue or not)."""
+    """Deliveries newest first; `unacknowledged`: delivered, not acknowledged (overdue or not);
+    `where` (when given) instead of `status`/`unacknowledged`."""
     now = dt.datetime.now(dt.UTC)
-    query = select(Delivery).order_by(Delivery.id.desc()).limit(limit)  # type: ignore[union-attr]
-    if scope is not None:
-        query = query.where(Delivery.recipient == scope)
-    if status:
-        query = query.where(Delivery.status == status)
-    elif unacknowledged:
-        query = query.where(Delivery.status == "delivered")
-    else:
-        query = query.where(Delivery.status.notin_(("empty", "cancelled")))  # type: ignore[attr-defined]
+    where = where or DeliveryFilter(status, unacknowledged)
+    query = where.apply(select(Delivery).order_by(Delivery.id.desc()).offset(offset).limit(limit), scope)  # type: ignore[union-attr]
     with Session(engine) as session:
         rows = session.exec(query).all()
     return [

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError
 from gateway.web import data, notices
+from gateway.web.paging import DEFAULT_LIMIT, MAX_LIMIT, paging
 from gateway.web.accounts import MIN_PASSWORD_LENGTH, REFUSED_STATUS, AccountProblem, change_password, sign_in, sign_out
 from gateway.web.session import (
     client_address,
@@ -146,13 +147,24 @@ def exchanges_page(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
+    adapter: Annotated[str | None, Query(max_length=100)] = None,
+    file_name: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> HTMLResponse:
+    """交换记录: every exchange, a page at a time, filtered by department, adapter, status, the
+    days received and part of the file name."""
+    engine = request.app.state.engine
+    where = data.ExchangeFilter(department or None, adapter or None, status or None, date_from, date_to, (file_name or "").strip() or None)
     rows = data.list_exchanges(
-        request.app.state.engine, caller.scope, department=department or None, date_from=date_from, date_to=date_to,
-        status=status or None, limit=500,
+        engine, caller.scope, department=where.department, date_from=date_from, date_to=date_to, status=where.status,
+        adapter=where.adapter, file_name=where.file_name, limit=limit, offset=offset,
     )
-    filters = {"department": department or "", "date_from": date_from or "", "date_to": date_to or "", "status": status or ""}
-    return render(request, "exchanges.html", caller, rows=rows, filters=filters, statuses=data.EXCHANGE_STATUSES)
+    filters = {"department": department or "", "adapter": adapter or "", "date_from": date_from or "", "date_to": date_to or "",
+               "status": status or "", "file_name": file_name or ""}
+    pager = paging("/exchanges", data.count_exchanges(engine, caller.scope, where), limit, offset, **filters)
+    return render(request, "exchanges.html", caller, rows=rows, filters=filters, statuses=data.EXCHANGE_STATUSES,
+                  adapters=[a.name for a in data.list_adapters()], pager=pager)
 
 
 def _exchange_or_error(request: Request, caller: Caller, exchange_id: int) -> data.ExchangeDetail:
@@ -170,7 +182,11 @@ def exchange_page(request: Request, caller: PageCaller, exchange_id: ExchangeId)
     if detail.issues:
         audit_view(request.app.state.writer, caller, detail.exchange.department,
                    f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id}")
-    return render(request, "exchange.html", caller, detail=detail)
+    engine = request.app.state.engine
+    carried_by = data.DeliveryFilter(exchange_id=exchange_id)
+    carried = data.list_deliveries(engine, caller.scope, where=carried_by, limit=20)
+    return render(request, "exchange.html", caller, detail=detail, carried=carried,
+                  carried_total=data.count_deliveries(engine, caller.scope, carried_by) if len(carried) == 20 else len(carried))
 
 
 @router.get("/exchanges/{exchange_id}/receipt.json")
@@ -257,13 +273,25 @@ def ledger_page(request: Request, caller: PageCaller) -> HTMLResponse:
 
 @router.get("/deliveries", response_class=HTMLResponse)
 def deliveries_page(
-    request: Request, caller: PageCaller, status: Annotated[str | None, Query(max_length=20)] = None, unacknowledged: bool = False
+    request: Request, caller: PageCaller, status: Annotated[str | None, Query(max_length=20)] = None, unacknowledged: bool = False,
+    recipient: Annotated[str | None, Query(max_length=100)] = None, agreement: Annotated[str | None, Query(max_length=100)] = None,
+    contract: Annotated[str | None, Query(max_length=100)] = None, exchange: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> HTMLResponse:
+    """送达记录: deliveries a page at a time, by recipient, agreement, contract, status, or the
+    exchange whose records they carried; and the acknowledgements received."""
     engine = request.app.state.engine
-    rows = data.list_deliveries(engine, caller.scope, status=status or None, unacknowledged=unacknowledged)
+    if exchange is not None:
+        _exchange_or_error(request, caller, exchange)  # a department sees its own exchanges' deliveries only
+    where = data.DeliveryFilter(status or None, unacknowledged, recipient or None, agreement or None, contract or None, exchange)
+    rows = data.list_deliveries(engine, caller.scope, where=where, limit=limit, offset=offset)
+    pager = paging("/deliveries", data.count_deliveries(engine, caller.scope, where), limit, offset, status=status,
+                   unacknowledged="true" if unacknowledged else None, recipient=recipient, agreement=agreement, contract=contract,
+                   exchange=exchange)
     acks = data.list_acknowledgements(engine, caller.scope)
     return render(request, "deliveries.html", caller, rows=rows, acks=acks, status=status or "", unacknowledged=unacknowledged,
-                  statuses=data.DELIVERY_STATUSES)
+                  statuses=data.DELIVERY_STATUSES, pager=pager, recipient=recipient or "", agreement=agreement or "",
+                  contract=contract or "", exchange=exchange)
 
 
 def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due_within: int | None = None, answered: bool = False,

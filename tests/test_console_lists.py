@@ -1,0 +1,125 @@
+"""Every list pages and filters (issue 20, "Working in it all day"): the exchanges and the
+deliveries, on the pages and in the API, against a real `gateway serve` over real HTTP on
+a home with a dozen real exchanges (the served specimens, then hospital files dropped and
+processed by `gateway run --once`). How fast a page is with 5,000 exchanges is
+bench/console_lists.py's question, not a test's."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from console_helpers import PASSWORDS, Served
+from conftest import BACKEND, drop, hospital_births_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(template_home, request, recipients):
+    from gateway.receipts.keys import DepartmentKeys
+
+    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
+    home = Served(template_home, postgres_server)
+    try:
+        # The population office's key: the births below are delivered to it under the home's
+        # agreements (the other recipients have no key here: their deliveries are held).
+        ring, fingerprint = recipients["population-office"]
+        DepartmentKeys(home.settings.keys_dir).import_key(ring.export(fingerprint), "population-office")
+        for batch in range(1, 9):
+            drop(home.settings, "hospital", f"births_2026W{batch:02d}.csv", hospital_births_file(batch, 2))
+        drop(home.settings, "hospital", "births_2026W01_again.csv", hospital_births_file(1, 2))  # a duplicate
+        home.run("run", "--once")
+        yield home
+    finally:
+        home.close()
+
+
+def _api(served: Served, name: str = "op") -> requests.Session:
+    http, _ = served.console.session(name)
+    return http
+
+
+def _ids(page: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<td class="n"><a href="/exchanges/(\d+)">', page)]
+
+
+def test_the_exchanges_page_pages_through_all_with_a_total_and_keeps_the_filters(served):
+    url = served.console.url
+    http = _api(served)
+    every = [row[0] for row in served.query("SELECT id FROM exchange ORDER BY id DESC")]
+    assert len(every) == 12
+    seen = []
+    page = http.get(url + "/exchanges", params={"limit": 5}, timeout=30).text
+    assert "共 12 条，显示第 1–5 条 / 12 in all, 1–5 shown" in page and 'id="previous"' not in page
+    seen += _ids(page)
+    while 'id="next"' in page:
+        link = re.search(r'<a href="([^"]+)" id="next"', page).group(1).replace("&amp;", "&")
+        page = http.get(url + link, timeout=30).text
+        seen += _ids(page)
+    assert seen == every  # newest first, each once, none left out
+    assert "共 12 条，显示第 11–12 条" in page and 'id="previous"' in page
+
+    hospital = http.get(url + "/exchanges", params={"department": "hospital", "status": "processed", "limit": 3}, timeout=30).text
+    assert "共 9 条" in hospital and len(_ids(hospital)) == 3
+    following = re.search(r'<a href="([^"]+)" id="next"', hospital).group(1).replace("&amp;", "&")
+    assert "department=hospital" in following and "status=processed" in following and "offset=3" in following
+
+    found = http.get(url + "/exchanges", params={"file_name": "w01"}, timeout=30).text  # any case, part of the name
+    w01 = [row[0] for row in served.query("SELECT id FROM exchange WHERE file_name LIKE 'births_2026W01%' ORDER BY id DESC")]
+    assert "共 2 条" in found and _ids(found) == w01 and len(w01) == 2  # the names are shown masked (b…#533c4d.csv)
+    by_adapter = http.get(url + "/exchanges", params={"adapter": "police-hukou"}, timeout=30).text
+    assert "共 1 条" in by_adapter
+    literal = http.get(url + "/exchanges", params={"file_name": "%"}, timeout=30).text  # no wildcard
+    assert "共 0 条" in literal and "没有符合条件的交换" in literal
+
+
+def test_the_api_pages_with_offset_a_total_and_links(served):
+    url = served.console.url
+    http = _api(served)
+    first = http.get(url + "/api/exchanges", params={"limit": 5}, timeout=30)
+    assert first.status_code == 200 and first.headers["X-Total-Count"] == "12" and len(first.json()) == 5
+    assert 'rel="next"' in first.headers["Link"] and 'rel="prev"' not in first.headers["Link"]
+    rest = http.get(url + "/api/exchanges", params={"limit": 5, "offset": 10}, timeout=30)
+    assert [e["id"] for e in rest.json()] == [row[0] for row in served.query("SELECT id FROM exchange ORDER BY id DESC")][10:]
+    assert 'rel="prev"' in rest.headers["Link"] and 'rel="next"' not in rest.headers["Link"]
+    searched = http.get(url + "/api/exchanges", params={"file_name": "W0", "status": "duplicate"}, timeout=30)
+    [again] = served.query("SELECT id FROM exchange WHERE file_name = 'births_2026W01_again.csv'")
+    assert searched.headers["X-Total-Count"] == "1" and searched.json()[0]["id"] == again[0]
+    # A department account: its own only, whatever the filter asks.
+    clerk = _api(served, "clerk")
+    mine = clerk.get(url + "/api/exchanges", params={"department": "police"}, timeout=30)
+    assert mine.headers["X-Total-Count"] == "0" and mine.json() == []
+    assert clerk.get(url + "/api/exchanges", timeout=30).headers["X-Total-Count"] == "10"
+
+
+def test_deliveries_page_filter_and_show_what_carried_an_exchange(served):
+    url = served.console.url
+    http = _api(served)
+    police = served.ids["police"]
+    [(births,)] = served.query("SELECT id FROM exchange WHERE file_name = 'births_2026W02.csv'")
+    carried = served.query(
+        "SELECT DISTINCT d.id, d.recipient FROM delivery d JOIN deliveryrecord dr ON dr.delivery_id = d.id "
+        "JOIN record r ON r.id = dr.record_id WHERE r.exchange_id = ? AND d.status NOT IN ('empty', 'cancelled') ORDER BY d.id DESC",
+        births,
+    )
+    assert carried, "the births go to the population office under the home's agreements"
+    answer = http.get(url + "/api/deliveries", params={"exchange": births}, timeout=30)
+    assert [(d["id"], d["recipient"]) for d in answer.json()] == carried
+    assert answer.headers["X-Total-Count"] == str(len(carried))
+    page = http.get(url + f"/exchanges/{births}", timeout=30).text
+    table = page.split('id="carried"', 1)[1].split("</table>", 1)[0]
+    for delivery_id, recipient in carried:
+        assert f'<td class="n">{delivery_id}</td><td>{recipient}</td>' in table
+    recipient = carried[0][1]
+    filtered = http.get(url + "/api/deliveries", params={"recipient": recipient, "limit": 1}, timeout=30)
+    total = served.query("SELECT count(*) FROM delivery WHERE recipient = ? AND status NOT IN ('empty', 'cancelled')", recipient)[0][0]
+    assert filtered.headers["X-Total-Count"] == str(total) and len(filtered.json()) == 1
+    listing = http.get(url + "/deliveries", params={"exchange": births, "limit": 1}, timeout=30).text
+    assert f"共 {len(carried)} 条" in listing and f'href="/exchanges/{births}"' in listing
+    # The hospital's clerk may not ask which deliveries carried the police's exchange.
+    clerk = _api(served, "clerk")
+    assert clerk.get(url + "/api/deliveries", params={"exchange": police}, timeout=30).status_code == 403
+    assert clerk.get(url + "/deliveries", params={"exchange": police}, timeout=30).status_code == 403
+    assert PASSWORDS  # the module's accounts are console_helpers' own
