@@ -11,7 +11,7 @@ import re
 import pytest
 import requests
 from console_helpers import PASSWORDS, Served
-from conftest import BACKEND, drop, hospital_births_file
+from conftest import BACKEND, drop, hospital_births_file, specimen
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +27,11 @@ def served(template_home, request, recipients):
         # agreements (the other recipients have no key here: their deliveries are held).
         ring, fingerprint = recipients["population-office"]
         DepartmentKeys(home.settings.keys_dir).import_key(ring.export(fingerprint), "population-office")
+        # The school has a key too: its drops must be signed, so an unsigned one waits (待处理 note).
+        ring, fingerprint = recipients["school"]
+        DepartmentKeys(home.settings.keys_dir).import_key(ring.export(fingerprint), "school")
+        drop(home.settings, "school", "school_enrolments_202609.csv", specimen("school_enrolments_202609.csv"))
+        drop(home.settings, "hospital", "births_broken.csv", "这不是出生登记表\n".encode("gb18030"))  # refused today
         for batch in range(1, 9):
             drop(home.settings, "hospital", f"births_2026W{batch:02d}.csv", hospital_births_file(batch, 2))
         drop(home.settings, "hospital", "births_2026W01_again.csv", hospital_births_file(1, 2))  # a duplicate
@@ -49,17 +54,17 @@ def test_the_exchanges_page_pages_through_all_with_a_total_and_keeps_the_filters
     url = served.console.url
     http = _api(served)
     every = [row[0] for row in served.query("SELECT id FROM exchange ORDER BY id DESC")]
-    assert len(every) == 12
+    assert len(every) == 13
     seen = []
     page = http.get(url + "/exchanges", params={"limit": 5}, timeout=30).text
-    assert "共 12 条，显示第 1–5 条 / 12 in all, 1–5 shown" in page and 'id="previous"' not in page
+    assert "共 13 条，显示第 1–5 条 / 13 in all, 1–5 shown" in page and 'id="previous"' not in page
     seen += _ids(page)
     while 'id="next"' in page:
         link = re.search(r'<a href="([^"]+)" id="next"', page).group(1).replace("&amp;", "&")
         page = http.get(url + link, timeout=30).text
         seen += _ids(page)
     assert seen == every  # newest first, each once, none left out
-    assert "共 12 条，显示第 11–12 条" in page and 'id="previous"' in page
+    assert "共 13 条，显示第 11–13 条" in page and 'id="previous"' in page
 
     hospital = http.get(url + "/exchanges", params={"department": "hospital", "status": "processed", "limit": 3}, timeout=30).text
     assert "共 9 条" in hospital and len(_ids(hospital)) == 3
@@ -79,7 +84,7 @@ def test_the_api_pages_with_offset_a_total_and_links(served):
     url = served.console.url
     http = _api(served)
     first = http.get(url + "/api/exchanges", params={"limit": 5}, timeout=30)
-    assert first.status_code == 200 and first.headers["X-Total-Count"] == "12" and len(first.json()) == 5
+    assert first.status_code == 200 and first.headers["X-Total-Count"] == "13" and len(first.json()) == 5
     assert 'rel="next"' in first.headers["Link"] and 'rel="prev"' not in first.headers["Link"]
     rest = http.get(url + "/api/exchanges", params={"limit": 5, "offset": 10}, timeout=30)
     assert [e["id"] for e in rest.json()] == [row[0] for row in served.query("SELECT id FROM exchange ORDER BY id DESC")][10:]
@@ -91,7 +96,7 @@ def test_the_api_pages_with_offset_a_total_and_links(served):
     clerk = _api(served, "clerk")
     mine = clerk.get(url + "/api/exchanges", params={"department": "police"}, timeout=30)
     assert mine.headers["X-Total-Count"] == "0" and mine.json() == []
-    assert clerk.get(url + "/api/exchanges", timeout=30).headers["X-Total-Count"] == "10"
+    assert clerk.get(url + "/api/exchanges", timeout=30).headers["X-Total-Count"] == "11"
 
 
 def test_deliveries_page_filter_and_show_what_carried_an_exchange(served):
@@ -123,3 +128,35 @@ def test_deliveries_page_filter_and_show_what_carried_an_exchange(served):
     assert clerk.get(url + "/api/deliveries", params={"exchange": police}, timeout=30).status_code == 403
     assert clerk.get(url + "/deliveries", params={"exchange": police}, timeout=30).status_code == 403
     assert PASSWORDS  # the module's accounts are console_helpers' own
+
+
+def test_the_overview_says_what_needs_doing_and_links_each_count(served):
+    url = served.console.url
+    http = _api(served)
+    summary = http.get(url + "/api/overview", timeout=30).json()
+    [(refused,)] = served.query("SELECT id FROM exchange WHERE file_name = 'births_broken.csv' AND status = 'rejected'")
+    assert summary["refused_today_total"] == 1 and [e["id"] for e in summary["refused_today"]] == [refused]
+    assert summary["refused_today"][0]["reason"]  # with its reason
+    held = served.query("SELECT count(*) FROM delivery WHERE status = 'held'")[0][0]
+    assert held > 0 and summary["held_total"] == held and len(summary["held"]) == min(held, 10)
+    assert all(d["reason"] for d in summary["held"])  # why each is held
+    open_acks = served.query("SELECT count(*) FROM delivery WHERE status = 'delivered'")[0][0]
+    assert summary["acks_open"] == open_acks and summary["acks_overdue"] == 0  # delivered minutes ago
+    assert len(summary["unacknowledged"]) == summary["acks_due_soon"] <= 10  # only what falls due within a day
+    [waiting] = summary["waiting"]
+    assert waiting["department"] == "school" and waiting["why"].startswith("等待签名") and "school_enrolments" not in waiting["file_name"]
+    inbox = {j["name"]: j for j in summary["jobs"]}["inboxes"]
+    assert inbox["last_status"] == "ok" and inbox["last_started_at"] and "gateway run --once" in inbox["last_summary"]
+
+    page = http.get(url + "/", timeout=30).text
+    assert '<meta http-equiv="refresh" content="60">' in page  # keeps itself current, no script (CSP)
+    assert "待办" in page and f'href="/exchanges/{refused}"' in page
+    today = summary["today"]
+    refused_link = f"/exchanges?status=rejected&date_from={today}&date_to={today}"
+    assert refused_link in page and 'href="/deliveries?status=held"' in page and 'href="/deliveries?overdue=true"' in page
+    listed = http.get(url + refused_link, timeout=30).text
+    assert "共 1 条" in listed and _ids(listed) == [refused]
+    held_page = http.get(url + "/deliveries?status=held", timeout=30).text
+    assert f"共 {held} 条" in held_page
+    jobs = http.get(url + "/", timeout=30).text.split("Scheduled jobs", 1)[1]
+    assert "inboxes" in jobs and "never run" not in jobs.split("inboxes", 1)[1].split("</tr>", 1)[0]

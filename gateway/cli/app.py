@@ -122,7 +122,10 @@ def run(
             for message in gateway.ensure_adapter_mailboxes(log_them=False):
                 console.print(message, markup=False)
             _warn_unread_folders(gateway)
-            _summary(gateway.run_once())
+            started = time.time()  # job runs are kept in real time, as the scheduler keeps them
+            outcomes = gateway.run_once()
+            _summary(outcomes)
+            _record_inbox_pass(gateway, started, outcomes)
         finally:
             gateway.close()
         return
@@ -224,6 +227,17 @@ def ingest(
         _summary([outcome])
     finally:
         gateway.close()
+
+
+def _record_inbox_pass(gateway, started, outcomes) -> None:  # type: ignore[no-untyped-def]
+    """`run --once` is one pass of the `inboxes` job: its last run, for `gateway jobs` and the console."""
+    from gateway.scheduler.runner import gateway_jobs, record_run_by_hand
+
+    inbox = next((job for job in gateway_jobs(gateway) if job.name == "inboxes"), None)
+    if inbox is not None:
+        import datetime as dt
+
+        record_run_by_hand(gateway.engine, inbox, dt.datetime.fromtimestamp(started, dt.UTC), f"{len(outcomes)} file(s) (gateway run --once)")
 
 
 def _summary(outcomes) -> None:  # type: ignore[no-untyped-def]

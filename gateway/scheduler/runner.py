@@ -284,6 +284,23 @@ def run_job(
             lease.release()
 
 
+def record_run_by_hand(engine: Engine, job: Job, started: dt.datetime, summary: str, error: str | None = None) -> None:
+    """Write down a run of `job`'s work done outside the scheduler (`gateway run --once` is
+    one pass of the `inboxes` job), so that `gateway jobs` and the console show its real
+    last run instead of "never run"."""
+    _ensure_state(engine, job)
+    with engine.begin() as connection:
+        connection.execute(
+            update(JobState)
+            .where(JobState.name == job.name)
+            .values(
+                last_started_at=started, last_finished_at=_now(), last_status="error" if error else "ok", last_error=error,
+                last_summary=summary[:2000], last_holder=HOLDER, runs=JobState.runs + 1,
+                failures=JobState.failures + 1 if error else 0,
+            )
+        )
+
+
 def _record_overrun(engine: Engine, name: str) -> None:
     with engine.begin() as connection:
         connection.execute(update(JobState).where(JobState.name == name).values(overruns=JobState.overruns + 1))

@@ -308,11 +308,33 @@ class DeliveryRow(BaseModel):
     reason: str | None
 
 
+class WaitingFile(BaseModel):
+    """A file held in an inbox with a note in the outbox (待处理): waiting for its signature,
+    or unreadable by the gateway's account."""
+
+    department: str
+    file_name: str
+    """masked"""
+    why: str
+    since: dt.datetime
+
+
 class Overview(BaseModel):
     today: dt.date
     departments: list[DepartmentDay]
     queued_claims: int
     unacknowledged: list[DeliveryRow]
+    """acknowledgements overdue or due within a day, overdue first (at most OVERVIEW_ITEMS)"""
+    acks_overdue: int = 0
+    acks_due_soon: int = 0
+    """due within a day, not overdue"""
+    acks_open: int = 0
+    """every delivery delivered and not acknowledged yet"""
+    refused_today: list[ExchangeRow] = []
+    refused_today_total: int = 0
+    held: list[DeliveryRow] = []
+    held_total: int = 0
+    waiting: list[WaitingFile] = []
     assist_checks_due: list[AssistCheckRow]
     jobs: list[JobInfo] | None
     """None for a department account (jobs are the gateway's, not a department's)"""
@@ -360,15 +382,58 @@ def overview(engine: Engine, settings: Settings, scope: str | None) -> Overview:
         if status == "duplicate":
             day.duplicates += n
     _count_waiting(settings, counts)
+    now = dt.datetime.now(dt.UTC)
+    overdue = DeliveryFilter(ack_due_before=now)
+    due_soon = DeliveryFilter(ack_due_before=now + dt.timedelta(days=1), ack_due_after=now)
+    held = DeliveryFilter(status="held")
+    refused = ExchangeFilter(status="rejected", date_from=today, date_to=today)
+    urgent = list_deliveries(engine, scope, where=overdue, limit=OVERVIEW_ITEMS)
+    urgent += list_deliveries(engine, scope, where=due_soon, limit=OVERVIEW_ITEMS - len(urgent)) if len(urgent) < OVERVIEW_ITEMS else []
     return Overview(
         today=today,
         departments=list(counts.values()),
         queued_claims=int(queued) if scope is None else 0,
-        unacknowledged=list_deliveries(engine, scope, unacknowledged=True),
+        unacknowledged=urgent,
+        acks_overdue=count_deliveries(engine, scope, overdue),
+        acks_due_soon=count_deliveries(engine, scope, due_soon),
+        acks_open=count_deliveries(engine, scope, DeliveryFilter(unacknowledged=True)),
+        refused_today=list_exchanges(engine, scope, status="rejected", date_from=today, date_to=today, limit=OVERVIEW_ITEMS),
+        refused_today_total=count_exchanges(engine, scope, refused),
+        held=list_deliveries(engine, scope, where=held, limit=OVERVIEW_ITEMS),
+        held_total=count_deliveries(engine, scope, held),
+        waiting=_waiting_files(settings, departments),
         assist_checks_due=list_assist_checks(engine, scope, due_within=3),
         jobs=list_jobs(engine, settings) if scope is None else None,
         pulls=pulls,
     )
+
+
+OVERVIEW_ITEMS = 10  # each "what needs doing" list shows this many; its count links to the whole list
+
+
+def _waiting_files(settings: Settings, departments: list[str]) -> list[WaitingFile]:
+    """The files held with a pending note (gateway/intake/pending.py) in the local outboxes,
+    oldest first; the note's first words say why."""
+    from gateway.intake.pending import SUFFIX
+
+    found: list[WaitingFile] = []
+    for department in departments:
+        outbox = settings.mailbox_root / department / "outbox"
+        try:
+            notes = [p for p in outbox.iterdir() if p.name.endswith(SUFFIX)]
+        except OSError:
+            continue  # a remote or missing outbox: nothing shown
+        for note in notes:
+            try:
+                head = note.read_bytes()[:600].decode("utf-8-sig", "replace")
+                since = dt.datetime.fromtimestamp(note.stat().st_mtime, dt.UTC)
+            except OSError:
+                continue
+            why = ("等待签名 waiting for its signature" if "数字签名" in head
+                   else "网关无权读取 the gateway may not read it" if "无权读取" in head else "待处理 held")
+            found.append(WaitingFile(department=department, file_name=mask_file_name(note.name[: -len(SUFFIX)]), why=why,
+                                     since=since.replace(microsecond=0)))
+    return sorted(found, key=lambda w: w.since)[:OVERVIEW_ITEMS]
 
 
 def _count_waiting(settings: Settings, counts: dict[str, DepartmentDay]) -> None:
@@ -401,10 +466,19 @@ class DeliveryFilter:
     contract: str | None = None
     exchange_id: int | None = None
     """only the deliveries that carried records of this exchange"""
+    ack_due_before: dt.datetime | None = None
+    """delivered, not acknowledged, and due before this moment (now: overdue)"""
+    ack_due_after: dt.datetime | None = None
 
     def apply(self, query: Any, scope: str | None) -> Any:
         if scope is not None:
             query = query.where(Delivery.recipient == scope)
+        if self.ack_due_before is not None or self.ack_due_after is not None:
+            query = query.where(Delivery.status == "delivered")
+            if self.ack_due_before is not None:
+                query = query.where(Delivery.ack_due_at < self.ack_due_before)  # type: ignore[operator]
+            if self.ack_due_after is not None:
+                query = query.where(Delivery.ack_due_at >= self.ack_due_after)  # type: ignore[operator]
         if self.recipient:
             query = query.where(Delivery.recipient == self.recipient)
         if self.agreement:

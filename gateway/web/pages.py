@@ -276,6 +276,7 @@ def deliveries_page(
     request: Request, caller: PageCaller, status: Annotated[str | None, Query(max_length=20)] = None, unacknowledged: bool = False,
     recipient: Annotated[str | None, Query(max_length=100)] = None, agreement: Annotated[str | None, Query(max_length=100)] = None,
     contract: Annotated[str | None, Query(max_length=100)] = None, exchange: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    overdue: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> HTMLResponse:
     """送达记录: deliveries a page at a time, by recipient, agreement, contract, status, or the
@@ -283,15 +284,16 @@ def deliveries_page(
     engine = request.app.state.engine
     if exchange is not None:
         _exchange_or_error(request, caller, exchange)  # a department sees its own exchanges' deliveries only
-    where = data.DeliveryFilter(status or None, unacknowledged, recipient or None, agreement or None, contract or None, exchange)
+    where = data.DeliveryFilter(status or None, unacknowledged, recipient or None, agreement or None, contract or None, exchange,
+                                ack_due_before=dt.datetime.now(dt.UTC) if overdue else None)
     rows = data.list_deliveries(engine, caller.scope, where=where, limit=limit, offset=offset)
     pager = paging("/deliveries", data.count_deliveries(engine, caller.scope, where), limit, offset, status=status,
                    unacknowledged="true" if unacknowledged else None, recipient=recipient, agreement=agreement, contract=contract,
-                   exchange=exchange)
+                   exchange=exchange, overdue="true" if overdue else None)
     acks = data.list_acknowledgements(engine, caller.scope)
     return render(request, "deliveries.html", caller, rows=rows, acks=acks, status=status or "", unacknowledged=unacknowledged,
                   statuses=data.DELIVERY_STATUSES, pager=pager, recipient=recipient or "", agreement=agreement or "",
-                  contract=contract or "", exchange=exchange)
+                  contract=contract or "", exchange=exchange, overdue=overdue)
 
 
 def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due_within: int | None = None, answered: bool = False,
