@@ -29,7 +29,7 @@ def _password(from_stdin: bool) -> str:
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
-def _audit(settings, engine, action: str, name: str, detail: str) -> None:  # type: ignore[no-untyped-def]
+def _audit(settings, engine, action: str, command: str, name: str, detail: str) -> None:  # type: ignore[no-untyped-def]
     """An account change in the console's audit log (gateway/store/console_audit.py): done by
     this machine's user, from the command line."""
     import getpass
@@ -39,7 +39,7 @@ def _audit(settings, engine, action: str, name: str, detail: str) -> None:  # ty
     log = ConsoleAudit(settings.db_url, main=engine)
     try:
         who = getpass.getuser()
-        log.record(action, user=who, role="cli", client="local", route=f"gateway users {action.removeprefix('user-')} {name}",
+        log.record(action, user=who, role="cli", client="local", route=f"gateway users {command} {name}",
                    detail=f"{who} (command line): {detail}")
     finally:
         log.dispose()
@@ -72,7 +72,7 @@ def users_add(
         password = _password(password_stdin)
         departments = effective_departments(settings, get_manager().adapters().values())  # an installed adapter's too
         user = add_user(engine, name, role, password, department, departments)
-        _audit(settings, engine, "user-added", name, f"added account {user.name} ({user.role}{':' + user.department if user.department else ''})")
+        _audit(settings, engine, "user-added", "add", name, f"added account {user.name} ({user.role}{':' + user.department if user.department else ''})")
     finally:
         engine.dispose()
     scope = f", sees {user.department} only" if user.department else ", sees every department"
@@ -108,7 +108,7 @@ def users_disable(name: str, home: HomeOption = None) -> None:
     settings, engine = _engine(home)
     try:
         set_disabled(engine, name, True)
-        _audit(settings, engine, "user-disabled", name, f"disabled account {name}; its sessions ended")
+        _audit(settings, engine, "user-disabled", "disable", name, f"disabled account {name}; its sessions ended")
     finally:
         engine.dispose()
     console.print(f"Disabled {name}; its sessions ended.", markup=False)
@@ -122,7 +122,7 @@ def users_enable(name: str, home: HomeOption = None) -> None:
     settings, engine = _engine(home)
     try:
         set_disabled(engine, name, False)
-        _audit(settings, engine, "user-enabled", name, f"enabled account {name}")
+        _audit(settings, engine, "user-enabled", "enable", name, f"enabled account {name}")
     finally:
         engine.dispose()
     console.print(f"Enabled {name}.", markup=False)
@@ -136,7 +136,7 @@ def users_reset_password(name: str, password_stdin: PasswordStdin = False, home:
     settings, engine = _engine(home)
     try:
         reset_password(engine, name, _password(password_stdin))
-        _audit(settings, engine, "password-reset", name, f"set a new password for {name}; back-offs lifted, sessions ended")
+        _audit(settings, engine, "password-reset", "reset-password", name, f"set a new password for {name}; back-offs lifted, sessions ended")
     finally:
         engine.dispose()
     console.print(f"New password set for {name}; its sessions ended.", markup=False)
@@ -150,7 +150,7 @@ def users_unlock(name: str, home: HomeOption = None) -> None:
     settings, engine = _engine(home)
     try:
         cleared = unlock(engine, name)
-        _audit(settings, engine, "unlock", name, f"lifted the sign-in back-off of {name} for {cleared} client address(es); password unchanged")
+        _audit(settings, engine, "unlock", "unlock", name, f"lifted the sign-in back-off of {name} for {cleared} client address(es); password unchanged")
     finally:
         engine.dispose()
     console.print(f"已解除 {name} 的登录退避（{cleared} 个客户端地址），密码不变。 / "
