@@ -187,7 +187,8 @@ def test_the_officer_filters_pages_and_exports_the_log(served, tmp_path):
     assert export["user"] == "sec" and "department=hospital" in export["detail"]
 
     # `gateway audit events`: the same list and filters on the command line, and its CSV.
-    shown = served.run("audit", "events", "--user", "nobody", "--action", "sign-in-refused", "--limit", "2")
+    shown = served.run("audit", "events", "--user", "nobody", "--action", "sign-in-refused", "--limit", "2",
+                       "--from", today.isoformat(), "--to", today.isoformat())
     assert "3 条 entries, 1-2" in shown.stdout and "127.0.0.9" in shown.stdout and "--offset 2" in shown.stdout
     target = tmp_path / "audit.csv"
     served.run("audit", "events", "--department", "hospital", "--csv", str(target))

@@ -16,7 +16,7 @@ from gateway.masking import mask_file_name
 
 agreements_app = typer.Typer(help="Sharing agreements: who receives which records and fields.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Deliveries to the entitled departments, and their acknowledgements.", no_args_is_help=True)
-audit_app = typer.Typer(help="Who received which records, when; and a scan for unmasked ID numbers.", no_args_is_help=True)
+audit_app = typer.Typer(help="审计 Who received which records, when; the audit log (events: sign-ins, refusals, views, deliveries); and a scan for unmasked ID numbers.", no_args_is_help=True)
 
 
 def _when(value: dt.datetime | None) -> str:
