@@ -42,7 +42,7 @@ class Served:
 
         self.root = Path(tempfile.mkdtemp(prefix="gwc", dir="/tmp"))
         self.home = self.root / "home"
-        shutil.copytree(template_home, self.home, ignore=shutil.ignore_patterns("S.*", "*.lock", "gateway.db*"))
+        shutil.copytree(template_home, self.home, ignore=shutil.ignore_patterns("S.*", "*.lock", "gateway.db*", "gateway-audit.db*"))
         self.env = {"GATEWAY_SETTLE_SECONDS": "0", **(env or {})}  # e.g. PYTHONPATH to a test plugin
         self.database = None
         if postgres_server is not None:
@@ -82,6 +82,22 @@ class Served:
                     sql = sql.replace("?", f":p{i}", 1)
                 return [tuple(row) for row in connection.execute(text(sql), names)]
         finally:
+            engine.dispose()
+
+    def audit(self, **filters):  # type: ignore[no-untyped-def]
+        """The audit log as the officer reads it (routing events and the console's entries,
+        gateway/store/audit_log.py), oldest first; `filters` as AuditFilter's."""
+        from gateway.store import audit_log
+        from gateway.store.console_audit import ConsoleAudit
+
+        from gateway.store import make_engine
+
+        engine = make_engine(self.settings.db_url, readonly=True)  # a reader: never waits on a writer's lock
+        log = ConsoleAudit(self.settings.db_url, main=engine)
+        try:
+            return list(reversed(list(audit_log.entries(engine, log.engine, audit_log.AuditFilter(**filters)))))
+        finally:
+            log.dispose()
             engine.dispose()
 
     def register_assist_checks(self) -> None:

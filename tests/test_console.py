@@ -190,7 +190,11 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     visit.goto("/audit")
     audit = page.locator("#audit").inner_text()
     assert f"sec (security-officer) viewed the full record 1" in audit and f"op (operator) viewed 5 row error(s) (masked) of exchange {hospital}" in audit
-    assert "national-platform\t\top (operator) viewed 2 assist-check subject(s) (masked) on the assist-checks page" in audit
+    # The view of the assist-checks names its subjects (masked), with the account and its address.
+    seen = page.locator("#audit tbody tr", has_text="op (operator) viewed 2 assist-check subject(s) (masked) on the assist-checks page").first
+    cells = seen.locator("td").all_inner_texts()
+    assert cells[2:8] == ["console-view", "op", "operator", "national-platform", "127.0.0.1", "GET /assist-checks"], cells
+    assert "510722***********7" in cells[8], cells
     visit.shot("09-audit-log")
     visit.sign_out()
 
@@ -269,7 +273,8 @@ def test_accounts_scoping_csrf_lockout_audit_and_metrics(served):
     officer, _ = console.session("sec")
     audit = officer.get(url + "/api/audit", timeout=10).json()
     details = [a["detail"] for a in audit if a["action"] == "console-view"]
-    assert any(d.startswith("clerk (department:hospital) viewed the full record") for d in details), details
+    downloads = [a["detail"] for a in audit if a["action"] == "download"]  # a proof holds the record in full
+    assert any(d.startswith("clerk (department:hospital) viewed the full record") for d in downloads), downloads
     assert any(f"row error(s) (masked) of exchange {hospital}" in d for d in details), details
 
     # Five wrong passwords make this client wait for this account (30 s, then doubling): even the

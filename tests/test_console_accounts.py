@@ -108,8 +108,9 @@ def test_an_account_changes_its_own_password_and_its_other_sessions_end(served):
     back = new.post(url + "/api/session/password", json={"current": "tangerine-orbit-77", "new": PASSWORDS["locky"]},
                     headers={"X-CSRF-Token": signed.json()["csrf_token"]}, timeout=30)
     assert back.status_code == 204, back.text
-    events = served.query("SELECT detail FROM auditevent WHERE action = 'password-changed' ORDER BY id")
-    assert len(events) == 2 and all("locky (department) changed its own password from 127.0.0.1" in e[0] for e in events)
+    events = served.audit(action="password-changed")
+    assert len(events) == 2 and all(e.user == "locky" and e.client == "127.0.0.1" and "changed its own password" in e.detail for e in events)
+    assert {e.route for e in events} == {"POST /account/password", "POST /api/session/password"}
 
 
 def test_an_idle_session_ends_and_sign_in_returns_to_the_page_asked_for(served):

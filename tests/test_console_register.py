@@ -90,7 +90,7 @@ def cells(html: str, table: str) -> list[list[str]]:
 
 
 def audit(served: Served, action: str) -> list[str]:
-    return [detail for (detail,) in served.query("SELECT detail FROM auditevent WHERE action = ? ORDER BY id", action)]
+    return [entry.detail for entry in served.audit(action=action)]
 
 
 def test_an_operator_sees_the_village_masked_with_the_counts_and_downloads_it(served):

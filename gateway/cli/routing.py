@@ -16,7 +16,7 @@ from gateway.masking import mask_file_name
 
 agreements_app = typer.Typer(help="Sharing agreements: who receives which records and fields.", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Deliveries to the entitled departments, and their acknowledgements.", no_args_is_help=True)
-audit_app = typer.Typer(help="Who received which records, when; and a scan for unmasked ID numbers.", no_args_is_help=True)
+audit_app = typer.Typer(help="审计 Who received which records, when; the audit log (events: sign-ins, refusals, views, deliveries); and a scan for unmasked ID numbers.", no_args_is_help=True)
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -394,6 +394,65 @@ def audit_list(
             console.print(table)
     finally:
         engine.dispose()
+
+
+@audit_app.command("events")
+def audit_events(
+    user: Annotated[Optional[str], typer.Option(help="只看此账户 Only this console account (console entries only).")] = None,
+    action: Annotated[Optional[str], typer.Option(help="只看此操作 Only this action, e.g. sign-in-refused, forbidden, console-view, delivered.")] = None,
+    department: Annotated[Optional[str], typer.Option(help="只看此部门 Only this department.")] = None,
+    date_from: Annotated[Optional[dt.datetime], typer.Option("--from", formats=["%Y-%m-%d"], help="起 First day, China time (YYYY-MM-DD).")] = None,
+    date_to: Annotated[Optional[dt.datetime], typer.Option("--to", formats=["%Y-%m-%d"], help="止 Last day, China time (YYYY-MM-DD).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="每页条数 How many entries, newest first.")] = 100,
+    offset: Annotated[int, typer.Option(min=0, help="跳过 Skip this many (the next page: --offset LIMIT).")] = 0,
+    csv_path: Annotated[Optional[Path], typer.Option("--csv", help="导出 Write the whole filtered list to this CSV file (UTF-8 with BOM, masked).")] = None,
+    home: HomeOption = None,
+) -> None:
+    """审计日志 The audit log as the console's /audit shows it: the routing events and the
+    console's entries (sign-ins, refusals, 403s, views naming their subjects, reveals,
+    downloads, unlocks, password changes) in one list, newest first, masked; filtered, paged."""
+    from gateway.store import audit_log, create_schema, make_engine
+    from gateway.store.console_audit import ConsoleAudit
+
+    settings = settings_for(home)
+    engine = make_engine(settings.db_url)
+    try:
+        create_schema(engine)
+        log = ConsoleAudit(settings.db_url, main=engine)
+        try:
+            filters = audit_log.AuditFilter(
+                user=user or None, action=action or None, department=department or None,
+                date_from=date_from.date() if date_from else None, date_to=date_to.date() if date_to else None,
+            )
+            if csv_path is not None:
+                with open(csv_path, "wb") as out:
+                    for chunk in audit_log.csv_chunks(engine, log.engine, filters):
+                        out.write(chunk)
+                log.record("audit-export", user=_os_user(), role="cli", client="local", route="gateway audit events --csv",
+                           detail=f"{_os_user()} exported the audit log as CSV to {csv_path.name}")
+                console.print(f"已导出 / exported: {csv_path}", markup=False)
+                return
+            found = audit_log.page(engine, log.engine, filters, limit=limit, offset=offset)
+        finally:
+            log.dispose()
+    finally:
+        engine.dispose()
+    table = Table(title=f"审计日志 Audit log: {found.total} 条 entries, {offset + 1 if found.entries else 0}-{offset + len(found.entries)}")
+    for column in ("时间 at (UTC+8)", "来源 source", "操作 action", "用户 user", "角色 role", "部门 department", "客户端 client",
+                   "请求 route", "对象 subjects", "详情 detail"):
+        table.add_column(column, overflow="fold")
+    for e in found.entries:
+        table.add_row(clock.in_china(e.at).strftime("%Y-%m-%d %H:%M:%S"), e.source, e.action, e.user or "", e.role or "", e.department,
+                      e.client or "", e.route or "", e.subjects, e.detail)
+    console.print(table)
+    if offset + len(found.entries) < found.total:
+        console.print(f"下一页 / next page: --offset {offset + limit}", markup=False)
+
+
+def _os_user() -> str:
+    import getpass
+
+    return getpass.getuser()
 
 
 @audit_app.command("scan")

@@ -29,6 +29,22 @@ def _password(from_stdin: bool) -> str:
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
+def _audit(settings, engine, action: str, command: str, name: str, detail: str) -> None:  # type: ignore[no-untyped-def]
+    """An account change in the console's audit log (gateway/store/console_audit.py): done by
+    this machine's user, from the command line."""
+    import getpass
+
+    from gateway.store.console_audit import ConsoleAudit
+
+    log = ConsoleAudit(settings.db_url, main=engine)
+    try:
+        who = getpass.getuser()
+        log.record(action, user=who, role="cli", client="local", route=f"gateway users {command} {name}",
+                   detail=f"{who} (command line): {detail}")
+    finally:
+        log.dispose()
+
+
 def _engine(home):  # type: ignore[no-untyped-def]
     from gateway.store import create_schema, make_engine
 
@@ -56,6 +72,7 @@ def users_add(
         password = _password(password_stdin)
         departments = effective_departments(settings, get_manager().adapters().values())  # an installed adapter's too
         user = add_user(engine, name, role, password, department, departments)
+        _audit(settings, engine, "user-added", "add", name, f"added account {user.name} ({user.role}{':' + user.department if user.department else ''})")
     finally:
         engine.dispose()
     scope = f", sees {user.department} only" if user.department else ", sees every department"
@@ -88,9 +105,10 @@ def users_disable(name: str, home: HomeOption = None) -> None:
     """Disable an account and end its sessions."""
     from gateway.web.accounts import set_disabled
 
-    _, engine = _engine(home)
+    settings, engine = _engine(home)
     try:
         set_disabled(engine, name, True)
+        _audit(settings, engine, "user-disabled", "disable", name, f"disabled account {name}; its sessions ended")
     finally:
         engine.dispose()
     console.print(f"Disabled {name}; its sessions ended.", markup=False)
@@ -101,9 +119,10 @@ def users_enable(name: str, home: HomeOption = None) -> None:
     """Enable a disabled account again."""
     from gateway.web.accounts import set_disabled
 
-    _, engine = _engine(home)
+    settings, engine = _engine(home)
     try:
         set_disabled(engine, name, False)
+        _audit(settings, engine, "user-enabled", "enable", name, f"enabled account {name}")
     finally:
         engine.dispose()
     console.print(f"Enabled {name}.", markup=False)
@@ -114,9 +133,10 @@ def users_reset_password(name: str, password_stdin: PasswordStdin = False, home:
     """Set a new password (prompt or --password-stdin); lifts a lock-out, ends the sessions."""
     from gateway.web.accounts import reset_password
 
-    _, engine = _engine(home)
+    settings, engine = _engine(home)
     try:
         reset_password(engine, name, _password(password_stdin))
+        _audit(settings, engine, "password-reset", "reset-password", name, f"set a new password for {name}; back-offs lifted, sessions ended")
     finally:
         engine.dispose()
     console.print(f"New password set for {name}; its sessions ended.", markup=False)
@@ -127,9 +147,10 @@ def users_unlock(name: str, home: HomeOption = None) -> None:
     """Lift the sign-in back-off of an account for every client address (解除登录退避); the password stays."""
     from gateway.web.accounts import unlock
 
-    _, engine = _engine(home)
+    settings, engine = _engine(home)
     try:
         cleared = unlock(engine, name)
+        _audit(settings, engine, "unlock", "unlock", name, f"lifted the sign-in back-off of {name} for {cleared} client address(es); password unchanged")
     finally:
         engine.dispose()
     console.print(f"已解除 {name} 的登录退避（{cleared} 个客户端地址），密码不变。 / "

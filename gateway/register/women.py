@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import getpass
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from gateway.store.register_models import RegisterPerson
 COLUMNS = ("姓名", "公民身份号码", "出生日期", "婚姻状况", "现有子女数", "户籍地", "现居住地", "变动情况", "变动日期", "信息来源")
 MARITAL = {member.value: member.label for member in MaritalStatus}
 AUDIT_DEPARTMENT = "population-office"
+# A caller's own audit of a roster view: (detail, the subjects' masked ID numbers).
+RosterAudit = Callable[[str, list[str]], None]
 
 
 def is_woman_of_childbearing_age(person: RegisterPerson, on: dt.date, rs: RegisterSettings) -> bool:
@@ -80,17 +83,27 @@ def _row(person: RegisterPerson, reveal: bool) -> list[str]:
 
 def roster(
     engine: Engine, on: dt.date, rs: RegisterSettings, *, township: str | None, village: str | None, title: str,
-    reveal: bool = False, reason: str | None = None, operator: str | None = None,
+    reveal: bool = False, reason: str | None = None, operator: str | None = None, audit: RosterAudit | None = None,
 ) -> Roster:
-    """The 花名册, audited; `reveal` (full names, numbers and addresses) needs a reason."""
+    """The 花名册, audited; `reveal` (full names, numbers and addresses) needs a reason.
+    Audited in the routing audit log, in the same transaction, unless the caller gives its
+    own `audit` (the console: its own log, so that `engine` may be a reader that never waits
+    on an exchange's write lock); that is given the detail and the subjects' masked numbers."""
     if reveal and not (reason or "").strip():
         raise GatewayError("--reveal shows full names and ID numbers: give the reason with --reason (it is audited)")
+
+    def detail(found: list[RegisterPerson]) -> str:
+        text = f"{title}: {len(found)} row(s), as of {on.isoformat()}, by {operator or getpass.getuser()}"
+        return text + (f", revealed: {reason}" if reveal else "")
+
+    if audit is not None:
+        with Session(engine) as session:
+            found = women(session, on, rs, township, village)
+        audit(detail(found), [mask_id(p.id_number) for p in found])
+        return Roster(title, [_row(p, reveal) for p in found], reveal, [p.id_number for p in found])
     with session_scope(engine) as session:
         found = women(session, on, rs, township, village)
-        detail = f"{title}: {len(found)} row(s), as of {on.isoformat()}, by {operator or getpass.getuser()}"
-        if reveal:
-            detail += f", revealed: {reason}"
-        record_event(session, "register.women", AUDIT_DEPARTMENT, detail=detail)
+        record_event(session, "register.women", AUDIT_DEPARTMENT, detail=detail(found))
         return Roster(title, [_row(p, reveal) for p in found], reveal, [p.id_number for p in found])
 
 

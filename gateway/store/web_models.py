@@ -54,3 +54,27 @@ class SignInBackoff(SQLModel, table=True):
     strikes: int = Field(default=0, description="waits so far; each doubles the next")
     blocked_until: dt.datetime | None = Field(default=None, description="no attempt from this client for this name before then")
     last_failure_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class ConsoleAuditEvent(SQLModel, table=True):
+    """One entry of the console's audit log (控制台审计): a sign-in or its refusal, a sign-out,
+    a back-off, an unlock, a password change, a refused (403) request, a view, reveal or
+    download of personal data; who (account, role), from where (client address, route), and
+    which subjects (masked keys). Never a full identifier or name.
+
+    On PostgreSQL the rows are in this table of the gateway database; on SQLite in the same
+    table of a database file of its own beside the main one (gateway/store/console_audit.py),
+    and this table of the main file stays empty."""
+
+    __tablename__ = "consoleaudit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    action: str = Field(index=True, max_length=64)
+    user: str | None = Field(default=None, index=True, max_length=64, description="the account (or, refused, the name typed, masked)")
+    role: str | None = Field(default=None, max_length=32)
+    department: str = Field(default="", index=True, max_length=100, description="whose data, or the account's department")
+    client: str = Field(default="", max_length=64, description="the client address the sign-in throttle uses")
+    route: str = Field(default="", max_length=300, description="METHOD /path")
+    subjects: str = Field(default="", sa_column=Column(Text, nullable=False), description="the subjects seen, masked keys")
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))

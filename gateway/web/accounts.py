@@ -184,6 +184,11 @@ class SignIn:
     csrf_token: str | None = None
     refusal: str | None = None
     retry_after: int = 0
+    reason: str = ""
+    """why it was refused, for the audit log only (never the answer): unknown-name,
+    wrong-password, disabled, backed-off, throttled, changed-while-signing-in"""
+    backoff_seconds: int = 0
+    """a back-off this failure imposed on the client for this name (0: none)"""
 
 
 # One answer for an unknown name, a wrong password, a client in back-off and a disabled
@@ -222,7 +227,7 @@ def sign_in(writer: Engine, reader: Engine, name: str, password: str, client: st
     if throttle is not None:
         wait = throttle.retry_after(client, digest)
         if wait:
-            return SignIn(refusal=throttled(wait), retry_after=wait)
+            return SignIn(refusal=throttled(wait), retry_after=wait, reason="throttled")
     now = _now()
     with Session(reader) as session:  # deferred BEGIN: no write lock; closed before Argon2
         user = session.exec(select(ConsoleUser).where(ConsoleUser.name == name)).first()
@@ -233,8 +238,9 @@ def sign_in(writer: Engine, reader: Engine, name: str, password: str, client: st
     checked_hash = stored_hash if stored_hash is not None and not blocked else _DUMMY_HASH
     right = _verify(checked_hash, password) and checked_hash is not _DUMMY_HASH
     if not right or disabled or blocked or user_id is None or stored_hash is None:
-        _record_failure(writer, client, digest, now)
-        return SignIn(refusal=REFUSED)
+        reason = ("unknown-name" if user_id is None else "backed-off" if blocked else "wrong-password" if not right
+                  else "disabled")
+        return SignIn(refusal=REFUSED, reason=reason, backoff_seconds=_record_failure(writer, client, digest, now))
     new_hash = _hasher.hash(password) if _hasher.check_needs_rehash(stored_hash) else None  # Argon2 again: outside too
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     with session_scope(writer) as session:
@@ -256,15 +262,16 @@ def sign_in(writer: Engine, reader: Engine, name: str, password: str, client: st
             session.exec(delete(ConsoleSession).where(ConsoleSession.expires_at < now))  # type: ignore[call-overload,arg-type]
             account = Account(user_id, user.name, user.role, user.department)
     if refused:
-        _record_failure(writer, client, digest, now)
-        return SignIn(refusal=REFUSED)
+        return SignIn(refusal=REFUSED, reason="changed-while-signing-in", backoff_seconds=_record_failure(writer, client, digest, now))
     return SignIn(account=account, token=token, csrf_token=csrf)
 
 
-def _record_failure(writer: Engine, client: str, digest: str, now: dt.datetime) -> None:
+def _record_failure(writer: Engine, client: str, digest: str, now: dt.datetime) -> int:
     """One failure of `client` for a name, in a short write transaction: BACKOFF_AFTER in a
     row start a wait of BACKOFF_FIRST_SECONDS, doubling each time up to BACKOFF_MAX_SECONDS.
-    Written for unknown names too, so that they cost and answer the same."""
+    Written for unknown names too, so that they cost and answer the same. The seconds of a
+    wait this failure began (0: none), for the audit log."""
+    imposed = 0
     with session_scope(writer) as session:
         row = session.get(SignInBackoff, (client, digest))
         if row is None:
@@ -279,6 +286,7 @@ def _record_failure(writer: Engine, client: str, digest: str, now: dt.datetime) 
             if row.failures >= BACKOFF_AFTER:
                 wait = min(BACKOFF_FIRST_SECONDS * 2**row.strikes, BACKOFF_MAX_SECONDS)
                 row.blocked_until = now + dt.timedelta(seconds=wait)
+                imposed = wait
                 row.strikes += 1
                 row.failures = 0
         row.last_failure_at = now
@@ -286,6 +294,7 @@ def _record_failure(writer: Engine, client: str, digest: str, now: dt.datetime) 
         if secrets.randbelow(100) == 0:  # now and then, forget old back-off rows
             old = now - dt.timedelta(hours=BACKOFF_FORGET_HOURS)
             session.exec(delete(SignInBackoff).where(SignInBackoff.last_failure_at < old))  # type: ignore[call-overload,arg-type]
+    return imposed
 
 
 def unlock(engine: Engine, name: str) -> int:

@@ -13,13 +13,20 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from gateway.errors import GatewayError
+from gateway.masking import mask_id
 from gateway.web import analysis, county, data
 from gateway.web.accounts import REFUSED_STATUS, sign_in
-from gateway.web.session import COOKIE, CSRF_HEADER, OFFICERS, Caller, api_caller, client_address, audit_subjects, audit_view, check_csrf, require_role
+from gateway.web.session import (
+    COOKIE, CSRF_HEADER, DOWNLOAD, OFFICERS, REVEAL, Caller, Named, api_caller, audit, audit_sign_in, audit_subjects, audit_view, check_csrf,
+    client_address, require_role, who,
+)
+from gateway.store.audit_log import AuditFilter
+from gateway.web.audit_pages import audit_filters
 from gateway.web.paging import Paging, paging
 from gateway.web.verification import Verification, proof_document, read_receipt_upload, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
+AuditFilters = Annotated[AuditFilter, Depends(audit_filters)]
 Id = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -50,6 +57,7 @@ def create_session(request: Request, credentials: Credentials) -> Response:
     """Sign in; the answer sets the session cookie and gives the CSRF token."""
     result = sign_in(request.app.state.writer, request.app.state.engine, credentials.name, credentials.password,
                      client_address(request), request.app.state.signin_throttle)
+    audit_sign_in(request, credentials.name, result)
     if result.retry_after:
         return JSONResponse({"detail": result.refusal}, status_code=429, headers={"Retry-After": str(result.retry_after)})
     if result.account is None:
@@ -81,7 +89,7 @@ def change_own_password(request: Request, caller: ApiCaller, change: PasswordCha
         change_password(state.writer, state.engine, caller.account, change.current, change.new, request.cookies.get(COOKIE, ""))
     except AccountProblem as exc:
         return JSONResponse({"detail": str(exc)}, status_code=400)
-    audit_password_change(state.writer, caller, client_address(request))
+    audit_password_change(request, caller)
     return Response(status_code=204)
 
 
@@ -97,7 +105,6 @@ def overview(request: Request, caller: ApiCaller) -> data.Overview:
     summary = data.overview(state.engine, state.settings, caller.scope)
     if state.reconciliation:
         summary.reconciliation_gaps = state.reconciliation(caller.scope)
-    audit_subjects(state.writer, caller, summary.assist_checks_due, "assist-check", "via the API overview")
     return summary
 
 
@@ -148,7 +155,7 @@ def exchange(request: Request, caller: ApiCaller, exchange_id: Id) -> data.Excha
     """One exchange: counts, its row errors and warnings (values masked), its receipt."""
     detail = _detail(request, caller, exchange_id)
     if detail.issues:
-        audit_view(request.app.state.writer, caller, detail.exchange.department,
+        audit_view(request, caller, detail.exchange.department,
                    f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id} via the API")
     return detail
 
@@ -193,7 +200,7 @@ def proof(
         raise HTTPException(400, str(exc)) from exc
     department = str(json.loads(document["receipt"]["body"]).get("department", ""))
     record = document["record"]
-    audit_view(state.writer, caller, department, f"the full record {record['leaf_index']} of exchange {exchange_id} as a proof via the API")
+    audit_view(request, caller, department, f"the full record {record['leaf_index']} of exchange {exchange_id} as a proof via the API", action=DOWNLOAD)
     return JSONResponse(document)
 
 
@@ -258,7 +265,7 @@ def assist_checks(
 ) -> list[data.AssistCheckRow]:
     state = request.app.state
     rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
-    audit_subjects(state.writer, caller, rows, "assist-check", "via the API")
+    audit_subjects(request, caller, rows, "assist-check", "via the API")
     return rows
 
 
@@ -292,6 +299,8 @@ def reveal_subject(
         shown = reveal(request.app.state.writer, str(check_id), reason=body.reason, who=f"{account.name} (operator, console)")
     except GatewayError as exc:
         raise HTTPException(404 if "No assist-check" in str(exc) else 400, str(exc)) from exc
+    audit(request, REVEAL, caller, department="national-platform", subjects=[mask_id(shown.id_number or "")],
+          detail=f"{who(account)} revealed the subject of assist-check {check_id} via the API; reason: {body.reason}")
     return RevealedSubject(id=shown.check.id or 0, message_id=shown.check.message_id, name=shown.name, id_number=shown.id_number)
 
 
@@ -303,7 +312,7 @@ def sent_requests(request: Request, caller: ApiCaller, answered: bool = False) -
     state = request.app.state
     rows = county.list_sent(state.engine, include_answered=answered)
     if rows:
-        audit_view(state.writer, caller, "national-platform", f"{len(rows)} of the county's own request subject(s) (masked) via the API")
+        audit_subjects(request, caller, [Named("national-platform", r.subject) for r in rows], "county request", "via the API")
     return rows
 
 
@@ -338,7 +347,7 @@ def notice_drafts(request: Request, caller: ApiCaller, sent: bool = False) -> li
     state = request.app.state
     rows = county.list_drafts(state.engine, state.settings, include_sent=sent)
     if rows:
-        audit_view(state.writer, caller, "national-platform", f"{len(rows)} of the county's own notice subject(s) (masked) via the API")
+        audit_subjects(request, caller, [Named("national-platform", r.subject) for r in rows], "county notice", "via the API")
     return rows
 
 
@@ -367,7 +376,7 @@ def notices(request: Request, caller: ApiCaller, handled: bool = False) -> list[
     """Notices (通报) from the national platform and when each is due."""
     state = request.app.state
     rows = data.list_notices(state.engine, caller.scope, include_handled=handled)
-    audit_subjects(state.writer, caller, rows, "notice", "via the API")
+    audit_subjects(request, caller, rows, "notice", "via the API")
     return rows
 
 
@@ -400,7 +409,7 @@ def register_women(
     from gateway.register.divisions import load_divisions
     from gateway.register.settings import register_settings
     from gateway.register.women import roster
-    from gateway.web.register_pages import REFUSED, may_read_register
+    from gateway.web.register_pages import REFUSED, may_read_register, roster_audit
 
     account = caller.account
     if not may_read_register(caller):
@@ -411,9 +420,10 @@ def register_women(
         town = divisions.find(township, "township")
         place = divisions.find(village, "village", within=town.code) if village else None
         result = roster(
-            state.writer, as_of or clock.today(), register_settings(state.settings), township=town.code,
+            state.engine, as_of or clock.today(), register_settings(state.settings), township=town.code,
             village=place.code if place else None, title=f"{town.name}{place.name if place else ''}育龄妇女花名册 via the console",
             operator=f"{account.name} ({account.role}{':' + account.department if account.department else ''})",
+            audit=roster_audit(request, caller),
         )
     except GatewayError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -445,9 +455,39 @@ def adapters(caller: ApiCaller) -> list[data.AdapterRow]:
 
 
 @router.get("/audit", response_model=list[data.AuditRow])
-def audit(request: Request, caller: ApiCaller, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[data.AuditRow]:
+def audit_list(
+    request: Request, response: Response, caller: ApiCaller, filters: AuditFilters,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[data.AuditRow]:
+    """The audit log, newest first: the routing events and the console's entries (sign-ins,
+    refusals, 403s, views naming their subjects, reveals, downloads), masked; security
+    officers only. A list as before; the total the filters let through is in `X-Total-Count`
+    (`/api/audit/page` gives it in the body), and `offset` pages."""
     require_role(caller, "security-officer")
-    return data.list_audit(request.app.state.engine, None, limit)
+    state = request.app.state
+    listed = data.list_audit(state.engine, state.audit.engine, filters, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(listed.total)
+    return listed.rows
+
+
+@router.get("/audit/page", response_model=data.AuditList)
+def audit_page(
+    request: Request, caller: ApiCaller, filters: AuditFilters,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> data.AuditList:
+    """One page of the audit log with its total, limit and offset; the filters of `/api/audit`."""
+    require_role(caller, "security-officer")
+    state = request.app.state
+    return data.list_audit(state.engine, state.audit.engine, filters, limit=limit, offset=offset)
+
+
+@router.get("/audit.csv", responses={200: {"content": {"text/csv": {}}}})
+def audit_csv(request: Request, caller: ApiCaller, filters: AuditFilters) -> Response:
+    """The whole filtered audit log as CSV (masked; UTF-8 with BOM); security officers only."""
+    from gateway.web.audit_pages import csv_response
+
+    require_role(caller, "security-officer")
+    return csv_response(request, caller, filters)
 
 
 @router.get("/reconciliation", response_model=list[analysis.RuleGaps], responses={409: {"model": Problem}})
@@ -459,9 +499,12 @@ def reconciliation(request: Request, caller: ApiCaller) -> list[analysis.RuleGap
         rules = analysis.reconciliation(state.engine, state.settings, caller.scope)
     except GatewayError as exc:
         raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
-    seen = sum(rule.open for rule in rules)
-    if seen:
-        audit_view(state.writer, caller, caller.scope or "all", f"{seen} reconciliation gap(s) (subjects masked) via the API")
+    seen: dict[str, list[str]] = {}
+    for rule in rules:
+        for gap in rule.items:
+            seen.setdefault(gap.department, []).append(gap.subject)
+    for department, subjects in sorted(seen.items()):
+        audit_view(request, caller, department, f"{len(subjects)} reconciliation gap(s) (subjects masked) via the API", subjects)
     return rules
 
 

@@ -19,11 +19,12 @@ from urllib.parse import quote
 from gateway.store.audit import mask_text
 from gateway.config import Settings
 from gateway.store import create_schema, make_engine
-from gateway.web import api, pages, register_pages
+from gateway.web import api, audit_pages, pages, register_pages
 from gateway.web.idle import IDLE_MINUTES, IdleSessions
 from gateway.web.metrics import metrics_registry, render
 from gateway.web.notices import new_key
-from gateway.web.session import NeedsSignIn, optional_caller
+from gateway.store.console_audit import ConsoleAudit
+from gateway.web.session import FORBIDDEN, NeedsSignIn, audit, optional_caller
 from gateway.web.throttle import SignInThrottle
 
 HERE = Path(__file__).parent
@@ -63,6 +64,12 @@ def _gaps(engine: Any, settings: Settings, scope: str | None) -> dict[str, int] 
         return None
 
 
+def _audit_refusal(request: Request, detail: str) -> None:
+    """A refused (403) request in the audit log: which route, which account (or none)."""
+    caller = optional_caller(request)
+    audit(request, FORBIDDEN, caller, detail=f"refused (403): {detail}")
+
+
 def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: bool = True, idle_minutes: float = IDLE_MINUTES) -> FastAPI:
     """The console for one gateway home. `secure_cookies`: mark cookies Secure even when
     the request came over plain http (behind a TLS-terminating proxy); `idle_minutes`: a
@@ -73,6 +80,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.audit.dispose()
         writer.dispose()
         reader.dispose()
 
@@ -100,6 +108,9 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     # redirect of the console is a path (/login?next=..., POST-redirect-GET), and
     # `/exchanges/` is a 404 like any other unknown path.
     app.router.redirect_slashes = False
+    app.state.throttle_audited = {}  # client -> when its throttling was last audited (session.audit_sign_in)
+    # The console's audit log: on SQLite a file of its own, never the write lock of an exchange.
+    app.state.audit = ConsoleAudit(settings.db_url, main=writer)
     app.state.reconciliation = lambda scope: _gaps(app.state.engine, settings, scope)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = _when
@@ -111,6 +122,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(pages.router)
     app.include_router(register_pages.router)
+    app.include_router(audit_pages.router)
     app.include_router(api.router)
 
     @app.get("/metrics", include_in_schema=False)
@@ -127,6 +139,8 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 403:
+            _audit_refusal(request, str(exc.detail))
         if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
         caller = optional_caller(request)

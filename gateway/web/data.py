@@ -17,13 +17,14 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from gateway import clock
+from gateway.store import audit_log
 from gateway.store.audit import mask_text
+from gateway.store.audit_log import AuditEntry, AuditFilter
 from gateway.masking import mask_file_name
 from gateway.config import Settings
 from gateway.store.models import (
     Acknowledgement,
     AssistCheck,
-    AuditEvent,
     Checkpoint,
     Delivery,
     DeliveryRecord,
@@ -741,22 +742,37 @@ def list_pulls(engine: Engine) -> list[PullRow]:
 
 
 class AuditRow(BaseModel):
+    """One entry of the audit log, masked. `id` counts within its `source`: `routing` (the
+    gateway's deliveries, acknowledgements, holds) or `console` (sign-ins, refusals, views)."""
+
     id: int
     at: dt.datetime
     action: str
     department: str
     delivery_id: int | None
     detail: str
+    source: str = "routing"
+    user: str | None = None
+    role: str | None = None
+    client: str | None = None
+    route: str | None = None
+    subjects: str = ""
 
 
-def list_audit(engine: Engine, scope: str | None, limit: int = 200) -> list[AuditRow]:
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)  # type: ignore[union-attr]
-    if scope is not None:
-        query = query.where(AuditEvent.department == scope)
-    with Session(engine) as session:
-        return [
-            AuditRow(id=a.id or 0, at=_aware(a.at), action=a.action, department=a.department, delivery_id=a.delivery_id,  # type: ignore[arg-type]
-                     detail=mask_text(a.detail))
-            for a in session.exec(query).all()
-        ]
+class AuditList(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    rows: list[AuditRow]
+
+
+def _audit_row(e: AuditEntry) -> AuditRow:
+    return AuditRow(id=e.id, at=e.at, action=e.action, department=e.department, delivery_id=e.delivery_id, detail=mask_text(e.detail),
+                    source=e.source, user=e.user, role=e.role, client=e.client, route=e.route, subjects=mask_text(e.subjects))
+
+
+def list_audit(routing: Engine, console: Engine, filters: AuditFilter = AuditFilter(), *, limit: int = 100, offset: int = 0) -> AuditList:
+    """Both audit logs as one list, newest first, filtered and paged (gateway/store/audit_log.py)."""
+    found = audit_log.page(routing, console, filters, limit=limit, offset=offset)
+    return AuditList(total=found.total, limit=limit, offset=offset, rows=[_audit_row(e) for e in found.entries])
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError
+from gateway.masking import mask_id
 from gateway.web import data, notices
 from gateway.web.paging import DEFAULT_LIMIT, MAX_LIMIT, paging
 from gateway.web.accounts import MIN_PASSWORD_LENGTH, REFUSED_STATUS, AccountProblem, change_password, sign_in, sign_out
@@ -23,11 +24,18 @@ from gateway.web.session import (
     OFFICERS,
     Caller,
     audit_password_change,
+    DOWNLOAD,
+    REVEAL,
+    Named,
+    SIGN_OUT,
+    audit,
+    audit_sign_in,
     audit_subjects,
     audit_view,
     check_csrf,
     page_caller,
     require_role,
+    who,
 )
 from gateway.web.verification import proof_bytes, proof_document, read_receipt_upload, verify_upload
 
@@ -75,6 +83,7 @@ def login(
     if not expected or not secrets.compare_digest(expected, csrf_token):
         raise HTTPException(403, "The sign-in form's CSRF token is missing or wrong: reload the page and try again.")
     result = sign_in(request.app.state.writer, request.app.state.engine, name, password, client_address(request), request.app.state.signin_throttle)
+    audit_sign_in(request, name, result)
     if result.account is None:
         token = secrets.token_urlsafe(32)
         status = 429 if result.retry_after else REFUSED_STATUS
@@ -93,6 +102,7 @@ def login(
 def logout(request: Request, caller: PageCaller, csrf_token: Annotated[str, Form(max_length=200)] = "") -> Response:
     check_csrf(caller, csrf_token)
     sign_out(request.app.state.writer, request.cookies.get(COOKIE, ""))
+    audit(request, SIGN_OUT, caller, detail=f"{caller.account.name} signed out")
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -122,7 +132,7 @@ def password_change(
     except AccountProblem as exc:
         return render(request, "password.html", caller, status_code=400, outcome={"ok": False, "message": str(exc)},
                       min_length=MIN_PASSWORD_LENGTH)
-    audit_password_change(state.writer, caller, client_address(request))
+    audit_password_change(request, caller)
     return render(request, "password.html", caller, outcome={"ok": True, "message": "密码已修改，其他会话已结束 / password changed; the other sessions ended"},
                   min_length=MIN_PASSWORD_LENGTH)
 
@@ -133,8 +143,9 @@ def password_change(
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, caller: PageCaller) -> HTMLResponse:
     state = request.app.state
+    # Not audited: the overview is read all day; each subject it shows (masked) is audited
+    # where it is worked on (the assist-checks page).
     summary = data.overview(state.engine, state.settings, caller.scope)
-    audit_subjects(state.writer, caller, summary.assist_checks_due, "assist-check", "on the overview")
     summary.reconciliation_gaps = state.reconciliation(caller.scope)
     return render(request, "overview.html", caller, summary=summary)
 
@@ -180,7 +191,7 @@ def _exchange_or_error(request: Request, caller: Caller, exchange_id: int) -> da
 def exchange_page(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> HTMLResponse:
     detail = _exchange_or_error(request, caller, exchange_id)
     if detail.issues:
-        audit_view(request.app.state.writer, caller, detail.exchange.department,
+        audit_view(request, caller, detail.exchange.department,
                    f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id}")
     engine = request.app.state.engine
     carried_by = data.DeliveryFilter(exchange_id=exchange_id)
@@ -257,7 +268,8 @@ def receipts_proof(
     except (GatewayError, ValueError) as exc:
         return render(request, "receipts.html", caller, status_code=400, verification=None, proof_error=str(exc))
     record = document["record"]
-    audit_view(state.writer, caller, _department_of(document), f"the full record {record['leaf_index']} (row {record['row_number']}) of exchange {exchange_id} as a proof download")
+    audit_view(request, caller, _department_of(document), f"the full record {record['leaf_index']} (row {record['row_number']}) of exchange {exchange_id} as a proof download",
+               action=DOWNLOAD)
     name = f"exchange-{exchange_id}-record-{record['leaf_index']}.proof.json"
     return Response(proof_bytes(document), media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -305,16 +317,16 @@ def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due
     state = request.app.state
     rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
     notices = data.list_notices(state.engine, caller.scope, include_handled=answered)
-    audit_subjects(state.writer, caller, rows, "assist-check", "on the assist-checks page")
-    audit_subjects(state.writer, caller, notices, "notice", "on the assist-checks page")
+    audit_subjects(request, caller, rows, "assist-check", "on the assist-checks page")
+    audit_subjects(request, caller, notices, "notice", "on the assist-checks page")
     sent = drafts = None
     if caller.scope is None:  # the county's own requests and notices are the gateway's, not a department's
         sent = county.list_sent(state.engine, include_answered=answered)
         drafts = county.list_drafts(state.engine, state.settings, include_sent=answered)
         if sent:
-            audit_view(state.writer, caller, "national-platform", f"{len(sent)} of the county's own request subject(s) (masked) on the assist-checks page")
+            audit_subjects(request, caller, [Named("national-platform", r.subject) for r in sent], "county request", "on the assist-checks page")
         if drafts:
-            audit_view(state.writer, caller, "national-platform", f"{len(drafts)} of the county's own notice subject(s) (masked) on the assist-checks page")
+            audit_subjects(request, caller, [Named("national-platform", r.subject) for r in drafts], "county notice", "on the assist-checks page")
     extra.setdefault("outcome", None)
     extra.setdefault("revealed", None)
     extra.setdefault("form", {})
@@ -394,6 +406,8 @@ def assist_check_reveal(
     except GatewayError as exc:
         status = 404 if "No assist-check" in str(exc) else 400
         return _assist_checks(request, caller, status, outcome={"ok": False, "message": f"未能查看对象 Not revealed: {exc}"})
+    audit(request, REVEAL, caller, department="national-platform", subjects=[mask_id(shown.id_number or "")],
+          detail=f"{who(caller.account)} revealed the subject of assist-check {check_id}; reason: {reason}")
     return _assist_checks(request, caller, revealed=shown)
 
 
@@ -507,12 +521,6 @@ def contracts_page(request: Request, caller: PageCaller) -> HTMLResponse:
     return render(request, "contracts.html", caller, contracts=listed)
 
 
-@router.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request, caller: PageCaller) -> HTMLResponse:
-    require_role(caller, "security-officer")
-    return render(request, "audit.html", caller, rows=data.list_audit(request.app.state.engine, None))
-
-
 # -- reconciliation and population reports (gateway/web/analysis.py) ----------------------------
 
 REPORT_READERS = "population-office"  # the department the population reports are made for
@@ -534,12 +542,12 @@ def reconciliation_page(
         rules = reconciliation(state.engine, state.settings, caller.scope)
     except GatewayError as exc:
         return render(request, "error.html", caller, status_code=409, status=409, message=f"Reconciliation is not configured right: {exc}")
-    counts: dict[str, int] = {}
+    seen: dict[str, list[str]] = {}
     for rule in rules:
         for gap in rule.items:
-            counts[gap.department] = counts.get(gap.department, 0) + 1
-    for department, n in sorted(counts.items()):
-        audit_view(state.writer, caller, department, f"{n} reconciliation gap(s) (subjects masked)")
+            seen.setdefault(gap.department, []).append(gap.subject)
+    for department, subjects in sorted(seen.items()):
+        audit_view(request, caller, department, f"{len(subjects)} reconciliation gap(s) (subjects masked)", subjects)
     evaluated = done if notices.verified(state.notice_key, caller.csrf_token, done, ok, sig) else None
     return render(request, "reconciliation.html", caller, rules=rules, evaluated=evaluated)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
@@ -28,10 +29,9 @@ from sqlmodel import Session
 from gateway import clock
 from gateway.errors import GatewayError
 from gateway.masking import mask_address, mask_id, mask_name
-from gateway.store.audit import mask_text, record_event
-from gateway.store.db import session_scope
+from gateway.store.audit import mask_text
 from gateway.web.pages import render
-from gateway.web.session import COOKIE, Caller, check_csrf, page_caller, require_role
+from gateway.web.session import COOKIE, Caller, audit, check_csrf, page_caller, require_role
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -59,11 +59,22 @@ def _who(caller: Caller) -> str:
     return f"{account.name} ({account.role}{':' + account.department if account.department else ''}, console)"
 
 
-def _audit(request: Request, caller: Caller, action: str, detail: str) -> None:
+def _audit(request: Request, caller: Caller, action: str, detail: str, subjects: list[str] | None = None) -> None:
+    """An entry of the console's audit log (never the write lock of an exchange)."""
     from gateway.register.women import AUDIT_DEPARTMENT
 
-    with session_scope(request.app.state.writer) as session:
-        record_event(session, action, AUDIT_DEPARTMENT, detail=f"{detail}, by {_who(caller)}")
+    audit(request, action, caller, department=AUDIT_DEPARTMENT, subjects=subjects or (), detail=f"{detail}, by {_who(caller)}")
+
+
+def roster_audit(request: Request, caller: Caller, action: str = "register.women") -> Callable[[str, list[str]], None]:
+    """A roster view's audit entry in the console's log, naming the women shown (masked)."""
+
+    def record(detail: str, subjects: list[str]) -> None:
+        from gateway.register.women import AUDIT_DEPARTMENT
+
+        audit(request, action, caller, department=AUDIT_DEPARTMENT, subjects=subjects, detail=detail)
+
+    return record
 
 
 def person_ref(request: Request, id_number: str) -> str:
@@ -217,11 +228,13 @@ def _register_page(
     context.update(town=town, place=place, disagreements=found)
     where = town.name if town else divisions.county.name
     if found:
-        _audit(request, caller, "register.discrepancies", f"{len(found)} disagreement(s) (masked) of {where} on the register page")
+        _audit(request, caller, "register.discrepancies", f"{len(found)} disagreement(s) (masked) of {where} on the register page",
+               sorted({d.person for d in found}))
     if town is not None and place is not None:
         result = roster(
-            state.writer, day, rs, township=town.code, village=place.code,
+            state.engine, day, rs, township=town.code, village=place.code,
             title=f"{divisions.county.name}{town.name}{place.name}育龄妇女花名册 on the register page", operator=_who(caller),
+            audit=roster_audit(request, caller),
         )
         context["rows"] = result.rows
         context["refs"] = [person_ref(request, number) for number in result.numbers]
@@ -270,7 +283,8 @@ def register_reveal(
         return _register_page(request, caller, township, village, as_of, status_code=404, outcome={
             "ok": False, "message": "未能查看 Not revealed: 此人已不在本村花名册中，请刷新页面 This person is no longer on the village's roster: reload the page"})
     woman = chosen[0]
-    _audit(request, caller, "register.view", f"person {mask_id(woman.id_number)} of {town.name}{place.name}, revealed: {mask_text(said)}")
+    _audit(request, caller, "register.view", f"person {mask_id(woman.id_number)} of {town.name}{place.name}, revealed: {mask_text(said)}",
+           [mask_id(woman.id_number)])
     revealed = {"name": woman.name or "", "id_number": woman.id_number, "masked": f"{mask_name(woman.name or '')} {mask_id(woman.id_number)}"}
     return _register_page(request, caller, township, village, as_of, revealed=revealed)
 
@@ -292,8 +306,9 @@ def register_download(
     day = _day(as_of)
     divisions, town, place = _village(state.settings, township, village)
     title = f"{divisions.county.name}{town.name}{place.name}育龄妇女花名册"
-    result = roster(state.writer, day, register_settings(state.settings), township=town.code, village=place.code,
-                    title=f"{title} downloaded as {kind.upper()} from the console", operator=_who(caller))
+    result = roster(state.engine, day, register_settings(state.settings), township=town.code, village=place.code,
+                    title=f"{title} downloaded as {kind.upper()} from the console", operator=_who(caller),
+                    audit=roster_audit(request, caller))
     result.title = f"{title}（{day.isoformat()}，{len(result.rows)} 人）"
     body = csv_bytes(result) if kind == "csv" else xlsx_bytes(result)
     media = "text/csv; charset=utf-8" if kind == "csv" else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -1,17 +1,16 @@
-"""Who is asking: the session cookie, roles, CSRF, and the audit entry for every view of
-personal data. Shared by the HTML pages and the JSON API."""
+"""Who is asking: the session cookie, roles, CSRF, and the console's audit entries (every
+view of personal data, sign-ins, refusals). Shared by the HTML pages and the JSON API."""
 
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import HTTPException, Request
-from sqlalchemy import Engine
-
-from gateway.store.audit import record_event
-from gateway.store.db import session_scope
-from gateway.web.accounts import Account, session_account, sign_out, token_digest
+from gateway.web.accounts import Account, SignIn, session_account, sign_out, token_digest
 
 COOKIE = "gateway_console"
 LOGIN_CSRF_COOKIE = "gateway_console_login"
@@ -19,6 +18,28 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
 OFFICERS = ("operator", "security-officer")
+# The actions of the console's audit log (docs/security.md lists them).
+VIEW, DOWNLOAD, REVEAL, FORBIDDEN = "console-view", "download", "reveal", "forbidden"
+PASSWORD_CHANGED = "password-changed"
+SIGN_IN, SIGN_IN_REFUSED, SIGN_OUT, BACKOFF = "sign-in", "sign-in-refused", "sign-out", "backoff"
+
+
+@dataclass(frozen=True)
+class Named:
+    """A subject (masked) of a department, for `audit_subjects`."""
+
+    department: str
+    subject: str
+
+
+class Subjected(Protocol):
+    """A row that names a subject (masked) of a department: an assist-check, a notice, a gap."""
+
+    @property
+    def department(self) -> str: ...
+
+    @property
+    def subject(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -93,27 +114,71 @@ def check_csrf(caller: Caller, presented: str | None) -> None:
         raise HTTPException(403, "The form's CSRF token is missing or wrong: reload the page and try again.")
 
 
-def audit_view(engine: Engine, caller: Caller, department: str, what: str) -> None:
-    """Write to the audit log that this account viewed personal data (`what` is masked again)."""
-    account = caller.account
-    who = f"{account.name} ({account.role}{':' + account.department if account.department else ''})"
-    with session_scope(engine) as session:
-        record_event(session, "console-view", department, None, f"{who} viewed {what}")
+def who(account: Account) -> str:
+    return f"{account.name} ({account.role}{':' + account.department if account.department else ''})"
 
 
-def audit_password_change(engine: Engine, caller: Caller, client: str) -> None:
-    """An account changed its own password (修改密码), from which client address."""
-    account = caller.account
-    with session_scope(engine) as session:
-        record_event(session, "password-changed", account.department or "all", None,
-                     f"{account.name} ({account.role}) changed its own password from {client}; its other sessions ended")
+def audit_password_change(request: Request, caller: Caller) -> None:
+    """An account changed its own password (修改密码); its other sessions ended."""
+    audit(request, PASSWORD_CHANGED, caller, detail=f"{who(caller.account)} changed its own password; its other sessions ended")
 
 
-def audit_subjects(engine: Engine, caller: Caller, rows: list, kind: str, where: str) -> None:  # type: ignore[type-arg]
+def audit(
+    request: Request, action: str, caller: Caller | None = None, *, user: str | None = None, role: str | None = None,
+    department: str = "", subjects: Iterable[str] = (), detail: str = "",
+) -> None:
+    """One entry of the console's audit log (gateway/store/console_audit.py: never the write
+    lock of an exchange): the account (or the `user` named), its role, the client address the
+    sign-in throttle uses, and the route."""
+    account = caller.account if caller is not None else None
+    request.app.state.audit.record(
+        action, user=account.name if account else user, role=account.role if account else role,
+        department=department or (account.department if account and account.department else ""), client=client_address(request),
+        route=f"{request.method} {request.url.path}", subjects=subjects, detail=detail,
+    )
+
+
+def audit_view(request: Request, caller: Caller, department: str, what: str, subjects: Iterable[str] = (), action: str = VIEW) -> None:
+    """Write to the audit log that this account viewed personal data (`what` and the
+    `subjects`, masked keys, are masked again)."""
+    audit(request, action, caller, department=department, subjects=subjects, detail=f"{who(caller.account)} viewed {what}")
+
+
+def audit_subjects(request: Request, caller: Caller, rows: Sequence[Subjected], kind: str, where: str) -> None:
     """Audit a list of assist-checks or notices shown (`kind`): one entry per department
-    whose subjects (masked) were seen."""
-    counts: dict[str, int] = {}
+    whose subjects were seen, naming them (masked)."""
+    seen: dict[str, list[str]] = {}
     for row in rows:
-        counts[row.department] = counts.get(row.department, 0) + 1
-    for department, n in sorted(counts.items()):
-        audit_view(engine, caller, department, f"{n} {kind} subject(s) (masked) {where}")
+        seen.setdefault(row.department, []).append(row.subject)
+    for department, subjects in sorted(seen.items()):
+        audit_view(request, caller, department, f"{len(subjects)} {kind} subject(s) (masked) {where}", subjects)
+
+
+# A throttled attempt must cost nothing (gateway/web/throttle.py): of a client's flood of
+# refused attempts, one entry a minute says it is being throttled.
+THROTTLE_AUDIT_SECONDS = 60.0
+
+
+def audit_sign_in(request: Request, name: str, result: SignIn) -> None:
+    """The audit entry of a sign-in attempt: who, from where, and, refused, why (the answer
+    never says which reason; the officer's log does); a back-off it began as an entry of its own."""
+    if result.account is not None:
+        account = result.account
+        audit(request, SIGN_IN, Caller(account, ""), detail=f"{who(account)} signed in")
+        return
+    typed = " ".join(name.split())[:64]
+    if result.reason == "throttled":
+        seen = request.app.state.throttle_audited
+        client, now = client_address(request), time.monotonic()
+        if now - seen.get(client, -THROTTLE_AUDIT_SECONDS) < THROTTLE_AUDIT_SECONDS:
+            return
+        if len(seen) > 10_000:
+            seen.clear()
+        seen[client] = now
+        detail = (f"refused: throttled (429, retry after {result.retry_after} s); "
+                  f"this client's further throttled attempts within {THROTTLE_AUDIT_SECONDS:.0f} s are not recorded one by one")
+    else:
+        detail = f"refused: {result.reason}"
+    audit(request, SIGN_IN_REFUSED, user=typed, detail=detail)
+    if result.backoff_seconds:
+        audit(request, BACKOFF, user=typed, detail=f"back-off of {result.backoff_seconds} s imposed on this client for this name after repeated failures")
