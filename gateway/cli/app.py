@@ -289,6 +289,11 @@ def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
         console.print(f"rows {e.rows}: accepted {e.accepted}, rejected {e.rejected}, duplicate {e.duplicates}, corrected {e.corrected}, warnings {e.warnings}")
         if receipt:
             console.print(f"receipt R{receipt.sequence:08d}  sha256 {receipt.sha256}  key {receipt.key_fingerprint}")
+        if e.supersedes:
+            console.print(f"取代交换 {e.supersedes} / supersedes exchange {e.supersedes}")
+        later = session.exec(select(Exchange.id).where(Exchange.supersedes == exchange_id)).first()
+        if later is not None:
+            console.print(f"已由交换 {later} 重新处理或取代 / reprocessed (or superseded) as exchange {later}")
         table = Table(title="Row errors and warnings (values masked)")
         for column in ("row", "level", "column", "field", "value", "reason"):
             table.add_column(column)
@@ -298,6 +303,27 @@ def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
         if issues:
             console.print(table)
     engine.dispose()
+
+
+@exchanges_app.command("reprocess")
+def exchanges_reprocess(
+    exchange_id: Annotated[int, typer.Argument(help="The refused or failed exchange (see `gateway exchanges list`).")],
+    home: HomeOption = None,
+) -> None:
+    """Reprocess a refused or failed file once its cause is fixed (重新处理): a new exchange
+    with its own receipt, superseding the first."""
+    from gateway.exchange.reprocess import ReprocessRefused, reprocess
+
+    gateway = _gateway(home)
+    try:
+        done = reprocess(gateway, exchange_id, "gateway exchanges reprocess")
+    except ReprocessRefused as exc:
+        console.print(f"[red]不能重新处理 / Not reprocessed:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        gateway.close()
+    console.print(escape(done.message))
+    _summary([done.outcome])
 
 
 # -- receipts --------------------------------------------------------------------

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Query, 
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError
+from gateway.store.audit import mask_text
 from gateway.web import data
 from gateway.web.accounts import REFUSED_STATUS, sign_in, sign_out
 from gateway.web.session import (
@@ -135,12 +136,38 @@ def _exchange_or_error(request: Request, caller: Caller, exchange_id: int) -> da
 
 
 @router.get("/exchanges/{exchange_id}", response_class=HTMLResponse)
-def exchange_page(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> HTMLResponse:
+def exchange_page(
+    request: Request, caller: PageCaller, exchange_id: ExchangeId, done: Annotated[str | None, Query(max_length=1000)] = None
+) -> HTMLResponse:
     detail = _exchange_or_error(request, caller, exchange_id)
     if detail.issues:
         audit_view(request.app.state.writer, caller, detail.exchange.department,
                    f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id}")
-    return render(request, "exchange.html", caller, detail=detail)
+    outcome = {"ok": True, "message": mask_text(done)} if done else None
+    return render(request, "exchange.html", caller, detail=detail, outcome=outcome)
+
+
+@router.post("/exchanges/{exchange_id}/reprocess", response_class=HTMLResponse, response_model=None)
+def exchange_reprocess(
+    request: Request, caller: PageCaller, exchange_id: ExchangeId, csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """重新处理: `gateway exchanges reprocess`; operators only; a refusal says why."""
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.exchange.reprocess import ReprocessRefused, reprocess
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, "operator")
+    state = request.app.state
+    _exchange_or_error(request, caller, exchange_id)
+    gateway = Gateway(state.settings)
+    try:
+        done = reprocess(gateway, exchange_id, _operator(caller))
+    except (ReprocessRefused, GatewayError) as exc:
+        detail = _exchange_or_error(request, caller, exchange_id)
+        return render(request, "exchange.html", caller, status_code=409, detail=detail, outcome={"ok": False, "message": mask_text(str(exc))})
+    finally:
+        gateway.close()
+    return RedirectResponse(f"/exchanges/{done.outcome.exchange_id}?done={quote(mask_text(done.message))}", status_code=303)
 
 
 @router.get("/exchanges/{exchange_id}/receipt.json")
