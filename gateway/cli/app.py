@@ -493,6 +493,34 @@ def demo(
     raise typer.Exit(1 if failures else 0)
 
 
+@app.command()
+def doctor(
+    home: HomeOption = None,
+    min_free_mb: Annotated[int, typer.Option("--min-free-mb", help="Warn below this much free disk (MiB).")] = 1024,
+) -> None:
+    """Check a home and say how to fix each finding (体检): keyring and mailbox permissions,
+    the signing key, the database and its schema, SFTP hosts, disk space, the clock.
+    Exits 1 on a finding that stops the gateway, 0 otherwise (warnings included)."""
+    from gateway.exchange.doctor import examine
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    report = examine(settings, min_free_bytes=min_free_mb << 20)
+    for finding in report.findings:
+        console.print(finding.line(), markup=False, highlight=False)
+    errors = sum(1 for f in report.findings if f.level == "error")
+    warnings = len(report.findings) - errors
+    if report.passed:
+        console.print("通过 passed: " + ", ".join(report.passed), markup=False, highlight=False)
+    if errors:
+        console.print(f"{errors} 个错误,{warnings} 个警告:修复错误后网关才能正常运行 / {errors} error(s), {warnings} warning(s): "
+                      "fix the errors before running the gateway", markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"网关主目录 {settings.home} 检查通过({warnings} 个警告)/ the home passed ({warnings} warning(s))",
+                  markup=False, highlight=False)
+
+
 # -- ledger, keys, record proofs (gateway/cli/) ---------------------------------
 
 from gateway.cli import keys as _keys_commands, ledger as _ledger_commands, receipts as _receipt_commands  # noqa: E402
