@@ -521,6 +521,44 @@ def doctor(
                   markup=False, highlight=False)
 
 
+@app.command("install-service")
+def install_service(
+    home: HomeOption = None,
+    user: Annotated[str, typer.Option("--user", help="The dedicated account the services run as.")] = "gateway",
+    dest: Annotated[
+        Optional[Path], typer.Option("--dest", help="Write the units (and gateway.env) here instead: a dry run.", file_okay=False)
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address of the web console (keep loopback behind a TLS proxy).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port of the web console.")] = 8400,
+) -> None:
+    """Install systemd units for `gateway run`, `gateway worker` and `gateway serve` for a
+    home (作为服务运行): to /etc/systemd/system, the passphrase file /etc/gateway/gateway.env (mode 600)."""
+    from gateway.cli.service import ENV_FILE, SYSTEMD_DIR, ServiceSettings, gateway_command, install, next_steps
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    service = ServiceSettings(
+        home=settings.home.absolute(), user=user, gateway=gateway_command(), mailbox=settings.mailbox_root.absolute(),
+        host=host, port=port,
+    )
+    if any(p == service.home or p in service.home.parents for p in (Path("/tmp"), Path("/var/tmp"))):
+        console.print(f"警告 WARNING: {service.home} 在临时目录中,服务的 PrivateTmp=yes 看不到它 / the home is under a temporary "
+                      "folder, which the services' PrivateTmp=yes hides from them: move it (e.g. /var/lib/gateway)", markup=False, highlight=False)
+    target = dest or SYSTEMD_DIR
+    try:
+        written = install(service, target, (dest / ENV_FILE.name) if dest else ENV_FILE)
+    except PermissionError as exc:
+        raise GatewayError(f"不能写入 {exc.filename} / cannot write {exc.filename}: run it with sudo, or --dest DIR for a dry run") from None
+    for unit in written.units:
+        console.print(f"已写入 written: {unit}", markup=False, highlight=False)
+    said = "已存在,未改动 kept as it was" if written.env_file_kept else "已写入 written (mode 600)"
+    console.print(f"{said}: {written.env_file}", markup=False, highlight=False)
+    console.print("接下来运行 Next, run:", markup=False, highlight=False)
+    for step in next_steps(service, written, dry_run=dest is not None):
+        console.print(f"  {step}", markup=False, highlight=False, soft_wrap=True)
+
+
 # -- ledger, keys, record proofs (gateway/cli/) ---------------------------------
 
 from gateway.cli import keys as _keys_commands, ledger as _ledger_commands, receipts as _receipt_commands  # noqa: E402
