@@ -4,6 +4,7 @@ reprocess ID` and the console's button, on a real home, real GnuPG and the real 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 
@@ -181,3 +182,60 @@ def test_the_console_reprocesses_with_a_button(served, keyring):
     twice = http.post(url + "/reprocess", data={"csrf_token": token}, timeout=30, allow_redirects=False)
     assert twice.status_code == 409 and "不能再次处理" in twice.text and f"exchange {new}" in twice.text
     assert served.query("SELECT COUNT(*) FROM record WHERE exchange_id = ?", new) == [(3,)]
+
+
+# -- a department on an SFTP server ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_refused_file_on_an_sftp_server_is_reprocessed_from_its_rejected_folder(home, sshd, keyring, monkeypatch, tmp_path):
+    from sshd import GATEWAY_KEY_PASSPHRASE
+    from test_sftp import PASSPHRASE_VARIABLE, configure, local_copy, pin, remote_names
+
+    from gateway.config import load_settings
+    from gateway.exchange.lifecycle import Gateway
+
+    ring, hospital, other = keyring
+    monkeypatch.setenv("GATEWAY_SETTLE_SECONDS", "0")
+    monkeypatch.setenv(PASSPHRASE_VARIABLE, GATEWAY_KEY_PASSPHRASE)
+    configure(home, sshd.gateway_toml("county", ["hospital", "police"]))
+    pin(home, sshd)
+    settings = load_settings(home)
+    DepartmentKeys(settings.keys_dir).import_key(ring.export(hospital), "hospital")
+    data = variant(7)
+    sshd.upload("hospital", local_copy(tmp_path, "births.csv.asc", ring.sign(data, other)))
+    sshd.upload("hospital", local_copy(tmp_path, "births.csv", data))
+    gateway = Gateway(settings)
+    try:
+        [refused] = gateway.run_once()
+        assert refused.status == "rejected"
+        assert {"births.csv", "births.csv.asc"} <= set(remote_names(sshd, "hospital", "rejected"))
+
+        DepartmentKeys(settings.keys_dir).import_key(ring.export(other), "hospital")
+        done = reprocess(gateway, refused.exchange_id, "test")
+        assert (done.outcome.status, done.outcome.accepted) == ("processed", 3)
+        [(archived,)] = query(settings, "SELECT archived_path FROM exchange WHERE supersedes = ?", refused.exchange_id)
+        assert archived == "sftp://county/hospital/processed/births.csv"
+        assert (sshd.root / "hospital" / "processed" / "births.csv").read_bytes() == data
+        assert remote_names(sshd, "hospital", "processed") == ["births.csv", "births.csv.asc"]
+        assert f"births.csv.exchange-{done.outcome.exchange_id}.receipt.json" in remote_names(sshd, "hospital", "outbox")
+
+        with pytest.raises(ReprocessRefused, match="不能再次处理"):
+            reprocess(gateway, refused.exchange_id, "test")
+
+        # A link that got into rejected/ is never followed, even to the very bytes: the file counts as gone.
+        later = variant(8)
+        sshd.upload("hospital", local_copy(tmp_path, "births.csv.asc", ring.sign(later, hospital)))
+        sshd.upload("hospital", local_copy(tmp_path, "births.csv", later + b"\n"))  # the signature is over other bytes
+        [second] = gateway.run_once()
+        assert second.status == "rejected"
+        [(kept,)] = query(settings, "SELECT archived_path FROM exchange WHERE id = ?", second.exchange_id)
+        name = kept.rsplit("/", 1)[1]
+        elsewhere = sshd.root / "police" / "processed" / "copy.csv"
+        elsewhere.write_bytes(later + b"\n")
+        (sshd.root / "hospital" / "rejected" / name).unlink()
+        os.symlink("../../police/processed/copy.csv", sshd.root / "hospital" / "rejected" / name)
+        with pytest.raises(ReprocessRefused, match="原始文件已不在"):
+            reprocess(gateway, second.exchange_id, "test")
+    finally:
+        gateway.close()

@@ -136,28 +136,26 @@ def _check_refused(gateway: Gateway, first: Exchange) -> None:
         )
 
 
-def _candidates(gateway: Gateway, first: Exchange) -> list[_Kept]:
-    """Where the first exchange's bytes may be, most likely first."""
-    places: list[_Kept] = []
+def _candidates(first: Exchange) -> list[_Kept]:
+    """Where the first exchange's bytes are kept, by its archived path."""
     archived = first.archived_path or ""
     if archived.startswith(INGESTED):
         origin = archived[len(INGESTED) : -1]
         if origin.startswith("/"):  # `gateway ingest FILE`: the file was left where it was
-            places.append(_Kept(None, PurePosixPath(origin).name, Path(origin)))
-    elif archived:
-        parts = PurePosixPath(archived.split("://", 1)[1] if "://" in archived else archived).parts
-        if len(parts) >= 3 and parts[-3] == first.department and parts[-2] in ("rejected", "processed"):
-            places.append(_Kept(parts[-2], parts[-1]))
-    # A pulled page's copy, kept under the exchange's file name (gateway/pulls/).
-    places.append(_Kept("rejected", fit(first.file_name)))
-    return places
+            return [_Kept(None, PurePosixPath(origin).name, Path(origin))]
+        # A pulled page (its URL): its copy is kept under the exchange's file name (gateway/pulls/).
+        return [_Kept("rejected", fit(first.file_name))]
+    parts = PurePosixPath(archived.split("://", 1)[1] if "://" in archived else archived).parts
+    if len(parts) >= 3 and parts[-3] == first.department and parts[-2] in ("rejected", "processed"):
+        return [_Kept(parts[-2], parts[-1])]
+    return []
 
 
 def _fetch(gateway: Gateway, first: Exchange, target: Path) -> tuple[_Kept, Sniffed]:
     """The first exchange's bytes, exactly those its receipt signs, copied to `target`."""
     transport = gateway.transport_for(first.department)
     changed = False
-    for kept in _candidates(gateway, first):
+    for kept in _candidates(first):
         try:
             if kept.local is not None:
                 if kept.local.is_symlink() or not kept.local.is_file():
