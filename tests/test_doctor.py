@@ -87,3 +87,19 @@ def test_the_clock_behind_the_ledger_and_a_full_disk_are_named(home, settings, g
     assert skew.level == ERROR and "本机时钟" in skew.what and "timedatectl" in skew.fix
     [disk] = [f for f in examine(settings, min_free_bytes=1 << 60).findings if f.check == "disk"]
     assert disk.level == WARNING and "MiB free" in disk.what
+
+
+def test_a_pinned_reachable_sftp_host_passes_and_a_changed_key_is_an_error(home, sshd, monkeypatch):
+    from test_sftp import configure, pin
+
+    migrated(home)
+    configure(home, sshd.gateway_toml("county", ["hospital"]))
+    pin(home, sshd)
+    report = examine(load_settings(home))
+    assert not [f for f in report.findings if f.check == "sftp"] and "sftp 服务器" in report.passed
+    # Another key pinned for that server (a server replaced, or someone in between): named, an error.
+    pinned = (home / "known_hosts").read_text().split()
+    other = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    (home / "known_hosts").write_text(f"{pinned[0]} ssh-ed25519 {other}\n")
+    [changed] = [f for f in examine(load_settings(home)).findings if f.check == "sftp"]
+    assert changed.level == ERROR and "not the one pinned" in changed.what
