@@ -303,6 +303,11 @@ def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
         console.print(f"rows {e.rows}: accepted {e.accepted}, rejected {e.rejected}, duplicate {e.duplicates}, corrected {e.corrected}, warnings {e.warnings}")
         if receipt:
             console.print(f"receipt R{receipt.sequence:08d}  sha256 {receipt.sha256}  key {receipt.key_fingerprint}")
+        if e.supersedes:
+            console.print(f"取代交换 {e.supersedes} / supersedes exchange {e.supersedes}")
+        later = session.exec(select(Exchange.id).where(Exchange.supersedes == exchange_id)).first()
+        if later is not None:
+            console.print(f"已由交换 {later} 重新处理或取代 / reprocessed (or superseded) as exchange {later}")
         table = Table(title="Row errors and warnings (values masked)")
         for column in ("row", "level", "column", "field", "value", "reason"):
             table.add_column(column)
@@ -312,6 +317,27 @@ def exchanges_show(exchange_id: int, home: HomeOption = None) -> None:
         if issues:
             console.print(table)
     engine.dispose()
+
+
+@exchanges_app.command("reprocess")
+def exchanges_reprocess(
+    exchange_id: Annotated[int, typer.Argument(help="The refused or failed exchange (see `gateway exchanges list`).")],
+    home: HomeOption = None,
+) -> None:
+    """Reprocess a refused or failed file once its cause is fixed (重新处理): a new exchange
+    with its own receipt, superseding the first."""
+    from gateway.exchange.reprocess import ReprocessRefused, reprocess
+
+    gateway = _gateway(home)
+    try:
+        done = reprocess(gateway, exchange_id, "gateway exchanges reprocess")
+    except ReprocessRefused as exc:
+        console.print(f"[red]不能重新处理 / Not reprocessed:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    finally:
+        gateway.close()
+    console.print(escape(done.message))
+    _summary([done.outcome])
 
 
 # -- receipts --------------------------------------------------------------------
@@ -479,6 +505,72 @@ def demo(
     _logging(verbose=False)
     failures = run_demo(home, console, _summary)
     raise typer.Exit(1 if failures else 0)
+
+
+@app.command()
+def doctor(
+    home: HomeOption = None,
+    min_free_mb: Annotated[int, typer.Option("--min-free-mb", help="Warn below this much free disk (MiB).")] = 1024,
+) -> None:
+    """Check a home and say how to fix each finding (体检): keyring and mailbox permissions,
+    the signing key, the database and its schema, SFTP hosts, disk space, the clock.
+    Exits 1 on a finding that stops the gateway, 0 otherwise (warnings included)."""
+    from gateway.exchange.doctor import examine
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    report = examine(settings, min_free_bytes=min_free_mb << 20)
+    for finding in report.findings:
+        console.print(finding.line(), markup=False, highlight=False)
+    errors = sum(1 for f in report.findings if f.level == "error")
+    warnings = len(report.findings) - errors
+    if report.passed:
+        console.print("通过 passed: " + ", ".join(report.passed), markup=False, highlight=False)
+    if errors:
+        console.print(f"{errors} 个错误,{warnings} 个警告:修复错误后网关才能正常运行 / {errors} error(s), {warnings} warning(s): "
+                      "fix the errors before running the gateway", markup=False, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"网关主目录 {settings.home} 检查通过({warnings} 个警告)/ the home passed ({warnings} warning(s))",
+                  markup=False, highlight=False)
+
+
+@app.command("install-service")
+def install_service(
+    home: HomeOption = None,
+    user: Annotated[str, typer.Option("--user", help="The dedicated account the services run as.")] = "gateway",
+    dest: Annotated[
+        Optional[Path], typer.Option("--dest", help="Write the units (and gateway.env) here instead: a dry run.", file_okay=False)
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address of the web console (keep loopback behind a TLS proxy).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port of the web console.")] = 8400,
+) -> None:
+    """Install systemd units for `gateway run`, `gateway worker` and `gateway serve` for a
+    home (作为服务运行): to /etc/systemd/system, the passphrase file /etc/gateway/gateway.env (mode 600)."""
+    from gateway.cli.service import ENV_FILE, SYSTEMD_DIR, ServiceSettings, gateway_command, install, next_steps
+
+    settings = load_settings(home)
+    if not (settings.home / "gateway.toml").exists():
+        raise GatewayError(f"No gateway home at {settings.home}. Run `gateway init --home {settings.home}` first")
+    service = ServiceSettings(
+        home=settings.home.absolute(), user=user, gateway=gateway_command(), mailbox=settings.mailbox_root.absolute(),
+        host=host, port=port,
+    )
+    if any(p == service.home or p in service.home.parents for p in (Path("/tmp"), Path("/var/tmp"))):
+        console.print(f"警告 WARNING: {service.home} 在临时目录中,服务的 PrivateTmp=yes 看不到它 / the home is under a temporary "
+                      "folder, which the services' PrivateTmp=yes hides from them: move it (e.g. /var/lib/gateway)", markup=False, highlight=False)
+    target = dest or SYSTEMD_DIR
+    try:
+        written = install(service, target, (dest / ENV_FILE.name) if dest else ENV_FILE)
+    except PermissionError as exc:
+        raise GatewayError(f"不能写入 {exc.filename} / cannot write {exc.filename}: run it with sudo, or --dest DIR for a dry run") from None
+    for unit in written.units:
+        console.print(f"已写入 written: {unit}", markup=False, highlight=False)
+    said = "已存在,未改动 kept as it was" if written.env_file_kept else "已写入 written (mode 600)"
+    console.print(f"{said}: {written.env_file}", markup=False, highlight=False)
+    console.print("接下来运行 Next, run:", markup=False, highlight=False)
+    for step in next_steps(service, written, dry_run=dest is not None):
+        console.print(f"  {step}", markup=False, highlight=False, soft_wrap=True)
 
 
 # -- ledger, keys, record proofs (gateway/cli/) ---------------------------------

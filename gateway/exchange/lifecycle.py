@@ -578,7 +578,13 @@ class Gateway:
         archive: bool,
         adapter: Adapter | None = None,
         progress: Callable[[int], None] | None = None,
+        supersedes: int | None = None,
+        signature_at: tuple[str, str] | None = None,
     ) -> Outcome | None:
+        """One staged file as one exchange. `supersedes` and `signature_at` (the folder and
+        name the file lies under, its NAME.asc beside it) are a reprocessing's
+        (gateway/exchange/reprocess.py): the new exchange replaces that one, and a signing
+        department's signature is checked there instead of in the inbox."""
         if archive:
             self._archive_replaced(found, sniffed.sha256)
         with session_scope(self.engine) as session:
@@ -611,7 +617,7 @@ class Gateway:
                         sha256=sniffed.sha256,
                         size=sniffed.size,
                         encoding=sniffed.encoding,
-                        supersedes=self._superseded(session, found) if archive else None,
+                        supersedes=supersedes if supersedes is not None else self._superseded(session, found) if archive else None,
                     )
                     session.add(taken)
                 exchange = taken
@@ -626,7 +632,8 @@ class Gateway:
 
         if exchange.attempts > self.settings.max_attempts:
             return self._reject(exchange, found, FileRejected("too_many_attempts", f"{exchange.attempts - 1} attempts"), archive)
-        refused = self.drops.check(found, staged) if archive else None  # signed drops (gateway/intake/signed_drops.py)
+        # Signed drops (gateway/intake/signed_drops.py); a reprocessed file's signature lies beside its archived copy.
+        refused = self.drops.check(found, staged, at=signature_at) if archive or signature_at is not None else None
         if refused is not None:
             return self._reject(exchange, found, refused, archive)
 

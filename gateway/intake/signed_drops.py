@@ -78,24 +78,29 @@ class SignedDrops:
                 log.debug("%s: waiting up to %.0fs for its signature (.asc)", mask_file_path(found.path), wait)
         return taken
 
-    def check(self, found: FoundFile, staged: Path) -> FileRejected | None:
-        """None when the department signs nothing or the signature is good; else why not."""
+    def check(self, found: FoundFile, staged: Path, at: tuple[str, str] | None = None) -> FileRejected | None:
+        """None when the department signs nothing or the signature is good; else why not.
+        `at` (folder, name): the file lies there, not in the inbox (a reprocessed file in
+        rejected/), and so does its NAME.asc."""
         verifier = self.keys.verifier(found.department)
         if verifier is None:
             return None
         expected = ", ".join(k.fingerprint for k in self.keys.for_department(found.department))
         with verifier:
             transport = self.gateway.transport_for(found.department)
-            name = found.name + SIGNATURE_SUFFIX
-            if not transport.exists(found.department, "inbox", name):
+            folder, stem = at if at is not None else ("inbox", found.name)
+            name = stem + SIGNATURE_SUFFIX
+            if not transport.exists(found.department, folder, name):
                 return FileRejected(
                     "signature_missing",
                     f"no {mask_file_name(name)} arrived within {self.wait_seconds:.0f}s; expected a detached signature by {expected}",
                 )
             scratch = self.gateway.settings.staging_dir / f"{uuid.uuid4().hex}.asc"
             try:
-                signature_found = FoundFile(found.department, name, found.path + SIGNATURE_SUFFIX, 0, 0.0)
-                transport.stage(signature_found, scratch)
+                if at is None:
+                    transport.stage(FoundFile(found.department, name, found.path + SIGNATURE_SUFFIX, 0, 0.0), scratch)
+                else:
+                    transport.fetch(found.department, folder, name, scratch)
                 if scratch.stat().st_size > MAX_SIGNATURE_BYTES:
                     return FileRejected("signature_bad", f"{mask_file_name(name)} is larger than a signature can be")
                 verdict = verifier.verify(staged, scratch.read_bytes())

@@ -15,6 +15,10 @@ def utcnow() -> dt.datetime:
 class Exchange(SQLModel, table=True):
     """One file (or pulled page) received from a department: 交换."""
 
+    # At most one exchange supersedes another (a changed file's new content, or a
+    # reprocessing, 重新处理): two clicks on "reprocess" can never make two.
+    __table_args__ = (Index("uq_exchange_supersedes", "supersedes", unique=True),)
+
     id: int | None = Field(default=None, primary_key=True)
     department: str = Field(index=True)
     file_name: str

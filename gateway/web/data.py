@@ -193,6 +193,9 @@ class ExchangeDetail(BaseModel):
     encoding: str | None
     issues: list[RowIssue]
     receipt: ReceiptInfo | None
+    supersedes: int | None = None
+    superseded_by: int | None = None
+    """the exchange that reprocessed this one (重新处理), or a changed file's new content"""
 
 
 def _scoped_exchange(session: Session, scope: str | None, exchange_id: int) -> Exchange:
@@ -228,6 +231,8 @@ def exchange_detail(engine: Engine, scope: str | None, exchange_id: int) -> Exch
                 for i in issues
             ],
             receipt=info,
+            supersedes=e.supersedes,
+            superseded_by=session.exec(select(Exchange.id).where(Exchange.supersedes == exchange_id)).first(),
         )
 
 

@@ -16,6 +16,7 @@ from gateway.masking import mask_id
 from gateway.web import data, notices
 from gateway.web.paging import DEFAULT_LIMIT, MAX_LIMIT, paging
 from gateway.web.accounts import MIN_PASSWORD_LENGTH, REFUSED_STATUS, AccountProblem, change_password, sign_in, sign_out
+from gateway.store.audit import mask_text
 from gateway.web.session import (
     client_address,
     COOKIE,
@@ -188,16 +189,46 @@ def _exchange_or_error(request: Request, caller: Caller, exchange_id: int) -> da
 
 
 @router.get("/exchanges/{exchange_id}", response_class=HTMLResponse)
-def exchange_page(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> HTMLResponse:
+def exchange_page(
+    request: Request, caller: PageCaller, exchange_id: ExchangeId, done: Annotated[str | None, Query(max_length=1000)] = None,
+    ok: bool = False, sig: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
     detail = _exchange_or_error(request, caller, exchange_id)
     if detail.issues:
         audit_view(request, caller, detail.exchange.department,
                    f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id}")
+    shown = notices.verified(request.app.state.notice_key, caller.csrf_token, done, ok, sig)
+    outcome = {"ok": ok, "message": mask_text(done or "")} if shown else None
     engine = request.app.state.engine
     carried_by = data.DeliveryFilter(exchange_id=exchange_id)
     carried = data.list_deliveries(engine, caller.scope, where=carried_by, limit=20)
-    return render(request, "exchange.html", caller, detail=detail, carried=carried,
+    return render(request, "exchange.html", caller, detail=detail, outcome=outcome, carried=carried,
                   carried_total=data.count_deliveries(engine, caller.scope, carried_by) if len(carried) == 20 else len(carried))
+
+
+@router.post("/exchanges/{exchange_id}/reprocess", response_class=HTMLResponse, response_model=None)
+def exchange_reprocess(
+    request: Request, caller: PageCaller, exchange_id: ExchangeId, csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """重新处理: `gateway exchanges reprocess`; operators only; a refusal says why."""
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.exchange.reprocess import ReprocessRefused, reprocess
+
+    check_csrf(caller, csrf_token)
+    require_role(caller, "operator")
+    state = request.app.state
+    _exchange_or_error(request, caller, exchange_id)
+    gateway = Gateway(state.settings)
+    try:
+        done = reprocess(gateway, exchange_id, _operator(caller))
+    except (ReprocessRefused, GatewayError) as exc:
+        detail = _exchange_or_error(request, caller, exchange_id)
+        return render(request, "exchange.html", caller, status_code=409, detail=detail, outcome={"ok": False, "message": mask_text(str(exc))},
+                      carried=[], carried_total=0)
+    finally:
+        gateway.close()
+    query = notices.outcome_query(state.notice_key, caller.csrf_token, mask_text(done.message))
+    return RedirectResponse(f"/exchanges/{done.outcome.exchange_id}?{query}", status_code=303)
 
 
 @router.get("/exchanges/{exchange_id}/receipt.json")

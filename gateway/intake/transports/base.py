@@ -59,6 +59,11 @@ class Transport(Protocol):
 
     def stage(self, found: FoundFile, target: Path) -> Sniffed: ...
 
+    def fetch(self, department: str, folder: str, name: str, target: Path) -> Sniffed:
+        """Copy a file of another folder (an archived drop in rejected/, to reprocess it) to
+        `target`; a FileNotFoundError when it is not there, never following a link."""
+        ...
+
     def archive(self, found: FoundFile, folder: str, name: str) -> str:
         """Move the source into processed/ or rejected/ as `name`; return its new path."""
         ...

@@ -71,6 +71,13 @@ class LocalMailbox:
                 raise TransportError(f"{mask_file_path(found.path)} is not a regular file")
             return copy_and_sniff(handle, target)
 
+    def fetch(self, department: str, folder: str, name: str, target: Path) -> Sniffed:
+        fd = os.open(self.folder(department, folder) / name, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise TransportError(f"{mask_file_path(f'{department}/{folder}/{name}')} is not a regular file")
+            return copy_and_sniff(handle, target)
+
     def read_ends(self, found: FoundFile, head: int, tail: int) -> tuple[bytes, bytes]:
         """The file's first `head` and last `tail` bytes (a PermissionError when it cannot be read)."""
         fd = os.open(self.root / found.path, os.O_RDONLY | os.O_NOFOLLOW)

@@ -537,6 +537,22 @@ class SftpTransport:
         except OSError as exc:
             raise TransportError(f"{self.label}: cannot read {mask_file_path(path)}: {os_reason(exc)}") from exc
 
+    def fetch(self, department: str, folder: str, name: str, target: Path) -> Sniffed:
+        path = self.remote(department, folder, name)
+
+        def download(sftp: paramiko.SFTPClient) -> Sniffed:
+            if not stat.S_ISREG(sftp.lstat(path).st_mode or 0):  # a link is never followed
+                raise TransportError(f"{mask_file_path(path)} is not a regular file")
+            with sftp.open(path, "rb") as handle:
+                return copy_and_sniff(handle, target)
+
+        try:
+            return self._run(f"download {path}", download)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise TransportError(f"{self.label}: cannot read {mask_file_path(path)}: {os_reason(exc)}") from exc
+
     def still_there(self, found: FoundFile) -> bool:
         path = self.remote(found.department, "inbox", found.name)
         try:
