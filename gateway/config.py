@@ -151,6 +151,9 @@ class Settings(BaseSettings):
         "`manifest` takes NAME only with NAME.sha256 beside it, once its bytes match",
     )
     poll_seconds: float = Field(default=10.0, gt=0, description="how often `gateway run` polls the inboxes")
+    console_language: Literal["zh", "en"] = Field(
+        default="zh", description="the console's language (控制台语言) unless a user chooses the other: zh Simplified Chinese, en English"
+    )
     batch_size: int = Field(default=2000, ge=1, description="records inserted per statement")
     # One large file on several cores (gateway/exchange/parallel.py, docs/performance.md).
     ingest_workers: int = Field(

@@ -57,7 +57,7 @@ def test_the_exchanges_page_pages_through_all_with_a_total_and_keeps_the_filters
     assert len(every) == 13
     seen = []
     page = http.get(url + "/exchanges", params={"limit": 5}, timeout=30).text
-    assert "共 13 条，显示第 1–5 条 / 13 in all, 1–5 shown" in page and 'id="previous"' not in page
+    assert "共 13 条，显示第 1–5 条" in page and 'id="previous"' not in page
     seen += _ids(page)
     while 'id="next"' in page:
         link = re.search(r'<a href="([^"]+)" id="next"', page).group(1).replace("&amp;", "&")

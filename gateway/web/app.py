@@ -20,6 +20,7 @@ from gateway.store.audit import mask_text
 from gateway.config import Settings
 from gateway.store import create_schema, make_engine
 from gateway.web import api, audit_pages, pages, register_pages
+from gateway.web.i18n import Catalogues
 from gateway.web.idle import IDLE_MINUTES, IdleSessions
 from gateway.web.metrics import metrics_registry, render
 from gateway.web.notices import new_key
@@ -113,6 +114,9 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     app.state.audit = ConsoleAudit(settings.db_url, main=writer)
     app.state.reconciliation = lambda scope: _gaps(app.state.engine, settings, scope)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.add_extension("jinja2.ext.i18n")
+    catalogues = Catalogues()  # the message catalogue, Chinese and English (gateway/web/i18n.py)
+    templates.env.install_gettext_callables(catalogues.gettext, catalogues.ngettext, newstyle=True)  # type: ignore[attr-defined]
     templates.env.filters["when"] = _when
     templates.env.filters["pretty_json"] = _pretty_json
     templates.env.filters["masked"] = lambda text: mask_text(str(text)) if text else ""

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.errors import GatewayError
 from gateway.masking import mask_id
-from gateway.web import data, notices
+from gateway.web import data, i18n, notices
 from gateway.web.paging import DEFAULT_LIMIT, MAX_LIMIT, paging
 from gateway.web.accounts import MIN_PASSWORD_LENGTH, REFUSED_STATUS, AccountProblem, change_password, sign_in, sign_out
 from gateway.store.audit import mask_text
@@ -46,8 +46,23 @@ ExchangeId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def render(request: Request, template: str, caller: Caller | None, status_code: int = 200, **context: Any) -> HTMLResponse:
-    context.update(caller=caller, csrf_field=CSRF_FIELD, departments=data.served_departments(request.app.state.settings))
-    return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
+    settings = request.app.state.settings
+    language = i18n.choose(request.cookies.get(i18n.LANGUAGE_COOKIE), settings.console_language)
+    query = request.url.query
+    context.update(caller=caller, csrf_field=CSRF_FIELD, departments=data.served_departments(settings), language=language,
+                   here=request.url.path + (f"?{query}" if query else ""))
+    with i18n.speaking(language):  # TemplateResponse renders at once, in this language
+        return request.app.state.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+@router.get("/language")
+def choose_language(request: Request, to: Annotated[str, Query(max_length=5)] = "zh", next: str = "/") -> Response:  # noqa: A002
+    """中文 / English: the user's choice of language, kept in a cookie for a year."""
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    if to in i18n.LANGUAGES:
+        response.set_cookie(i18n.LANGUAGE_COOKIE, to, max_age=365 * 24 * 3600, httponly=True, samesite="strict",
+                            secure=_secure(request), path="/")
+    return response
 
 
 def _secure(request: Request) -> bool:
