@@ -427,6 +427,7 @@ def write_backup(
             errors = encryptor.stderr.read().decode(errors="replace") if encryptor.stderr else ""
             if encryptor.wait() != 0:
                 raise BackupProblem(f"gpg could not encrypt to {key.fingerprint if key else ''}: {errors.strip()[-400:]}")
+        os.chmod(partial, 0o600)
         os.replace(partial, destination)
     except BaseException:
         partial.unlink(missing_ok=True)

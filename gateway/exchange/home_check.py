@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from gateway.config import Settings
-from gateway.masking import mask_file_name, mask_file_path, mask_identifiers
+from gateway.masking import mask_file_name, mask_file_path
 from gateway.receipts.ledger import Signed, load_store, verify_ledger
 from gateway.receipts.merkle import leaf_hash, root_from_leaf_hashes
 from gateway.store.migrate import current_revision, head_revision
@@ -202,12 +202,19 @@ def _check_exchange(
                 "not recorded as purged under a retention rule",
                 RESTORE_FIX_ZH, RESTORE_FIX_EN,
             ))
-        elif size and root_from_leaf_hashes(leaves).hex() != root:
-            changed = _changed_leaves(stored)
+        changed = _changed_leaves(stored)
+        if changed[0]:
             report.findings.append(Finding(
-                f"交换 {exchange_id}({exchange.department},{shown})的记录与回执签署的默克尔根不符{changed[0]}",
+                f"交换 {exchange_id}({exchange.department},{shown})的记录被改动{changed[0]}",
+                f"exchange {exchange_id} ({exchange.department}, {shown}): record(s) changed since receipt {receipt_id} "
+                f"signed them{changed[1]}",
+                RESTORE_FIX_ZH, RESTORE_FIX_EN,
+            ))
+        elif not missing and size and root_from_leaf_hashes(leaves).hex() != root:
+            report.findings.append(Finding(
+                f"交换 {exchange_id}({exchange.department},{shown})的记录与回执 {receipt_id} 签署的默克尔根不符",
                 f"exchange {exchange_id} ({exchange.department}, {shown}): its records no longer give the Merkle root its "
-                f"receipt {receipt_id} signs{changed[1]}",
+                f"receipt {receipt_id} signs",
                 RESTORE_FIX_ZH, RESTORE_FIX_EN,
             ))
         if extra:
@@ -257,17 +264,18 @@ def _check_exchange(
 
 
 def _changed_leaves(stored: Mapping[int, tuple[int, str, str, str]]) -> tuple[str, str]:
-    """The records whose payload no longer has the sha256 stored beside it (row and masked
-    business key); a root can fail without one when hashes were changed too."""
+    """The records whose payload no longer has the sha256 stored beside it, by leaf index
+    and source row (never by business key: it may be an ID number); a root can fail
+    without one when hashes were changed too."""
     named = [
-        f"{index} (row {row}, {mask_identifiers(key)})"
-        for index, (row, key, payload, record_hash) in sorted(stored.items())
+        f"{index} (row {row})"
+        for index, (row, _key, payload, record_hash) in sorted(stored.items())
         if hashlib.sha256(payload.encode("utf-8")).hexdigest() != record_hash
     ]
     if not named:
         return "", ""
     shown = ", ".join(named[:SHOWN_PER_EXCHANGE])
-    return f";被改动的记录(叶序号):{shown}", f"; changed record(s), leaf index: {shown}"
+    return f"(叶序号:{shown})", f"; changed record(s), leaf index: {shown}"
 
 
 def verify_home(
