@@ -12,6 +12,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO, drop, execute, hospital_births_file, query, run_gateway, specimen
 
 from gateway.config import load_settings
@@ -200,10 +201,12 @@ def test_verify_home_names_a_tampered_archive_and_a_deleted_record(settings, hom
     assert key.split("|")[-1] not in result.stdout  # a business key may be an ID number: never shown
 
 
+@pytest.mark.slow
 def test_backup_while_a_pass_runs_restores_consistent(settings, home, tmp_path, recipients, another_database):
     """A real `gateway run` on a 100-file drop; `gateway backup` while it works; the
     restored home verifies (exchanges committed but not yet moved are found where their
     bytes are), and its gateway finishes the rest of the drop."""
+    run_gateway(home, "db", "upgrade")
     for batch in range(100):
         drop(settings, "hospital", f"births_{batch:03d}.csv", hospital_births_file(batch, 3))
     key_file, officer, _ = _backup_key(recipients, tmp_path)

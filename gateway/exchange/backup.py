@@ -53,6 +53,7 @@ from contracts import canonical_json
 from gateway.config import CONFIG_FILE, Settings
 from gateway.errors import GatewayError
 from gateway.masking import mask_file_path
+from gateway.receipts.ledger import checkpoint_if_grown, checkpoints_dir
 from gateway.receipts.signing import Signer, gpg_binary
 from gateway.store import make_engine
 
@@ -380,6 +381,18 @@ def write_backup(
     partial = destination.with_name(f".{destination.name}.part")
     try:
         key = backup_key(to, scratch, gnupghome) if to is not None else None
+        # 0. a checkpoint of the ledger as it is, so the backup carries one covering its
+        # receipts (as `gateway ledger export` does); a failure only means an older one.
+        # The signer is never closed (`Signer.close` stops the keyring's gpg-agent, which a
+        # gateway running beside the backup is using).
+        signer = Signer(settings.gnupg_dir, settings.keys_dir, settings.passphrase())
+        engine = make_engine(settings.db_url)
+        try:
+            checkpoint_if_grown(engine, signer, checkpoints_dir(settings.home))
+        except Exception:  # noqa: BLE001 - the backup goes on with the checkpoints there are
+            log.warning("no new ledger checkpoint before the backup; it carries the latest one there is", exc_info=True)
+        finally:
+            engine.dispose()
         # 1. the database, as one snapshot
         dump = scratch / "database"
         if backend_of(settings.db_url) == "sqlite":
@@ -400,25 +413,21 @@ def write_backup(
                 _add(tar, database.member, database.path, members)
                 for name, path in home_files(settings, [destination, partial]):
                     _add(tar, name, path, members)
-                signer = Signer(settings.gnupg_dir, settings.keys_dir, settings.passphrase())
-                try:
-                    manifest: ManifestDocument = {
-                        "type": MANIFEST_TYPE,
-                        "version": "1",
-                        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-                        "gateway_version": gateway_version(),
-                        "signing_key": signer.fingerprint,
-                        "encrypted_to": key.fingerprint if key is not None else None,
-                        "database": {"backend": database.backend, "member": database.member, "revision": database.revision},
-                        "receipts": database.receipts,
-                        "latest_checkpoint": database.latest,
-                        "mailbox": "home" if settings.mailbox_root.resolve().is_relative_to(settings.home) else "separate",
-                        "members": members,
-                    }
-                    body = canonical_json(manifest)
-                    signature = signer.sign(body).encode("ascii")
-                finally:
-                    signer.close()
+                manifest: ManifestDocument = {
+                    "type": MANIFEST_TYPE,
+                    "version": "1",
+                    "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+                    "gateway_version": gateway_version(),
+                    "signing_key": signer.fingerprint,
+                    "encrypted_to": key.fingerprint if key is not None else None,
+                    "database": {"backend": database.backend, "member": database.member, "revision": database.revision},
+                    "receipts": database.receipts,
+                    "latest_checkpoint": database.latest,
+                    "mailbox": "home" if settings.mailbox_root.resolve().is_relative_to(settings.home) else "separate",
+                    "members": members,
+                }
+                body = canonical_json(manifest)
+                signature = signer.sign(body).encode("ascii")
                 _add_bytes(tar, MANIFEST, body)
                 _add_bytes(tar, SIGNATURE, signature)
         finally:
