@@ -25,7 +25,7 @@ from typing import IO
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import text
+from sqlalchemy import delete, inspect, text
 from sqlalchemy.engine import make_url
 
 from gateway.config import CONFIG_FILE, load_settings
@@ -48,6 +48,7 @@ from gateway.receipts.signing import gpg_binary, read_history
 from gateway.receipts.verify import Verifier
 from gateway.store import make_engine
 from gateway.store.migrate import alembic_config, head_revision
+from gateway.store.models import FileClaim
 
 log = logging.getLogger("gateway")
 
@@ -219,6 +220,19 @@ def set_top_level(toml_text: str, key: str, value: str) -> str:
     return line + "\n" + toml_text
 
 
+def _release_claims(url: str) -> None:
+    """Forget the old home's claims on inbox files (认领): they belong to processes of the
+    backed-up gateway, which never run on the restored database; kept, each claimed file
+    would wait `claim_timeout_seconds` for a takeover. The queue is rebuilt by polling."""
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            if inspect(connection).has_table("fileclaim"):  # an older schema may have none
+                connection.execute(delete(FileClaim))
+    finally:
+        engine.dispose()
+
+
 def _complete_tree(home: Path) -> None:
     """The empty folders a backup (files only) does not carry: every department's mailbox
     folders and the staging folder, as `gateway init` makes them."""
@@ -329,6 +343,7 @@ def restore_backup(
             target = sqlite_path(restored_url)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(scratch / SQLITE_MEMBER), str(target))
+        _release_claims(restored_url)
         _complete_tree(home)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
