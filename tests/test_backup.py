@@ -248,9 +248,28 @@ def test_backup_while_a_pass_runs_restores_consistent(settings, home, tmp_path, 
     # The restored gateway takes what was still in its inboxes: every file once.
     run_gateway(new_home, "run", "--once", env={**SETTLED, **restored_env})
     run_gateway(new_home, "run", "--once", env={**SETTLED, **restored_env})
-    assert _count(new_home, "SELECT COUNT(*) FROM exchange WHERE status = 'processed'", restored_env) == 100
+    processed = _count(new_home, "SELECT COUNT(*) FROM exchange WHERE status = 'processed'", restored_env)
+    left = sorted(p.name for p in (new_home / "mailbox" / "hospital" / "inbox").iterdir())
+    assert processed == 100, (
+        f"{processed} processed; inbox {left}; "
+        f"{_rows(new_home, 'SELECT id, status, archived_path, reason_code FROM exchange WHERE status <> ' + repr('processed'), restored_env)}; "
+        f"claims {_rows(new_home, 'SELECT path, worker FROM fileclaim', restored_env)}"
+    )
     assert _count(new_home, "SELECT COUNT(*) FROM record", restored_env) == 300
     run_gateway(new_home, "verify-home", env=restored_env)
+
+
+def _rows(target: Path, sql: str, env: dict[str, str] | None = None) -> list[tuple]:
+    if env and "GATEWAY_DATABASE_URL" in env:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine("postgresql+psycopg://" + env["GATEWAY_DATABASE_URL"].split("://", 1)[1])
+        try:
+            with engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(text(sql))]
+        finally:
+            engine.dispose()
+    return query(target, sql)
 
 
 def _count(target: Path, sql: str, env: dict[str, str] | None = None) -> int:

@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -151,6 +152,59 @@ class DatabaseCopy:
     revision: str | None
     receipts: int
     latest: CheckpointEntry | None
+    archives: ArchiveReferences
+
+
+@dataclass
+class ArchiveReferences:
+    """What the database copy knows of processed/ and rejected/: the files it names
+    (archives, pulled pages' copies), and the inbox name of each exchange it holds that
+    was not archived yet."""
+
+    known: set[str]
+    """Mailbox-relative paths of the archived files the copy names."""
+    unarchived: dict[str, str]
+    """`department/archive name` -> inbox name, for exchanges not archived in the copy."""
+
+    def relocation(self, relative: str) -> str | None:
+        """The inbox path a processed/ or rejected/ file goes back to in the backup, when
+        the database copy does not know it: its exchange committed (or was even found)
+        only after the copy, so the restored gateway must take it again. None: keep it."""
+        parts = relative.split("/")
+        if len(parts) != 3 or parts[1] not in ("processed", "rejected"):
+            return None
+        department, _, name = parts
+        for suffix in COMPANIONS:
+            if name.endswith(suffix) and f"{department}/{parts[1]}/{name.removesuffix(suffix)}" in self.known:
+                return None  # a known archive's signature, manifest or report
+        if relative in self.known or name.endswith(".errors.csv"):
+            return None
+        stem = name.removesuffix(next((s for s in COMPANIONS if name.endswith(s)), ""))
+        original = self.unarchived.get(f"{department}/{stem}") or _EXCHANGE_SUFFIX.sub("", stem)
+        return f"{department}/inbox/{original}{name[len(stem):]}"
+
+
+COMPANIONS = (".asc", ".sha256", ".errors.csv")
+_EXCHANGE_SUFFIX = re.compile(r"\.exchange-(\d+)(?=\.[^.]*$|$)")
+
+
+def _archive_references(connection: Connection) -> ArchiveReferences:
+    known: set[str] = set()
+    unarchived: dict[str, str] = {}
+    rows = connection.execute(text("SELECT id, department, file_name, source_path, archived_path FROM exchange"))
+    for exchange_id, department, file_name, source_path, archived_path in rows:
+        if archived_path is None:
+            # Archived later under its inbox name, or NAME.exchange-ID.EXT when that was taken.
+            inbox_name = str(source_path).rsplit("/", 1)[-1]
+            stem, dot, extension = inbox_name.rpartition(".")
+            renamed = f"{stem}.exchange-{exchange_id}.{extension}" if dot else f"{inbox_name}.exchange-{exchange_id}"
+            unarchived[f"{department}/{inbox_name}"] = unarchived[f"{department}/{renamed}"] = inbox_name
+        elif str(archived_path).startswith("(ingested from"):
+            for folder in ("processed", "rejected"):  # a pulled page's kept copy
+                known.add(f"{department}/{folder}/{file_name}")
+        elif "://" not in str(archived_path) and not str(archived_path).startswith("("):
+            known.add(str(archived_path))
+    return ArchiveReferences(known, unarchived)
 
 
 def _ledger_facts(connection: Connection) -> tuple[str | None, int, CheckpointEntry | None]:
@@ -181,9 +235,10 @@ def copy_sqlite(url: str, target: Path) -> DatabaseCopy:
     try:
         with engine.connect() as connection:
             revision, receipts, latest = _ledger_facts(connection)
+            archives = _archive_references(connection)
     finally:
         engine.dispose()
-    return DatabaseCopy(target, SQLITE_MEMBER, "sqlite", revision, receipts, latest)
+    return DatabaseCopy(target, SQLITE_MEMBER, "sqlite", revision, receipts, latest, archives)
 
 
 def copy_postgresql(url: str, target: Path) -> DatabaseCopy:
@@ -201,6 +256,7 @@ def copy_postgresql(url: str, target: Path) -> DatabaseCopy:
             with connection.begin():
                 snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar()
                 revision, receipts, latest = _ledger_facts(connection)
+                archives = _archive_references(connection)
                 result = subprocess.run(
                     [pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--snapshot={snapshot}",
                      "--file", str(target), "--dbname", address],
@@ -213,7 +269,7 @@ def copy_postgresql(url: str, target: Path) -> DatabaseCopy:
             f"pg_dump failed (exit {result.returncode}): {result.stderr.strip()[-400:]}; "
             "check the database URL and that pg_dump's version is at least the server's"
         )
-    return DatabaseCopy(target, PGDUMP_MEMBER, "postgresql", revision, receipts, latest)
+    return DatabaseCopy(target, PGDUMP_MEMBER, "postgresql", revision, receipts, latest, archives)
 
 
 # -- the files -------------------------------------------------------------------------
@@ -231,9 +287,15 @@ def _skipped(relative: Path, excluded: set[Path]) -> bool:
     return False
 
 
-def home_files(settings: Settings, exclude: Iterable[Path] = ()) -> Iterator[tuple[str, Path]]:
+def home_files(
+    settings: Settings, exclude: Iterable[Path] = (), archives: ArchiveReferences | None = None
+) -> Iterator[tuple[str, Path]]:
     """(member name, file) for every file of the home to keep, then the mailbox when it
-    lies outside the home. Sockets, links and devices are never followed."""
+    lies outside the home. Sockets, links and devices are never followed. With `archives`
+    (the database copy's), a processed/ or rejected/ file the copy does not know is put
+    back under its inbox name (module docstring)."""
+    mailbox = settings.mailbox_root.resolve()
+    seen: set[str] = set()
     home = settings.home
     excluded = {path.resolve() for path in exclude}
     db = settings.db_url
@@ -253,7 +315,17 @@ def home_files(settings: Settings, exclude: Iterable[Path] = ()) -> Iterator[tup
                     continue
                 if not path.is_file() or path.is_symlink():
                     continue
-                yield prefix + relative.as_posix(), path
+                name = prefix + relative.as_posix()
+                if archives is not None and path.is_relative_to(mailbox):
+                    inside = path.relative_to(mailbox).as_posix()
+                    back = archives.relocation(inside)
+                    if back is not None and not (mailbox / back).exists():
+                        log.info("%s: not yet archived in the database copy; backed up as %s", mask_file_path(inside), mask_file_path(back))
+                        name = name[: len(name) - len(inside)] + back
+                if name in seen:
+                    continue  # moved from the inbox to processed/ while the walk went: copied once, from the inbox
+                seen.add(name)
+                yield name, path
 
 
 class _Exactly:
@@ -411,7 +483,7 @@ def write_backup(
         try:
             with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 _add(tar, database.member, database.path, members)
-                for name, path in home_files(settings, [destination, partial]):
+                for name, path in home_files(settings, [destination, partial], database.archives):
                     _add(tar, name, path, members)
                 manifest: ManifestDocument = {
                     "type": MANIFEST_TYPE,
