@@ -283,3 +283,21 @@ def _count(target: Path, sql: str, env: dict[str, str] | None = None) -> int:
         finally:
             engine.dispose()
     return int(query(target, sql)[0][0])
+
+
+@pytest.mark.backend_independent
+def test_files_the_database_copy_does_not_know_go_back_to_the_inbox():
+    """What `gateway backup` does with processed/ and rejected/ files (gateway/exchange/backup.py)."""
+    from gateway.exchange.backup import ArchiveReferences
+
+    refs = ArchiveReferences(
+        known={"hospital/processed/a.csv", "hospital/rejected/bad.csv"},
+        unarchived={"hospital/b.csv": "b.csv", "hospital/b.exchange-7.csv": "b.csv"},
+    )
+    assert refs.relocation("hospital/processed/a.csv") is None  # archived in the copy
+    assert refs.relocation("hospital/processed/a.csv.asc") is None  # its signature
+    assert refs.relocation("hospital/rejected/bad.csv.errors.csv") is None
+    assert refs.relocation("hospital/processed/b.exchange-7.csv") == "hospital/inbox/b.csv"
+    assert refs.relocation("hospital/processed/b.exchange-7.csv.asc") == "hospital/inbox/b.csv.asc"
+    assert refs.relocation("hospital/processed/new.exchange-12.csv") == "hospital/inbox/new.csv"  # found after the copy
+    assert refs.relocation("hospital/inbox/c.csv") is None and refs.relocation("hospital/outbox/x.receipt.json") is None

@@ -22,8 +22,12 @@ writes the outbox, moves the source to processed/ (or rejected/) and only then r
 the database copy names a file that was already in place when the files were walked
 after it; an exchange committed but not yet moved in the copy has its bytes in the inbox,
 in `staging/held-ID.src`, or (moved meanwhile) in processed/, and `gateway verify-home`
-looks for them there. Files walked later can only be newer than the database copy
-(receipts and checkpoints it does not know yet), never older.
+looks for them there. The other way round, a file the copy does not know may have moved
+from the inbox to processed/ while the files were walked (its exchange committed after
+the copy, or was only a `received` row in it): such a file is backed up under its inbox
+name, so that the restored gateway takes it again and nothing the copy lacks is lost.
+Receipts signed after the copy are not in it; the restored gateway signs those files'
+receipts again, after the ones it has.
 """
 
 from __future__ import annotations
