@@ -637,6 +637,12 @@ from gateway.cli import users as _user_commands  # noqa: E402
 
 _user_commands.register(app)
 
+# -- backups, restore and the home's completeness (issue 21: gateway/exchange/backup.py) -------
+
+from gateway.cli import backup as _backup_commands  # noqa: E402
+
+_backup_commands.register(app)
+
 
 def main() -> None:
     from gateway import clock
