@@ -160,3 +160,22 @@ def test_the_overview_says_what_needs_doing_and_links_each_count(served):
     assert f"共 {held} 条" in held_page
     jobs = http.get(url + "/", timeout=30).text.split("Scheduled jobs", 1)[1]
     assert "inboxes" in jobs and "never run" not in jobs.split("inboxes", 1)[1].split("</tr>", 1)[0]
+
+
+def test_the_original_file_is_downloaded_by_its_department_and_the_officer_only_and_audited(served):
+    url = served.console.url
+    [(births,)] = served.query("SELECT id FROM exchange WHERE file_name = 'births_2026W02.csv'")
+    police = served.ids["police"]
+    officer = _api(served, "sec")
+    got = officer.get(url + f"/exchanges/{births}/original", timeout=30)
+    assert got.status_code == 200 and got.content == hospital_births_file(2, 2)  # the bytes the receipt signs
+    assert got.headers["content-disposition"] == f'attachment; filename="exchange-{births}-original.csv"'
+    clerk = _api(served, "clerk")  # the hospital's
+    assert clerk.get(url + f"/exchanges/{births}/original", timeout=30).content == hospital_births_file(2, 2)
+    assert clerk.get(url + f"/exchanges/{police}/original", timeout=30).status_code == 403
+    assert _api(served, "op").get(url + f"/exchanges/{births}/original", timeout=30).status_code == 403  # records in full: not operators
+    downloads = served.audit(action="download")
+    mine = [e for e in downloads if f"the original file of exchange {births}" in e.detail]
+    assert {e.user for e in mine} == {"sec", "clerk"} and all(e.client == "127.0.0.1" for e in mine)
+    page = officer.get(url + f"/exchanges/{births}", timeout=30).text
+    assert f'href="/exchanges/{births}/original"' in page

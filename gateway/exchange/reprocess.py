@@ -78,6 +78,19 @@ def successor(gateway: Gateway, exchange_id: int) -> int | None:
         return session.exec(select(Exchange.id).where(Exchange.supersedes == exchange_id)).first()
 
 
+def fetch_original(gateway: Gateway, exchange_id: int, target: Path) -> Exchange:
+    """Copy an exchange's original file — exactly the bytes its receipt signs — to `target`
+    (the console's download, 下载原始文件). Raises ReprocessRefused when there is no such
+    exchange, or its file is gone or no longer matches."""
+    with session_scope(gateway.engine) as session:
+        first = session.get(Exchange, exchange_id)
+        if first is None:
+            raise ReprocessRefused(f"没有交换 {exchange_id} / No exchange {exchange_id}.")
+        session.expunge(first)
+    _fetch(gateway, first, target)
+    return first
+
+
 def reprocess(gateway: Gateway, exchange_id: int, who: str) -> Reprocessed:
     """Process a refused exchange's file again as a new exchange superseding it; audited.
     `who` says who asked (`alice (operator, console)`, `gateway exchanges reprocess`)."""

@@ -320,6 +320,38 @@ def receipts_proof(
     return Response(proof_bytes(document), media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+@router.get("/exchanges/{exchange_id}/original")
+def exchange_original(request: Request, caller: PageCaller, exchange_id: ExchangeId) -> Response:
+    """下载原始文件: the file as the department sent it, the bytes its receipt signs. It holds
+    every record in full, so (as a proof) only a security officer or the exchange's own
+    department may have it; audited. The download's name says no more than the exchange."""
+    import pathlib
+    import tempfile
+
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.exchange.reprocess import ReprocessRefused, fetch_original
+
+    require_role(caller, "security-officer", "department")
+    detail = _exchange_or_error(request, caller, exchange_id)  # 403 for another department's
+    state = request.app.state
+    gateway = Gateway(state.settings)
+    try:
+        with tempfile.TemporaryDirectory(dir=state.settings.staging_dir) as scratch:
+            target = pathlib.Path(scratch) / "original"
+            try:
+                fetch_original(gateway, exchange_id, target)
+            except (ReprocessRefused, GatewayError) as exc:
+                raise HTTPException(404, mask_text(str(exc))) from exc
+            body = target.read_bytes()
+    finally:
+        gateway.close()
+    audit_view(request, caller, detail.exchange.department, f"the original file of exchange {exchange_id} ({len(body)} bytes) as a download",
+               action=DOWNLOAD)
+    suffix = "".join(c for c in pathlib.PurePosixPath(detail.exchange.file_name).suffix.lower() if c.isalnum() or c == ".")[:8]
+    name = f"exchange-{exchange_id}-original{suffix}"
+    return Response(body, media_type="application/octet-stream", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 def _department_of(document: dict[str, Any]) -> str:
     return str(json.loads(document["receipt"]["body"]).get("department", ""))
 
