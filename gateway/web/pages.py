@@ -20,6 +20,7 @@ from gateway.web.session import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     OFFICERS,
+    SIGNED_RECEIPT_READERS,
     Caller,
     audit_subjects,
     audit_view,
@@ -140,7 +141,7 @@ def exchange_page(request: Request, caller: PageCaller, exchange_id: ExchangeId)
     if detail.issues:
         audit_view(request.app.state.writer, caller, detail.exchange.department,
                    f"{len(detail.issues)} row error(s) (masked) of exchange {exchange_id}")
-    return render(request, "exchange.html", caller, detail=detail)
+    return render(request, "exchange.html", caller, detail=detail, signed_download=may_download_signed_receipt(caller))
 
 
 @router.get("/exchanges/{exchange_id}/receipt.json")
@@ -153,13 +154,24 @@ def signature_download(request: Request, caller: PageCaller, exchange_id: Exchan
     return _receipt_file(request, caller, exchange_id, signature=True)
 
 
+def may_download_signed_receipt(caller: Caller) -> bool:
+    return caller.account.role in SIGNED_RECEIPT_READERS
+
+
 def _receipt_file(request: Request, caller: Caller, exchange_id: int, *, signature: bool) -> Response:
+    if not signature:
+        require_role(caller, *SIGNED_RECEIPT_READERS)
     try:
         stem, body, asc = data.receipt_files(request.app.state.engine, caller.scope, exchange_id)
     except data.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except data.OutOfScope as exc:
         raise HTTPException(403, str(exc)) from exc
+    if not signature:
+        department = str(json.loads(body).get("department", ""))
+        audit_view(request.app.state.writer, caller, department,
+                   f"the signed receipt {stem} of exchange {exchange_id} (the sender's file name as signed) as a download")
+    # Named after the receipt (R00000012.receipt.json), never the sender's file name.
     name = f"{stem}.receipt.json" + (".asc" if signature else "")
     media = "application/pgp-signature" if signature else "application/json"
     return Response(asc if signature else body, media_type=media, headers={"Content-Disposition": f"attachment; filename=\"{quote(name)}\""})

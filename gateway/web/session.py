@@ -19,6 +19,11 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
 OFFICERS = ("operator", "security-officer")
+# Who may have a receipt's signed bytes (签名回执原文): they keep the sender's file name as it
+# was signed (it may hold a name or an ID number), so, like a record proof, a security officer
+# and the exchange's own department (whose file it is); every download is audited. Operators
+# see the receipt on the exchange page, its file name masked.
+SIGNED_RECEIPT_READERS = ("security-officer", "department")
 
 
 @dataclass(frozen=True)
