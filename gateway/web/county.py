@@ -2,7 +2,8 @@
 (本县发出的协查请求, `gateway assist-checks request` / `sent`) and its notice drafts
 (本县通报草稿, `gateway notices drafts` / `send`), through the same code as the commands
 (gateway/platform/outgoing.py, notices_out.py). Shared by the pages and the JSON API;
-subjects and errors are masked before they leave this module. Messages: Chinese first."""
+subjects, errors and message ids (XXBH, which may embed an ID number) are masked before they
+leave this module. Messages: Chinese first."""
 
 from __future__ import annotations
 
