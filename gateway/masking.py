@@ -16,6 +16,7 @@ registers with the `register_field_kinds` hook. A contract field names its kind
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import traceback
 from collections.abc import Callable, Iterable, Mapping
@@ -23,8 +24,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 MAX_SHOWN = 64
-# Anything shaped like an ID number is masked even in a field not marked as one.
-_ID_LIKE = re.compile(r"\d{14,17}[\dXx]")
+# Anything shaped like an ID number is masked even in a field not marked as one: an 18-character
+# number (17 digits and a digit or X), a 15-digit legacy one (一代证, before 1999), and any
+# longer run of digits, whole, because an ID number inside it (a platform message id, 协查编号
+# XXBH, that embeds one; two numbers run together) must not show its sequence digits either.
+_ID_LIKE = re.compile(r"(?<![0-9])(?:[0-9]{17}[Xx]|[0-9]{15,})")
 # Anything shaped like a phone number likewise: a mobile (11 digits from 13-19) or a
 # landline with its area code (`0762-1234567`), not part of a longer run of digits.
 _PHONE_LIKE = re.compile(r"(?<![0-9])(?:1[3-9]\d{9}|0\d{2,3}-\d{7,8})(?![0-9])")
@@ -260,7 +264,17 @@ def scrubbed_traceback(exc: BaseException) -> str:
 
 
 def mask_file_name(name: str | None) -> str:
-    """A drop's file name as a log line, the console, a listing or a delivery may show it."""
+    """A drop's file name as a log line, the console, a listing or a delivery may show it.
+
+    The rule for names (姓名) in file names: nothing of the stem but its first character is
+    shown, whatever it holds. A file name is not known to hold a name, and no rule that
+    looks for one can be trusted to find it: a name written in pinyin (`chenxiaoming.csv`)
+    or in characters that are also words (`高山`, `金花`) passes any list of known words,
+    a refused file has no records whose names could be matched, and a name of someone not
+    in the file (the clerk's own) matches none. Showing only the first character (like
+    `mask_name`), a leading digit as `?`, masks every identifier kind at once (ID numbers
+    of 18 and 15 digits, phone numbers, names); the six-character digest tells two names
+    apart, and the department, date and counts beside it tell the operator which file it is."""
     if not name:
         return ""
     raw = name.encode("utf-8", "surrogateescape")
@@ -278,3 +292,51 @@ def mask_file_path(path: object) -> str:
     text = str(path)
     folder, sep, name = text.rpartition("/")
     return f"{folder}{sep}{mask_file_name(name)}"
+
+
+# -- receipts as the console shows them (回执) ---------------------------------------------
+
+
+def mask_receipt_body(body: str) -> str:
+    """A signed receipt's JSON as a page or an API answer shows it: the sender's file name
+    masked (`mask_file_name`), every other text masked like free text (`mask_identifiers`),
+    hashes, counts and keys as signed. It no longer verifies: the signed bytes are a
+    download of their own (docs/security.md says who may have them)."""
+    import json
+
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return mask_identifiers(body)
+
+    def shown(value: object, key: str = "") -> object:
+        if isinstance(value, dict):
+            return {k: shown(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [shown(v, key) for v in value]
+        if isinstance(value, str):
+            if key == "file_name":
+                return mask_file_name(value)
+            if _HEX.fullmatch(value):
+                return value  # a hash or a key fingerprint: never personal, and masking would garble it
+            return mask_identifiers(value)
+        return value
+
+    return json.dumps(shown(document), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+_HEX = re.compile(r"[0-9a-fA-F]{32,128}")
+
+
+class MaskingFilter(logging.Filter):
+    """A log handler's last guard (日志遮蔽): every line it writes has its ID- and phone-shaped
+    runs masked (`mask_identifiers`), whatever a module passed as an argument (a platform
+    message id that embeds an ID number, a path). Modules still mask what they log; this
+    catches what one forgot."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_identifiers(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True

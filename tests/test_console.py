@@ -213,7 +213,7 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     assert "没有符合条件的交换" in page.locator("#exchanges").inner_text()
     answer = page.goto(f"{console.url}/exchanges/{police}")
     visit.scan()
-    assert answer.status == 403 and page.locator("h1").inner_text() == "Refused"
+    assert answer.status == 403 and page.locator("h1").inner_text() == "拒绝访问 Refused"
     visit.shot("11-refused-other-department")
     api = page.request.get(f"{console.url}/api/exchanges/{police}")
     assert api.status == 403

@@ -104,11 +104,13 @@ def test_a_personal_file_name_is_only_in_the_signed_receipt(gateway, settings, r
             assert not leaks(answer.text), (path, answer.text[:400])
         detail = http.get(f"{console.url}/api/exchanges/{exchange_id}", timeout=30).json()
         assert detail["exchange"]["file_name"] == mask_file_name(name)
-        assert name in detail["receipt"]["body"]  # the signed receipt, shown as signed
-        signed = http.get(f"{console.url}/api/exchanges/{exchange_id}/receipt", timeout=30).json()
-        assert not leaks(signed["file_name"]) and name in signed["body"]
-        download = http.get(f"{console.url}/exchanges/{exchange_id}/receipt.json", timeout=30)
-        assert not leaks(download.headers.get("content-disposition", ""))
+        # The receipt as shown: its file name masked (issue 20); the signed bytes are a download.
+        assert json.loads(detail["receipt"]["body"])["file_name"] == mask_file_name(name) and not leaks(detail["receipt"]["body"])
+        assert http.get(f"{console.url}/api/exchanges/{exchange_id}/receipt", timeout=30).status_code == 403  # not an operator's
+        signed = officer.get(f"{console.url}/api/exchanges/{exchange_id}/receipt", timeout=30).json()
+        assert not leaks(signed["file_name"]) and name in signed["body"]  # the signed receipt, as signed
+        download = officer.get(f"{console.url}/exchanges/{exchange_id}/receipt.json", timeout=30)
+        assert download.status_code == 200 and not leaks(download.headers.get("content-disposition", ""))
     finally:
         console.stop()
         remove_receipts(settings)

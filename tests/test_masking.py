@@ -79,3 +79,54 @@ def test_phone_shaped_runs_are_masked_in_any_text_people_see():
     assert mask_identifiers("2026-10-03 20261003 3000 rows") == "2026-10-03 20261003 3000 rows"
     assert mask_identifiers("138123456789") == "138123456789"  # 12 digits: neither
     assert mask_identifiers("138123456789012") == "138123********2"  # 15 digits: a legacy ID number
+
+
+# -- issue 20: every identifier kind in every text people see -------------------------------
+
+
+def test_legacy_and_embedded_id_numbers_are_masked_whole():
+    from gateway.masking import mask_identifiers
+
+    legacy = "440781" + "760918" + "523"  # 15 digits: 6-digit division, YYMMDD, 3 digits
+    assert mask_identifiers(f"户籍 {legacy} 迁出") == "户籍 440781********3 迁出"
+    full = "44078119" + "9203154325"
+    # Inside a platform message id (XXBH), or run together with more digits: the whole run.
+    assert mask_identifiers(f"XC{full}0001") == "XC440781" + "*" * 15 + "1"
+    assert mask_identifiers(f"TB-13927654321{legacy}01") == "TB-139276" + "*" * 21 + "1"
+    assert mask_identifiers(f"{full[:17]}X") == "440781***********X"
+    # 14 digits or fewer (a timestamp, a 12-digit division code) are not ID-shaped.
+    assert mask_identifiers("20261102100000 440781001001") == "20261102100000 440781001001"
+
+
+def test_a_receipt_is_shown_with_its_file_name_masked():
+    import json
+
+    from gateway.masking import mask_file_name, mask_receipt_body
+
+    name = "欧阳明月" + "44078119" + "9203154325" + ".csv"
+    body = json.dumps({"file_name": name, "file_sha256": "a" * 20 + "1234567890123456789012345" + "b" * 19,
+                       "reason": "see 13927654321", "counts": {"rows": 3}, "department": "hospital"}, ensure_ascii=False)
+    shown = json.loads(mask_receipt_body(body))
+    assert shown["file_name"] == mask_file_name(name) and "欧阳" not in mask_receipt_body(body)
+    assert shown["file_sha256"] == json.loads(body)["file_sha256"]  # a hash as signed, not garbled
+    assert shown["reason"] == "see 139****4321" and shown["counts"] == {"rows": 3} and shown["department"] == "hospital"
+
+
+def test_the_log_filter_masks_what_a_module_forgot():
+    import logging
+
+    from gateway.masking import MaskingFilter
+
+    record = logging.LogRecord("gateway.x", logging.INFO, __file__, 1, "assist-check %s (%s)", (7, "XC" + "44078119" + "92031543250001"), None)
+    assert MaskingFilter().filter(record) and record.getMessage() == "assist-check 7 (XC440781" + "*" * 15 + "1)"
+
+
+def test_the_crawls_scanner_finds_a_known_number_inside_a_longer_one():
+    from gateway.store.audit import IdScanner
+
+    full, legacy, phone = "44078119" + "9203154325", "440781" + "760918" + "523", "139" + "27654321"
+    scanner = IdScanner([full, legacy], phones=[phone], embedded=True)
+    assert [f.masked for f in scanner.scan(f"XC{full}0001")] == ["440781***********5"]
+    assert sorted(f.kind for f in scanner.scan(f"TB{phone}{legacy}01")) == ["ID number", "phone number"]
+    assert scanner.scan("XC440781" + "*" * 15 + "1 TB-139276" + "*" * 21 + "1") == []
+    assert IdScanner([full]).scan(f"XC{full}0001") == []  # the suite-wide scan keeps to whole tokens

@@ -21,12 +21,11 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 def setup_logging(verbose: bool = True) -> None:
     """Log lines on stderr through rich (INFO, or WARNING when not `verbose`)."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(message)s",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
-        force=True,
-    )
+    from gateway.masking import MaskingFilter
+
+    handler = RichHandler(console=Console(stderr=True), show_path=False)
+    handler.addFilter(MaskingFilter())  # what reaches the terminal or the journal: identifiers masked
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s", handlers=[handler], force=True)
     # paramiko logs a full traceback for every failed SSH handshake; the SFTP transport
     # already reports the failure in one line.
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)

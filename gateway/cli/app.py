@@ -21,7 +21,7 @@ from rich.table import Table
 from gateway.cli._common import setup_logging as _logging
 from gateway.config import default_home, load_settings
 from gateway.errors import GatewayError
-from gateway.masking import mask_file_name, mask_file_path
+from gateway.masking import mask_file_name, mask_file_path, mask_identifiers
 
 if TYPE_CHECKING:
     from gateway.exchange.lifecycle import Gateway
@@ -245,8 +245,9 @@ def _summary(outcomes) -> None:  # type: ignore[no-untyped-def]
     for column in ("exchange", "department", "file", "status", "accepted", "rejected", "duplicate", "receipt"):
         table.add_column(column, justify="right" if column in {"exchange", "accepted", "rejected", "duplicate"} else "left")
     for o in outcomes:
-        status = o.status if not o.reason else f"{o.status}: {o.reason}"
-        table.add_row(str(o.exchange_id), o.department, mask_file_name(o.file_name), status, str(o.accepted), str(o.rejected), str(o.duplicates), o.receipt or "")
+        status = o.status if not o.reason else f"{o.status}: {mask_identifiers(o.reason)}"
+        table.add_row(str(o.exchange_id), o.department, mask_file_name(o.file_name), status, str(o.accepted), str(o.rejected), str(o.duplicates),
+                      mask_file_path(o.receipt) if o.receipt else "")
     if outcomes:
         console.print(table)
     else:

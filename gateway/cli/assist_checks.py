@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from gateway.errors import GatewayError
-from gateway.masking import mask_id
+from gateway.masking import mask_id, mask_identifiers as shown_id  # a message id (XXBH) may embed an ID number
 from gateway.cli._common import HomeOption, console, settings_for
 
 app = typer.Typer(help="Assist-check requests (协查) from the national platform: due dates, drafts, answers.", no_args_is_help=True)
@@ -108,7 +108,7 @@ def list_checks(
             shown = "not found"
         status = item.status if not item.send_error or item.status == "answered" else f"{item.status}: {item.send_error[:60]}"
         table.add_row(
-            str(item.id), item.message_id, item.partner, {"1": "紧急", "2": "急"}.get(item.urgency, item.urgency), view.subject,
+            str(item.id), shown_id(item.message_id), item.partner, {"1": "紧急", "2": "急"}.get(item.urgency, item.urgency), view.subject,
             item.categories, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status == "answered"),
             shown, status,
         )
@@ -130,7 +130,7 @@ def show(check: Annotated[str, typer.Argument(help="The id (see list) or the XXB
     finally:
         gateway.close()
     item = view.item
-    console.print(f"[bold]Assist-check {item.id}[/]  {item.message_id}  from county {item.partner}")
+    console.print(f"[bold]Assist-check {item.id}[/]  {shown_id(item.message_id)}  from county {item.partner}")
     console.print(f"subject {view.subject}; urgency {item.urgency}; sent {item.sent_date}; due {item.due_date}"
                   + (" (provisional)" if item.due_provisional else "") + f" ({item.due_rule}); status {item.status}")
     console.print("requested: " + ", ".join(f"{c} {CATEGORY_LABELS.get(c, c)}" for c in item.categories.split(",")))
@@ -178,7 +178,7 @@ def request_check(
     finally:
         gateway.close()
     item = result.request
-    console.print(f"协查请求 {item.message_id} (id {item.id}) → {item.to_division}; due {item.due_date}"
+    console.print(f"协查请求 {shown_id(item.message_id)} (id {item.id}) → {item.to_division}; due {item.due_date}"
                   + (" (provisional)" if item.due_provisional else "") + f" ({item.due_rule}).")
     if result.sent:
         console.print(f"已发送 Sent to the platform; receipt {result.receipt}. The answer arrives through the platform pull.")
@@ -217,7 +217,7 @@ def sent_list(
         if item.status == "answered":
             answer = ("查到 found" if item.answer_result == "1" else "未查到 not found") + (
                 ": " + ", ".join(code for code, _ in view.findings) if view.findings else "")
-        table.add_row(str(item.id), item.message_id, item.to_division, {"1": "紧急", "2": "急"}.get(item.urgency, item.urgency), view.subject,
+        table.add_row(str(item.id), shown_id(item.message_id), item.to_division, {"1": "紧急", "2": "急"}.get(item.urgency, item.urgency), view.subject,
                       item.categories, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status == "answered"),
                       item.status if not item.send_error or item.status == "sent" else f"{item.status}: {item.send_error[:60]}", answer)
     console.print(table if views else "没有待反馈的本县协查请求 No requests of the county's own waiting for an answer.")
@@ -241,7 +241,7 @@ def reveal(
     finally:
         gateway.close()
     item = shown.check
-    console.print(f"协查 {item.message_id} (id {item.id}) 对象 subject:", markup=False)
+    console.print(f"协查 {shown_id(item.message_id)} (id {item.id}) 对象 subject:", markup=False)
     console.print(f"  姓名 name: {shown.name}", markup=False)
     console.print(f"  公民身份号码 ID number: {shown.id_number}", markup=False)
     console.print("已记入审计日志 Recorded in the audit log (`gateway audit`).")
@@ -273,7 +273,7 @@ def answer(
     finally:
         gateway.close()
     item = result.check
-    console.print(f"Answered {item.message_id} (id {item.id}): {'found' if found else 'not found'}.")
+    console.print(f"Answered {shown_id(item.message_id)} (id {item.id}): {'found' if found else 'not found'}.")
     if result.sent:
         console.print(f"Sent to the platform; receipt {result.receipt} (exchange {result.exchange_id}). It left the deadlines list.")
     elif item.status == "refused":
@@ -348,7 +348,7 @@ def redraft(check: Annotated[Optional[str], typer.Argument(help="One id or XXBH 
         else:
             view = assist_checks.get_check(gateway.engine, check)
             draft = assist_checks.redraft(gateway.engine, view.item.id)  # type: ignore[arg-type]
-            console.print(f"{view.item.message_id}: {'found' if draft.result == '1' else 'not found'}.")
+            console.print(f"{shown_id(view.item.message_id)}: {'found' if draft.result == '1' else 'not found'}.")
     finally:
         gateway.close()
 
@@ -379,7 +379,7 @@ def notices_list(
     for view in views:
         item = view.item
         table.add_row(
-            str(item.id), item.message_id, item.partner, item.category, "feedback" if item.feedback_required else "receipt",
+            str(item.id), shown_id(item.message_id), item.partner, item.category, "feedback" if item.feedback_required else "receipt",
             view.subject, item.sent_date.isoformat(), _due_text(item.due_date, item.due_provisional, today, item.status == "handled"),
             item.status,
         )
@@ -401,11 +401,11 @@ def notices_done(
     finally:
         gateway.close()
     if item.status == "sending":
-        console.print(f"通报 {item.message_id}: 反馈未发出 feedback saved, not sent yet: {item.send_error}", markup=False, soft_wrap=True)
+        console.print(f"通报 {shown_id(item.message_id)}: 反馈未发出 feedback saved, not sent yet: {item.send_error}", markup=False, soft_wrap=True)
         console.print("`gateway assist-checks send` sends it when the platform is back.")
         raise typer.Exit(3)
     sent = " Feedback sent to the platform (已向平台反馈) and receipted." if item.feedback_sent_at else ""
-    console.print(f"Notice {item.message_id} (id {item.id}) handled;{sent} it left the deadlines list.")
+    console.print(f"Notice {shown_id(item.message_id)} (id {item.id}) handled;{sent} it left the deadlines list.")
 
 
 # -- the county's own notices (本县发出的通报) ------------------------------------------------
@@ -432,7 +432,7 @@ def notices_drafts(
     for view in views:
         item = view.item
         table.add_row(
-            str(item.id), item.message_id, notices_out.CASE_LABELS.get(item.category, item.category), item.to_division, view.subject,
+            str(item.id), shown_id(item.message_id), notices_out.CASE_LABELS.get(item.category, item.category), item.to_division, view.subject,
             _due_text(item.due_date, item.due_provisional, today, item.status != "draft"), item.status, "；".join(view.problems),
         )
     console.print(table if views else "没有待发的通报 No notices of the county's own waiting.")
@@ -453,16 +453,16 @@ def notices_send(
         gateway.close()
     item = result.notice
     if result.sent:
-        console.print(f"通报 {item.message_id} 已发出并签发回执 sent to {item.to_division} and receipted"
+        console.print(f"通报 {shown_id(item.message_id)} 已发出并签发回执 sent to {item.to_division} and receipted"
                       + (f" ({result.receipt})" if result.receipt else "") + f"; due {item.due_date.isoformat()}.", markup=False, soft_wrap=True)
         return
     if result.refused_here:
-        console.print(f"通报 {item.message_id} 不能发出 refused: {result.error}", markup=False, soft_wrap=True)
+        console.print(f"通报 {shown_id(item.message_id)} 不能发出 refused: {result.error}", markup=False, soft_wrap=True)
         console.print("补全触发记录（如医院出生记录的家庭住址到村/社区居委会）后重新提交，再 `gateway notices send`。")
         raise typer.Exit(1)
     if item.status == "refused":
-        console.print(f"平台拒收 The platform refused notice {item.message_id}: {result.error}", markup=False, soft_wrap=True)
+        console.print(f"平台拒收 The platform refused notice {shown_id(item.message_id)}: {result.error}", markup=False, soft_wrap=True)
         raise typer.Exit(1)
-    console.print(f"通报 {item.message_id} 未发出 not sent yet: {result.error}", markup=False, soft_wrap=True)
+    console.print(f"通报 {shown_id(item.message_id)} 未发出 not sent yet: {result.error}", markup=False, soft_wrap=True)
     console.print("平台恢复后再 `gateway notices send`（或 send_notices = true 时由 `gateway run` 自动发送）。")
     raise typer.Exit(3)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from gateway.masking import mask_identifiers
 from gateway.errors import GatewayError
 from gateway.cli._common import HomeOption, console, settings_for
 
@@ -106,7 +107,7 @@ def cycle(
         for column in ("种类", "id", "XXBH", "对方地区/单位", "类别", "对象", "期限", "逾期天数", "状态"):
             table.add_column(column, no_wrap=column in ("XXBH", "对象"))
         for item in report.overdue:
-            table.add_row({"assist-check": "协查", "notice": "通报"}.get(item.kind, item.kind), str(item.item_id), item.message_id,
+            table.add_row({"assist-check": "协查", "notice": "通报"}.get(item.kind, item.kind), str(item.item_id), mask_identifiers(item.message_id),
                           item.partner, item.category, item.subject,
                           item.due_date.isoformat() + (" (provisional)" if item.provisional else ""), str(item.days_overdue), item.status)
         console.print(table)

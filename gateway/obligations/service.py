@@ -41,6 +41,7 @@ from sqlmodel import Session, select
 
 from gateway import clock
 from gateway.errors import ConfigError, GatewayError
+from gateway.masking import mask_identifiers
 from gateway.obligations.deadlines import Deadlines, Due, end_of_day
 from gateway.store import session_scope
 from gateway.store.audit import record_event
@@ -453,11 +454,14 @@ class ObligationView:
 
 
 def _view(row: Obligation, now: dt.datetime) -> ObligationView:
+    # What is shown (the console, `gateway obligations`, reminders): a subject may be a platform
+    # message id (协查编号) that embeds an ID number, so its ID- and phone-shaped runs are masked.
     return ObligationView(
-        id=row.id or 0, kind=row.kind, party=row.party, subject=row.subject, rule=row.rule, detail=row.detail,
+        id=row.id or 0, kind=row.kind, party=row.party, subject=mask_identifiers(row.subject), rule=row.rule,
+        detail=mask_identifiers(row.detail),
         started_at=_as_utc(row.started_at), due=row.due_date, provisional=row.provisional, period=row.period,
         status=row.status, overdue=is_overdue(row, now), closed_at=_as_utc(row.closed_at) if row.closed_at else None,
-        closed_by=row.closed_by, reason=row.reason,
+        closed_by=row.closed_by, reason=mask_identifiers(row.reason) if row.reason else row.reason,
     )
 
 

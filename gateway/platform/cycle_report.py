@@ -49,7 +49,7 @@ from contracts.platform import ContentCategory
 
 from gateway import clock
 from gateway.errors import GatewayError
-from gateway.masking import mask_id, mask_name
+from gateway.masking import mask_id, mask_identifiers, mask_name
 from gateway.store import Exchange, Record
 from gateway.store.models import AssistCheck, NoticeItem
 
@@ -466,7 +466,7 @@ def csv_rows(report: CycleReport) -> list[list[str]]:
         ])
     for item in report.overdue:
         rows.append([
-            month, "逾期 " + {"assist-check": "协查", "notice": "通报"}.get(item.kind, item.kind), f"national-platform {item.partner}", item.category, item.message_id,
+            month, "逾期 " + {"assist-check": "协查", "notice": "通报"}.get(item.kind, item.kind), f"national-platform {item.partner}", item.category, mask_identifiers(item.message_id),
             item.due_date.isoformat() + (" (provisional)" if item.provisional else ""), "", "", "", "", "", "", str(item.days_overdue),
             f"{item.subject}; {item.status}",
         ])

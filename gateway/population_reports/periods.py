@@ -108,6 +108,11 @@ def annual(label: str) -> Period:
     return Period("annual", str(year), first, last, dt.date(year + 1, 1, 10))
 
 
+# A statistical year the calendar can hold with the month before its first and the due day
+# after its last (year 0000 does not exist; 9999's annual report would be due in 10000).
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+
+
 def period(kind: str, label: str) -> Period:
     """The period of `kind` named `label`."""
     makers = {"monthly": monthly, "quarterly": quarterly, "half-year": half_year, "annual": annual}
@@ -115,6 +120,9 @@ def period(kind: str, label: str) -> Period:
         from gateway.errors import UnknownName
 
         raise UnknownName("report kind", kind, list(KINDS))
+    year = re.match(r"\s*(\d{4})", label)
+    if year and not FIRST_YEAR <= int(year[1]) <= LAST_YEAR:
+        raise GatewayError(f"统计年份应在{FIRST_YEAR}至{LAST_YEAR}之间 The year of a report must be {FIRST_YEAR} to {LAST_YEAR}, not {year[1]}")
     return makers[kind](label)
 
 

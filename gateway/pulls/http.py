@@ -28,13 +28,12 @@ from urllib3.util.retry import Retry
 
 from gateway.config import PullSource, pull_token_variable
 from gateway.errors import ConfigError, TransportError
-from gateway.masking import mask_id
+from gateway.masking import mask_identifiers
 from gateway.intake.staging import CHUNK, Sniffed, Sniffer
 
 log = logging.getLogger("gateway.pulls")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-_ID_LIKE = re.compile(r"\d{14,17}[\dXx]")
 USER_AGENT = "interagency-gateway (+docs/pulls.md)"
 
 
@@ -180,7 +179,7 @@ def _refused(name: str, response: requests.Response, token_hint: str) -> PullErr
     snippet = ""
     if "text" in kind or "xml" in kind:
         snippet = re.sub(r"<\?xml[^>]*\?>", "", response.text[:400]).replace("\n", " ").strip()
-        snippet = _ID_LIKE.sub(lambda m: mask_id(m.group(0)), snippet)
+        snippet = mask_identifiers(snippet)
     return PullError(f"{name}: HTTP {status} from {response.url.split('?')[0]}" + (f": {snippet}" if snippet else ""), status)
 
 

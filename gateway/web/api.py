@@ -17,12 +17,13 @@ from gateway.masking import mask_id
 from gateway.web import analysis, county, data
 from gateway.web.accounts import REFUSED_STATUS, sign_in
 from gateway.web.session import (
-    COOKIE, CSRF_HEADER, DOWNLOAD, OFFICERS, REVEAL, Caller, Named, api_caller, audit, audit_sign_in, audit_subjects, audit_view, check_csrf,
+    COOKIE, CSRF_HEADER, DOWNLOAD, OFFICERS, REVEAL, SIGNED_RECEIPT_READERS, Caller, Named, api_caller, audit, audit_sign_in, audit_subjects, audit_view, check_csrf,
     client_address, require_role, who,
 )
 from gateway.store.audit_log import AuditFilter
 from gateway.web.audit_pages import audit_filters
 from gateway.web.paging import Paging, paging
+from gateway.store.audit import mask_text
 from gateway.web.verification import Verification, proof_document, read_receipt_upload, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
@@ -152,7 +153,8 @@ def _detail(request: Request, caller: Caller, exchange_id: int) -> data.Exchange
 
 @router.get("/exchanges/{exchange_id}", response_model=data.ExchangeDetail, responses=NOT_FOUND)
 def exchange(request: Request, caller: ApiCaller, exchange_id: Id) -> data.ExchangeDetail:
-    """One exchange: counts, its row errors and warnings (values masked), its receipt."""
+    """One exchange: counts, its row errors and warnings (values masked), its receipt (the
+    sender's file name masked; the signed bytes are /api/exchanges/N/receipt)."""
     detail = _detail(request, caller, exchange_id)
     if detail.issues:
         audit_view(request, caller, detail.exchange.department,
@@ -161,19 +163,26 @@ def exchange(request: Request, caller: ApiCaller, exchange_id: Id) -> data.Excha
 
 
 class SignedReceipt(BaseModel):
-    file_name: str
-    body: str = Field(description="the receipt's canonical JSON, exactly as signed")
+    file_name: str = Field(description="the receipt's own name (R00000012.receipt.json), never the sender's file name")
+    body: str = Field(description="the receipt's canonical JSON, exactly as signed (it keeps the sender's file name)")
     signature: str = Field(description="ASCII-armored detached signature")
 
 
 @router.get("/exchanges/{exchange_id}/receipt", response_model=SignedReceipt, responses=NOT_FOUND)
 def receipt(request: Request, caller: ApiCaller, exchange_id: Id) -> SignedReceipt:
+    """The receipt's signed bytes, to verify (`gateway receipts verify`): they keep the
+    sender's file name as signed, so only a security officer or the exchange's own
+    department gets them; audited. `GET /api/exchanges/N` shows the receipt masked."""
+    require_role(caller, *SIGNED_RECEIPT_READERS)
     try:
         stem, body, asc = data.receipt_files(request.app.state.engine, caller.scope, exchange_id)
     except data.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except data.OutOfScope as exc:
         raise HTTPException(403, str(exc)) from exc
+    department = str(json.loads(body).get("department", ""))
+    audit_view(request, caller, department,
+               f"the signed receipt {stem} of exchange {exchange_id} (the sender's file name as signed) via the API", action=DOWNLOAD)
     return SignedReceipt(file_name=f"{stem}.receipt.json", body=body.decode("utf-8"), signature=asc.decode("ascii"))
 
 
@@ -301,7 +310,7 @@ def reveal_subject(
         raise HTTPException(404 if "No assist-check" in str(exc) else 400, str(exc)) from exc
     audit(request, REVEAL, caller, department="national-platform", subjects=[mask_id(shown.id_number or "")],
           detail=f"{who(account)} revealed the subject of assist-check {check_id} via the API; reason: {body.reason}")
-    return RevealedSubject(id=shown.check.id or 0, message_id=shown.check.message_id, name=shown.name, id_number=shown.id_number)
+    return RevealedSubject(id=shown.check.id or 0, message_id=mask_text(shown.check.message_id), name=shown.name, id_number=shown.id_number)
 
 
 @router.get("/assist-checks/sent", response_model=list[county.SentRequestRow])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,12 +12,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from urllib.parse import quote
 
+from gateway.masking import scrubbed_traceback
 from gateway.store.audit import mask_text
 from gateway.config import Settings
 from gateway.store import create_schema, make_engine
@@ -29,9 +32,48 @@ from gateway.web.session import FORBIDDEN, NeedsSignIn, audit, optional_caller
 from gateway.web.throttle import SignInThrottle
 
 HERE = Path(__file__).parent
+log = logging.getLogger("gateway.web")
 
 # No script runs in the console: every page is plain HTML and a stylesheet.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+UNEXPECTED_ZH = "服务器内部错误，已记入网关日志。请稍后重试；如仍出错，请把错误编号告诉运维人员。"
+UNEXPECTED_EN = "An unexpected error; it is in the gateway's log. Try again later; if it persists, give the operator the error reference."
+# When even the error page cannot be rendered (the templates or the database are what failed).
+_BARE_ERROR = (
+    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>500 · 部门间数据交换网关</title>'
+    '<link rel="stylesheet" href="/static/console.css"></head><body><main><h1>出错了 Error 500</h1>'
+    '<p class="bad" id="problem">{message}</p><p><a href="/">返回概览 Back to the overview</a></p></main></body></html>'
+)
+
+
+def _unexpected(request: Request, exc: BaseException) -> Response:
+    """Any error no handler answered: logged with where it was raised (its text scrubbed:
+    it may quote a file or a record) under a reference, and answered with the console's
+    own error page, or JSON for the API; the security headers are added by the caller."""
+    reference = secrets.token_hex(4)
+    log.error("%s %s failed (error reference %s): %s", request.method, request.url.path, reference, scrubbed_traceback(exc))
+    message = f"{UNEXPECTED_ZH} {UNEXPECTED_EN} 错误编号 Error reference: {reference}"
+    if _is_api(request):
+        return JSONResponse({"detail": message, "reference": reference}, status_code=500)
+    try:
+        try:
+            caller = optional_caller(request)
+        except Exception:  # noqa: BLE001 - the database may be what failed: the page without the menu
+            caller = None
+        return pages.render(request, "error.html", caller, status_code=500, status=500, message=message)
+    except Exception as again:  # noqa: BLE001 - the error page itself failed: a bare one, still Chinese first
+        log.error("error page for reference %s failed too: %s", reference, scrubbed_traceback(again))
+        return HTMLResponse(_BARE_ERROR.format(message=message), status_code=500)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/openapi.json"
 
 
 def _when(value: Any) -> str:
@@ -145,7 +187,7 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 403:
             _audit_refusal(request, str(exc.detail))
-        if request.url.path.startswith("/api/") or request.url.path == "/openapi.json":
+        if _is_api(request):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
         caller = optional_caller(request)
         return pages.render(request, "error.html", caller, status_code=exc.status_code, status=exc.status_code, message=str(exc.detail))
@@ -160,11 +202,15 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Outside every exception handler: an error none of them answers is caught here, so
+        # that it gets the console's error page and these headers (Starlette's own answer is
+        # a bare text/plain 500 without them, and uvicorn would log the raw exception text).
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - every unexpected error, answered alike
+            response = _unexpected(request, exc)
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
         if not request.url.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -2,7 +2,8 @@
 (本县发出的协查请求, `gateway assist-checks request` / `sent`) and its notice drafts
 (本县通报草稿, `gateway notices drafts` / `send`), through the same code as the commands
 (gateway/platform/outgoing.py, notices_out.py). Shared by the pages and the JSON API;
-subjects and errors are masked before they leave this module. Messages: Chinese first."""
+subjects, errors and message ids (XXBH, which may embed an ID number) are masked before they
+leave this module. Messages: Chinese first."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def _row(item: OutgoingRequest, findings: list[tuple[str, str]] | None = None, t
         answer = ("查到 found" if item.answer_result == "1" else "未查到 not found") + (
             ": " + ", ".join(code for code, _ in findings) if findings else "")
     return SentRequestRow(
-        id=item.id or 0, message_id=item.message_id, to_division=item.to_division, urgency=item.urgency, categories=item.categories,
+        id=item.id or 0, message_id=mask_text(item.message_id), to_division=item.to_division, urgency=item.urgency, categories=item.categories,
         subject=_subject(item), sent_date=item.sent_date, due_date=item.due_date, due_provisional=item.due_provisional,
         days_left=(item.due_date - (today or clock.today())).days, status=item.status,
         send_error=mask_text(item.send_error) if item.send_error else None, answer=answer,
@@ -169,11 +170,11 @@ def make_request(settings: Settings, body: CountyRequest, operator: str) -> Requ
     row = _row(item)
     due = f"{item.due_date.isoformat()}{'（暂定 provisional）' if item.due_provisional else ''}"
     if result.sent:
-        message = f"协查请求 {item.message_id} 已发送，对象 {row.subject}，反馈期限 {due}。 Sent to the platform and receipted; due {due}."
+        message = f"协查请求 {mask_text(item.message_id)} 已发送，对象 {row.subject}，反馈期限 {due}。 Sent to the platform and receipted; due {due}."
     elif item.status == "refused":
-        message = f"平台拒收协查请求 {item.message_id} The platform refused it: {mask_text(result.error or '')}"
+        message = f"平台拒收协查请求 {mask_text(item.message_id)} The platform refused it: {mask_text(result.error or '')}"
     else:
-        message = (f"协查请求 {item.message_id} 已保存，尚未发出（平台恢复后由 gateway run 重发），反馈期限 {due}。 "
+        message = (f"协查请求 {mask_text(item.message_id)} 已保存，尚未发出（平台恢复后由 gateway run 重发），反馈期限 {due}。 "
                    f"Saved, not sent yet: {mask_text(result.error or '')}")
     return RequestMade(request=row, sent=result.sent, message=message)
 
@@ -215,7 +216,7 @@ def list_drafts(engine: Engine, settings: Settings, *, include_sent: bool = Fals
     today = clock.today()
     return [
         NoticeDraftRow(
-            id=v.item.id or 0, message_id=v.item.message_id, category=v.item.category,
+            id=v.item.id or 0, message_id=mask_text(v.item.message_id), category=v.item.category,
             case=notices_out.CASE_LABELS.get(v.item.category, v.item.category), to_division=v.item.to_division, subject=v.subject,
             due_date=v.item.due_date, days_left=(v.item.due_date - today).days, status=v.item.status, problems=v.problems,
             send_error=mask_text(v.item.send_error) if v.item.send_error else None,
@@ -254,14 +255,14 @@ def send_notice(settings: Settings, engine: Engine, notice_id: int, operator: st
     row = next(r for r in list_drafts(engine, settings, include_sent=True) if r.id == item.id)
     error = mask_text(result.error or "")
     if result.sent:
-        message = f"通报 {item.message_id} 已发出并签发回执 Sent to {item.to_division} and receipted."
+        message = f"通报 {mask_text(item.message_id)} 已发出并签发回执 Sent to {item.to_division} and receipted."
     elif result.refused_here:
-        message = (f"通报 {item.message_id} 不能发出：{error}。补全触发记录（如医院出生记录的家庭住址到村/社区居委会）后再发送。 "
+        message = (f"通报 {mask_text(item.message_id)} 不能发出：{error}。补全触发记录（如医院出生记录的家庭住址到村/社区居委会）后再发送。 "
                    "Refused before it left: complete the triggering record and send it again.")
     elif item.status == "refused":
-        message = f"平台拒收通报 {item.message_id} The platform refused it: {error}"
+        message = f"平台拒收通报 {mask_text(item.message_id)} The platform refused it: {error}"
     else:
-        message = f"通报 {item.message_id} 未发出（平台恢复后再发送） Not sent yet: {error}"
+        message = f"通报 {mask_text(item.message_id)} 未发出（平台恢复后再发送） Not sent yet: {error}"
     return NoticeSent(notice=row, sent=result.sent, refused_here=result.refused_here, message=message)
 
 
@@ -289,10 +290,10 @@ def answer_request(settings: Settings, check_id: int, *, found: bool, remark: st
     item = result.check
     what = "查有此人 found" if found else "查无此人 not found"
     if result.sent:
-        message = f"协查 {item.message_id} 已反馈（{what}）并签发回执 Answered and receipted."
+        message = f"协查 {mask_text(item.message_id)} 已反馈（{what}）并签发回执 Answered and receipted."
     else:
-        message = f"协查 {item.message_id} 的答复已保存，未发出（平台恢复后自动重发） Saved, not sent yet: {mask_text(result.error or '')}"
-    return Handled(message_id=item.message_id, sent=result.sent, message=message)
+        message = f"协查 {mask_text(item.message_id)} 的答复已保存，未发出（平台恢复后自动重发） Saved, not sent yet: {mask_text(result.error or '')}"
+    return Handled(message_id=mask_text(item.message_id), sent=result.sent, message=message)
 
 
 def handle_received_notice(settings: Settings, notice_id: int, *, remark: str | None, operator: str) -> Handled:
@@ -304,9 +305,9 @@ def handle_received_notice(settings: Settings, notice_id: int, *, remark: str | 
         item = assist_checks.handle_notice(gateway.engine, str(notice_id), remark=remark, operator=operator, gateway=gateway,
                                            settings=settings)
     if item.status == "sending":
-        return Handled(message_id=item.message_id, sent=False,
-                       message=f"通报 {item.message_id} 的反馈已保存，未发出（平台恢复后自动重发） Feedback saved, not sent yet.")
+        return Handled(message_id=mask_text(item.message_id), sent=False,
+                       message=f"通报 {mask_text(item.message_id)} 的反馈已保存，未发出（平台恢复后自动重发） Feedback saved, not sent yet.")
     sent = item.feedback_sent_at is not None
-    return Handled(message_id=item.message_id, sent=True,
-                   message=f"通报 {item.message_id} 已处理" + ("，反馈已发出并签发回执 Handled; feedback sent and receipted." if sent
+    return Handled(message_id=mask_text(item.message_id), sent=True,
+                   message=f"通报 {mask_text(item.message_id)} 已处理" + ("，反馈已发出并签发回执 Handled; feedback sent and receipted." if sent
                                                           else " Handled (receipt only)."))

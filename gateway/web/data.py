@@ -3,7 +3,10 @@ the JSON API (so both say the same). Every function takes the account's `scope`:
 for operators and security officers, or the one department a department account sees.
 
 Identifiers are masked before they leave this module: row errors are stored masked,
-assist-check subjects go through `CheckView.subject`, free text through `mask_text`."""
+assist-check subjects go through `CheckView.subject`, free text and platform message ids
+(协查编号 XXBH, which may embed an ID number) through `mask_text`, file names through
+`mask_file_name`, a receipt's body through `mask_receipt_body` (its signed bytes are
+`receipt_files`, for the downloads docs/security.md lists)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from gateway import clock
 from gateway.store import audit_log
 from gateway.store.audit import mask_text
 from gateway.store.audit_log import AuditEntry, AuditFilter
-from gateway.masking import mask_file_name
+from gateway.masking import mask_file_name, mask_receipt_body
 from gateway.config import Settings
 from gateway.store.models import (
     Acknowledgement,
@@ -183,7 +186,9 @@ class ReceiptInfo(BaseModel):
     merkle_root: str | None
     merkle_size: int | None
     body: str
-    """the receipt's canonical JSON, exactly as signed (counts and hashes, no record)"""
+    """the receipt's JSON (counts and hashes, no record) with the sender's file name and any
+    other text masked (`mask_receipt_body`): not the signed bytes, which are
+    /exchanges/N/receipt.json and /api/exchanges/N/receipt"""
 
 
 class ExchangeDetail(BaseModel):
@@ -221,7 +226,7 @@ def exchange_detail(engine: Engine, scope: str | None, exchange_id: int) -> Exch
                 receipt_id=f"R{receipt.sequence:08d}", sequence=receipt.sequence, sha256=receipt.sha256,
                 previous_sha256=receipt.previous_sha256, key_fingerprint=receipt.key_fingerprint,
                 created_at=_aware(receipt.created_at), merkle_root=merkle.get("root"), merkle_size=merkle.get("size"),  # type: ignore[arg-type]
-                body=receipt.body,
+                body=mask_receipt_body(receipt.body),
             )
         return ExchangeDetail(
             exchange=_exchange_row(e, receipt.sequence if receipt else None), sha256=e.sha256, size=e.size, encoding=e.encoding,
@@ -526,7 +531,7 @@ def list_deliveries(
     return [
         DeliveryRow(
             id=d.id or 0, recipient=d.recipient, agreement=d.agreement, contract=d.contract, status=d.status, records=d.records,
-            corrections=d.corrections, file_name=d.file_name, delivered_at=_aware(d.delivered_at), ack_due_at=_aware(d.ack_due_at),
+            corrections=d.corrections, file_name=mask_text(d.file_name) if d.file_name else None, delivered_at=_aware(d.delivered_at), ack_due_at=_aware(d.ack_due_at),
             acknowledged_at=_aware(d.acknowledged_at),
             overdue=d.status == "delivered" and d.ack_due_at is not None and _aware(d.ack_due_at) < now,  # type: ignore[operator]
             reason=mask_text(d.reason) if d.reason else None,
@@ -584,7 +589,7 @@ def list_assist_checks(
             continue
         rows.append(
             AssistCheckRow(
-                id=item.id or 0, message_id=item.message_id, department=department, partner=item.partner, urgency=item.urgency,
+                id=item.id or 0, message_id=mask_text(item.message_id), department=department, partner=item.partner, urgency=item.urgency,
                 categories=item.categories, subject=view.subject, sent_date=item.sent_date, due_date=item.due_date,
                 days_left=(item.due_date - today).days, due_rule=item.due_rule, status=item.status, draft_result=view.draft.result,
             )
@@ -625,7 +630,7 @@ def list_notices(engine: Engine, scope: str | None, *, include_handled: bool = F
         if scope is not None and department != scope:
             continue
         rows.append(
-            NoticeRow(id=item.id or 0, message_id=item.message_id, department=department, partner=item.partner, category=item.category,
+            NoticeRow(id=item.id or 0, message_id=mask_text(item.message_id), department=department, partner=item.partner, category=item.category,
                       feedback_required=item.feedback_required, subject=view.subject, sent_date=item.sent_date, due_date=item.due_date,
                       days_left=(item.due_date - today).days, status=item.status)
         )

@@ -23,6 +23,7 @@ from gateway.web.session import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     OFFICERS,
+    SIGNED_RECEIPT_READERS,
     Caller,
     audit_password_change,
     DOWNLOAD,
@@ -218,7 +219,7 @@ def exchange_page(
     carried_by = data.DeliveryFilter(exchange_id=exchange_id)
     carried = data.list_deliveries(engine, caller.scope, where=carried_by, limit=20)
     return render(request, "exchange.html", caller, detail=detail, outcome=outcome, carried=carried,
-                  carried_total=data.count_deliveries(engine, caller.scope, carried_by) if len(carried) == 20 else len(carried))
+                  signed_download=may_download_signed_receipt(caller), carried_total=data.count_deliveries(engine, caller.scope, carried_by) if len(carried) == 20 else len(carried))
 
 
 @router.post("/exchanges/{exchange_id}/reprocess", response_class=HTMLResponse, response_model=None)
@@ -239,7 +240,7 @@ def exchange_reprocess(
     except (ReprocessRefused, GatewayError) as exc:
         detail = _exchange_or_error(request, caller, exchange_id)
         return render(request, "exchange.html", caller, status_code=409, detail=detail, outcome={"ok": False, "message": mask_text(str(exc))},
-                      carried=[], carried_total=0)
+                      carried=[], carried_total=0, signed_download=may_download_signed_receipt(caller))
     finally:
         gateway.close()
     query = notices.outcome_query(state.notice_key, caller.csrf_token, mask_text(done.message))
@@ -256,13 +257,24 @@ def signature_download(request: Request, caller: PageCaller, exchange_id: Exchan
     return _receipt_file(request, caller, exchange_id, signature=True)
 
 
+def may_download_signed_receipt(caller: Caller) -> bool:
+    return caller.account.role in SIGNED_RECEIPT_READERS
+
+
 def _receipt_file(request: Request, caller: Caller, exchange_id: int, *, signature: bool) -> Response:
+    if not signature:
+        require_role(caller, *SIGNED_RECEIPT_READERS)
     try:
         stem, body, asc = data.receipt_files(request.app.state.engine, caller.scope, exchange_id)
     except data.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except data.OutOfScope as exc:
         raise HTTPException(403, str(exc)) from exc
+    if not signature:
+        department = str(json.loads(body).get("department", ""))
+        audit_view(request, caller, department,
+                   f"the signed receipt {stem} of exchange {exchange_id} (the sender's file name as signed) as a download", action=DOWNLOAD)
+    # Named after the receipt (R00000012.receipt.json), never the sender's file name.
     name = f"{stem}.receipt.json" + (".asc" if signature else "")
     media = "application/pgp-signature" if signature else "application/json"
     return Response(asc if signature else body, media_type=media, headers={"Content-Disposition": f"attachment; filename=\"{quote(name)}\""})

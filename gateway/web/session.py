@@ -42,6 +42,13 @@ class Subjected(Protocol):
     def subject(self) -> str: ...
 
 
+# Who may have a receipt's signed bytes (签名回执原文): they keep the sender's file name as it
+# was signed (it may hold a name or an ID number), so, like a record proof, a security officer
+# and the exchange's own department (whose file it is); every download is audited. Operators
+# see the receipt on the exchange page, its file name masked.
+SIGNED_RECEIPT_READERS = ("security-officer", "department")
+
+
 @dataclass(frozen=True)
 class Caller:
     """A signed-in account and its session's CSRF token."""
