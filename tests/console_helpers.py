@@ -10,9 +10,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
-from conftest import PRIVACY, REPO, drop, run_gateway, specimen
+from conftest import BACKEND, PRIVACY, REPO, drop, run_gateway, specimen
 
 ARTIFACTS = REPO / "test-artifacts" / "console" / os.environ.get("GATEWAY_TEST_DATABASE", "sqlite")
 PASSWORDS = {"op": "operator-pass-1", "sec": "officer-pass-12", "clerk": "hospital-clerk-1", "locky": "locked-out-pass-1", "gone": "disabled-pass-12"}
@@ -135,6 +136,19 @@ class Served:
             pg.drop_database(self.postgres_server, self.database)
         shutil.rmtree(self.root, ignore_errors=True)
 
+
+
+@pytest.fixture(scope="module")
+def served(template_home, request):  # type: ignore[no-untyped-def]
+    """The console tests' shared home and `gateway serve` (Served), one per test module; on
+    PostgreSQL with a database of its own. A module uses it with `from console_helpers import
+    served`; one that needs more in its home defines its own."""
+    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
+    home = Served(template_home, postgres_server)
+    try:
+        yield home
+    finally:
+        home.close()
 
 class Console:
     """`gateway serve` running as a real process."""

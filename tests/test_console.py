@@ -21,22 +21,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from console_helpers import ARTIFACTS, PASSWORDS, Served, from_address, gateway_command, scan_text
-from conftest import BACKEND
+from console_helpers import ARTIFACTS, PASSWORDS, from_address, gateway_command, scan_text, served  # noqa: F401 - served: the shared fixture
 
 CHROMIUM = Path("/usr/bin/chromium")
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def served(template_home, request):
-    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
-    home = Served(template_home, postgres_server)
-    try:
-        yield home
-    finally:
-        home.close()
 
 @pytest.fixture
 def browser():

@@ -13,22 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from console_helpers import PASSWORDS, Console, Served, gateway_command
-from conftest import BACKEND
+from console_helpers import Console, PASSWORDS, gateway_command, served  # noqa: F401 - served: the shared fixture
 
 from gateway.web.accounts import AccountProblem, add_user
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def served(template_home, request):
-    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
-    home = Served(template_home, postgres_server)
-    try:
-        yield home
-    finally:
-        home.close()
 
 
 def _page_session(url: str, name: str, password: str, next_path: str = "/") -> requests.Session:

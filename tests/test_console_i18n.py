@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 from babel.messages.extract import extract_from_dir
-from console_helpers import PASSWORDS, Console, Served
-from conftest import BACKEND
+from console_helpers import Console, PASSWORDS, served  # noqa: F401 - served: the shared fixture
 
 from gateway.web import i18n
 
@@ -47,16 +46,6 @@ def test_every_text_of_the_templates_has_its_chinese_and_its_english():
     chinese = i18n.catalogue("zh")
     assert all(any("\u4e00" <= c <= "\u9fff" for c in m.string) for m in chinese if m.id and m.id not in ("Console",)), \
         "every Chinese text is in Chinese"
-
-
-@pytest.fixture(scope="module")
-def served(template_home, request):
-    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
-    home = Served(template_home, postgres_server)
-    try:
-        yield home
-    finally:
-        home.close()
 
 
 @pytest.mark.slow

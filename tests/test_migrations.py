@@ -53,3 +53,43 @@ def test_db_commands(home):
     assert head_revision() in upgraded.stdout
     current = subprocess.run([gateway, "db", "current", "--home", str(home)], capture_output=True, text=True)
     assert current.returncode == 0 and f"database {head_revision()}" in current.stdout
+
+
+PREVIOUS_RELEASE = "e20a00000001"  # the schema the gateway had before issue 21's and issue 20's audit-log revisions
+
+
+def test_an_upgrade_from_the_previous_release_keeps_every_record_and_every_receipt(settings, home):
+    """docs/operations.md, "Upgrading": a home with data at the previous release's schema,
+    then `gateway doctor` (says the schema is behind), `gateway db upgrade`, `gateway
+    verify-home` and a new pass: nothing lost, every receipt still verifies."""
+    from conftest import drop, query, run_gateway, specimen
+
+    settled = {"GATEWAY_SETTLE_SECONDS": "0", "GATEWAY_ARRIVAL_WAIT_SECONDS": "0"}
+    drop(settings, "police", "police_hukou_202610.csv", specimen("police_hukou_202610.csv"))
+    drop(settings, "hospital", "hospital_births_202610.csv", specimen("hospital_births_202610.csv"))
+    run_gateway(home, "run", "--once", env=settled)
+    records = query(settings, "SELECT count(*) FROM record")[0][0]
+    receipts = query(settings, "SELECT count(*) FROM receipt")[0][0]
+    assert records > 0 and receipts == 2
+    engine = make_engine(settings.db_url)
+    try:
+        with engine.begin() as connection:  # the database as the previous release left it
+            command.downgrade(alembic_config(connection), PREVIOUS_RELEASE)
+        assert current_revision(engine) == PREVIOUS_RELEASE
+    finally:
+        engine.dispose()
+
+    behind = run_gateway(home, "doctor", check=False)
+    assert behind.returncode != 0 and PREVIOUS_RELEASE in behind.stdout and "gateway db upgrade" in behind.stdout
+    upgraded = run_gateway(home, "db", "upgrade")
+    assert head_revision() in upgraded.stdout
+    assert query(settings, "SELECT count(*) FROM record")[0][0] == records
+    assert query(settings, "SELECT count(*) FROM receipt")[0][0] == receipts
+    checked = run_gateway(home, "verify-home")
+    assert "主目录完整 / HOME COMPLETE" in checked.stdout
+    doctor = run_gateway(home, "doctor", check=False)
+    assert "数据库结构版本为" not in doctor.stdout  # the schema finding is gone
+    drop(settings, "hospital", "hospital_births_202611.csv", specimen("hospital_births_202610.csv"))  # the same bytes again
+    run_gateway(home, "run", "--once", env=settled)
+    assert query(settings, "SELECT count(*) FROM receipt")[0][0] == receipts + 1  # a duplicate, receipted after the old ones
+    run_gateway(home, "ledger", "verify")

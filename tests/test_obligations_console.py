@@ -7,18 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from console_helpers import Served, scan_text
-from conftest import BACKEND
-
-
-@pytest.fixture(scope="module")
-def served(template_home, request):
-    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
-    home = Served(template_home, postgres_server)
-    try:
-        yield home
-    finally:
-        home.close()
+from console_helpers import scan_text, served  # noqa: F401 - served: the shared fixture
 
 
 def section(html: str, table_id: str) -> str:

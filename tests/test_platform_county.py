@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from console_helpers import Served
-from conftest import BACKEND, _run_gateway_unscanned, add_pulls, drop, query, run_gateway, specimen
+from console_helpers import served  # noqa: F401 - served: the shared fixture
+from conftest import _run_gateway_unscanned, add_pulls, drop, query, run_gateway, specimen
 from gateway import clock
 from gateway.config import load_settings
 from gateway.errors import GatewayError
@@ -92,16 +92,6 @@ def test_a_reveal_needs_a_reason_and_is_audited(gw, home, partner):
     # The list still masks.
     listed = run_gateway(home, "assist-checks", "list").stdout
     assert "陈**" in listed and CHEN[1] not in listed
-
-
-@pytest.fixture(scope="module")
-def served(template_home, request):
-    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
-    home = Served(template_home, postgres_server)
-    try:
-        yield home
-    finally:
-        home.close()
 
 
 def test_only_an_operator_may_reveal_in_the_console_with_a_reason(served):

@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import BACKEND, drop, query, run_gateway, specimen
-from console_helpers import Served, scan_text
+from conftest import drop, query, run_gateway, specimen
+from console_helpers import scan_text, served  # noqa: F401 - served: the shared fixture
 from gpg_helpers import DepartmentKeyring
 
 from gateway.exchange.reprocess import ReprocessRefused, reprocess
@@ -114,16 +114,6 @@ def test_a_processed_exchange_and_a_gone_file_are_refused(settings, gateway, key
 
 
 # -- the console's button ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def served(template_home, request):
-    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
-    home = Served(template_home, postgres_server)
-    try:
-        yield home
-    finally:
-        home.close()
 
 
 def page_form_token(html: str) -> str:

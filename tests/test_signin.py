@@ -18,22 +18,12 @@ import threading
 import time
 
 import pytest
-from console_helpers import PASSWORDS, Served, from_address, gateway_command
+from console_helpers import PASSWORDS, from_address, gateway_command, served  # noqa: F401 - served: the shared fixture
 from conftest import BACKEND, drop, hospital_births_file
 
 pytestmark = pytest.mark.slow
 
 REFUSED = "用户名或密码错误，或账户暂不可用 / wrong name or password, or the account is not available"
-
-
-@pytest.fixture(scope="module")
-def served(template_home, request):
-    postgres_server = request.getfixturevalue("postgres_server") if BACKEND == "postgresql" else None
-    home = Served(template_home, postgres_server)
-    try:
-        yield home
-    finally:
-        home.close()
 
 
 def _attempt(url: str, address: str, name: str, password: str) -> tuple[int, str, float, dict[str, str]]:
