@@ -180,3 +180,14 @@ def test_the_original_file_is_downloaded_by_its_department_and_the_officer_only_
     assert {e.user for e in mine} == {"sec", "clerk"} and all(e.client == "127.0.0.1" for e in mine)
     page = officer.get(url + f"/exchanges/{births}", timeout=30).text
     assert f'href="/exchanges/{births}/original"' in page
+
+
+def test_a_control_character_in_a_filter_is_a_400_not_a_database_error(served):
+    # PostgreSQL refuses NUL in text: the fuzzer's `adapter=\x00` was a 500 from the list query.
+    url = served.console.url
+    http = _api(served)
+    for path in ("/api/exchanges?adapter=%00", "/api/deliveries?agreement=a%00b", "/exchanges?file_name=%00", "/deliveries?contract=%01"):
+        answer = http.get(url + path, timeout=30)
+        assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
+        assert "控制字符" in answer.text and answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert http.get(url + "/api/exchanges?file_name=W0%09", timeout=30).status_code == 200  # a tab is no harm

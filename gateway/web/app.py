@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from gateway.masking import scrubbed_traceback
 from gateway.store.audit import mask_text
@@ -199,6 +199,19 @@ def create_app(settings: Settings, *, secure_cookies: bool = False, migrate: boo
             return JSONResponse({"detail": problems}, status_code=422)
         caller = optional_caller(request)
         return pages.render(request, "error.html", caller, status_code=422, status=422, message=f"Bad request: {problems}")
+
+    @app.middleware("http")
+    async def _no_control_characters(request: Request, call_next: Any) -> Response:
+        # A NUL (or another C0 control) in a query parameter is no filter value anyone types,
+        # and PostgreSQL refuses NUL in text outright (a 500 from deep in a list query): every
+        # such request is a 400 here, before any route sees it. (Added before _headers, so
+        # that one, the outer, still sets the security headers on this answer.)
+        if any(ord(c) < 32 and c not in "\t" for c in unquote(request.url.query)):
+            message = "查询参数含控制字符 / a query parameter holds a control character (e.g. NUL)"
+            if _is_api(request):
+                return JSONResponse({"detail": message}, status_code=400)
+            return pages.render(request, "error.html", optional_caller(request), status_code=400, status=400, message=message)
+        return await call_next(request)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Any) -> Response:
