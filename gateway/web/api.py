@@ -127,8 +127,7 @@ def exchanges(
     department's only. The total is in `X-Total-Count`, the neighbouring pages in `Link`."""
     engine = request.app.state.engine
     where = data.ExchangeFilter(department, adapter, status, date_from, date_to, (file_name or "").strip() or None)
-    rows = data.list_exchanges(engine, caller.scope, department=department, date_from=date_from, date_to=date_to, status=status,
-                               adapter=adapter, file_name=where.file_name, limit=limit, offset=offset)
+    rows = data.list_exchanges(engine, caller.scope, where, limit=limit, offset=offset)
     _page_headers(response, paging("/api/exchanges", data.count_exchanges(engine, caller.scope, where), limit, offset,
                                    department=department, date_from=date_from, date_to=date_to, status=status, adapter=adapter,
                                    file_name=file_name))
@@ -253,7 +252,7 @@ def deliveries(
     if exchange is not None:
         _detail(request, caller, exchange)  # 404 / 403 as for the exchange itself
     where = data.DeliveryFilter(status, unacknowledged, recipient, agreement, contract, exchange)
-    rows = data.list_deliveries(engine, caller.scope, where=where, limit=limit, offset=offset)
+    rows = data.list_deliveries(engine, caller.scope, where, limit=limit, offset=offset)
     _page_headers(response, paging("/api/deliveries", data.count_deliveries(engine, caller.scope, where), limit, offset, status=status,
                                    unacknowledged="true" if unacknowledged else None, recipient=recipient, agreement=agreement,
                                    contract=contract, exchange=exchange))
@@ -508,12 +507,7 @@ def reconciliation(request: Request, caller: ApiCaller) -> list[analysis.RuleGap
         rules = analysis.reconciliation(state.engine, state.settings, caller.scope)
     except GatewayError as exc:
         raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
-    seen: dict[str, list[str]] = {}
-    for rule in rules:
-        for gap in rule.items:
-            seen.setdefault(gap.department, []).append(gap.subject)
-    for department, subjects in sorted(seen.items()):
-        audit_view(request, caller, department, f"{len(subjects)} reconciliation gap(s) (subjects masked) via the API", subjects)
+    audit_subjects(request, caller, [gap for rule in rules for gap in rule.items], "reconciliation gap", "via the API")
     return rules
 
 

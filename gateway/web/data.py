@@ -130,22 +130,9 @@ class ExchangeFilter:
         return query
 
 
-def list_exchanges(
-    engine: Engine,
-    scope: str | None,
-    *,
-    department: str | None = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-    status: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    adapter: str | None = None,
-    file_name: str | None = None,
-) -> list[ExchangeRow]:
-    """Exchanges newest first, filtered, `limit` of them from `offset`; a department account's
-    own only, whatever it asks."""
-    where = ExchangeFilter(department, adapter, status, date_from, date_to, file_name)
+def list_exchanges(engine: Engine, scope: str | None, where: ExchangeFilter, *, limit: int = 100, offset: int = 0) -> list[ExchangeRow]:
+    """Exchanges newest first, narrowed by `where`, `limit` of them from `offset`; a department
+    account's own only, whatever it asks."""
     query = where.apply(
         select(Exchange, Receipt.sequence)
         .join(Receipt, Receipt.exchange_id == Exchange.id, isouter=True)  # type: ignore[arg-type]
@@ -398,8 +385,8 @@ def overview(engine: Engine, settings: Settings, scope: str | None) -> Overview:
     due_soon = DeliveryFilter(ack_due_before=now + dt.timedelta(days=1), ack_due_after=now)
     held = DeliveryFilter(status="held")
     refused = ExchangeFilter(status="rejected", date_from=today, date_to=today)
-    urgent = list_deliveries(engine, scope, where=overdue, limit=OVERVIEW_ITEMS)
-    urgent += list_deliveries(engine, scope, where=due_soon, limit=OVERVIEW_ITEMS - len(urgent)) if len(urgent) < OVERVIEW_ITEMS else []
+    urgent = list_deliveries(engine, scope, overdue, limit=OVERVIEW_ITEMS)
+    urgent += list_deliveries(engine, scope, due_soon, limit=OVERVIEW_ITEMS - len(urgent)) if len(urgent) < OVERVIEW_ITEMS else []
     return Overview(
         today=today,
         departments=list(counts.values()),
@@ -408,9 +395,9 @@ def overview(engine: Engine, settings: Settings, scope: str | None) -> Overview:
         acks_overdue=count_deliveries(engine, scope, overdue),
         acks_due_soon=count_deliveries(engine, scope, due_soon),
         acks_open=count_deliveries(engine, scope, DeliveryFilter(unacknowledged=True)),
-        refused_today=list_exchanges(engine, scope, status="rejected", date_from=today, date_to=today, limit=OVERVIEW_ITEMS),
+        refused_today=list_exchanges(engine, scope, refused, limit=OVERVIEW_ITEMS),
         refused_today_total=count_exchanges(engine, scope, refused),
-        held=list_deliveries(engine, scope, where=held, limit=OVERVIEW_ITEMS),
+        held=list_deliveries(engine, scope, held, limit=OVERVIEW_ITEMS),
         held_total=count_deliveries(engine, scope, held),
         waiting=_waiting_files(settings, departments),
         assist_checks_due=list_assist_checks(engine, scope, due_within=3),
@@ -517,14 +504,10 @@ def count_deliveries(engine: Engine, scope: str | None, where: DeliveryFilter) -
         return int(session.exec(where.apply(select(func.count()).select_from(Delivery), scope)).one())
 
 
-def list_deliveries(
-    engine: Engine, scope: str | None, *, status: str | None = None, unacknowledged: bool = False, limit: int = 200,
-    offset: int = 0, where: DeliveryFilter | None = None,
-) -> list[DeliveryRow]:
-    """Deliveries newest first; `unacknowledged`: delivered, not acknowledged (overdue or not);
-    `where` (when given) instead of `status`/`unacknowledged`."""
+def list_deliveries(engine: Engine, scope: str | None, where: DeliveryFilter, *, limit: int = 200, offset: int = 0) -> list[DeliveryRow]:
+    """Deliveries newest first, narrowed by `where`, `limit` of them from `offset`; a
+    department account gets those it receives."""
     now = dt.datetime.now(dt.UTC)
-    where = where or DeliveryFilter(status, unacknowledged)
     query = where.apply(select(Delivery).order_by(Delivery.id.desc()).offset(offset).limit(limit), scope)  # type: ignore[union-attr]
     with Session(engine) as session:
         rows = session.exec(query).all()

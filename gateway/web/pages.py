@@ -184,10 +184,7 @@ def exchanges_page(
     days received and part of the file name."""
     engine = request.app.state.engine
     where = data.ExchangeFilter(department or None, adapter or None, status or None, date_from, date_to, (file_name or "").strip() or None)
-    rows = data.list_exchanges(
-        engine, caller.scope, department=where.department, date_from=date_from, date_to=date_to, status=where.status,
-        adapter=where.adapter, file_name=where.file_name, limit=limit, offset=offset,
-    )
+    rows = data.list_exchanges(engine, caller.scope, where, limit=limit, offset=offset)
     filters = {"department": department or "", "adapter": adapter or "", "date_from": date_from or "", "date_to": date_to or "",
                "status": status or "", "file_name": file_name or ""}
     pager = paging("/exchanges", data.count_exchanges(engine, caller.scope, where), limit, offset, **filters)
@@ -217,7 +214,7 @@ def exchange_page(
     outcome = {"ok": ok, "message": mask_text(done or "")} if shown else None
     engine = request.app.state.engine
     carried_by = data.DeliveryFilter(exchange_id=exchange_id)
-    carried = data.list_deliveries(engine, caller.scope, where=carried_by, limit=20)
+    carried = data.list_deliveries(engine, caller.scope, carried_by, limit=20)
     return render(request, "exchange.html", caller, detail=detail, outcome=outcome, carried=carried,
                   signed_download=may_download_signed_receipt(caller), carried_total=data.count_deliveries(engine, caller.scope, carried_by) if len(carried) == 20 else len(carried))
 
@@ -388,7 +385,7 @@ def deliveries_page(
         _exchange_or_error(request, caller, exchange)  # a department sees its own exchanges' deliveries only
     where = data.DeliveryFilter(status or None, unacknowledged, recipient or None, agreement or None, contract or None, exchange,
                                 ack_due_before=dt.datetime.now(dt.UTC) if overdue else None)
-    rows = data.list_deliveries(engine, caller.scope, where=where, limit=limit, offset=offset)
+    rows = data.list_deliveries(engine, caller.scope, where, limit=limit, offset=offset)
     pager = paging("/deliveries", data.count_deliveries(engine, caller.scope, where), limit, offset, status=status,
                    unacknowledged="true" if unacknowledged else None, recipient=recipient, agreement=agreement, contract=contract,
                    exchange=exchange, overdue="true" if overdue else None)
@@ -632,12 +629,7 @@ def reconciliation_page(
         rules = reconciliation(state.engine, state.settings, caller.scope)
     except GatewayError as exc:
         return render(request, "error.html", caller, status_code=409, status=409, message=f"Reconciliation is not configured right: {exc}")
-    seen: dict[str, list[str]] = {}
-    for rule in rules:
-        for gap in rule.items:
-            seen.setdefault(gap.department, []).append(gap.subject)
-    for department, subjects in sorted(seen.items()):
-        audit_view(request, caller, department, f"{len(subjects)} reconciliation gap(s) (subjects masked)", subjects)
+    audit_subjects(request, caller, [gap for rule in rules for gap in rule.items], "reconciliation gap", "on the reconciliation page")
     evaluated = done if notices.verified(state.notice_key, caller.csrf_token, done, ok, sig) else None
     return render(request, "reconciliation.html", caller, rules=rules, evaluated=evaluated)
 
