@@ -98,3 +98,18 @@ def test_no_duty_takes_a_gateway_typed_any():
         if untyped.search(line)
     ]
     assert offenders == []
+
+
+def test_no_committed_file_keeps_a_merge_conflict_marker():
+    # A merge once left `<<<<<<< HEAD` ... `>>>>>>> backup` in two docs; nothing read them.
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    markers = ("<<<<<<< ", ">>>>>>> ")
+    found = []
+    for name in filter(None, listed.decode("utf-8").split("\0")):
+        path = REPO / name
+        if path.suffix not in {".md", ".py", ".toml", ".html", ".cfg", ".po", ".in", ".txt", ".json", ".xml", ".csv", ""} or not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if line.startswith(markers):
+                found.append(f"{name}:{number}")
+    assert found == []

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session, col
 
 from contracts import canonical_json
@@ -202,9 +202,19 @@ def write_signed(folder: Path, name: str, body: bytes, signature: bytes) -> Path
     return path
 
 
+CHECKPOINT_LOCK = 0x6757_636B  # "gWck": advisory lock id held while a checkpoint is signed
+
+
 def make_checkpoint(engine: Engine, signer: Signer, folder: Path) -> Checkpoint:
     """Sign a checkpoint of the whole ledger as it is now and write its files."""
     with session_scope(engine) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Workers checkpoint at once: without this lock one could read the ledger, another
+            # commit a bigger checkpoint, and the first then store a smaller one after it (seen:
+            # "checkpoint-000003 is smaller or older than the checkpoint before it"). Under the
+            # lock each reads the latest checkpoint and receipts only after the one before
+            # committed, so sizes and times never go back. SQLite's BEGIN IMMEDIATE serializes.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHECKPOINT_LOCK})
         last = session.exec(
             select(Checkpoint).order_by(col(Checkpoint.tree_size).desc(), col(Checkpoint.id).desc()).limit(1)  # type: ignore[call-overload]
         ).scalars().first()
