@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, drop, query, run_gateway, specimen
+from console_helpers import served  # noqa: F401 - the console tests' shared home and `gateway serve`
 from sqlmodel import Session, select
 
 from gateway.errors import ConfigError
@@ -268,3 +269,28 @@ def test_a_restored_home_keeps_no_job_lease_or_running_claim(settings, home, tmp
             assert result is not None and result.summary == "ran", name
     finally:
         engine.dispose()
+
+
+def test_the_console_serves_a_purged_records_proof_saying_so(served):
+    """The console's proof download and its API (a real `gateway serve`): a purged record's
+    proof says when and under which rule, in the file and a header; never "not found"."""
+    from gateway.receipts.proofs import verify_proof
+
+    _configure(served.home, 'BirthEvent = "1y"')
+    run_gateway(served.home, "retention", "run", env={**served.env, "GATEWAY_NOW": LATER})
+    hospital = served.ids["hospital"]
+    clerk, csrf = served.console.session("clerk")
+    url = served.console.url
+    api = clerk.get(url + f"/api/exchanges/{hospital}/proof", params={"leaf_index": 0}, timeout=10)
+    assert api.status_code == 200, api.text
+    proof = api.json()
+    assert proof["record"]["payload"] == "" and proof["record"]["purged"]["note"] == (
+        "已于 2031-01-15 按规则 BirthEvent = 1y 清除(仅保留哈希) / purged on 2031-01-15 under rule BirthEvent = 1y "
+        "(only its hashes are kept)")
+    assert api.headers["X-Gateway-Record-Purged"] == "purged on 2031-01-15 under rule BirthEvent = 1y"
+    checks = verify_proof(proof, served.settings.keys_dir)
+    assert all(c.ok for c in checks) and "record inclusion" in [c.name for c in checks]
+    page = clerk.post(url + "/receipts/proof", data={"csrf_token": csrf, "exchange_id": str(hospital), "leaf_index": "0"}, timeout=10)
+    assert page.status_code == 200 and page.headers["X-Gateway-Record-Purged"].startswith("purged on 2031-01-15")
+    assert page.json()["record"]["purged"]["rule"] == "BirthEvent = 1y"
+    assert any("purged under rule BirthEvent = 1y" in (entry.detail or "") for entry in served.audit())

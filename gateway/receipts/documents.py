@@ -62,6 +62,8 @@ class ProofPurged(TypedDict):
     rule: str
     leaf_hash: str
     record_hash: str
+    note: str
+    """"已于 … 按规则 … 清除 / purged on … under rule …", for whoever opens the file"""
 
 
 class ProofRecord(TypedDict):

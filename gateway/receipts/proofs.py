@@ -100,9 +100,10 @@ def build_proof(engine: Engine, exchange_id: int, *, leaf_index: int | None = No
     purge = purged.get(leaf_index)
     if purge is not None:
         record["payload"] = ""
+        on = in_china(purge.purged_on).strftime("%Y-%m-%d")
         record["purged"] = {
-            "on": in_china(purge.purged_on).strftime("%Y-%m-%d"), "rule": purge.rule,
-            "leaf_hash": purge.leaf_hash or "", "record_hash": record_hash,
+            "on": on, "rule": purge.rule, "leaf_hash": purge.leaf_hash or "", "record_hash": record_hash,
+            "note": purged_note(on, purge.rule),
         }
     document: ProofDocument = {
         "type": PROOF_TYPE,
@@ -176,10 +177,14 @@ def verify_proof(document: ProofDocument, keys_dir: Path) -> list[Check]:
     return checks
 
 
-def purged_text(purged: ProofPurged) -> str:
+def purged_note(on: str, rule: str) -> str:
     """What a proof of a purged record says (Chinese first)."""
-    return (f"已于 {purged['on']} 按规则 {purged['rule']} 清除(仅保留哈希) / purged on {purged['on']} under rule "
-            f"{purged['rule']} (only its hashes are kept)")
+    return f"已于 {on} 按规则 {rule} 清除(仅保留哈希) / purged on {on} under rule {rule} (only its hashes are kept)"
+
+
+def purged_text(purged: ProofPurged) -> str:
+    """The note of a purged record's proof, from its date and rule (not the file's own note)."""
+    return purged_note(purged["on"], purged["rule"])
 
 
 def check_record(
