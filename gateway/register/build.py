@@ -37,7 +37,7 @@ from gateway.register.settings import WCBA, RegisterSettings, register_settings
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import LookupEntry
 from gateway.store.register_models import RegisterFact, RegisterFolded, RegisterPerson
-from gateway.store.retention_models import RetentionPurge
+from gateway.store.retention_models import not_purged
 
 log = logging.getLogger("gateway.register")
 
@@ -157,8 +157,6 @@ def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None, l
     """Fold the records not folded yet (at most `limit`, all when None) and the 育龄妇女 rows."""
     result = FoldResult()
     folded_record = exists().where(RegisterFolded.kind == "record", RegisterFolded.ref_id == Record.id)
-    # a record purged under a retention rule has no payload left and names nobody (保存期限)
-    purged_record = exists().where(RetentionPurge.kind == "record", RetentionPurge.record_id == Record.id)
     corrected: set[tuple[str, str]] = set()
     contracts = register_contracts()  # a file of these owes the register an update (gateway/obligations/hooks.py)
     while True:
@@ -166,7 +164,7 @@ def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None, l
             select(Record.id, Record.contract, Record.business_key, Record.version, Record.payload, Record.exchange_id,
                    Exchange.department)
             .join(Exchange, Exchange.id == Record.exchange_id)
-            .where(~folded_record, ~purged_record)
+            .where(~folded_record, not_purged())  # a purged record (保存期限) names nobody
             .order_by(Record.id)
             .limit(BATCH if limit is None else min(BATCH, limit - result.records))
         ).all()

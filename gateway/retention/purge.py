@@ -34,7 +34,7 @@ from gateway.retention.rules import RetentionRules, Rule
 from gateway.store import session_scope
 from gateway.store.audit import record_event
 from gateway.store.models import DeliveryRecord, Exchange, Record, RowError
-from gateway.store.retention_models import RetentionPurge
+from gateway.store.retention_models import RetentionPurge, not_purged
 
 log = logging.getLogger("gateway.retention")
 
@@ -98,14 +98,10 @@ class RetentionReport:
                          for p in self.purges if not p.nothing)
 
 
-def _not_purged_record() -> object:
-    return ~exists().where(col(RetentionPurge.kind) == "record", col(RetentionPurge.record_id) == col(Record.id))
-
-
 def _left_records(session: Session, exchange_id: int) -> int:
     """The exchange's records not purged yet."""
     return int(session.execute(
-        select(func.count()).select_from(Record).where(col(Record.exchange_id) == exchange_id, _not_purged_record())  # type: ignore[arg-type]
+        select(func.count()).select_from(Record).where(col(Record.exchange_id) == exchange_id, not_purged())
     ).scalar_one())
 
 
@@ -153,7 +149,7 @@ def _purge_contract(session: Session, settings: Settings, rule: Rule, at: dt.dat
     rows = session.execute(
         select(col(Record.id), col(Record.exchange_id), col(Record.leaf_index), col(Record.payload), col(Exchange.department))
         .join(Exchange, col(Exchange.id) == col(Record.exchange_id))
-        .where(col(Record.contract) == rule.name, col(Exchange.received_at) < cutoff, _not_purged_record())  # type: ignore[arg-type]
+        .where(col(Record.contract) == rule.name, col(Exchange.received_at) < cutoff, not_purged())
         .order_by(col(Record.exchange_id), col(Record.leaf_index))
     ).all()
     exchanges: dict[int, int] = defaultdict(int)  # exchange -> its records purged now

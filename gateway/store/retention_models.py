@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlalchemy import ColumnElement, Index, exists
+from sqlmodel import Field, SQLModel, col
+
+from gateway.store.models import Record
 
 
 class RetentionPurge(SQLModel, table=True):
@@ -32,3 +34,10 @@ class RetentionPurge(SQLModel, table=True):
     rule: str = Field(description="the rule as configured, e.g. `BirthEvent = 10y`")
     count: int = Field(default=1, description="rows removed (row errors: how many)")
     purged_on: dt.datetime
+
+
+def not_purged() -> ColumnElement[bool]:
+    """A `WHERE` clause: the record (`Record`) was not purged under a retention rule. The
+    readers of every stored record of a contract (reports, reconciliation) skip a purged
+    one: its payload is `{}`."""
+    return ~exists().where(col(RetentionPurge.kind) == "record", col(RetentionPurge.record_id) == col(Record.id))
