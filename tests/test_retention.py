@@ -33,9 +33,11 @@ def _configure(home: Path, retention: str) -> None:
     config.write_text(config.read_text(encoding="utf-8") + f"\n[retention]\n{retention}\n", encoding="utf-8")
 
 
-def _ingest(settings, home: Path) -> None:
+def _ingest(settings, home: Path, *, refused: bool = False) -> None:
     drop(settings, "hospital", BIRTHS, specimen(BIRTHS))
     drop(settings, "police", HUKOU, specimen(HUKOU))
+    if refused:  # a wholly refused drop: archived in rejected/, no records
+        drop(settings, "hospital", "not_births.csv", "这不是出生登记\n".encode("utf-8"))
     run_gateway(home, "run", "--once", env={**SETTLED, "GATEWAY_NOW": INGESTED})
     run_gateway(home, "register", "rebuild", env={"GATEWAY_NOW": INGESTED}, check=False)
 
@@ -69,16 +71,23 @@ def _people(settings) -> set[str]:
 
 
 def test_a_purge_removes_payloads_keeps_hashes_and_every_proof_still_verifies(settings, home, tmp_path):
-    _ingest(settings, home)
+    _ingest(settings, home, refused=True)
     births = _contract_of(settings, "hospital")
-    _configure(home, f'{births} = "1y"\nrow_errors = "400d"')
+    _configure(home, f'{births} = "1y"\nrow_errors = "400d"\nrejected_files = "2y"')
+    [(refused_id, refused_path)] = query(settings, "SELECT id, archived_path FROM exchange WHERE status = 'rejected'")
+    assert (settings.mailbox_root / refused_path).is_file()
+    [(refused_errors,)] = query(settings, "SELECT count(*) FROM rowerror WHERE exchange_id = ?", refused_id)
+    [(police_errors,)] = query(settings, "SELECT count(*) FROM rowerror r JOIN exchange e ON e.id = r.exchange_id "
+                                         "WHERE e.department = 'police'")
+    assert police_errors
     before = _records(settings, births)
     kept_hukou = _police(settings)
     assert before and kept_hukou
     mothers = _mothers(settings)
     run_gateway(home, "register", "rebuild", env={"GATEWAY_NOW": INGESTED})
     assert set(mothers) <= _people(settings)
-    [(hospital_exchange, archived)] = query(settings, "SELECT id, archived_path FROM exchange WHERE department = 'hospital'")
+    [(hospital_exchange, archived)] = query(settings, "SELECT id, archived_path FROM exchange WHERE department = 'hospital' "
+                                                      "AND status <> 'rejected'")
     [(police_archived,)] = query(settings, "SELECT archived_path FROM exchange WHERE department = 'police'")
     assert (settings.mailbox_root / archived).is_file()
     [(hospital_errors,)] = query(settings, "SELECT count(*) FROM rowerror WHERE exchange_id = ?", hospital_exchange)
@@ -110,6 +119,13 @@ def test_a_purge_removes_payloads_keeps_hashes_and_every_proof_still_verifies(se
     assert not (settings.mailbox_root / archived).exists()  # all its records purged: its file goes
     assert (settings.mailbox_root / police_archived).is_file()  # its other records are kept: so is its file
     assert query(settings, "SELECT count(*) FROM rowerror WHERE exchange_id = ?", hospital_exchange) == [(0,)]
+    # row_errors = 400d: the police file's row errors go too (its records, of no rule, stay)
+    assert query(settings, "SELECT count(*) FROM rowerror") == [(0,)]
+    assert f"row_errors(规则 row_errors = 400d):已清除记录 0 条、行错误 {police_errors} 条" in run.stdout
+    # rejected_files = 2y: the refused drop's archived file goes, its exchange and receipt stay
+    assert not (settings.mailbox_root / refused_path).exists()
+    assert f"rejected_files(规则 rejected_files = 2y):已清除记录 0 条、行错误 {refused_errors} 条、归档文件 1 个" in run.stdout
+    assert query(settings, "SELECT rule FROM retentionpurge WHERE kind = 'file' AND exchange_id = ?", refused_id) == [("rejected_files = 2y",)]
     # No ID number or name of the purged people anywhere in the database any more, audit included.
     text = " ".join(str(v) for row in query(settings, "SELECT payload, business_key FROM record") for v in row)
     assert not any(number in text for number in mothers)
