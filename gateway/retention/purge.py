@@ -9,7 +9,8 @@ proof and the ledger still verify. The row errors and the archived original file
 exchange go once all its records are purged; `rejected_files` and `row_errors` rules do the
 same for wholly refused drops and for the row errors of any exchange. The register forgets
 what the purged records said (a person only they named is removed). One audit entry per
-rule and department says how many, under which rule; never whom.
+rule and department says how many, under which rule; never whom. A record whose payload no
+longer has its stored `record_hash` (changed since its receipt) is left for verify-home to name.
 
 Idempotent: what is purged is never selected again; a second run reports nothing new. The
 files go after their purge commits, and a file whose purge is recorded but still exists (a
@@ -18,6 +19,7 @@ crash in between) is removed by the next run."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -52,6 +54,8 @@ class RulePurge:
     files: int = 0
     row_errors: int = 0
     people_removed: int = 0
+    changed: int = 0
+    """records not purged: their payload no longer has the stored record_hash"""
     departments: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     """department -> [records, row errors, files]"""
 
@@ -61,10 +65,12 @@ class RulePurge:
 
     def line(self, dry_run: bool) -> str:
         verb_zh, verb_en = ("将清除", "would purge") if dry_run else ("已清除", "purged")
+        changed = (f";{self.changed} 条记录与其哈希不符,未清除(运行 gateway verify-home) / {self.changed} record(s) no "
+                   "longer match their hash and were left (run `gateway verify-home`)") if self.changed else ""
         return (
             f"{self.rule.name}(规则 {self.rule.text}):{verb_zh}记录 {self.records} 条、行错误 {self.row_errors} 条、"
             f"归档文件 {self.files} 个 / {self.rule.name} (rule {self.rule.text}): {verb_en} {self.records} record(s), "
-            f"{self.row_errors} row error(s), {self.files} archived file(s)"
+            f"{self.row_errors} row error(s), {self.files} archived file(s){changed}"
         )
 
 
@@ -119,9 +125,9 @@ def _local_archive(settings: Settings, archived: str | None) -> Path | None:
 
 def _purge_exchange_rest(
     session: Session, settings: Settings, exchange: Exchange, rule: Rule, at: dt.datetime, dry_run: bool,
-    result: RulePurge, unlink: list[Path], *, file_too: bool = True,
+    result: RulePurge, unlink: list[Path],
 ) -> None:
-    """The row errors and (when `file_too`) archived file of an exchange all of whose records are gone."""
+    """The row errors and archived file of an exchange all of whose records are gone."""
     assert exchange.id is not None
     errors = int(session.execute(
         select(func.count()).select_from(RowError).where(col(RowError.exchange_id) == exchange.id)
@@ -133,7 +139,7 @@ def _purge_exchange_rest(
         if not dry_run:
             session.execute(delete(RowError).where(col(RowError.exchange_id) == exchange.id))
             session.add(RetentionPurge(kind="row_errors", exchange_id=exchange.id, rule=rule.text, count=errors, purged_on=at))
-    if file_too and exchange.archived_path and not _file_purged(session, exchange.id):
+    if exchange.archived_path and not _file_purged(session, exchange.id):
         result.files += 1
         counts[2] += 1
         if not dry_run:
@@ -147,14 +153,20 @@ def _purge_contract(session: Session, settings: Settings, rule: Rule, at: dt.dat
     result = RulePurge(rule)
     cutoff = rule.period.cutoff(at)
     rows = session.execute(
-        select(col(Record.id), col(Record.exchange_id), col(Record.leaf_index), col(Record.payload), col(Exchange.department))
+        select(col(Record.id), col(Record.exchange_id), col(Record.leaf_index), col(Record.payload), col(Record.record_hash),
+               col(Exchange.department))
         .join(Exchange, col(Exchange.id) == col(Record.exchange_id))
         .where(col(Record.contract) == rule.name, col(Exchange.received_at) < cutoff, not_purged())
         .order_by(col(Record.exchange_id), col(Record.leaf_index))
     ).all()
     exchanges: dict[int, int] = defaultdict(int)  # exchange -> its records purged now
     record_ids: list[int] = []
-    for record_id, exchange_id, leaf_index, payload, department in rows:
+    for record_id, exchange_id, leaf_index, payload, record_hash, department in rows:
+        if hashlib.sha256(str(payload).encode("utf-8")).hexdigest() != record_hash:
+            # changed since its receipt signed it: keeping the hash of what is there now would hide
+            # that; it stays for `gateway verify-home` to name (restore it from a backup first)
+            result.changed += 1
+            continue
         result.records += 1
         result.departments[department][0] += 1
         exchanges[int(exchange_id)] += 1
