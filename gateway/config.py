@@ -217,6 +217,11 @@ class Settings(BaseSettings):
     population_register: dict[str, Any] = Field(
         default_factory=dict, description="[population_register] options: [population_register.authority] per attribute, ages (gateway/register/settings.py)"
     )
+    retention: dict[str, Any] = Field(
+        default_factory=dict,
+        description="[retention] keep period per contract (\"10y\", \"18m\", \"400d\"), rejected_files, row_errors; "
+        "no rule: nothing is deleted (gateway/retention/rules.py)",
+    )
 
     @field_validator("departments")
     @classmethod
@@ -384,6 +389,13 @@ require_signed_acks = false
 # [reconciliation.grace]
 # unregistered-births = "1 month"
 # deaths-without-cremation = "15 days"
+
+# Retention (保存期限, docs/operations.md "Retention"): how long each contract's records are
+# kept, from their receipt time; no rule, nothing is ever deleted. y years, m months, d days.
+# [retention]
+# BirthEvent = "10y"
+# rejected_files = "2y"            # archived files of wholly refused drops
+# row_errors = "2y"                # row errors of every exchange
 
 # Options per adapter, e.g.
 # [adapters.hospital-births]

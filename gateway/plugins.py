@@ -46,6 +46,7 @@ DEFAULT_PLUGINS = (
     "gateway.reconcile.job",
     "gateway.register.job",
     "gateway.population_reports.job",
+    "gateway.retention.job",  # only while [retention] has rules
 )
 
 

@@ -587,6 +587,10 @@ from gateway.cli import db as _db_commands, sftp as _sftp_commands  # noqa: E402
 app.add_typer(_sftp_commands.app, name="sftp")
 app.add_typer(_db_commands.app, name="db")
 
+from gateway.cli import retention as _retention_commands  # noqa: E402 - retention (issue 21)
+
+app.add_typer(_retention_commands.app, name="retention")
+
 # -- sharing agreements, deliveries, audit (gateway/cli/routing.py) ----------------
 
 from gateway.cli import routing as _routing_commands  # noqa: E402

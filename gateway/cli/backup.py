@@ -102,16 +102,18 @@ def verify_home(
     Exit 1 on any finding."""
     from gateway.exchange.home_check import verify_home as check_home
     from gateway.receipts.ledger import read_checkpoint_arg
+    from gateway.retention.home import StoredRetention
     from gateway.store import make_engine
 
     settings = settings_for(home)
     engine = make_engine(settings.db_url, readonly=True)
     try:
         kept = read_checkpoint_arg(checkpoint, engine=engine) if checkpoint else None
-        report = check_home(settings, engine, kept)
+        retention = StoredRetention(engine)
+        report = check_home(settings, engine, kept, retention)
     finally:
         engine.dispose()
-    for note in report.notes:
+    for note in [*report.notes, *retention.notes()]:
         console.print(f"  {note}", markup=False)
     for finding in report.findings:
         console.print("  [red]FAIL[/] ", end="")

@@ -45,7 +45,12 @@ def prove(
     path = out or Path(f"exchange-{exchange}-record-{leaf}.proof.json")
     write_proof(document, path)
     merkle, ledger = document["merkle"], document["ledger"]
-    console.print(f"Proof written: {path} (holds the record in full: personal data, mode 0600)")
+    purged = document["record"].get("purged")
+    if purged is not None:
+        console.print(f"Proof written: {path} (mode 0600)", markup=False)
+        console.print(f"  {purged['note']}", markup=False)
+    else:
+        console.print(f"Proof written: {path} (holds the record in full: personal data, mode 0600)")
     console.print(
         f"  exchange {exchange}, record {leaf} of {merkle['tree_size']} (row {document['record']['row_number']}), "
         f"receipt {document['receipt']['receipt_id']}, audit path {len(merkle['audit_path'])} hashes"

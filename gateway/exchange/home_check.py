@@ -9,9 +9,10 @@ Four things must hold, each failure a finding in Chinese first with what to do:
    exist: their leaves give the Merkle root and size the receipt signs;
 4. every archived file matches the sha256 its receipt signs.
 
-Retention (issue 21, not built yet) will purge records' payloads and archived files
-while keeping their leaf hashes; `Retention` is the seam: what it reports as purged
-is accepted as "purged on ... under rule ...", never as missing.
+Retention (gateway/retention/) purges records' payloads and archived files while keeping
+their leaf hashes; `Retention` is the seam (`gateway.retention.home.StoredRetention` reads
+the purge table): what it reports as purged is accepted as "purged on ... under rule ...",
+never as missing, and its kept leaf hash stands in for the payload in the Merkle root.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ SHOWN_PER_EXCHANGE = 5
 
 @dataclass(frozen=True)
 class Purge:
-    """What retention removed, and why (the retention issue fills these in)."""
+    """What retention removed, and why (清除:规则与日期)."""
 
     rule: str
     purged_on: str
@@ -216,10 +217,11 @@ def _check_exchange(
         leaves: list[bytes] = []
         missing: list[int] = []
         for index in range(size):
-            if index in stored:
-                leaves.append(leaf_hash(stored[index][2].encode("utf-8")))
-            elif index in purged and purged[index].leaf_hash is not None:
+            if index in purged and purged[index].leaf_hash is not None:
+                # purged under a retention rule: the row stays, its payload is gone, its leaf hash kept
                 leaves.append(purged[index].leaf_hash or b"")
+            elif index in stored:
+                leaves.append(leaf_hash(stored[index][2].encode("utf-8")))
             else:
                 missing.append(index)
         extra = sorted(set(stored) - set(range(size)))
@@ -231,7 +233,7 @@ def _check_exchange(
                 "not recorded as purged under a retention rule",
                 RESTORE_FIX_ZH, RESTORE_FIX_EN,
             ))
-        changed = _changed_leaves(stored)
+        changed = _changed_leaves({index: row for index, row in stored.items() if index not in purged})
         if changed[0]:
             report.findings.append(Finding(
                 f"交换 {exchange_id}({exchange.department},{shown})的记录被改动{changed[0]}",

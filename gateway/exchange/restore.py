@@ -25,7 +25,8 @@ from typing import IO
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import delete, inspect, text
+from sqlalchemy import delete, inspect, text, update
+from sqlmodel import col
 from sqlalchemy.engine import make_url
 
 from gateway.store.console_audit import audit_database_url
@@ -50,7 +51,7 @@ from gateway.receipts.signing import gpg_binary, read_history
 from gateway.receipts.verify import Verifier
 from gateway.store import make_engine
 from gateway.store.migrate import alembic_config, head_revision
-from gateway.store.models import FileClaim
+from gateway.store.models import FileClaim, JobLease, JobState
 
 log = logging.getLogger("gateway")
 
@@ -223,14 +224,27 @@ def set_top_level(toml_text: str, key: str, value: str) -> str:
 
 
 def _release_claims(url: str) -> None:
-    """Forget the old home's claims on inbox files (认领): they belong to processes of the
-    backed-up gateway, which never run on the restored database; kept, each claimed file
-    would wait `claim_timeout_seconds` for a takeover. The queue is rebuilt by polling."""
+    """Forget the old home's claims on inbox files (认领) and its job leases (租约): they belong
+    to processes of the backed-up gateway, which never run on the restored database; kept,
+    each claimed file would wait `claim_timeout_seconds` for a takeover, each leased job
+    `job_lease_seconds`. The queue is rebuilt by polling."""
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
-            if inspect(connection).has_table("fileclaim"):  # an older schema may have none
+            tables = inspect(connection)
+            if tables.has_table("fileclaim"):  # an older schema may have none
                 connection.execute(delete(FileClaim))
+            if tables.has_table("joblease"):
+                # The old home's job leases and "running" claims: their holders are processes of
+                # the backed-up gateway. Kept, a job would wait for a lease that no process renews
+                # or releases, or be skipped as "already run" in its slot; cleared, the restored
+                # home's scheduler can run every job at once. Each job's last result stays.
+                connection.execute(delete(JobLease))
+                connection.execute(
+                    update(JobState).where(col(JobState.last_status) == "running")
+                    .values(last_status="error", last_error="interrupted: the backup was taken while it ran (中断:备份时正在运行)")
+                )
+                connection.execute(update(JobState).values(last_started_at=None, last_holder=None, next_run_at=None))
     finally:
         engine.dispose()
 

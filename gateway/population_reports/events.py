@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from gateway.store import Record
+from gateway.store.retention_models import not_purged
 
 ITEMS = ("births", "deaths", "moves_in", "moves_out", "marriages", "divorces", "adoptions", "enrolments", "residence_permits")
 ITEM_LABELS = {
@@ -105,7 +106,7 @@ def read_events(engine: Engine) -> Events:
 def _current_payloads(engine: Engine) -> Iterator[tuple[str, str]]:
     query = (
         select(Record.contract, Record.business_key, Record.version, Record.payload)
-        .where(Record.contract.in_(CONTRACTS))  # type: ignore[attr-defined]
+        .where(Record.contract.in_(CONTRACTS), not_purged())  # type: ignore[attr-defined] - purged (保存期限): nothing to count
         .order_by(Record.contract, Record.business_key, Record.version.desc())  # type: ignore[attr-defined]
     )
     previous: tuple[str, str] | None = None

@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 from contracts import canonical_json
 
 from gateway.store.models import Receipt, Record
+from gateway.store.retention_models import RetentionPurge
 from gateway.receipts.documents import ReceiptDocument
 from gateway.receipts.merkle import TreeBuilder
 from gateway.receipts.receipt import RECEIPT_TYPE
@@ -122,17 +123,32 @@ def _against_store(engine: Engine, document: ReceiptDocument, body: bytes) -> li
             )
         )
         tree = TreeBuilder()
-        payloads = session.execute(
-            select(col(Record.payload)).where(col(Record.exchange_id) == document["exchange_id"]).order_by(col(Record.leaf_index))
-        ).scalars()
-        for payload in payloads:
-            tree.append(payload.encode("utf-8"))
+        # a record purged under a retention rule (保存期限) counts by the leaf hash kept for it
+        kept = {
+            index: bytes.fromhex(hex_hash)
+            for index, hex_hash in session.execute(
+                select(col(RetentionPurge.leaf_index), col(RetentionPurge.leaf_hash)).where(
+                    col(RetentionPurge.exchange_id) == document["exchange_id"], col(RetentionPurge.kind) == "record"
+                )
+            ).all()
+            if index is not None and hex_hash
+        }
+        rows = session.execute(
+            select(col(Record.leaf_index), col(Record.payload))
+            .where(col(Record.exchange_id) == document["exchange_id"]).order_by(col(Record.leaf_index))
+        ).all()
+        for index, payload in rows:
+            if index in kept:
+                tree.append_leaf_hash(kept[index])
+            else:
+                tree.append(payload.encode("utf-8"))
         merkle = document.get("merkle", {})
+        purged = f" ({len(kept)} purged under a retention rule, by their kept leaf hashes)" if kept else ""
         checks.append(
             Check(
                 "merkle root",
                 merkle.get("root") == tree.root().hex() and merkle.get("size") == tree.size,
-                f"{tree.size} stored records give the signed root",
+                f"{tree.size} stored records give the signed root{purged}",
             )
         )
     return checks

@@ -55,11 +55,24 @@ class ReceiptDocument(TypedDict):
     supersedes: NotRequired[int]
 
 
+class ProofPurged(TypedDict):
+    """A record purged under a retention rule (保存期限): its payload is gone, its leaf hash kept."""
+
+    on: str
+    rule: str
+    leaf_hash: str
+    record_hash: str
+    note: str
+    """"已于 … 按规则 … 清除 / purged on … under rule …", for whoever opens the file"""
+
+
 class ProofRecord(TypedDict):
     leaf_index: int
     row_number: int
     contract: str
     payload: str
+    """the record in full; empty when purged"""
+    purged: NotRequired[ProofPurged]
 
 
 class ProofMerkle(TypedDict):

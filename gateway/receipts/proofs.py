@@ -13,7 +13,11 @@ it with nothing but the gateway's public keys and key history:
 
 Records are numbered by leaf index, 0-based, in the order they were accepted (the
 `leaf_index` column); `--row` picks a record by its row number in the source file.
-The proof holds the record in full: treat the file as personal data.
+The proof holds the record in full: treat the file as personal data. A record purged
+under a retention rule (保存期限, gateway/retention/) has no payload left: its proof holds
+`record.purged` (when, under which rule, the kept leaf and record hashes) and says
+"已于 … 按规则 … 清除 / purged on … under rule …"; its kept leaf hash climbs the audit path
+to the signed root all the same.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from sqlmodel import Session, col
 from contracts import canonical_json
 
 from gateway.errors import GatewayError
+from gateway.clock import in_china
 from gateway.store.models import Checkpoint, Receipt, Record
+from gateway.store.retention_models import RetentionPurge
 from gateway.receipts.check import Check, check_signed_document
-from gateway.receipts.documents import MerklePart, ProofDocument, ProofLedger, ReceiptDocument
+from gateway.receipts.documents import MerklePart, ProofDocument, ProofLedger, ProofPurged, ProofRecord, ReceiptDocument
 from gateway.receipts.ledger import CHECKPOINT_TYPE, LedgerTree, Signed, check_checkpoint, checkpoint_name, iter_leaf_hashes
 from gateway.receipts.merkle import ProofError, inclusion_proof, leaf_hash, verify_inclusion
 from gateway.receipts.receipt import MERKLE_ALGORITHM, RECEIPT_TYPE
@@ -53,10 +59,17 @@ def build_proof(engine: Engine, exchange_id: int, *, leaf_index: int | None = No
         if receipt is None:
             raise ProofProblem(f"exchange {exchange_id} has no receipt; see `gateway exchanges list`")
         records = session.execute(
-            select(col(Record.leaf_index), col(Record.row_number), col(Record.contract), col(Record.payload))
+            select(col(Record.leaf_index), col(Record.row_number), col(Record.contract), col(Record.payload), col(Record.record_hash))
             .where(col(Record.exchange_id) == exchange_id)
             .order_by(col(Record.leaf_index))
         ).all()
+        purged = {
+            int(p.leaf_index): p
+            for p in session.execute(
+                select(RetentionPurge).where(col(RetentionPurge.exchange_id) == exchange_id, col(RetentionPurge.kind) == "record")
+            ).scalars().all()
+            if p.leaf_index is not None and p.leaf_hash
+        }
         checkpoint = session.exec(
             select(Checkpoint).where(col(Checkpoint.tree_size) >= receipt.sequence).order_by(col(Checkpoint.id).desc()).limit(1)  # type: ignore[call-overload]
         ).scalars().first()
@@ -74,19 +87,29 @@ def build_proof(engine: Engine, exchange_id: int, *, leaf_index: int | None = No
         leaf_index = chosen[0][0]
     if leaf_index is None or not 0 <= leaf_index < len(records):
         raise ProofProblem(f"exchange {exchange_id} has records 0 to {len(records) - 1} (leaf index, 0-based); got {leaf_index}")
-    leaves = [leaf_hash(r[3].encode("utf-8")) for r in records]
+    # a record purged under a retention rule (保存期限) is its kept leaf hash
+    leaves = [bytes.fromhex(purged[r[0]].leaf_hash or "") if r[0] in purged else leaf_hash(r[3].encode("utf-8")) for r in records]
     signed = cast(MerklePart, json.loads(receipt.body)["merkle"])
     if signed.get("size") != len(leaves):
         raise ProofProblem(
             f"exchange {exchange_id}: {len(leaves)} stored records but the receipt signed {signed.get('size')}; "
             "run `gateway receipts verify`"
         )
-    _, row_number, contract, payload = records[leaf_index]
+    _, row_number, contract, payload, record_hash = records[leaf_index]
+    record: ProofRecord = {"leaf_index": leaf_index, "row_number": row_number, "contract": contract, "payload": payload}
+    purge = purged.get(leaf_index)
+    if purge is not None:
+        record["payload"] = ""
+        on = in_china(purge.purged_on).strftime("%Y-%m-%d")
+        record["purged"] = {
+            "on": on, "rule": purge.rule, "leaf_hash": purge.leaf_hash or "", "record_hash": record_hash,
+            "note": purged_note(on, purge.rule),
+        }
     document: ProofDocument = {
         "type": PROOF_TYPE,
         "version": "1",
         "exchange_id": exchange_id,
-        "record": {"leaf_index": leaf_index, "row_number": row_number, "contract": contract, "payload": payload},
+        "record": record,
         "merkle": {
             "algorithm": MERKLE_ALGORITHM,
             "tree_size": len(leaves),
@@ -132,6 +155,8 @@ def verify_proof(document: ProofDocument, keys_dir: Path) -> list[Check]:
         payload = record["payload"].encode("utf-8")
         index, size = record["leaf_index"], merkle["tree_size"]
         path = _hashes(merkle["audit_path"])
+        purged = record.get("purged")
+        kept = bytes.fromhex(purged["leaf_hash"]) if purged is not None else None
     except (KeyError, TypeError, AttributeError, ValueError, UnicodeError) as exc:
         return [Check("proof file", False, f"incomplete or malformed: {exc}")]
     with Verifier(read_history(keys_dir), keys_dir) as verifier:
@@ -143,33 +168,48 @@ def verify_proof(document: ProofDocument, keys_dir: Path) -> list[Check]:
         checks.append(
             Check("exchange", receipt.get("exchange_id") == document.get("exchange_id"), f"the receipt is for exchange {receipt.get('exchange_id')}")
         )
-        checks.extend(check_record(payload, index, size, path, merkle.get("root"), receipt.get("merkle") or {}))
+        checks.extend(check_record(payload, index, size, path, merkle.get("root"), receipt.get("merkle") or {}, kept=kept))
+        if purged is not None:
+            checks.append(Check("purged", True, purged_text(purged)))
         ledger = document.get("ledger")
         if ledger is not None:
             checks.append(_ledger_inclusion(ledger, body, receipt, verifier))
     return checks
 
 
+def purged_note(on: str, rule: str) -> str:
+    """What a proof of a purged record says (Chinese first)."""
+    return f"已于 {on} 按规则 {rule} 清除(仅保留哈希) / purged on {on} under rule {rule} (only its hashes are kept)"
+
+
+def purged_text(purged: ProofPurged) -> str:
+    """The note of a purged record's proof, from its date and rule (not the file's own note)."""
+    return purged_note(purged["on"], purged["rule"])
+
+
 def check_record(
-    payload: bytes, index: object, size: object, path: list[bytes], proof_root: object, signed: Mapping[str, object]
+    payload: bytes, index: object, size: object, path: list[bytes], proof_root: object, signed: Mapping[str, object],
+    *, kept: bytes | None = None,
 ) -> list[Check]:
     """The record's part of a proof, given the receipt's signed `merkle` object: no
     GnuPG here. The root and size come from `signed` only; the proof's own copies must
-    agree with them or the proof is refused."""
+    agree with them or the proof is refused. `kept`: the leaf hash of a record purged under
+    a retention rule, which climbs the path in place of the payload."""
     checks = [Check("algorithm", signed.get("algorithm") == MERKLE_ALGORITHM, f"records hashed as {MERKLE_ALGORITHM}")]
     signed_size, signed_root = signed.get("size"), signed.get("root")
     checks.append(Check("tree size", size == signed_size, f"the proof is for {size} records; the receipt signed {signed_size}"))
     if proof_root is not None:
         checks.append(Check("root", proof_root == signed_root, "the proof's root is the root the receipt signed"))
-    try:
-        canonical = canonical_json(json.loads(payload)) == payload
-    except ValueError:
-        canonical = False
-    checks.append(Check("record form", canonical, "the record is canonical JSON"))
+    if kept is None:
+        try:
+            canonical = canonical_json(json.loads(payload)) == payload
+        except ValueError:
+            canonical = False
+        checks.append(Check("record form", canonical, "the record is canonical JSON"))
     try:
         if not isinstance(index, int) or not isinstance(signed_size, int) or not isinstance(signed_root, str):
             raise ProofError("leaf index, size or root missing")
-        verify_inclusion(leaf_hash(payload), index, signed_size, path, bytes.fromhex(signed_root))
+        verify_inclusion(kept if kept is not None else leaf_hash(payload), index, signed_size, path, bytes.fromhex(signed_root))
         checks.append(
             Check("record inclusion", True, f"record {index} (0-based) of {signed_size} leads through {len(path)} hashes to the signed root")
         )

@@ -39,6 +39,7 @@ from gateway.obligations.hooks import (
 from gateway.store.models import Exchange, Record
 from gateway.store.obligation_models import Obligation
 from gateway.store.reconcile_models import Discrepancy, DiscrepancyProposal, ReconciliationItem, ReconciliationLink
+from gateway.store.retention_models import not_purged
 from gateway.reconcile.base import DerivedReconciliation, Evidence, Grace, Reconciliation, StoredRecord, Subject
 
 log = logging.getLogger("gateway")
@@ -109,7 +110,7 @@ def current_records(session: Session, contract: str) -> list[StoredRecord]:
         select(Record.id, Record.business_key, Record.version, Record.payload, Exchange.department)  # type: ignore[call-overload]
         .join(latest, and_(Record.business_key == latest.c.business_key, Record.version == latest.c.version))
         .join(Exchange, Exchange.id == Record.exchange_id)  # type: ignore[arg-type]
-        .where(Record.contract == contract)
+        .where(Record.contract == contract, not_purged())  # a purged record (保存期限) says nothing any more
         .order_by(Record.id)
     ).all()
     return [StoredRecord(int(i), contract, key, int(v), department, json.loads(payload)) for i, key, v, payload, department in rows]

@@ -37,6 +37,7 @@ from gateway.register.settings import WCBA, RegisterSettings, register_settings
 from gateway.store import Exchange, Record, session_scope
 from gateway.store.models import LookupEntry
 from gateway.store.register_models import RegisterFact, RegisterFolded, RegisterPerson
+from gateway.store.retention_models import not_purged
 
 log = logging.getLogger("gateway.register")
 
@@ -123,6 +124,26 @@ def rebuild(engine: Engine, settings: Settings) -> FoldResult:
     return result
 
 
+def forget_records(session: Session, settings: Settings, record_ids: list[int]) -> tuple[int, int]:
+    """Drop what these (purged) records said from the register and derive their persons
+    again, in the caller's transaction (保存期限): a person only they named is removed.
+    (persons derived, persons removed)."""
+    if not record_ids:
+        return 0, 0
+    touched: set[str] = set()
+    for start in range(0, len(record_ids), CHUNK):
+        chunk = record_ids[start:start + CHUNK]
+        touched.update(session.execute(
+            select(RegisterFact.id_number).where(RegisterFact.record_id.in_(chunk))  # type: ignore[union-attr]
+        ).scalars().all())
+        session.execute(delete(RegisterFact).where(RegisterFact.record_id.in_(chunk)))  # type: ignore[union-attr]
+    if not touched:
+        return 0, 0
+    session.flush()
+    rs, divisions = register_settings(settings), divisions_or_none(settings)
+    return _derive_many(session, sorted(touched), rs, divisions)
+
+
 def rederive(engine: Engine, settings: Settings) -> int:
     """Derive every person again from the facts already folded (divisions.csv changed)."""
     rs, divisions = register_settings(settings), divisions_or_none(settings)
@@ -143,7 +164,7 @@ def _fold(session: Session, rs: RegisterSettings, divisions: Divisions | None, l
             select(Record.id, Record.contract, Record.business_key, Record.version, Record.payload, Record.exchange_id,
                    Exchange.department)
             .join(Exchange, Exchange.id == Record.exchange_id)
-            .where(~folded_record)
+            .where(~folded_record, not_purged())  # a purged record (保存期限) names nobody
             .order_by(Record.id)
             .limit(BATCH if limit is None else min(BATCH, limit - result.records))
         ).all()

@@ -31,6 +31,7 @@ from gateway.register.divisions import Divisions
 from gateway.register.facts import valid_id
 from gateway.register.lists import Period
 from gateway.store import Record
+from gateway.store.retention_models import not_purged
 from gateway.store.register_models import RegisterPerson
 
 AGE_BANDS = (("0", 0, 0), ("1-14", 1, 14), ("15-49", 15, 49), ("50-64", 50, 64), ("65+", 65, 200))
@@ -75,7 +76,7 @@ def total(figures: dict[str, TownshipFigures]) -> TownshipFigures:
 def _current(session: Session, contract: str) -> list[dict[str, Any]]:
     latest: dict[str, tuple[int, str]] = {}
     for key, version, payload in session.execute(
-        select(Record.business_key, Record.version, Record.payload).where(Record.contract == contract)
+        select(Record.business_key, Record.version, Record.payload).where(Record.contract == contract, not_purged())
     ).all():
         if key not in latest or version > latest[key][0]:
             latest[key] = (version, payload)

@@ -24,7 +24,7 @@ from gateway.store.audit_log import AuditFilter
 from gateway.web.audit_pages import audit_filters
 from gateway.web.paging import Paging, paging
 from gateway.store.audit import mask_text
-from gateway.web.verification import Verification, proof_document, read_receipt_upload, verify_upload
+from gateway.web.verification import PURGED_HEADER, Verification, proof_document, read_receipt_upload, verify_upload
 
 ApiCaller = Annotated[Caller, Depends(api_caller)]
 AuditFilters = Annotated[AuditFilter, Depends(audit_filters)]
@@ -208,8 +208,12 @@ def proof(
         raise HTTPException(400, str(exc)) from exc
     department = str(json.loads(document["receipt"]["body"]).get("department", ""))
     record = document["record"]
-    audit_view(request, caller, department, f"the full record {record['leaf_index']} of exchange {exchange_id} as a proof via the API", action=DOWNLOAD)
-    return JSONResponse(document)
+    purged = record.get("purged")
+    what = (f"the proof of record {record['leaf_index']} of exchange {exchange_id}, purged under rule {purged['rule']} (hashes only), "
+            "via the API" if purged else f"the full record {record['leaf_index']} of exchange {exchange_id} as a proof via the API")
+    audit_view(request, caller, department, what, action=DOWNLOAD)
+    headers = {PURGED_HEADER: f"purged on {purged['on']} under rule {purged['rule']}"} if purged else None
+    return JSONResponse(document, headers=headers)
 
 
 @router.post("/receipts/verify", response_model=Verification, responses={413: {"model": Problem}})

@@ -39,7 +39,7 @@ from gateway.web.session import (
     require_role,
     who,
 )
-from gateway.web.verification import proof_bytes, proof_document, read_receipt_upload, verify_upload
+from gateway.web.verification import PURGED_HEADER, proof_bytes, proof_document, read_receipt_upload, verify_upload
 
 router = APIRouter(include_in_schema=False)
 PageCaller = Annotated[Caller, Depends(page_caller)]
@@ -323,10 +323,16 @@ def receipts_proof(
     except (GatewayError, ValueError) as exc:
         return render(request, "receipts.html", caller, status_code=400, verification=None, proof_error=str(exc))
     record = document["record"]
-    audit_view(request, caller, _department_of(document), f"the full record {record['leaf_index']} (row {record['row_number']}) of exchange {exchange_id} as a proof download",
-               action=DOWNLOAD)
+    purged = record.get("purged")
+    what = (f"the proof of record {record['leaf_index']} (row {record['row_number']}) of exchange {exchange_id}, purged under rule "
+            f"{purged['rule']} (hashes only)" if purged else
+            f"the full record {record['leaf_index']} (row {record['row_number']}) of exchange {exchange_id} as a proof download")
+    audit_view(request, caller, _department_of(document), what, action=DOWNLOAD)
     name = f"exchange-{exchange_id}-record-{record['leaf_index']}.proof.json"
-    return Response(proof_bytes(document), media_type="application/json", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if purged:  # the file says it in both languages (record.purged.note); a header carries the English
+        headers[PURGED_HEADER] = f"purged on {purged['on']} under rule {purged['rule']}"
+    return Response(proof_bytes(document), media_type="application/json", headers=headers)
 
 
 @router.get("/exchanges/{exchange_id}/original")

@@ -93,6 +93,11 @@ def verify_upload(settings: Settings, engine: Engine, file_name: str | None, bod
     )
 
 
+PURGED_HEADER = "X-Gateway-Record-Purged"
+"""On a purged record's proof download: "purged on DATE under rule RULE" (the file's
+`record.purged.note` says it in Chinese first)."""
+
+
 def proof_document(engine: Engine, exchange_id: int, leaf_index: int | None, row: int | None) -> dict[str, Any]:
     """The record proof of `gateway receipts prove` (gateway/receipts/proofs.py)."""
     from gateway.receipts.proofs import build_proof
