@@ -348,6 +348,41 @@ biff = no
                 client.logout()
             time.sleep(0.2)
 
+    def empty(self, *users: str) -> None:
+        """Delete every message and every folder but INBOX of `users` (the servers are shared
+        by the session; each test starts from empty mailboxes)."""
+        for user in users or USERS:
+            client = self.imap(user)
+            try:
+                for _flags, _sep, name in client.list_folders():
+                    if name != "INBOX":
+                        client.delete_folder(name)
+                client.select_folder("INBOX")
+                uids = client.search("ALL")
+                if uids:
+                    client.delete_messages(uids)
+                    client.expunge()
+            finally:
+                client.logout()
+
+    def folder_count(self, user: str, folder: str) -> int:
+        client = self.imap(user)
+        try:
+            if not client.folder_exists(folder):
+                return 0
+            return int(client.select_folder(folder, readonly=True)[b"EXISTS"])
+        finally:
+            client.logout()
+
+    def deliver_again(self, user: str, raw: bytes) -> None:
+        """The server delivering a message a second time (a retried LMTP delivery, a
+        forwarding loop): the same bytes, the same Message-ID, appended to the INBOX."""
+        client = self.imap(user)
+        try:
+            client.append("INBOX", raw)
+        finally:
+            client.logout()
+
     def log_text(self) -> str:
         parts = []
         for path in (self.dovecot_dir / "dovecot.log", self.base / "postfix.log"):

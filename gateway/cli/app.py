@@ -126,6 +126,12 @@ def run(
             outcomes = gateway.run_once()
             _summary(outcomes)
             _record_inbox_pass(gateway, started, outcomes)
+            if gateway.settings.mail is not None:  # the office's mailbox (issue 22): one pass of the `mail` job
+                from gateway.mail.intake import mail_pass
+
+                done = mail_pass(gateway)
+                if done is not None:
+                    console.print(f"邮箱 Mailbox: {done.summary()}", markup=False)
         finally:
             gateway.close()
         return

@@ -1,0 +1,255 @@
+"""One pass over the office's mailbox (邮件收件): each message of `[mail] folder`, oldest
+first.
+
+- From an address of `[mail.senders]`: every attachment is staged and processed as one
+  exchange of that department (`Gateway.process_page`, exactly like a dropped file); its
+  bytes are kept in the department's processed/ (or rejected/) folder. The message's row
+  is committed, then it moves to `processed_folder` (or `rejected_folder` when every
+  attachment was refused, or it had none), then its sender gets the reply.
+- From any other address: never processed; its row says `held` and it moves to
+  `held_folder`, for an operator.
+
+Idempotent: an attachment's exchange is found again by its source path
+(`mail/<Message-ID digest>/<position>/<name>`) and sha256, so a crash after the commit
+only completes what was left (outbox, row, move); a message whose Message-ID has a row
+is only moved again (and replied to, if that was not done). A new message with the same
+bytes is a new exchange, a duplicate of the first with its own receipt.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import hashlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from sqlmodel import select
+
+from gateway.config import MailBox
+from gateway.exchange.lifecycle import Gateway
+from gateway.intake.names import fit, shown
+from gateway.intake.staging import sniff_file
+from gateway.receipts.ledger import checkpoint_after_pass
+from gateway.mail.imap import Mailbox, connect, ensure_folders, move
+from gateway.store import Exchange, session_scope
+from gateway.store.mail_models import MailAttachment, MailMessage
+
+log = logging.getLogger("gateway.mail")
+
+DONE = ("processed", "rejected", "held")
+
+
+@dataclass
+class Attachment:
+    position: int
+    name: str
+    sha256: str
+    exchange_id: int | None
+    status: str
+    fresh: bool = False
+    """Its exchange was made (or completed) in this pass."""
+
+
+@dataclass
+class MessageOutcome:
+    """What became of one message: its status, and each attachment's exchange."""
+
+    message_id: str
+    sender: str
+    department: str | None
+    subject: str
+    status: str
+    attachments: list[Attachment] = field(default_factory=list)
+    detail: str = ""
+    repeated: bool = False
+    """Seen before (same Message-ID): nothing new was made."""
+
+
+@dataclass
+class MailPass:
+    messages: list[MessageOutcome] = field(default_factory=list)
+
+    def summary(self) -> str:
+        counts = {status: sum(1 for m in self.messages if m.status == status) for status in DONE}
+        return f"{len(self.messages)} message(s): {counts['processed']} processed, {counts['rejected']} rejected, {counts['held']} held"
+
+
+class Replier(Protocol):
+    def reply(self, gateway: Gateway, original: EmailMessage[str, str], outcome: MessageOutcome) -> bool: ...
+
+
+def message_id_of(message: EmailMessage[str, str], raw: bytes) -> str:
+    found = str(message.get("Message-ID") or "").strip()
+    return found or f"<sha256-{hashlib.sha256(raw).hexdigest()}@gateway.invalid>"
+
+
+def sender_of(message: EmailMessage[str, str]) -> str:
+    return email.utils.parseaddr(str(message.get("From") or ""))[1].strip().lower()
+
+
+def attachment_name(raw_name: str | None, position: int) -> str:
+    """The attachment's file name, its last path component only (a name is the sender's text)."""
+    name = PurePosixPath((raw_name or "").replace("\\", "/")).name.strip()
+    if not name or name in (".", ".."):
+        name = f"attachment-{position}"
+    return fit(name)
+
+
+class MailIntake:
+    """Reads `[mail] folder` of the office's mailbox; one instance per pass."""
+
+    def __init__(self, gateway: Gateway, box: MailBox, replier: Replier | None = None):
+        self.gateway = gateway
+        self.box = box
+        self.replier = replier
+        self.made = 0
+
+    def run_pass(self) -> MailPass:
+        box = self.box
+        client = connect(box, self.gateway.settings.home)
+        result = MailPass()
+        try:
+            ensure_folders(client, (box.processed_folder, box.rejected_folder, box.held_folder))
+            client.select_folder(box.folder)
+            for uid in sorted(client.search("ALL")):
+                outcome = self._one(client, uid)
+                if outcome is not None:
+                    result.messages.append(outcome)
+                    self.made += sum(1 for a in outcome.attachments if a.fresh)
+        finally:
+            try:
+                client.logout()
+            except OSError:
+                pass
+        if self.made:  # receipts were added: sign a ledger checkpoint over them
+            checkpoint_after_pass(self.gateway.engine, self.gateway.signer, self.gateway.settings.home)
+        return result
+
+    def _one(self, client: Mailbox, uid: int) -> MessageOutcome | None:
+        fetched = client.fetch([uid], ["RFC822"]).get(uid, {})
+        raw = fetched.get(b"RFC822")
+        if not isinstance(raw, bytes):
+            return None  # expunged meanwhile
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        message_id, sender = message_id_of(message, raw), sender_of(message)
+        with session_scope(self.gateway.engine) as session:
+            row = session.exec(select(MailMessage).where(MailMessage.message_id == message_id)).first()
+            if row is not None:
+                session.expunge(row)
+        if row is not None and row.status in DONE:
+            outcome = self._outcome_of(row)
+            outcome.repeated = True
+            log.info("mail %s: seen before (%s); moved again, nothing new", _masked_id(message_id), row.status)
+        elif len(raw) > self.box.max_message_mb * 1024 * 1024:
+            outcome = self._record(message, message_id, sender, self.box.senders.get(sender), "rejected", [],
+                                   "邮件过大 / the message is too large")
+        else:
+            department = self.box.senders.get(sender)
+            if department is None:
+                outcome = self._record(message, message_id, sender, None, "held", [], "发件人未登记 / unknown sender")
+                log.warning("mail %s from an unregistered address: held, not processed", _masked_id(message_id))
+            else:
+                attachments = self._attachments(message, message_id, department)
+                ok = any(a.status in ("processed", "duplicate") for a in attachments)
+                detail = "" if attachments else "邮件没有附件 / the message has no attachment"
+                outcome = self._record(message, message_id, sender, department, "processed" if ok else "rejected", attachments, detail)
+        # Only now, the exchanges and the row committed, does the message leave the folder.
+        move(client, uid, self._folder(outcome.status))
+        if self.replier is not None and outcome.status != "held":
+            self.replier.reply(self.gateway, message, outcome)
+        return outcome
+
+    def _folder(self, status: str) -> str:
+        return {"processed": self.box.processed_folder, "rejected": self.box.rejected_folder}.get(status, self.box.held_folder)
+
+    def _attachments(self, message: EmailMessage[str, str], message_id: str, department: str) -> list[Attachment]:
+        digest = hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:24]
+        done: list[Attachment] = []
+        for position, part in enumerate(message.iter_attachments(), start=1):
+            data = part.get_payload(decode=True)
+            if not isinstance(data, bytes):
+                continue  # a message/rfc822 part: forwarded mail (issue 22, not handled yet)
+            name = attachment_name(part.get_filename(), position)
+            sha256 = hashlib.sha256(data).hexdigest()
+            done.append(self._attachment(message_id, department, position, name, sha256, data, f"mail/{digest}/{position}/{name}"))
+        return done
+
+    def _attachment(
+        self, message_id: str, department: str, position: int, name: str, sha256: str, data: bytes, source_path: str
+    ) -> Attachment:
+        engine = self.gateway.engine
+        with session_scope(engine) as session:
+            known = session.exec(
+                select(MailAttachment).where(
+                    MailAttachment.message_id == message_id, MailAttachment.position == position, MailAttachment.sha256 == sha256
+                )
+            ).first()
+            if known is not None:
+                return Attachment(position, name, sha256, known.exchange_id, known.status)
+            # Committed and completed before a crash that came before this row: only recorded now.
+            finished = session.exec(
+                select(Exchange).where(
+                    Exchange.department == department, Exchange.sha256 == sha256, Exchange.source_path == source_path,
+                    Exchange.status != "received", Exchange.archived_path.is_not(None),  # type: ignore[union-attr]
+                )
+            ).first()
+            exchange_id, status = (finished.id, finished.status) if finished is not None else (None, "")
+        if exchange_id is None:
+            staged = self.gateway.settings.staging_dir / f"{os.getpid()}-{uuid.uuid4().hex}.mail"
+            try:
+                staged.write_bytes(data)
+                sniffed = sniff_file(staged)
+                outcome = self.gateway.process_page(department, name, source_path, staged, sniffed, keep_copy=False)
+                folder = "rejected" if outcome.status == "rejected" else "processed"
+                # Kept under the exchange's number: two messages may carry files of one name.
+                self.gateway.transport_for(department).put(department, folder, f"mail-{outcome.exchange_id}-{name}", staged)
+                exchange_id, status = outcome.exchange_id, outcome.status
+            finally:
+                staged.unlink(missing_ok=True)
+        with session_scope(engine) as session:
+            session.add(MailAttachment(message_id=message_id, position=position, name=name, sha256=sha256,
+                                       exchange_id=exchange_id, status=status))
+        log.info("mail %s: attachment %d (%s) -> exchange %s, %s", _masked_id(message_id), position, shown(name), exchange_id, status)
+        return Attachment(position, name, sha256, exchange_id, status, fresh=True)
+
+    def _record(
+        self, message: EmailMessage[str, str], message_id: str, sender: str, department: str | None, status: str,
+        attachments: list[Attachment], detail: str,
+    ) -> MessageOutcome:
+        subject = str(message.get("Subject") or "")
+        with session_scope(self.gateway.engine) as session:
+            session.add(MailMessage(message_id=message_id, sender=sender, department=department, subject=subject,
+                                    status=status, detail=detail))
+        return MessageOutcome(message_id, sender, department, subject, status, attachments, detail)
+
+    def _outcome_of(self, row: MailMessage) -> MessageOutcome:
+        with session_scope(self.gateway.engine) as session:
+            parts = session.exec(
+                select(MailAttachment).where(MailAttachment.message_id == row.message_id).order_by(MailAttachment.position)  # type: ignore[arg-type]
+            ).all()
+            attachments = [Attachment(p.position, p.name, p.sha256, p.exchange_id, p.status) for p in parts]
+        return MessageOutcome(row.message_id, row.sender, row.department, row.subject, row.status, attachments, row.detail)
+
+
+def _masked_id(message_id: str) -> str:
+    """A Message-ID in a log line: its digest only (it may carry a clerk's name)."""
+    return "#" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:10]
+
+
+def mail_pass(gateway: Gateway, replier: Replier | None = None) -> MailPass | None:
+    """One pass over `[mail]`, or None when gateway.toml has no `[mail]`."""
+    box = gateway.settings.mail
+    if box is None:
+        return None
+    return MailIntake(gateway, box, replier).run_pass()
+
+
+__all__ = ["Attachment", "MailIntake", "MailPass", "MessageOutcome", "mail_pass"]

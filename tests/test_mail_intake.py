@@ -1,0 +1,182 @@
+"""Issue 22: the population office's mailbox as an intake channel, against the real Postfix
+and Dovecot of tests/mail_servers.py. A clerk sends with smtplib (a plain mail client) to
+the submission port; one mail pass of the gateway reads the office's box over IMAPS with
+the throwaway CA pinned, processes each attachment as a drop of the sender's department,
+and moves the message on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from conftest import query, specimen
+from mail_servers import HOSPITAL, OFFICE, STRANGER, MailServers, password_of
+
+from gateway.config import CONFIG_FILE, load_settings
+from gateway.errors import ConfigError
+from gateway.exchange.lifecycle import Gateway
+from gateway.mail.intake import mail_pass
+from gateway.receipts.check import verify_receipt
+
+SPECIMEN = "hospital_births_202610.csv"
+PASSWORD_VARIABLE = "GWT_OFFICE_MAIL_PASSWORD"
+
+
+def mail_toml(servers: MailServers, **extra: str) -> str:
+    lines = [
+        "",
+        "[mail]",
+        'imap_host = "127.0.0.1"',
+        f"imap_port = {servers.imaps_port}",
+        'security = "imaps"',
+        f'ca_file = "{servers.ca_file}"',
+        f'user = "{OFFICE}"',
+        f'password_env = "{PASSWORD_VARIABLE}"',
+        'folder = "INBOX"',
+        'processed_folder = "Processed"',
+        'rejected_folder = "Rejected"',
+        'held_folder = "Held"',
+        *(f"{key} = {value}" for key, value in extra.items()),
+        "[mail.senders]",
+        f'"{HOSPITAL}" = "hospital"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def office(home: Path, mail_servers: MailServers, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gateway]:
+    mail_servers.empty()
+    monkeypatch.setenv("GATEWAY_SETTLE_SECONDS", "0")
+    monkeypatch.setenv(PASSWORD_VARIABLE, password_of(OFFICE))
+    with open(home / CONFIG_FILE, "a", encoding="utf-8") as config:
+        config.write(mail_toml(mail_servers))
+    gateway = Gateway(load_settings(home))
+    try:
+        yield gateway
+    finally:
+        gateway.close()
+
+
+def births_mail(message_id: str, sender: str = HOSPITAL, name: str = SPECIMEN, data: bytes | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = OFFICE
+    message["Subject"] = "10月出生信息 births, October"
+    message["Message-ID"] = message_id
+    message.set_content("您好，附件是本月出生医学证明信息。\nHello, this month's births are attached.\n")
+    message.add_attachment(data if data is not None else specimen(SPECIMEN), maintype="text", subtype="csv", filename=name)
+    return message
+
+
+def exchanges(gateway: Gateway) -> list[tuple]:
+    return query(gateway.settings, "SELECT id, department, status, duplicate_of FROM exchange ORDER BY id")
+
+
+def test_the_hospital_specimen_by_mail_is_one_exchange_with_a_signed_receipt(office: Gateway, mail_servers: MailServers, home: Path) -> None:
+    mail_servers.send(births_mail("<births-2026-10@hospital.county.test>"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+
+    done = mail_pass(office)
+
+    assert done is not None and [m.status for m in done.messages] == ["processed"]
+    [(exchange_id, department, status, _)] = exchanges(office)
+    assert (department, status) == ("hospital", "processed")
+    outbox = office.settings.mailbox_root / "hospital" / "outbox"
+    receipt = outbox / f"{SPECIMEN}.receipt.json"
+    verdict = verify_receipt(receipt, home / "keys", office.engine)
+    assert verdict.genuine, [(c.name, c.detail) for c in verdict.checks if not c.ok]
+    document = json.loads(receipt.read_bytes())
+    assert document["file_sha256"] == hashlib.sha256(specimen(SPECIMEN)).hexdigest()
+    assert document["counts"]["accepted"] == 3 and document["department"] == "hospital"
+    # The bytes are kept like a drop's, under the exchange's number.
+    kept = office.settings.mailbox_root / "hospital" / "processed" / f"mail-{exchange_id}-{SPECIMEN}"
+    assert kept.read_bytes() == specimen(SPECIMEN)
+    # The message left the inbox for the processed folder, after the commit.
+    assert mail_servers.folder_count(OFFICE, "INBOX") == 0
+    assert mail_servers.folder_count(OFFICE, "Processed") == 1
+    assert query(office.settings, "SELECT status, department, sender FROM mailmessage") == [("processed", "hospital", HOSPITAL)]
+    assert query(office.settings, "SELECT position, status, exchange_id FROM mailattachment") == [(1, "processed", exchange_id)]
+    # A second pass finds nothing.
+    assert mail_pass(office).messages == []  # type: ignore[union-attr]
+    assert len(exchanges(office)) == 1
+
+
+def test_the_same_message_delivered_twice_is_one_exchange(office: Gateway, mail_servers: MailServers) -> None:
+    message = births_mail("<twice@hospital.county.test>")
+    mail_servers.send(message, HOSPITAL)
+    mail_servers.send(message, HOSPITAL)  # the clerk's client sent it again: the same Message-ID
+    [first, _] = mail_servers.wait_for(OFFICE, 2)
+
+    done = mail_pass(office)
+
+    assert done is not None and [m.repeated for m in done.messages] == [False, True]
+    assert [row[2] for row in exchanges(office)] == ["processed"]
+    assert mail_servers.folder_count(OFFICE, "Processed") == 2
+    # Delivered once more by the server after the pass: still nothing new.
+    mail_servers.deliver_again(OFFICE, first.as_bytes())
+    again = mail_pass(office)
+    assert again is not None and [m.repeated for m in again.messages] == [True]
+    assert len(exchanges(office)) == 1
+    assert query(office.settings, "SELECT count(*) FROM mailmessage") == [(1,)]
+    assert query(office.settings, "SELECT count(*) FROM mailattachment") == [(1,)]
+
+
+def test_mail_from_an_unknown_sender_is_held_never_processed(office: Gateway, mail_servers: MailServers) -> None:
+    mail_servers.send(births_mail("<stranger@county.test>", sender=STRANGER), STRANGER)
+    mail_servers.wait_for(OFFICE, 1)
+
+    done = mail_pass(office)
+
+    assert done is not None and [m.status for m in done.messages] == ["held"]
+    assert exchanges(office) == []
+    assert not list((office.settings.mailbox_root / "hospital" / "outbox").glob("*.receipt.json"))
+    assert mail_servers.folder_count(OFFICE, "Held") == 1
+    assert mail_servers.folder_count(OFFICE, "INBOX") == 0
+    assert query(office.settings, "SELECT status, department FROM mailmessage") == [("held", None)]
+
+
+def test_a_new_message_with_the_same_bytes_is_a_duplicate_exchange(office: Gateway, mail_servers: MailServers) -> None:
+    mail_servers.send(births_mail("<first@hospital.county.test>"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+    mail_pass(office)
+    mail_servers.send(births_mail("<resent@hospital.county.test>", name="births-again.csv"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+
+    done = mail_pass(office)
+
+    assert done is not None and [m.status for m in done.messages] == ["processed"]
+    [(first, _, processed, _), (second, _, duplicate, of)] = exchanges(office)
+    assert (processed, duplicate, of) == ("processed", "duplicate", first)
+    outbox = office.settings.mailbox_root / "hospital" / "outbox"
+    assert (outbox / "births-again.csv.receipt.json").exists()  # its own receipt
+    assert json.loads((outbox / "births-again.csv.receipt.json").read_bytes())["status"] == "duplicate"
+
+
+def test_a_file_no_adapter_reads_is_refused_and_the_message_rejected(office: Gateway, mail_servers: MailServers) -> None:
+    mail_servers.send(births_mail("<junk@hospital.county.test>", name="notes.csv", data=b"hello,world\n"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+
+    done = mail_pass(office)
+
+    assert done is not None and [m.status for m in done.messages] == ["rejected"]
+    assert [row[2] for row in exchanges(office)] == ["rejected"]
+    assert mail_servers.folder_count(OFFICE, "Rejected") == 1
+
+
+@pytest.mark.backend_independent
+def test_mail_settings_are_checked(home: Path, mail_servers: MailServers) -> None:
+    config = home / CONFIG_FILE
+    original = config.read_text(encoding="utf-8")
+    config.write_text(original + mail_toml(mail_servers).replace(f'ca_file = "{mail_servers.ca_file}"\n', ""), encoding="utf-8")
+    with pytest.raises(ConfigError, match="ca_file 或 cert_sha256"):
+        load_settings(home)
+    config.write_text(original + mail_toml(mail_servers).replace('"hospital"', '"nowhere"'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="nowhere"):
+        load_settings(home)
+    config.write_text(original + mail_toml(mail_servers) .replace("[mail.senders]", 'password = "x"\n[mail.senders]'), encoding="utf-8")
+    with pytest.raises(ConfigError, match="never store"):
+        load_settings(home)
