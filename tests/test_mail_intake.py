@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import subprocess
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -20,6 +22,7 @@ from gateway.config import CONFIG_FILE, load_settings
 from gateway.errors import ConfigError
 from gateway.exchange.lifecycle import Gateway
 from gateway.mail.intake import mail_pass
+from gateway.mail.reply import SmtpReplier
 from gateway.receipts.check import verify_receipt
 
 SPECIMEN = "hospital_births_202610.csv"
@@ -40,6 +43,9 @@ def mail_toml(servers: MailServers, **extra: str) -> str:
         'processed_folder = "Processed"',
         'rejected_folder = "Rejected"',
         'held_folder = "Held"',
+        'smtp_host = "127.0.0.1"',
+        f"smtp_port = {servers.submission_port}",
+        f'from_address = "{OFFICE}"',
         *(f"{key} = {value}" for key, value in extra.items()),
         "[mail.senders]",
         f'"{HOSPITAL}" = "hospital"',
@@ -180,3 +186,95 @@ def test_mail_settings_are_checked(home: Path, mail_servers: MailServers) -> Non
     config.write_text(original + mail_toml(mail_servers) .replace("[mail.senders]", 'password = "x"\n[mail.senders]'), encoding="utf-8")
     with pytest.raises(ConfigError, match="never store"):
         load_settings(home)
+
+
+# -- replies (phase 3) ---------------------------------------------------------------------
+
+
+def replies(servers: MailServers, count: int = 1, timeout: float = 30) -> list[EmailMessage]:
+    return servers.wait_for(HOSPITAL, count, timeout=timeout)
+
+
+def gpg_verifies(home: Path, folder: Path, name: str) -> subprocess.CompletedProcess:
+    """Plain gpg, in a keyring of its own holding only the gateway's published key."""
+    keyring = folder / "clerk-gnupg"
+    keyring.mkdir(mode=0o700)
+    env = {"GNUPGHOME": str(keyring), "PATH": "/usr/bin:/bin"}
+    try:
+        for key in (home / "keys").glob("*.asc"):
+            subprocess.run(["gpg", "--batch", "--import", str(key)], env=env, check=True, capture_output=True)
+        return subprocess.run(["gpg", "--batch", "--status-fd", "1", "--verify", str(folder / f"{name}.asc"), str(folder / name)],
+                              env=env, capture_output=True, text=True)
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=env, capture_output=True)
+
+
+def test_the_sender_gets_one_reply_with_the_signed_receipt(office: Gateway, mail_servers: MailServers, home: Path, tmp_path: Path) -> None:
+    original = births_mail("<reply-me@hospital.county.test>")
+    mail_servers.send(original, HOSPITAL)
+    [delivered] = mail_servers.wait_for(OFFICE, 1)
+    replier = SmtpReplier.configured(office.settings)
+
+    mail_pass(office, replier)
+
+    [reply] = replies(mail_servers)
+    assert reply["Subject"] == "Re: 10月出生信息 births, October"
+    assert reply["In-Reply-To"] == "<reply-me@hospital.county.test>"
+    assert "<reply-me@hospital.county.test>" in reply["References"]
+    assert reply["From"] == OFFICE and reply["To"] == HOSPITAL
+    text = reply.get_body(("plain",)).get_content()
+    assert text.index("已处理") < text.index("processed")  # Chinese first, then English
+    assert f"附件 1「{SPECIMEN}」:已处理" in text
+    attached = {part.get_filename(): part.get_payload(decode=True) for part in reply.iter_attachments()}
+    assert set(attached) == {f"{SPECIMEN}.receipt.json", f"{SPECIMEN}.receipt.json.asc", f"{SPECIMEN}.errors.csv"}
+    for name, data in attached.items():
+        (tmp_path / name).write_bytes(data)
+    outbox = office.settings.mailbox_root / "hospital" / "outbox"
+    assert attached[f"{SPECIMEN}.receipt.json"] == (outbox / f"{SPECIMEN}.receipt.json").read_bytes()
+    verified = gpg_verifies(home, tmp_path, f"{SPECIMEN}.receipt.json")
+    assert verified.returncode == 0, verified.stderr
+    assert "[GNUPG:] GOODSIG" in verified.stdout
+
+    # The server delivers the same message again: nothing new, and no second reply.
+    mail_servers.deliver_again(OFFICE, delivered.as_bytes())
+    again = mail_pass(office, replier)
+    assert again is not None and [m.repeated for m in again.messages] == [True]
+    assert len(replies(mail_servers, 2, timeout=5)) == 1
+    assert len(exchanges(office)) == 1
+
+
+def test_a_reply_the_smtp_server_refused_is_sent_on_a_later_pass(office: Gateway, mail_servers: MailServers) -> None:
+    mail_servers.send(births_mail("<later@hospital.county.test>"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    box = office.settings.mail
+    assert box is not None
+    away = SmtpReplier(box.model_copy(update={"smtp_port": closed}), office.settings.home)
+
+    mail_pass(office, away)
+
+    assert mail_servers.folder_count(OFFICE, "Processed") == 1  # the message is safe in its folder
+    assert query(office.settings, "SELECT replied_at FROM mailmessage") == [(None,)]
+    assert replies(mail_servers, 1, timeout=3) == []
+    mail_pass(office, SmtpReplier.configured(office.settings))
+    [reply] = replies(mail_servers)
+    assert reply["In-Reply-To"] == "<later@hospital.county.test>"
+    assert query(office.settings, "SELECT count(*) FROM mailmessage WHERE replied_at IS NOT NULL") == [(1,)]
+
+
+def test_a_message_without_attachments_is_rejected_with_a_reply_saying_so(office: Gateway, mail_servers: MailServers) -> None:
+    message = births_mail("<empty@hospital.county.test>")
+    message.clear_content()
+    message.set_content("忘了附件 forgot the file")
+    mail_servers.send(message, HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+
+    mail_pass(office, SmtpReplier.configured(office.settings))
+
+    assert mail_servers.folder_count(OFFICE, "Rejected") == 1
+    [reply] = replies(mail_servers)
+    text = reply.get_body(("plain",)).get_content()
+    assert "邮件没有附件" in text and "the message has no attachment" in text
+    assert text.index("邮件没有附件") < text.index("the message has no attachment")

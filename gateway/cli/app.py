@@ -128,8 +128,9 @@ def run(
             _record_inbox_pass(gateway, started, outcomes)
             if gateway.settings.mail is not None:  # the office's mailbox (issue 22): one pass of the `mail` job
                 from gateway.mail.intake import mail_pass
+                from gateway.mail.reply import SmtpReplier
 
-                done = mail_pass(gateway)
+                done = mail_pass(gateway, SmtpReplier.configured(gateway.settings))
                 if done is not None:
                     console.print(f"邮箱 Mailbox: {done.summary()}", markup=False)
         finally:

@@ -33,9 +33,11 @@ from typing import Protocol
 from sqlmodel import select
 
 from gateway.config import MailBox
+from gateway.errors import TransportError
 from gateway.exchange.lifecycle import Gateway
 from gateway.intake.names import fit, shown
 from gateway.intake.staging import sniff_file
+from gateway.masking import scrub_message
 from gateway.receipts.ledger import checkpoint_after_pass
 from gateway.mail.imap import Mailbox, connect, ensure_folders, move
 from gateway.store import Exchange, session_scope
@@ -82,7 +84,7 @@ class MailPass:
 
 
 class Replier(Protocol):
-    def reply(self, gateway: Gateway, original: EmailMessage[str, str], outcome: MessageOutcome) -> bool: ...
+    def reply(self, gateway: Gateway, original: EmailMessage[str, str] | None, outcome: MessageOutcome) -> bool: ...
 
 
 def message_id_of(message: EmailMessage[str, str], raw: bytes) -> str:
@@ -118,6 +120,7 @@ class MailIntake:
         try:
             ensure_folders(client, (box.processed_folder, box.rejected_folder, box.held_folder))
             client.select_folder(box.folder)
+            self.reply_pending()
             for uid in sorted(client.search("ALL")):
                 outcome = self._one(client, uid)
                 if outcome is not None:
@@ -164,8 +167,29 @@ class MailIntake:
         # Only now, the exchanges and the row committed, does the message leave the folder.
         move(client, uid, self._folder(outcome.status))
         if self.replier is not None and outcome.status != "held":
-            self.replier.reply(self.gateway, message, outcome)
+            self._reply(message, outcome)
         return outcome
+
+    def _reply(self, message: EmailMessage[str, str] | None, outcome: MessageOutcome) -> None:
+        assert self.replier is not None
+        try:
+            self.replier.reply(self.gateway, message, outcome)
+        except TransportError as exc:  # the message is safe in its folder: replied to on a later pass
+            log.error("mail %s: reply not sent yet: %s", _masked_id(outcome.message_id), scrub_message(str(exc)))
+
+    def reply_pending(self) -> None:
+        """Replies not sent when their message was read (the SMTP server was away)."""
+        if self.replier is None:
+            return
+        with session_scope(self.gateway.engine) as session:
+            rows = session.exec(
+                select(MailMessage).where(MailMessage.replied_at.is_(None), MailMessage.status != "held")  # type: ignore[union-attr]
+                .order_by(MailMessage.id)  # type: ignore[arg-type]
+            ).all()
+            for row in rows:
+                session.expunge(row)
+        for row in rows:
+            self._reply(None, self._outcome_of(row))
 
     def _folder(self, status: str) -> str:
         return {"processed": self.box.processed_folder, "rejected": self.box.rejected_folder}.get(status, self.box.held_folder)

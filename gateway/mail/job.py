@@ -24,15 +24,16 @@ def mail_job(gateway: Gateway) -> Job:
 
     def run(context: JobContext) -> JobResult:  # noqa: ARG001
         from gateway.mail.intake import mail_pass
+        from gateway.mail.reply import SmtpReplier
 
         threaded = gateways.get()
         try:
-            done = mail_pass(threaded)
+            done = mail_pass(threaded, SmtpReplier.configured(threaded.settings))
         except TransportError as exc:  # the server away: said, and tried again next time
             return JobResult("mailbox not read", str(exc))
         return JobResult(done.summary() if done is not None else "no [mail]")
 
-    return Job("mail", run, every=settings.poll_seconds, description="read the office's mailbox",
+    return Job("mail", run, every=settings.poll_seconds, description="read the office's mailbox, reply to each sender",
                close=gateways.close)
 
 
