@@ -15,7 +15,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import query, specimen
+from conftest import query, run_gateway, specimen
+from gpg_helpers import DepartmentKeyring
 from mail_servers import HOSPITAL, OFFICE, STRANGER, MailServers, password_of
 
 from gateway.config import CONFIG_FILE, load_settings
@@ -24,6 +25,7 @@ from gateway.exchange.lifecycle import Gateway
 from gateway.mail.intake import mail_pass
 from gateway.mail.reply import SmtpReplier
 from gateway.receipts.check import verify_receipt
+from gateway.receipts.keys import DepartmentKeys
 
 SPECIMEN = "hospital_births_202610.csv"
 PASSWORD_VARIABLE = "GWT_OFFICE_MAIL_PASSWORD"
@@ -278,3 +280,77 @@ def test_a_message_without_attachments_is_rejected_with_a_reply_saying_so(office
     text = reply.get_body(("plain",)).get_content()
     assert "邮件没有附件" in text and "the message has no attachment" in text
     assert text.index("邮件没有附件") < text.index("the message has no attachment")
+
+
+# -- signing departments, held mail and the operator (phase 4) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def hospital_key() -> Iterator[tuple[DepartmentKeyring, str]]:
+    ring = DepartmentKeyring()
+    yield ring, ring.new_key("Hospital Exchange")
+    ring.close()
+
+
+def signing(office: Gateway, hospital_key: tuple[DepartmentKeyring, str]) -> None:
+    ring, fingerprint = hospital_key
+    DepartmentKeys(office.settings.keys_dir).import_key(ring.export(fingerprint), "hospital")
+
+
+def test_a_signing_department_s_mail_needs_name_asc_beside_name(office: Gateway, mail_servers: MailServers, hospital_key) -> None:
+    signing(office, hospital_key)
+    ring, fingerprint = hospital_key
+    mail_servers.send(births_mail("<unsigned@hospital.county.test>"), HOSPITAL)
+    signed = births_mail("<signed@hospital.county.test>", name="births-signed.csv")
+    signed.add_attachment(ring.sign(specimen(SPECIMEN), fingerprint), maintype="application", subtype="pgp-signature",
+                          filename="births-signed.csv.asc")
+    mail_servers.send(signed, HOSPITAL)
+    mail_servers.wait_for(OFFICE, 2)
+
+    done = mail_pass(office, SmtpReplier.configured(office.settings))
+
+    assert done is not None and sorted(m.status for m in done.messages) == ["held", "processed"]
+    [(_, _, status, _)] = exchanges(office)  # the signature itself is no exchange
+    assert status == "processed"
+    assert query(office.settings, "SELECT name FROM mailattachment") == [("births-signed.csv",)]
+    assert mail_servers.folder_count(OFFICE, "Held") == 1
+    [reply] = replies(mail_servers)  # the held message gets none
+    assert reply["In-Reply-To"] == "<signed@hospital.county.test>"
+
+
+def test_a_forged_from_address_of_a_signing_department_is_held(office: Gateway, mail_servers: MailServers, hospital_key) -> None:
+    signing(office, hospital_key)
+    # The stranger logs in as themself and writes the hospital's address in From.
+    mail_servers.send(births_mail("<forged@county.test>", sender=HOSPITAL), STRANGER)
+    mail_servers.wait_for(OFFICE, 1)
+
+    done = mail_pass(office, SmtpReplier.configured(office.settings))
+
+    assert done is not None and [m.status for m in done.messages] == ["held"]
+    assert exchanges(office) == []
+    assert replies(mail_servers, 1, timeout=3) == []
+
+
+def test_the_operator_lists_releases_and_refuses_held_mail(office: Gateway, mail_servers: MailServers, home: Path) -> None:
+    env = {PASSWORD_VARIABLE: password_of(OFFICE)}
+    mail_servers.send(births_mail("<release-me@county.test>", sender=STRANGER), STRANGER)
+    mail_servers.send(births_mail("<refuse-me@county.test>", sender=STRANGER, name="other.csv"), STRANGER)
+    mail_servers.wait_for(OFFICE, 2)
+    mail_pass(office)
+
+    listed = run_gateway(home, "mail", "held", env=env).stdout
+    assert "s…@county.test" in listed and STRANGER not in listed
+    [(release_id,), (refuse_id,)] = query(office.settings, "SELECT id FROM mailmessage ORDER BY message_id DESC")
+    refused = run_gateway(home, "mail", "release", str(release_id), env=env, check=False)
+    assert refused.returncode != 0 and "--department" in refused.stdout + refused.stderr
+    run_gateway(home, "mail", "release", str(release_id), "--department", "hospital", env=env)
+    run_gateway(home, "mail", "refuse", str(refuse_id), "--reason", "not a department", env=env)
+    assert mail_servers.folder_count(OFFICE, "INBOX") == 1 and mail_servers.folder_count(OFFICE, "Rejected") == 1
+
+    result = run_gateway(home, "run", "--once", env=env)  # the next pass, as the operator's gateway runs it
+
+    assert "1 message(s): 1 processed" in result.stdout
+    assert [(d, s) for _, d, s, _ in exchanges(office)] == [("hospital", "processed")]
+    assert query(office.settings, "SELECT status FROM mailmessage ORDER BY id") == [("processed",), ("refused",)]
+    assert mail_servers.folder_count(OFFICE, "Processed") == 1
+    assert "No held messages" in run_gateway(home, "mail", "held", env=env).stdout

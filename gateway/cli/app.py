@@ -621,6 +621,9 @@ from gateway.cli import obligations as _obligation_commands  # noqa: E402 - obli
 
 app.add_typer(_obligation_commands.app, name="obligations")
 app.add_typer(_report_commands.app, name="report")
+from gateway.cli import mail as _mail_commands  # noqa: E402 - the office's mailbox (issue 22)
+
+app.add_typer(_mail_commands.app, name="mail")
 _simulate_commands.register(app)
 
 # -- reconciliation between departments' records (issue 9, gateway/reconcile/) -----------------

@@ -30,7 +30,7 @@ from email.message import EmailMessage
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from gateway.config import MailBox
 from gateway.errors import TransportError
@@ -45,7 +45,10 @@ from gateway.store.mail_models import MailAttachment, MailMessage
 
 log = logging.getLogger("gateway.mail")
 
-DONE = ("processed", "rejected", "held")
+DONE = ("processed", "rejected", "held", "refused")
+"""Statuses of a message already dealt with; `released` (an operator let a held message
+through: it is back in the folder, taken on the next pass) is not one of them."""
+SIGNATURE_SUFFIX = ".asc"
 
 
 @dataclass
@@ -79,7 +82,7 @@ class MailPass:
     messages: list[MessageOutcome] = field(default_factory=list)
 
     def summary(self) -> str:
-        counts = {status: sum(1 for m in self.messages if m.status == status) for status in DONE}
+        counts = {status: sum(1 for m in self.messages if m.status == status) for status in ("processed", "rejected", "held")}
         return f"{len(self.messages)} message(s): {counts['processed']} processed, {counts['rejected']} rejected, {counts['held']} held"
 
 
@@ -155,18 +158,23 @@ class MailIntake:
             outcome = self._record(message, message_id, sender, self.box.senders.get(sender), "rejected", [],
                                    "邮件过大 / the message is too large")
         else:
-            department = self.box.senders.get(sender)
+            released = row is not None and row.status == "released"
+            department = row.department if released and row is not None else self.box.senders.get(sender)
+            parts = _parts(message)
             if department is None:
                 outcome = self._record(message, message_id, sender, None, "held", [], "发件人未登记 / unknown sender")
                 log.warning("mail %s from an unregistered address: held, not processed", _masked_id(message_id))
+            elif not released and (unsigned := self._unsigned(department, parts)) is not None:
+                outcome = self._record(message, message_id, sender, department, "held", [], unsigned)
+                log.warning("mail %s of %s: %s; held, not processed", _masked_id(message_id), department, unsigned)
             else:
-                attachments = self._attachments(message, message_id, department)
+                attachments = self._attachments(parts, message_id, department)
                 ok = any(a.status in ("processed", "duplicate") for a in attachments)
                 detail = "" if attachments else "邮件没有附件 / the message has no attachment"
                 outcome = self._record(message, message_id, sender, department, "processed" if ok else "rejected", attachments, detail)
         # Only now, the exchanges and the row committed, does the message leave the folder.
         move(client, uid, self._folder(outcome.status))
-        if self.replier is not None and outcome.status != "held":
+        if self.replier is not None and outcome.status in ("processed", "rejected"):
             self._reply(message, outcome)
         return outcome
 
@@ -183,7 +191,7 @@ class MailIntake:
             return
         with session_scope(self.gateway.engine) as session:
             rows = session.exec(
-                select(MailMessage).where(MailMessage.replied_at.is_(None), MailMessage.status != "held")  # type: ignore[union-attr]
+                select(MailMessage).where(MailMessage.replied_at.is_(None), col(MailMessage.status).in_(("processed", "rejected")))  # type: ignore[union-attr]
                 .order_by(MailMessage.id)  # type: ignore[arg-type]
             ).all()
             for row in rows:
@@ -192,19 +200,41 @@ class MailIntake:
             self._reply(None, self._outcome_of(row))
 
     def _folder(self, status: str) -> str:
-        return {"processed": self.box.processed_folder, "rejected": self.box.rejected_folder}.get(status, self.box.held_folder)
+        return folder_for(self.box, status)
 
-    def _attachments(self, message: EmailMessage[str, str], message_id: str, department: str) -> list[Attachment]:
+    def _attachments(self, parts: list[tuple[int, str, bytes]], message_id: str, department: str) -> list[Attachment]:
         digest = hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:24]
         done: list[Attachment] = []
-        for position, part in enumerate(message.iter_attachments(), start=1):
-            data = part.get_payload(decode=True)
-            if not isinstance(data, bytes):
-                continue  # a message/rfc822 part: forwarded mail (issue 22, not handled yet)
-            name = attachment_name(part.get_filename(), position)
+        for position, name, data in parts:
+            if name.lower().endswith(SIGNATURE_SUFFIX):
+                continue  # a signature is never a drop (gateway/intake/signed_drops.py)
             sha256 = hashlib.sha256(data).hexdigest()
             done.append(self._attachment(message_id, department, position, name, sha256, data, f"mail/{digest}/{position}/{name}"))
         return done
+
+    def _unsigned(self, department: str, parts: list[tuple[int, str, bytes]]) -> str | None:
+        """None when the department signs nothing, or every attachment has a good detached
+        signature `NAME.asc` beside it by a key registered for it; else why it is held."""
+        keys = self.gateway.drops.keys
+        verifier = keys.verifier(department)
+        if verifier is None:
+            return None
+        signatures = {name[: -len(SIGNATURE_SUFFIX)]: data for _, name, data in parts if name.lower().endswith(SIGNATURE_SUFFIX)}
+        files = [(name, data) for _, name, data in parts if not name.lower().endswith(SIGNATURE_SUFFIX)]
+        with verifier:
+            for name, data in files:
+                signature = signatures.get(name)
+                if signature is None:
+                    return "附件未签名(缺少 NAME.asc) / an attachment is not signed (no NAME.asc beside it)"
+                staged = self.gateway.settings.staging_dir / f"{os.getpid()}-{uuid.uuid4().hex}.mail"
+                try:
+                    staged.write_bytes(data)
+                    verdict = verifier.verify(staged, signature)
+                finally:
+                    staged.unlink(missing_ok=True)
+                if not verdict.genuine:
+                    return "签名无效,不是该部门登记的密钥所签 / a signature is not a good one by the department's registered key"
+        return None
 
     def _attachment(
         self, message_id: str, department: str, position: int, name: str, sha256: str, data: bytes, source_path: str
@@ -250,8 +280,12 @@ class MailIntake:
     ) -> MessageOutcome:
         subject = str(message.get("Subject") or "")
         with session_scope(self.gateway.engine) as session:
-            session.add(MailMessage(message_id=message_id, sender=sender, department=department, subject=subject,
-                                    status=status, detail=detail))
+            row = session.exec(select(MailMessage).where(MailMessage.message_id == message_id)).first()
+            if row is None:
+                session.add(MailMessage(message_id=message_id, sender=sender, department=department, subject=subject,
+                                        status=status, detail=detail))
+            else:  # released by an operator: processed now
+                row.department, row.status, row.detail = department, status, detail
         return MessageOutcome(message_id, sender, department, subject, status, attachments, detail)
 
     def _outcome_of(self, row: MailMessage) -> MessageOutcome:
@@ -261,6 +295,20 @@ class MailIntake:
             ).all()
             attachments = [Attachment(p.position, p.name, p.sha256, p.exchange_id, p.status) for p in parts]
         return MessageOutcome(row.message_id, row.sender, row.department, row.subject, row.status, attachments, row.detail)
+
+
+def folder_for(box: MailBox, status: str) -> str:
+    return {"processed": box.processed_folder, "rejected": box.rejected_folder, "refused": box.rejected_folder}.get(status, box.held_folder)
+
+
+def _parts(message: EmailMessage[str, str]) -> list[tuple[int, str, bytes]]:
+    """(position, file name, bytes) of each attachment that is a file."""
+    found = []
+    for position, part in enumerate(message.iter_attachments(), start=1):
+        data = part.get_payload(decode=True)
+        if isinstance(data, bytes):  # not a message/rfc822 part (forwarded mail: not handled yet)
+            found.append((position, attachment_name(part.get_filename(), position), data))
+    return found
 
 
 def _masked_id(message_id: str) -> str:
