@@ -462,6 +462,18 @@ require_signed_acks = false
 # Options per adapter, e.g.
 # [adapters.hospital-births]
 
+# The population office's mailbox (固定电子信箱, docs/deploy/mail.md): attachments from the
+# registered senders are processed like drops; replies by SMTP. The password comes from
+# the variable password_env names (default GATEWAY_MAIL_PASSWORD), never from this file.
+# [mail]
+# imap_host = "mail.example.gov.cn"
+# security = "imaps"               # or "starttls"
+# ca_file = "mail-ca.pem"          # or cert_sha256 = "AB:CD:..." (the server certificate pinned)
+# user = "renkou@example.gov.cn"
+# smtp_port = 587
+# [mail.senders]
+# "births@hospital.example.gov.cn" = "hospital"
+
 # Departments whose mailbox is on an SFTP server (docs/deploy/sftp.md); the others use
 # the local mailbox. The key's passphrase comes from GATEWAY_SFTP_COUNTY_PASSPHRASE.
 # [sftp.county]

@@ -354,3 +354,54 @@ def test_the_operator_lists_releases_and_refuses_held_mail(office: Gateway, mail
     assert query(office.settings, "SELECT status FROM mailmessage ORDER BY id") == [("processed",), ("refused",)]
     assert mail_servers.folder_count(OFFICE, "Processed") == 1
     assert "No held messages" in run_gateway(home, "mail", "held", env=env).stdout
+
+
+# -- a crash between the commit and the IMAP move (issue 22, "Done when") -------------------
+
+KILL_IN_MOVE = "import gateway.mail.intake as intake\nintake.move = lambda *args: os.kill(os.getpid(), signal.SIGKILL)\n"
+KILL_BEFORE_THE_ROW = (
+    "from gateway.intake.transports.local import LocalMailbox\n"
+    "put = LocalMailbox.put\n"
+    "def dying_put(self, department, folder, name, source):\n"
+    "    if name.startswith('mail-'):\n"
+    "        os.kill(os.getpid(), signal.SIGKILL)\n"
+    "    return put(self, department, folder, name, source)\n"
+    "LocalMailbox.put = dying_put\n"
+)
+
+
+@pytest.mark.parametrize("kill", [KILL_IN_MOVE, KILL_BEFORE_THE_ROW], ids=["in-the-move", "before-the-attachment-row"])
+def test_sigkill_after_the_commit_then_restart_repeats_nothing(office: Gateway, mail_servers: MailServers, home: Path, kill: str) -> None:
+    import os
+    import signal
+
+    from conftest import REPO
+
+    mail_servers.send(births_mail("<crash@hospital.county.test>"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+    env = {**os.environ, PASSWORD_VARIABLE: password_of(OFFICE), "GATEWAY_SETTLE_SECONDS": "0", "COLUMNS": "200"}
+    killer = (
+        "import os, signal, sys\n" + kill +
+        "from gateway.cli.app import main\n"
+        f"sys.argv = ['gateway', 'run', '--once', '--home', {str(home)!r}]\n"
+        "main()\n"
+    )
+    killed = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", killer], env=env, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [(exchange_id, _, status, _)] = exchanges(office)
+    assert status == "processed"
+    assert mail_servers.folder_count(OFFICE, "INBOX") == 1  # not lost
+    assert query(office.settings, "SELECT count(*) FROM receipt") == [(1,)]
+
+    run_gateway(home, "run", "--once", env={PASSWORD_VARIABLE: password_of(OFFICE), "GATEWAY_SETTLE_SECONDS": "0"})
+
+    assert [row[0] for row in exchanges(office)] == [exchange_id]  # processed once
+    assert query(office.settings, "SELECT count(*) FROM receipt") == [(1,)]
+    assert query(office.settings, "SELECT count(*) FROM record") == [(3,)]
+    assert query(office.settings, "SELECT exchange_id, status FROM mailattachment") == [(exchange_id, "processed")]
+    assert mail_servers.folder_count(OFFICE, "INBOX") == 0 and mail_servers.folder_count(OFFICE, "Processed") == 1
+    [reply] = replies(mail_servers)
+    assert reply["In-Reply-To"] == "<crash@hospital.county.test>"
+    assert len(replies(mail_servers, 2, timeout=4)) == 1
+    kept = office.settings.mailbox_root / "hospital" / "processed" / f"mail-{exchange_id}-{SPECIMEN}"
+    assert kept.read_bytes() == specimen(SPECIMEN)

@@ -154,9 +154,9 @@ class MailIntake:
             outcome = self._outcome_of(row)
             outcome.repeated = True
             log.info("mail %s: seen before (%s); moved again, nothing new", _masked_id(message_id), row.status)
-        elif len(raw) > self.box.max_message_mb * 1024 * 1024:
-            outcome = self._record(message, message_id, sender, self.box.senders.get(sender), "rejected", [],
-                                   "邮件过大 / the message is too large")
+        elif len(raw) > self.box.max_message_mb * 1024 * 1024 and (row is not None or sender in self.box.senders):
+            department = row.department if row is not None else self.box.senders[sender]
+            outcome = self._record(message, message_id, sender, department, "rejected", [], "邮件过大 / the message is too large")
         else:
             released = row is not None and row.status == "released"
             department = row.department if released and row is not None else self.box.senders.get(sender)
@@ -256,18 +256,20 @@ class MailIntake:
                 )
             ).first()
             exchange_id, status = (finished.id, finished.status) if finished is not None else (None, "")
-        if exchange_id is None:
-            staged = self.gateway.settings.staging_dir / f"{os.getpid()}-{uuid.uuid4().hex}.mail"
-            try:
-                staged.write_bytes(data)
-                sniffed = sniff_file(staged)
-                outcome = self.gateway.process_page(department, name, source_path, staged, sniffed, keep_copy=False)
-                folder = "rejected" if outcome.status == "rejected" else "processed"
-                # Kept under the exchange's number: two messages may carry files of one name.
-                self.gateway.transport_for(department).put(department, folder, f"mail-{outcome.exchange_id}-{name}", staged)
+        staged = self.gateway.settings.staging_dir / f"{os.getpid()}-{uuid.uuid4().hex}.mail"
+        try:
+            staged.write_bytes(data)
+            if exchange_id is None:
+                outcome = self.gateway.process_page(department, name, source_path, staged, sniff_file(staged), keep_copy=False)
                 exchange_id, status = outcome.exchange_id, outcome.status
-            finally:
-                staged.unlink(missing_ok=True)
+            # Kept under the exchange's number (two messages may carry files of one name); also
+            # after a crash that came before the copy.
+            transport = self.gateway.transport_for(department)
+            folder, kept = "rejected" if status == "rejected" else "processed", f"mail-{exchange_id}-{name}"
+            if not transport.exists(department, folder, kept):
+                transport.put(department, folder, kept, staged)
+        finally:
+            staged.unlink(missing_ok=True)
         with session_scope(engine) as session:
             session.add(MailAttachment(message_id=message_id, position=position, name=name, sha256=sha256,
                                        exchange_id=exchange_id, status=status))
