@@ -405,3 +405,91 @@ def test_sigkill_after_the_commit_then_restart_repeats_nothing(office: Gateway, 
     assert len(replies(mail_servers, 2, timeout=4)) == 1
     kept = office.settings.mailbox_root / "hospital" / "processed" / f"mail-{exchange_id}-{SPECIMEN}"
     assert kept.read_bytes() == specimen(SPECIMEN)
+
+
+# -- the server's certificate, mixed outcomes, forwarded mail ---------------------------------
+
+
+def _reconfigure(office: Gateway, home: Path, mail_servers: MailServers, **changes: str) -> Gateway:
+    config = home / CONFIG_FILE
+    text = config.read_text(encoding="utf-8")
+    for key, value in changes.items():
+        import re
+
+        if value == "":
+            text = re.sub(rf"^{key} = .*\n", "", text, flags=re.M)
+        elif re.search(rf"^{key} = ", text, flags=re.M):
+            text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+        else:
+            text = text.replace("\n[mail.senders]", f"\n{key} = {value}\n[mail.senders]")
+    config.write_text(text, encoding="utf-8")
+    return Gateway(load_settings(home))
+
+
+def server_cert_sha256(mail_servers: MailServers) -> str:
+    der = subprocess.run(["openssl", "x509", "-in", str(mail_servers.cert), "-outform", "DER"], capture_output=True, check=True).stdout
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def test_starttls_with_the_server_certificate_pinned(office: Gateway, mail_servers: MailServers, home: Path) -> None:
+    from gateway.errors import TransportError
+
+    mail_servers.send(births_mail("<pinned@hospital.county.test>"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+    wrong = _reconfigure(office, home, mail_servers, security='"starttls"', imap_port=str(mail_servers.imap_port), ca_file="",
+                         cert_sha256='"' + ":".join(["00"] * 32) + '"')
+    try:
+        with pytest.raises(TransportError, match="pinned"):
+            mail_pass(wrong)
+    finally:
+        wrong.close()
+    assert mail_servers.folder_count(OFFICE, "INBOX") == 1  # nothing read, nothing moved
+    pinned = _reconfigure(office, home, mail_servers, cert_sha256=f'"{server_cert_sha256(mail_servers)}"')
+    try:
+        done = mail_pass(pinned, SmtpReplier.configured(pinned.settings))  # the SMTP side checks the same pin
+    finally:
+        pinned.close()
+    assert done is not None and [m.status for m in done.messages] == ["processed"]
+    [reply] = replies(mail_servers)
+    assert reply["In-Reply-To"] == "<pinned@hospital.county.test>"
+
+
+def test_attachments_that_end_differently_and_the_reply_lists_each(office: Gateway, mail_servers: MailServers) -> None:
+    mail_servers.send(births_mail("<first-copy@hospital.county.test>"), HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+    mail_pass(office)
+    message = births_mail("<mixed@hospital.county.test>", name="again.csv")  # the same bytes: a duplicate
+    message.add_attachment(b"hello,world\n", maintype="text", subtype="csv", filename="notes.csv")  # no adapter reads it
+    mail_servers.send(message, HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+
+    done = mail_pass(office, SmtpReplier.configured(office.settings))
+
+    assert done is not None and [m.status for m in done.messages] == ["processed"]
+    assert [a.status for a in done.messages[0].attachments] == ["duplicate", "rejected"]
+    assert mail_servers.folder_count(OFFICE, "Processed") == 2
+    # The first message had no reply yet (that pass sent none): it gets its own now.
+    [reply] = [r for r in replies(mail_servers, 2) if r["In-Reply-To"] == "<mixed@hospital.county.test>"]
+    text = reply.get_body(("plain",)).get_content()
+    assert "附件 1「again.csv」:重复文件" in text and "a duplicate of a file already received" in text
+    assert "附件 2「notes.csv」:被拒收" in text and 'Attachment 2 "notes.csv": refused' in text
+    names = {part.get_filename() for part in reply.iter_attachments()}
+    assert {"again.csv.receipt.json", "again.csv.receipt.json.asc", "notes.csv.receipt.json", "notes.csv.receipt.json.asc"} <= names
+
+
+def test_a_forwarded_mail_gives_the_file_inside_it(office: Gateway, mail_servers: MailServers) -> None:
+    forwarded = EmailMessage()
+    forwarded["From"] = HOSPITAL
+    forwarded["To"] = OFFICE
+    forwarded["Subject"] = "Fwd: 10月出生信息"
+    forwarded["Message-ID"] = "<forwarded@hospital.county.test>"
+    forwarded.set_content("转发 forwarding the earlier mail")
+    forwarded.add_attachment(births_mail("<inner@hospital.county.test>"))  # message/rfc822
+    mail_servers.send(forwarded, HOSPITAL)
+    mail_servers.wait_for(OFFICE, 1)
+
+    done = mail_pass(office)
+
+    assert done is not None and [m.status for m in done.messages] == ["processed"]
+    assert [(a.position, a.name, a.status) for a in done.messages[0].attachments] == [(1, SPECIMEN, "processed")]
+    assert [row[2] for row in exchanges(office)] == ["processed"]

@@ -303,13 +303,22 @@ def folder_for(box: MailBox, status: str) -> str:
     return {"processed": box.processed_folder, "rejected": box.rejected_folder, "refused": box.rejected_folder}.get(status, box.held_folder)
 
 
-def _parts(message: EmailMessage[str, str]) -> list[tuple[int, str, bytes]]:
-    """(position, file name, bytes) of each attachment that is a file."""
-    found = []
-    for position, part in enumerate(message.iter_attachments(), start=1):
-        data = part.get_payload(decode=True)
-        if isinstance(data, bytes):  # not a message/rfc822 part (forwarded mail: not handled yet)
-            found.append((position, attachment_name(part.get_filename(), position), data))
+def _parts(message: EmailMessage[str, str], depth: int = 0) -> list[tuple[int, str, bytes]]:
+    """(position, file name, bytes) of each attachment that is a file, numbered from 1 in
+    the order a mail client shows them. A forwarded mail (a message/rfc822 attachment: the
+    clerk forwarded the mail that carried the file) gives its own attachments, in its place."""
+    found: list[tuple[int, str, bytes]] = []
+    for part in message.iter_attachments():
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_content()
+            if isinstance(inner, EmailMessage) and depth < 3:
+                for _, inner_name, inner_data in _parts(inner, depth + 1):
+                    found.append((len(found) + 1, inner_name, inner_data))
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            position = len(found) + 1
+            found.append((position, attachment_name(part.get_filename(), position), payload))
     return found
 
 
