@@ -493,3 +493,26 @@ def test_a_forwarded_mail_gives_the_file_inside_it(office: Gateway, mail_servers
     assert done is not None and [m.status for m in done.messages] == ["processed"]
     assert [(a.position, a.name, a.status) for a in done.messages[0].attachments] == [(1, SPECIMEN, "processed")]
     assert [row[2] for row in exchanges(office)] == ["processed"]
+
+
+# -- the console lists held mail, masked --------------------------------------------------------
+
+from console_helpers import served  # noqa: E402,F401 - the console tests' shared home and `gateway serve`
+
+
+def test_the_console_lists_held_mail_masked(served) -> None:  # type: ignore[no-untyped-def]
+    from gateway.store import session_scope
+    from gateway.store.mail_models import MailMessage
+
+    engine = served.engine()
+    try:
+        with session_scope(engine) as session:
+            session.add(MailMessage(message_id="<console-held@county.test>", sender="zhangsan.clerk@county.test", department=None,
+                                    subject="陈小明 出生信息", status="held", detail="发件人未登记 / unknown sender"))
+    finally:
+        engine.dispose()
+    http, _ = served.console.session("op")
+    page = http.get(served.console.url + "/jobs", timeout=30).text
+    table = page.split('id="held-mail"', 1)[1].split("</table>", 1)[0]
+    assert "z…@county.test" in table and "发件人未登记 / unknown sender" in table
+    assert "zhangsan.clerk" not in page and "陈小明" not in page  # the address and a name in the subject: masked

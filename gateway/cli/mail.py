@@ -28,7 +28,7 @@ def mail_held(home: HomeOption = None) -> None:
 
     gateway = _gateway(home)
     try:
-        rows = held(gateway)
+        rows = held(gateway.engine)
     finally:
         gateway.close()
     if not rows:

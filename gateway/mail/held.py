@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from sqlmodel import select
 
 from gateway.errors import GatewayError
@@ -38,9 +39,9 @@ def masked_sender(address: str) -> str:
     return f"{local[:1]}…@{domain}" if domain else f"{address[:1]}…"
 
 
-def held(gateway: Gateway) -> list[HeldMessage]:
-    """The held messages, oldest first, masked."""
-    with session_scope(gateway.engine) as session:
+def held(engine: Engine) -> list[HeldMessage]:
+    """The held messages, oldest first, masked (`gateway mail held`, the console's jobs page)."""
+    with session_scope(engine) as session:
         rows = session.exec(select(MailMessage).where(MailMessage.status == "held").order_by(MailMessage.id)).all()  # type: ignore[arg-type]
         return [
             HeldMessage(row.id or 0, row.received_at, row.department, masked_sender(row.sender), mask_untrusted(row.subject), row.detail)
