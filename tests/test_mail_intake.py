@@ -516,3 +516,29 @@ def test_the_console_lists_held_mail_masked(served) -> None:  # type: ignore[no-
     table = page.split('id="held-mail"', 1)[1].split("</table>", 1)[0]
     assert "z…@county.test" in table and "发件人未登记 / unknown sender" in table
     assert "zhangsan.clerk" not in page and "陈小明" not in page  # the address and a name in the subject: masked
+
+
+def test_an_html_only_message_and_a_too_large_attachment_each_get_a_defined_outcome(office: Gateway, mail_servers: MailServers, home: Path) -> None:
+    html = EmailMessage()
+    html["From"], html["To"], html["Subject"], html["Message-ID"] = HOSPITAL, OFFICE, "见正文", "<html-only@hospital.county.test>"
+    html.set_content("<p>出生信息见下表 the births are below</p>", subtype="html")
+    mail_servers.send(html, HOSPITAL)
+    large = births_mail("<large@hospital.county.test>", name="big.csv", data=b"x" * 300_000)
+    large.add_attachment(specimen(SPECIMEN), maintype="text", subtype="csv", filename=SPECIMEN)
+    mail_servers.send(large, HOSPITAL)
+    mail_servers.wait_for(OFFICE, 2)
+    limited = _reconfigure(office, home, mail_servers, max_attachment_mb="0.1")
+    try:
+        done = mail_pass(limited, SmtpReplier.configured(limited.settings))
+        again = mail_pass(limited)
+    finally:
+        limited.close()
+
+    assert done is not None and again is not None and again.messages == []
+    by_id = {m.message_id: m for m in done.messages}
+    assert by_id["<html-only@hospital.county.test>"].status == "rejected"
+    assert [(a.name, a.status) for a in by_id["<large@hospital.county.test>"].attachments] == [("big.csv", "too_large"), (SPECIMEN, "processed")]
+    assert [row[2] for row in exchanges(office)] == ["processed"]  # the large one made none
+    texts = {r["In-Reply-To"]: r.get_body(("plain",)).get_content() for r in replies(mail_servers, 2)}
+    assert "HTML-only" in texts["<html-only@hospital.county.test>"] and "只有 HTML 正文" in texts["<html-only@hospital.county.test>"]
+    assert "附件 1「big.csv」:附件过大" in texts["<large@hospital.county.test>"]

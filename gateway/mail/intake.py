@@ -170,7 +170,7 @@ class MailIntake:
             else:
                 attachments = self._attachments(parts, message_id, department)
                 ok = any(a.status in ("processed", "duplicate") for a in attachments)
-                detail = "" if attachments else "邮件没有附件 / the message has no attachment"
+                detail = "" if attachments else _why_nothing(message)
                 outcome = self._record(message, message_id, sender, department, "processed" if ok else "rejected", attachments, detail)
         # Only now, the exchanges and the row committed, does the message leave the folder.
         move(client, uid, self._folder(outcome.status))
@@ -209,8 +209,23 @@ class MailIntake:
             if name.lower().endswith(SIGNATURE_SUFFIX):
                 continue  # a signature is never a drop (gateway/intake/signed_drops.py)
             sha256 = hashlib.sha256(data).hexdigest()
+            if len(data) > self.box.max_attachment_mb * 1024 * 1024:
+                done.append(self._too_large(message_id, position, name, sha256))
+                continue
             done.append(self._attachment(message_id, department, position, name, sha256, data, f"mail/{digest}/{position}/{name}"))
         return done
+
+    def _too_large(self, message_id: str, position: int, name: str, sha256: str) -> Attachment:
+        with session_scope(self.gateway.engine) as session:
+            known = session.exec(
+                select(MailAttachment).where(
+                    MailAttachment.message_id == message_id, MailAttachment.position == position, MailAttachment.sha256 == sha256
+                )
+            ).first()
+            if known is None:
+                session.add(MailAttachment(message_id=message_id, position=position, name=name, sha256=sha256, status="too_large"))
+        log.warning("mail %s: attachment %d (%s) larger than max_attachment_mb; not processed", _masked_id(message_id), position, shown(name))
+        return Attachment(position, name, sha256, None, "too_large")
 
     def _unsigned(self, department: str, parts: list[tuple[int, str, bytes]]) -> str | None:
         """None when the department signs nothing, or every attachment has a good detached
@@ -297,6 +312,13 @@ class MailIntake:
             ).all()
             attachments = [Attachment(p.position, p.name, p.sha256, p.exchange_id, p.status) for p in parts]
         return MessageOutcome(row.message_id, row.sender, row.department, row.subject, row.status, attachments, row.detail)
+
+
+def _why_nothing(message: EmailMessage[str, str]) -> str:
+    """Why a registered sender's message made no exchange (it had no file attached)."""
+    if message.get_body(("plain",)) is None and message.get_body(("html",)) is not None:
+        return "邮件只有 HTML 正文,没有附件:请把文件作为附件发送 / an HTML-only message with no attachment: send the file as an attachment"
+    return "邮件没有附件 / the message has no attachment"
 
 
 def folder_for(box: MailBox, status: str) -> str:

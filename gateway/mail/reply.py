@@ -36,6 +36,7 @@ STATUS_TEXT = {
     "duplicate": ("重复文件(与已收文件相同,未重复入库)", "a duplicate of a file already received: nothing stored twice"),
     "rejected": ("被拒收", "refused"),
     "received": ("处理中", "being processed"),
+    "too_large": ("附件过大,未处理(max_attachment_mb)", "larger than the gateway takes: not processed"),
 }
 MESSAGE_TEXT = {
     "processed": ("您的邮件已处理,回执附后。", "Your message was processed; the receipts are attached."),
