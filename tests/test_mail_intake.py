@@ -213,6 +213,7 @@ def gpg_verifies(home: Path, folder: Path, name: str) -> subprocess.CompletedPro
 
 def test_the_sender_gets_one_reply_with_the_signed_receipt(office: Gateway, mail_servers: MailServers, home: Path, tmp_path: Path) -> None:
     original = births_mail("<reply-me@hospital.county.test>")
+    original["Reply-To"] = STRANGER  # ignored: the receipt goes to the registered address only
     mail_servers.send(original, HOSPITAL)
     [delivered] = mail_servers.wait_for(OFFICE, 1)
     replier = SmtpReplier.configured(office.settings)
@@ -224,6 +225,7 @@ def test_the_sender_gets_one_reply_with_the_signed_receipt(office: Gateway, mail
     assert reply["In-Reply-To"] == "<reply-me@hospital.county.test>"
     assert "<reply-me@hospital.county.test>" in reply["References"]
     assert reply["From"] == OFFICE and reply["To"] == HOSPITAL
+    assert mail_servers.folder_count(STRANGER, "INBOX") == 0
     text = reply.get_body(("plain",)).get_content()
     assert text.index("已处理") < text.index("processed")  # Chinese first, then English
     assert f"附件 1「{SPECIMEN}」:已处理" in text

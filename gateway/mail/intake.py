@@ -102,6 +102,7 @@ def sender_of(message: EmailMessage[str, str]) -> str:
 def attachment_name(raw_name: str | None, position: int) -> str:
     """The attachment's file name, its last path component only (a name is the sender's text)."""
     name = PurePosixPath((raw_name or "").replace("\\", "/")).name.strip()
+    name = "".join(ch if ch.isprintable() else "_" for ch in name)  # no control characters in a file name
     if not name or name in (".", ".."):
         name = f"attachment-{position}"
     return fit(name)

@@ -1,6 +1,7 @@
 """The reply to a processed message (回复邮件): submission with STARTTLS and login, the
 server's certificate checked as for IMAP. Chinese first, then English; quoting the
-original subject (`Re: ...`, In-Reply-To, References); each attachment's outcome, and for
+original subject (`Re: ...`, In-Reply-To, References); to the registered From address
+(never a Reply-To); each attachment's outcome, and for
 each its signed receipt, the receipt's `.asc` and the rejection report attached: the
 receipt the clerk keeps, verifiable with plain gpg.
 
@@ -100,8 +101,9 @@ class SmtpReplier:
         sender = box.from_address or box.user
         message: EmailMessage[str, str] = EmailMessage()
         message["From"] = sender
-        to = (original.get("Reply-To") or original.get("From")) if original is not None else None
-        message["To"] = str(to or outcome.sender)
+        # To the registered address itself, never a Reply-To: the receipt and the report go
+        # to the department's box, not wherever the message asks.
+        message["To"] = outcome.sender
         message["Subject"] = reply_subject(outcome.subject)
         message["Date"] = email.utils.formatdate(localtime=False)
         message["Message-ID"] = email.utils.make_msgid(domain=sender.rpartition("@")[2] or None)
