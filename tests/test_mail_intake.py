@@ -544,3 +544,56 @@ def test_an_html_only_message_and_a_too_large_attachment_each_get_a_defined_outc
     texts = {r["In-Reply-To"]: r.get_body(("plain",)).get_content() for r in replies(mail_servers, 2)}
     assert "HTML-only" in texts["<html-only@hospital.county.test>"] and "只有 HTML 正文" in texts["<html-only@hospital.county.test>"]
     assert "附件 1「big.csv」:附件过大" in texts["<large@hospital.county.test>"]
+
+
+def pgp_mime(ring: DepartmentKeyring, fingerprint: str, message_id: str, key_sender: str = HOSPITAL) -> bytes:
+    """A PGP/MIME signed message (RFC 3156) as a mail client writes it: the signed part's
+    bytes exactly as sent, CRLF line ends, the detached signature over them."""
+    import email.policy
+    from email.mime.multipart import MIMEMultipart
+
+    inner = MIMEMultipart("mixed", policy=email.policy.SMTP)
+    text = EmailMessage(policy=email.policy.SMTP)
+    text.set_content("附件是本月出生信息 births attached")
+    inner.attach(text)
+    csv = EmailMessage(policy=email.policy.SMTP)
+    csv.set_content(specimen(SPECIMEN), maintype="text", subtype="csv", filename=SPECIMEN)
+    del csv["MIME-Version"]
+    inner.attach(csv)
+    del inner["MIME-Version"]
+    content = inner.as_bytes(policy=email.policy.SMTP).rstrip(b"\r\n")
+    signature = ring.sign(content, fingerprint)
+    boundary = "gwt-signed-boundary-1"
+    head = (
+        f"From: {key_sender}\r\nTo: {OFFICE}\r\nSubject: signed births\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/signed; micalg=pgp-sha256; protocol="application/pgp-signature"; boundary="{boundary}"\r\n\r\n'
+    ).encode("ascii")
+    return (
+        head + f"--{boundary}\r\n".encode() + content + f"\r\n--{boundary}\r\n".encode()
+        + b'Content-Type: application/pgp-signature; name="signature.asc"\r\n\r\n' + signature.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def test_a_pgp_mime_signed_message_of_a_signing_department_is_processed(office: Gateway, mail_servers: MailServers, hospital_key) -> None:
+    import smtplib
+
+    signing(office, hospital_key)
+    ring, fingerprint = hospital_key
+    good = pgp_mime(ring, fingerprint, "<pgp-mime@hospital.county.test>")
+    tampered = pgp_mime(ring, fingerprint, "<pgp-mime-changed@hospital.county.test>").replace(b"births attached", b"births attachex")
+    for raw in (good, tampered):
+        with smtplib.SMTP("127.0.0.1", mail_servers.submission_port, timeout=30) as client:
+            client.starttls(context=mail_servers.tls_context())
+            client.login(HOSPITAL, password_of(HOSPITAL))
+            client.sendmail(HOSPITAL, [OFFICE], raw)
+    mail_servers.wait_for(OFFICE, 2)
+
+    done = mail_pass(office)
+
+    assert done is not None
+    by_id = {m.message_id: m for m in done.messages}
+    assert by_id["<pgp-mime@hospital.county.test>"].status == "processed"
+    assert [(a.name, a.status) for a in by_id["<pgp-mime@hospital.county.test>"].attachments] == [(SPECIMEN, "processed")]
+    assert by_id["<pgp-mime-changed@hospital.county.test>"].status == "held"
+    assert [row[2] for row in exchanges(office)] == ["processed"]

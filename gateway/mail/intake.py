@@ -161,11 +161,12 @@ class MailIntake:
         else:
             released = row is not None and row.status == "released"
             department = row.department if released and row is not None else self.box.senders.get(sender)
-            parts = _parts(message)
+            signed = signed_content(message, raw)
+            parts = _parts(signed[0]) if signed is not None else _parts(message)
             if department is None:
                 outcome = self._record(message, message_id, sender, None, "held", [], "发件人未登记 / unknown sender")
                 log.warning("mail %s from an unregistered address: held, not processed", _masked_id(message_id))
-            elif not released and (unsigned := self._unsigned(department, parts)) is not None:
+            elif not released and (unsigned := self._unsigned(department, parts, signed)) is not None:
                 outcome = self._record(message, message_id, sender, department, "held", [], unsigned)
                 log.warning("mail %s of %s: %s; held, not processed", _masked_id(message_id), department, unsigned)
             else:
@@ -228,13 +229,22 @@ class MailIntake:
         log.warning("mail %s: attachment %d (%s) larger than max_attachment_mb; not processed", _masked_id(message_id), position, shown(name))
         return Attachment(position, name, sha256, None, "too_large")
 
-    def _unsigned(self, department: str, parts: list[tuple[int, str, bytes]]) -> str | None:
-        """None when the department signs nothing, or every attachment has a good detached
-        signature `NAME.asc` beside it by a key registered for it; else why it is held."""
+    def _unsigned(
+        self, department: str, parts: list[tuple[int, str, bytes]], signed: tuple[EmailMessage[str, str], bytes, bytes] | None = None
+    ) -> str | None:
+        """None when the department signs nothing, or the whole message is PGP/MIME signed
+        (RFC 3156) by a key registered for it, or every attachment has a good detached
+        signature `NAME.asc` beside it by such a key; else why it is held."""
         keys = self.gateway.drops.keys
         verifier = keys.verifier(department)
         if verifier is None:
             return None
+        if signed is not None:
+            _, content, mime_signature = signed
+            with verifier:
+                if verifier.verify(content, mime_signature).genuine:
+                    return None
+            return "PGP/MIME 签名无效,不是该部门登记的密钥所签 / the PGP/MIME signature is not a good one by the department's registered key"
         signatures = {name[: -len(SIGNATURE_SUFFIX)]: data for _, name, data in parts if name.lower().endswith(SIGNATURE_SUFFIX)}
         files = [(name, data) for _, name, data in parts if not name.lower().endswith(SIGNATURE_SUFFIX)]
         with verifier:
@@ -313,6 +323,34 @@ class MailIntake:
             ).all()
             attachments = [Attachment(p.position, p.name, p.sha256, p.exchange_id, p.status) for p in parts]
         return MessageOutcome(row.message_id, row.sender, row.department, row.subject, row.status, attachments, row.detail)
+
+
+def signed_content(message: EmailMessage[str, str], raw: bytes) -> tuple[EmailMessage[str, str], bytes, bytes] | None:
+    """For a PGP/MIME signed message (multipart/signed, protocol application/pgp-signature):
+    its signed part, the exact bytes signed (as sent, line ends made CRLF, RFC 3156 §5)
+    and the signature; None for any other message."""
+    if message.get_content_type() != "multipart/signed" or message.get_param("protocol") != "application/pgp-signature":
+        return None
+    payload = message.get_payload()
+    boundary = message.get_boundary()
+    if not isinstance(payload, list) or len(payload) != 2 or not boundary:
+        return None
+    first, second = payload
+    if not isinstance(first, EmailMessage) or not isinstance(second, EmailMessage):
+        return None
+    signature = second.get_payload(decode=True)
+    if not isinstance(signature, bytes):
+        return None
+    canonical = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    delimiter = b"\r\n--" + boundary.encode("ascii", "replace")
+    start = canonical.find(delimiter + b"\r\n")
+    if start < 0:
+        return None
+    start += len(delimiter) + 2
+    end = canonical.find(delimiter, start)
+    if end < 0:
+        return None
+    return first, canonical[start:end], signature
 
 
 def _why_nothing(message: EmailMessage[str, str]) -> str:
