@@ -131,6 +131,71 @@ class PullSource(BaseModel):
         return self
 
 
+class MailBox(BaseModel):
+    """The `[mail]` table: the population office's mailbox (固定电子信箱, docs/deploy/mail.md),
+    read over IMAP (IMAPS or STARTTLS, the server's certificate checked against `ca_file`
+    or pinned by `cert_sha256`). The passwords are never here: they come from the
+    variables named by `password_env` and `smtp_password_env`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    imap_host: str = Field(min_length=1)
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    security: Literal["imaps", "starttls"] = Field(default="imaps", description="imaps (port 993) or starttls (port 143)")
+    ca_file: Path | None = Field(default=None, description="the CA that signed the server's certificate; relative paths are in the home")
+    cert_sha256: str | None = Field(
+        default=None, pattern=r"^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$", description="or the server certificate's sha256, pinned"
+    )
+    user: str = Field(min_length=1, description="the mailbox's login")
+    password_env: str = Field(default="GATEWAY_MAIL_PASSWORD", min_length=1, description="variable holding the IMAP password")
+    folder: str = Field(default="INBOX", min_length=1)
+    processed_folder: str = Field(default="Processed", min_length=1)
+    rejected_folder: str = Field(default="Rejected", min_length=1)
+    held_folder: str = Field(default="Held", min_length=1)
+    timeout: float = Field(default=30.0, gt=0, description="seconds any one IMAP or SMTP exchange may take")
+    max_message_mb: float = Field(default=50.0, gt=0, description="a larger message is rejected, nothing in it processed")
+    max_attachment_mb: float = Field(default=25.0, gt=0, description="a larger attachment is not processed (the reply says so)")
+    senders: dict[str, str] = Field(default_factory=dict, description="[mail.senders] address = department")
+    smtp_host: str | None = Field(default=None, description="submission server for the replies (default: imap_host)")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = Field(default=None, description="default: user")
+    smtp_password_env: str | None = Field(default=None, description="variable holding the SMTP password (default: password_env)")
+    from_address: str | None = Field(default=None, description="the replies' From (default: user)")
+
+    @model_validator(mode="after")
+    def _checks(self) -> MailBox:
+        if self.ca_file is None and self.cert_sha256 is None:
+            raise ValueError(
+                "[mail] 需要 ca_file 或 cert_sha256 以核验邮件服务器证书 / needs ca_file or cert_sha256 to check the mail server's certificate"
+            )
+        folders = [self.folder, self.processed_folder, self.rejected_folder, self.held_folder]
+        if len(set(folders)) != len(folders):
+            raise ValueError("[mail] 的各文件夹必须互不相同 / folder, processed_folder, rejected_folder and held_folder must differ")
+        lowered: dict[str, str] = {}
+        for address, department in self.senders.items():
+            key = address.strip().lower()
+            if "@" not in key or key.startswith("@") or key.endswith("@"):
+                raise ValueError(f"[mail.senders] {address!r} 不是电子邮件地址 / is not an e-mail address")
+            if key in lowered:
+                raise ValueError(f"[mail.senders] {address!r} 重复 / is listed twice")
+            lowered[key] = department
+        self.senders = lowered
+        return self
+
+    def password(self) -> str:
+        return _required_secret(self.password_env, "IMAP")
+
+    def smtp_password(self) -> str:
+        return _required_secret(self.smtp_password_env or self.password_env, "SMTP")
+
+
+def _required_secret(variable: str, what: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigError(f"[mail] 的{what}密码未设置:请设置环境变量 {variable} / the {what} password is not set: set {variable}")
+    return value
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Each key can be overridden by `GATEWAY_<KEY>`."""
 
@@ -195,6 +260,7 @@ class Settings(BaseSettings):
     sftp: dict[str, SftpServer] = Field(
         default_factory=dict, description="[sftp.NAME] servers; departments on none use the local mailbox"
     )
+    mail: MailBox | None = Field(default=None, description="[mail] the population office's mailbox (docs/deploy/mail.md)")
     # Routing under the sharing agreements (gateway/routing/, docs/routing.md).
     agreements_file: str = Field(
         default="", description="a TOML file of [[agreements]] tables, relative to the home; empty: none"
@@ -243,6 +309,12 @@ class Settings(BaseSettings):
                 if department in served:
                     raise ValueError(f"department {department!r} is listed under both [sftp.{served[department]}] and [sftp.{name}]")
                 served[department] = name
+        if self.mail is not None:
+            for address, department in self.mail.senders.items():
+                if department not in self.departments:
+                    raise ValueError(
+                        f"[mail.senders] {address}: 部门 {department!r} 不在 departments 中 / department {department!r} is not in `departments`"
+                    )
         return self
 
     @classmethod
@@ -306,6 +378,9 @@ def load_settings(home: Path | None = None) -> Settings:
         for name, table in (data.get("pulls") or {}).items():
             if isinstance(table, dict) and "token" in table:
                 raise ConfigError(f"{config_path}: never store [pulls.{name}] token in a file; set {pull_token_variable(str(name), table)}")
+        mail_table = data.get("mail")
+        if isinstance(mail_table, dict) and ({"password", "smtp_password"} & set(mail_table)):
+            raise ConfigError(f"{config_path}: 密码不得写入文件 / never store [mail] passwords in a file; set {mail_table.get('password_env') or 'GATEWAY_MAIL_PASSWORD'}")
     data["home"] = home
     try:
         return Settings(**data)
@@ -399,6 +474,18 @@ require_signed_acks = false
 
 # Options per adapter, e.g.
 # [adapters.hospital-births]
+
+# The population office's mailbox (固定电子信箱, docs/deploy/mail.md): attachments from the
+# registered senders are processed like drops; replies by SMTP. The password comes from
+# the variable password_env names (default GATEWAY_MAIL_PASSWORD), never from this file.
+# [mail]
+# imap_host = "mail.example.gov.cn"
+# security = "imaps"               # or "starttls"
+# ca_file = "mail-ca.pem"          # or cert_sha256 = "AB:CD:..." (the server certificate pinned)
+# user = "renkou@example.gov.cn"
+# smtp_port = 587
+# [mail.senders]
+# "births@hospital.example.gov.cn" = "hospital"
 
 # Departments whose mailbox is on an SFTP server (docs/deploy/sftp.md); the others use
 # the local mailbox. The key's passphrase comes from GATEWAY_SFTP_COUNTY_PASSPHRASE.

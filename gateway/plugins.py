@@ -42,6 +42,7 @@ DEFAULT_PLUGINS = (
     # The built-in scheduled jobs (`register_jobs`, trylast): pluggy calls trylast hooks in
     # the order registered, so `gateway jobs` lists inboxes and pulls, reconcile, reports.
     "gateway.platform.jobs",
+    "gateway.mail.job",  # the office's mailbox, when gateway.toml has [mail] (issue 22)
     "gateway.reminders.job",
     "gateway.reconcile.job",
     "gateway.register.job",

@@ -335,6 +335,19 @@ def sshd() -> Iterator["Sshd"]:
         server.cleanup()
 
 
+@pytest.fixture(scope="session")
+def mail_servers() -> Iterator["MailServers"]:
+    """A real Dovecot (IMAPS, STARTTLS, LMTP) and Postfix (submission, STARTTLS, SASL) on
+    127.0.0.1 with a throwaway CA (tests/mail_servers.py). Fails, never skips, when they cannot start."""
+    from mail_servers import MailServers
+
+    servers = MailServers()
+    try:
+        yield servers.start()
+    finally:
+        servers.cleanup()
+
+
 # -- routing (issue 7): recipients' keyrings, and the privacy scan of the whole suite ----------
 
 import logging  # noqa: E402

@@ -126,6 +126,13 @@ def run(
             outcomes = gateway.run_once()
             _summary(outcomes)
             _record_inbox_pass(gateway, started, outcomes)
+            if gateway.settings.mail is not None:  # the office's mailbox (issue 22): one pass of the `mail` job
+                from gateway.mail.intake import mail_pass
+                from gateway.mail.reply import SmtpReplier
+
+                done = mail_pass(gateway, SmtpReplier.configured(gateway.settings))
+                if done is not None:
+                    console.print(f"邮箱 Mailbox: {done.summary()}", markup=False)
         finally:
             gateway.close()
         return
@@ -618,6 +625,9 @@ from gateway.cli import obligations as _obligation_commands  # noqa: E402 - obli
 
 app.add_typer(_obligation_commands.app, name="obligations")
 app.add_typer(_report_commands.app, name="report")
+from gateway.cli import mail as _mail_commands  # noqa: E402 - the office's mailbox (issue 22)
+
+app.add_typer(_mail_commands.app, name="mail")
 _simulate_commands.register(app)
 
 # -- reconciliation between departments' records (issue 9, gateway/reconcile/) -----------------

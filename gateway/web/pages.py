@@ -598,8 +598,10 @@ def obligations_page(
 def jobs_page(request: Request, caller: PageCaller) -> HTMLResponse:
     require_role(caller, *OFFICERS)
     state = request.app.state
+    from gateway.mail.held import held  # the office's mailbox (issue 22): what waits for an operator, masked
+
     return render(request, "jobs.html", caller, jobs=data.list_jobs(state.engine, state.settings), adapters=data.list_adapters(),
-                  pulls=data.list_pulls(state.engine))
+                  pulls=data.list_pulls(state.engine), held_mail=held(state.engine), mail_configured=state.settings.mail is not None)
 
 
 @router.get("/contracts", response_class=HTMLResponse)
