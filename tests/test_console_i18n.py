@@ -160,6 +160,22 @@ def _chrome(html: str) -> _Chrome:
     return parser
 
 
+def chrome_problems(language: str, path: str, html: str) -> list[str]:
+    """What of a page's chrome is in the other language: any Chinese in English; in Chinese, a
+    heading without Chinese, or a heading, header, button or label all in English."""
+    page = _chrome(html)
+    headings = [text for tag, text in page.texts if tag == "h1"]
+    assert headings, (language, path)
+    if language == "en":
+        assert '<html lang="en">' in html, path
+        return [f"en {path}: <{tag}> {text}" for tag, text in page.texts if _has_chinese(text)]
+    assert '<html lang="zh-Hans">' in html, path
+    problems = [] if any(_has_chinese(text) for text in headings) else [f"zh {path}: <h1> {headings}"]
+    return problems + [f"zh {path}: <{tag}> {text}" for tag, text in page.texts
+                       if tag in ("h1", "h2", "h3", "th", "button", "dt", "legend", "summary", "title") and text.isascii()
+                       and any(c.isalpha() for c in text) and text not in ASCII_IN_CHINESE]
+
+
 @pytest.mark.slow
 def test_every_page_is_chinese_by_default_and_english_when_chosen(served):
     url = served.console.url
@@ -175,15 +191,5 @@ def test_every_page_is_chinese_by_default_and_english_when_chosen(served):
             assert answer.status_code == (404 if path.startswith("/exchanges/98") else 200), (path, answer.status_code)
             page = _chrome(answer.text)
             assert marker is None or marker in page.ids, (language, path, marker)
-            headings = [text for tag, text in page.texts if tag == "h1"]
-            assert headings, (language, path)
-            if language == "en":
-                assert '<html lang="en">' in answer.text
-                problems += [f"en {path}: <{tag}> {text}" for tag, text in page.texts if _has_chinese(text)]
-            else:
-                assert '<html lang="zh-Hans">' in answer.text
-                problems += [f"zh {path}: <h1> {text}" for text in headings if not _has_chinese(text)]
-                problems += [f"zh {path}: <{tag}> {text}" for tag, text in page.texts
-                             if tag in ("h1", "h2", "h3", "th", "button", "dt", "legend", "summary", "title") and text.isascii()
-                             and any(c.isalpha() for c in text) and text not in ASCII_IN_CHINESE]
+            problems += chrome_problems(language, path, answer.text)
     assert not problems, "chrome in the other language:\n" + "\n".join(problems)
