@@ -237,6 +237,9 @@ def test_the_reconciliation_items_page_with_a_total_and_links(served):
     assert [g["id"] for g in rules[rule]["items"][:2]] == [first.json()[0]["id"], rest.json()[0]["id"]]
     missing = http.get(url + "/api/reconciliation/items", params={"rule": "no-such-rule"}, timeout=30)
     assert missing.status_code == 404 and rule in missing.json()["detail"]
+    every = http.get(url + "/api/reconciliation/items", timeout=30)  # every rule's, rule by rule
+    assert every.headers["X-Total-Count"] == str(sum(r["open"] for r in rules.values()))
+    assert [g["id"] for g in every.json()] == [g["id"] for r in rules.values() for g in r["items"]]
 
     # The page: one rule's items a page at a time; the link keeps the rule.
     page = http.get(url + "/reconciliation", params={"limit": 1}, timeout=30).text

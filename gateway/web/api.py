@@ -524,21 +524,22 @@ def reconciliation_items(
     request: Request,
     response: Response,
     caller: ApiCaller,
-    rule: Annotated[str, Query(max_length=100, description="the rule whose open discrepancies to list")],
+    rule: Annotated[str | None, Query(max_length=100, description="only this rule's open discrepancies")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[analysis.Gap]:
-    """One rule's open discrepancies, `limit` from `offset`, subjects masked; the total in
-    `X-Total-Count`, the neighbouring pages in `Link`."""
+    """The open discrepancies, rule by rule (or one rule's), `limit` from `offset`, subjects
+    masked; the total in `X-Total-Count`, the neighbouring pages in `Link`."""
     state = request.app.state
     try:
         rules = {gaps.rule: gaps for gaps in analysis.reconciliation(state.engine, state.settings, caller.scope)}
     except GatewayError as exc:
         raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
-    if rule not in rules:
+    if rule is not None and rule not in rules:
         raise HTTPException(404, f"No reconciliation rule {rule!r}; the rules: {', '.join(sorted(rules)) or 'none'}")
-    items = rules[rule].items[offset:offset + limit]
-    _page_headers(response, paging("/api/reconciliation/items", rules[rule].open, limit, offset, rule=rule))
+    listed = [gap for name, gaps in rules.items() if rule in (None, name) for gap in gaps.items]
+    items = listed[offset:offset + limit]
+    _page_headers(response, paging("/api/reconciliation/items", len(listed), limit, offset, rule=rule))
     audit_subjects(request, caller, items, "reconciliation gap", "via the API")
     return items
 
