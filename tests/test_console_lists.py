@@ -245,7 +245,7 @@ def test_the_reconciliation_items_page_with_a_total_and_links(served):
     page = http.get(url + "/reconciliation", params={"limit": 1}, timeout=30).text
     section = page.split(f'id="rule-{rule}"', 1)[1].split("</section>", 1)[0]
     assert f"共 {total} 条" in section and section.count('<tr><td class="n">') == 1
-    link = re.search(r'<a href="([^"]+)" id="next"', section).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    link = re.search(rf'<a href="([^"]+)" id="rule-{rule}-next"', section).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
     assert f"rule={rule}" in link and "offset=1" in link
     second = http.get(url + link, timeout=30).text.split(f'id="rule-{rule}"', 1)[1].split("</section>", 1)[0]
-    assert f'<td class="n">{rest.json()[0]["id"]}</td>' in second and 'id="previous"' in second
+    assert f'<td class="n">{rest.json()[0]["id"]}</td>' in second and f'id="rule-{rule}-previous"' in second
