@@ -117,7 +117,7 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     page.click("#verify-form button[type=submit]")
     page.wait_for_selector("#verdict")
     visit.scan()
-    assert page.locator("#verdict .big").inner_text() == "GENUINE"
+    assert page.locator("#verdict .big").inner_text() == "真实有效"
     assert page.locator("#verdict-key").inner_text() == document["signing_key"]
     assert page.locator("#verdict-position").inner_text() == str(document["ledger"]["sequence"])
     visit.shot("04-receipt-genuine")
@@ -131,8 +131,8 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     page.click("#verify-form button[type=submit]")
     page.wait_for_selector("#verdict")
     visit.scan()
-    assert page.locator("#verdict .big").inner_text() == "NOT GENUINE"
-    assert "FAIL signature" in page.locator("#verdict").inner_text()
+    assert page.locator("#verdict .big").inner_text() == "不是真实回执"
+    assert "未通过 signature" in page.locator("#verdict").inner_text()
     visit.shot("05-receipt-tampered")
 
     # Operators do not download proofs (they hold a record in full); the other pages open.
@@ -203,7 +203,7 @@ def test_console_in_a_real_browser(browser, served, tmp_path):
     assert "没有符合条件的交换" in page.locator("#exchanges").inner_text()
     answer = page.goto(f"{console.url}/exchanges/{police}")
     visit.scan()
-    assert answer.status == 403 and page.locator("h1").inner_text() == "拒绝访问 Refused"
+    assert answer.status == 403 and page.locator("h1").inner_text() == "拒绝访问"
     visit.shot("11-refused-other-department")
     api = page.request.get(f"{console.url}/api/exchanges/{police}")
     assert api.status == 403

@@ -191,3 +191,61 @@ def test_a_control_character_in_a_filter_is_a_400_not_a_database_error(served):
         assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
         assert "控制字符" in answer.text and answer.headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert http.get(url + "/api/exchanges?file_name=W0%09", timeout=30).status_code == 200  # a tab is no harm
+
+
+def test_the_assist_checks_page_and_api_page_with_a_total_and_links(served):
+    url = served.console.url
+    http, _ = served.console.session("op")
+    everything = http.get(url + "/api/assist-checks", timeout=30)
+    total = len(everything.json())
+    assert total >= 2 and everything.headers["X-Total-Count"] == str(total) and "Link" not in everything.headers
+    first = http.get(url + "/api/assist-checks", params={"limit": 1}, timeout=30)
+    assert first.headers["X-Total-Count"] == str(total) and [c["id"] for c in first.json()] == [everything.json()[0]["id"]]
+    assert 'rel="next"' in first.headers["Link"] and "offset=1" in first.headers["Link"] and 'rel="prev"' not in first.headers["Link"]
+    last = http.get(url + "/api/assist-checks", params={"limit": 1, "offset": total - 1}, timeout=30)
+    assert [c["id"] for c in last.json()] == [everything.json()[-1]["id"]] and 'rel="next"' not in last.headers["Link"]
+
+    # The page: a page of one row at a time, the total, next and previous keeping the filter.
+    seen = []
+    page = http.get(url + "/assist-checks", params={"limit": 1, "answered": "true"}, timeout=30).text
+    answered_total = int(re.search(r'id="total">共 (\d+) 条', page).group(1))  # type: ignore[union-attr]
+    while True:
+        table = page.split('id="assist-checks"', 1)[1].split("</table>", 1)[0]
+        seen += re.findall(r"<tr><td>([^<]+)</td>", table)
+        if 'id="next"' not in page:
+            break
+        link = re.search(r'<a href="([^"]+)" id="next"', page).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+        assert "answered=true" in link and "limit=1" in link
+        page = http.get(url + link, timeout=30).text
+        assert 'id="previous"' in page
+    assert len(seen) == answered_total >= total and len(set(seen)) == len(seen)
+
+
+def test_the_reconciliation_items_page_with_a_total_and_links(served):
+    url = served.console.url
+    http, csrf = served.console.session("op")
+    assert http.post(url + "/reconciliation/evaluate", data={"csrf_token": csrf}, allow_redirects=False, timeout=30).status_code == 303
+    rules = {r["rule"]: r for r in http.get(url + "/api/reconciliation", timeout=30).json()}
+    rule = "unregistered-births"
+    total = rules[rule]["open"]
+    assert total >= 2, rules[rule]
+    first = http.get(url + "/api/reconciliation/items", params={"rule": rule, "limit": 1}, timeout=30)
+    assert first.status_code == 200 and first.headers["X-Total-Count"] == str(total) and len(first.json()) == 1
+    assert 'rel="next"' in first.headers["Link"] and f"rule={rule}" in first.headers["Link"]
+    rest = http.get(url + "/api/reconciliation/items", params={"rule": rule, "limit": 1, "offset": 1}, timeout=30)
+    assert rest.json()[0]["id"] != first.json()[0]["id"] and 'rel="prev"' in rest.headers["Link"]
+    assert [g["id"] for g in rules[rule]["items"][:2]] == [first.json()[0]["id"], rest.json()[0]["id"]]
+    missing = http.get(url + "/api/reconciliation/items", params={"rule": "no-such-rule"}, timeout=30)
+    assert missing.status_code == 404 and rule in missing.json()["detail"]
+    every = http.get(url + "/api/reconciliation/items", timeout=30)  # every rule's, rule by rule
+    assert every.headers["X-Total-Count"] == str(sum(r["open"] for r in rules.values()))
+    assert [g["id"] for g in every.json()] == [g["id"] for r in rules.values() for g in r["items"]]
+
+    # The page: one rule's items a page at a time; the link keeps the rule.
+    page = http.get(url + "/reconciliation", params={"limit": 1}, timeout=30).text
+    section = page.split(f'id="rule-{rule}"', 1)[1].split("</section>", 1)[0]
+    assert f"共 {total} 条" in section and section.count('<tr><td class="n">') == 1
+    link = re.search(rf'<a href="([^"]+)" id="rule-{rule}-next"', section).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    assert f"rule={rule}" in link and "offset=1" in link
+    second = http.get(url + link, timeout=30).text.split(f'id="rule-{rule}"', 1)[1].split("</section>", 1)[0]
+    assert f'<td class="n">{rest.json()[0]["id"]}</td>' in second and f'id="rule-{rule}-previous"' in second

@@ -24,6 +24,7 @@ from console_helpers import Served, scan_text
 from conftest import BACKEND, PRIVACY
 from openpyxl import load_workbook
 from test_console import Visit, browser  # noqa: F401 - the browser fixture and page helper
+from test_console_i18n import chrome_problems
 
 from gateway.masking import mask_id
 
@@ -263,3 +264,26 @@ def test_the_register_page_in_a_real_browser(browser, served):  # noqa: F811 - t
     html = visit.goto(f"/register?township={village['township']}&village={village['code']}&as_of={served.register['as_of']}")
     assert page.locator("#revealed").count() == 0 and village["mothers"][0] not in html
     page.close()
+
+
+def test_the_register_page_is_chinese_by_default_and_english_when_chosen(served):
+    """The register's pages through the message catalogue (tests/test_console_i18n.py checks the
+    other pages on a home without a register): the township, the village and the reveal form;
+    the roster's columns and the place names are the county's own, Chinese in both."""
+    from gateway.web import i18n
+
+    village, as_of = served.village, served.register["as_of"]
+    http, _ = signed_in(served, "op")
+    problems: list[str] = []
+    for language in ("zh", "en"):
+        http.cookies.set(i18n.LANGUAGE_COOKIE, language)
+        for params in ({}, {"township": village["township"], "as_of": as_of},
+                       {"township": village["township"], "village": village["code"], "as_of": as_of}):
+            page = http.get(served.console.url + "/register", params=params, timeout=30)
+            assert page.status_code == 200, page.text
+            problems += chrome_problems(language, f"/register {params}", page.text)
+        if language == "en":
+            assert "Roster of women of childbearing age of" in page.text and "identifiers masked" in page.text
+        else:
+            assert f"{village['town']}{village['name']}育龄妇女花名册" in page.text
+    assert not problems, "\n".join(problems)

@@ -271,12 +271,20 @@ def acknowledgements(request: Request, caller: ApiCaller) -> list[data.Acknowled
 @router.get("/assist-checks", response_model=list[data.AssistCheckRow])
 def assist_checks(
     request: Request,
+    response: Response,
     caller: ApiCaller,
     due_within: Annotated[int | None, Query(ge=0, le=3650, description="only those due within this many days")] = None,
     answered: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[data.AssistCheckRow]:
+    """Assist-checks by due date, `limit` from `offset`; the total in `X-Total-Count`, the
+    neighbouring pages in `Link`."""
     state = request.app.state
-    rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
+    listed = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
+    rows = listed[offset:offset + limit]
+    _page_headers(response, paging("/api/assist-checks", len(listed), limit, offset,
+                                   due_within=None if due_within is None else str(due_within), answered="true" if answered else None))
     audit_subjects(request, caller, rows, "assist-check", "via the API")
     return rows
 
@@ -513,6 +521,31 @@ def reconciliation(request: Request, caller: ApiCaller) -> list[analysis.RuleGap
         raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
     audit_subjects(request, caller, [gap for rule in rules for gap in rule.items], "reconciliation gap", "via the API")
     return rules
+
+
+@router.get("/reconciliation/items", response_model=list[analysis.Gap], responses={404: {"model": Problem}, 409: {"model": Problem}})
+def reconciliation_items(
+    request: Request,
+    response: Response,
+    caller: ApiCaller,
+    rule: Annotated[str | None, Query(max_length=100, description="only this rule's open discrepancies")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> list[analysis.Gap]:
+    """The open discrepancies, rule by rule (or one rule's), `limit` from `offset`, subjects
+    masked; the total in `X-Total-Count`, the neighbouring pages in `Link`."""
+    state = request.app.state
+    try:
+        rules = {gaps.rule: gaps for gaps in analysis.reconciliation(state.engine, state.settings, caller.scope)}
+    except GatewayError as exc:
+        raise HTTPException(409, f"Reconciliation is not configured right: {exc}") from exc
+    if rule is not None and rule not in rules:
+        raise HTTPException(404, f"No reconciliation rule {rule!r}; the rules: {', '.join(sorted(rules)) or 'none'}")
+    listed = [gap for name, gaps in rules.items() if rule in (None, name) for gap in gaps.items]
+    items = listed[offset:offset + limit]
+    _page_headers(response, paging("/api/reconciliation/items", len(listed), limit, offset, rule=rule))
+    audit_subjects(request, caller, items, "reconciliation gap", "via the API")
+    return items
 
 
 @router.get("/reports/{kind}", responses={400: {"model": Problem}, 200: {"content": {"application/json": {}}}})

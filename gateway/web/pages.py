@@ -402,13 +402,16 @@ def deliveries_page(
 
 
 def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due_within: int | None = None, answered: bool = False,
-                   **extra: Any) -> HTMLResponse:
+                   limit: int = DEFAULT_LIMIT, offset: int = 0, **extra: Any) -> HTMLResponse:
     """The assist-checks page: the requests and notices received, and (operators and officers)
     the county's own requests and notice drafts, with the forms of an operator."""
     from gateway.web import county
 
     state = request.app.state
-    rows = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
+    listed = data.list_assist_checks(state.engine, caller.scope, due_within=due_within, include_answered=answered)
+    rows = listed[offset:offset + limit]  # a page of it; only the rows shown are audited as viewed
+    pager = paging("/assist-checks", len(listed), limit, offset, due_within=None if due_within is None else str(due_within),
+                   answered="true" if answered else None)
     notices = data.list_notices(state.engine, caller.scope, include_handled=answered)
     audit_subjects(request, caller, rows, "assist-check", "on the assist-checks page")
     audit_subjects(request, caller, notices, "notice", "on the assist-checks page")
@@ -424,7 +427,7 @@ def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due
     extra.setdefault("revealed", None)
     extra.setdefault("form", {})
     return render(request, "assist_checks.html", caller, status_code=status_code, rows=rows, notices=notices, sent=sent, drafts=drafts,
-                  rules=data.deadline_rules(state.settings), due_within=due_within, answered=answered,
+                  rules=data.deadline_rules(state.settings), due_within=due_within, answered=answered, pager=pager,
                   operator=caller.account.role == "operator", categories=county.categories(), status_zh=county.STATUS_ZH, **extra)
 
 
@@ -432,10 +435,11 @@ def _assist_checks(request: Request, caller: Caller, status_code: int = 200, due
 def assist_checks_page(
     request: Request, caller: PageCaller, due_within: Annotated[int | None, Query(ge=0, le=3650)] = None, answered: bool = False,
     done: Annotated[str | None, Query(max_length=600)] = None, ok: bool = False, sig: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> HTMLResponse:
     shown = notices.verified(request.app.state.notice_key, caller.csrf_token, done, ok, sig)
     outcome = {"ok": ok, "message": done} if shown else None
-    return _assist_checks(request, caller, due_within=due_within, answered=answered, outcome=outcome)
+    return _assist_checks(request, caller, due_within=due_within, answered=answered, outcome=outcome, limit=limit, offset=offset)
 
 
 def _done(request: Request, caller: Caller, message: str, ok: bool) -> RedirectResponse:
@@ -628,8 +632,11 @@ def may_read_reports(caller: Caller) -> bool:
 @router.get("/reconciliation", response_class=HTMLResponse)
 def reconciliation_page(
     request: Request, caller: PageCaller, done: Annotated[str | None, Query(max_length=200)] = None, ok: bool = False,
-    sig: Annotated[str | None, Query(max_length=64)] = None,
+    sig: Annotated[str | None, Query(max_length=64)] = None, rule: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> HTMLResponse:
+    """核对: every rule's open discrepancies, a page of each; `rule` and `offset` page one rule's
+    list while the others show their first page."""
     from gateway.web.analysis import reconciliation
 
     state = request.app.state
@@ -637,9 +644,14 @@ def reconciliation_page(
         rules = reconciliation(state.engine, state.settings, caller.scope)
     except GatewayError as exc:
         return render(request, "error.html", caller, status_code=409, status=409, message=f"Reconciliation is not configured right: {exc}")
+    pagers = {}
+    for index, gaps in enumerate(rules):
+        start = offset if gaps.rule == rule else 0
+        pagers[gaps.rule] = paging("/reconciliation", gaps.open, limit, start, rule=gaps.rule)
+        rules[index] = gaps.model_copy(update={"items": gaps.items[start:start + limit]})
     audit_subjects(request, caller, [gap for rule in rules for gap in rule.items], "reconciliation gap", "on the reconciliation page")
     evaluated = done if notices.verified(state.notice_key, caller.csrf_token, done, ok, sig) else None
-    return render(request, "reconciliation.html", caller, rules=rules, evaluated=evaluated)
+    return render(request, "reconciliation.html", caller, rules=rules, evaluated=evaluated, pagers=pagers)
 
 
 @router.post("/reconciliation/evaluate")
