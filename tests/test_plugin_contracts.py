@@ -20,7 +20,7 @@ import pytest
 from conftest import BACKEND, PRIVACY, drop, error_report
 
 from gateway.config import load_settings
-from gateway.errors import PluginError
+from gateway.errors import ConfigError, PluginError
 from gateway.plugins import get_manager
 
 PLUGINS = Path(__file__).parent / "data" / "plugins"
@@ -312,3 +312,55 @@ def test_a_plugin_contract_gives_the_register_facts_by_its_source(settings, pens
     state = json.loads(deceased.state)
     assert {(d["attribute"], d["other_source"]) for d in state["disagreements"]} >= {("death_date", "civil-affairs")}
     assert len(updates) == 2 and {u.status for u in updates} == {"met"}
+
+
+def test_a_retention_rule_may_name_a_plugin_contract_and_purges_its_records(settings, pension, monkeypatch):
+    """`[retention]` (保存期限, issue 21) names a plugin's own contract as it names a built-in
+    one: its records past the rule lose their payload and business key, keep their hashes,
+    and the receipt's home still verifies; without the plugin the rule names no contract."""
+    from conftest import query
+
+    from gateway.exchange.home_check import verify_home
+    from gateway.exchange.lifecycle import Gateway
+    from gateway.retention.home import StoredRetention
+    from gateway.retention.purge import run_retention
+    from gateway.retention.rules import load_rules
+    from gateway.store import make_engine
+
+    number = _id_number("44078119500101123")
+    drop(settings, "civil-affairs", "pension_deaths_202610.csv",
+         _pension_file([f"YL20260001,{FULL_NAME},{number},2026-10-01,{PHONE},家属来电"]))
+    monkeypatch.setenv("GATEWAY_NOW", "2026-11-02T09:00:00+08:00")
+    gw = Gateway(settings)
+    try:
+        [outcome] = gw.run_once()
+        assert (outcome.status, outcome.accepted) == ("processed", 1)
+        [(record_id, payload, record_hash)] = query(
+            settings, "SELECT id, payload, record_hash FROM record WHERE contract = 'PensionDeathReport'")
+        assert number in payload
+        rules = load_rules({"PensionDeathReport": "1y"})
+        assert [rule.text for rule in rules.records] == ["PensionDeathReport = 1y"]
+        monkeypatch.setenv("GATEWAY_NOW", "2028-01-15T10:00:00+08:00")
+        report = run_retention(gw.engine, settings, rules)
+        assert "PensionDeathReport(规则 PensionDeathReport = 1y):已清除记录 1 条" in "\n".join(report.lines())
+        assert query(settings, "SELECT payload, record_hash, business_key FROM record WHERE id = ?", record_id) == [
+            ("{}", record_hash, f"purged:{record_id}")]
+        assert query(settings, "SELECT rule, contract FROM retentionpurge WHERE record_id = ?", record_id) == [
+            ("PensionDeathReport = 1y", "PensionDeathReport")]
+        # as `gateway verify-home` reads it: a read-only engine of its own
+        readonly = make_engine(settings.db_url, readonly=True)
+        try:
+            retention = StoredRetention(readonly)
+            checked = verify_home(settings, readonly, None, retention)
+        finally:
+            readonly.dispose()
+        assert checked.ok, [f.text() for f in checked.findings]
+        assert retention.counts["record", "PensionDeathReport = 1y"] == 1
+    finally:
+        gw.close()
+    get_manager().unregister(pension)
+    try:
+        with pytest.raises(ConfigError, match="没有名为 'PensionDeathReport' 的数据契约"):
+            load_rules({"PensionDeathReport": "1y"})
+    finally:
+        get_manager().register(pension, name="pension-test")

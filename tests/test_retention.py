@@ -332,3 +332,34 @@ def test_the_console_serves_a_purged_records_proof_saying_so(served):
     assert page.status_code == 200 and page.headers["X-Gateway-Record-Purged"].startswith("purged on 2031-01-15")
     assert page.json()["record"]["purged"]["rule"] == "BirthEvent = 1y"
     assert any("purged under rule BirthEvent = 1y" in (entry.detail or "") for entry in served.audit())
+
+
+def test_a_home_with_purged_records_backs_up_restores_and_verifies(settings, home, tmp_path, another_database):
+    """Backup and restore after a purge (issue 21): the restored home (a new PostgreSQL
+    database on PostgreSQL) is complete by `gateway verify-home` and names the purges it
+    accepted, per rule, with their counts; its purged records stay purged."""
+    _ingest(settings, home, refused=True)
+    births = _contract_of(settings, "hospital")
+    _configure(home, f'{births} = "1y"\nrejected_files = "2y"')
+    run_gateway(home, "retention", "run", env={"GATEWAY_NOW": LATER})
+    purged = len(_records(settings, births))
+    assert purged and query(settings, "SELECT count(*) FROM retentionpurge WHERE kind = 'record'") == [(purged,)]
+    backup = tmp_path / "purged.tar"
+    run_gateway(home, "backup", str(backup), "--plain", env={"GATEWAY_NOW": LATER})
+    new_home = tmp_path / "restored"
+    command = [str(REPO / ".venv" / "bin" / "gateway"), "restore", str(backup), "--home", str(new_home),
+               *(["--database-url", another_database] if another_database else [])]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    env = {"GATEWAY_DATABASE_URL": another_database} if another_database else {}
+    checked = run_gateway(new_home, "verify-home", env={**env, "GATEWAY_NOW": LATER}, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "主目录完整 / HOME COMPLETE" in checked.stdout
+    assert (f"按保存期限规则 {births} = 1y 已清除记录 {purged} 条、归档文件 1 个" in checked.stdout
+            and f"purged under rule {births} = 1y: {purged} record(s), 1 archived file(s)" in checked.stdout)
+    assert ("按保存期限规则 rejected_files = 2y 已清除记录 0 条、归档文件 1 个" in checked.stdout
+            and "purged under rule rejected_files = 2y: 0 record(s), 1 archived file(s)" in checked.stdout)
+    assert checked.stdout.index("按保存期限规则") < checked.stdout.index("purged under rule")
+    # The restored home's purged records are still purged, and a new run there purges nothing new.
+    again = run_gateway(new_home, "retention", "run", env={**env, "GATEWAY_NOW": LATER})
+    assert "nothing new is past its rule; nothing purged" in again.stdout
