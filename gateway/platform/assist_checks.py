@@ -519,7 +519,8 @@ def _get(session: Session, key: str) -> AssistCheck:
 
 def view(session: Session, item: AssistCheck) -> CheckView:
     record = session.get(Record, item.record_id)
-    subject = json.loads(record.payload)["subject"] if record is not None else {}
+    # A record purged under a retention rule keeps its row with an empty payload: no subject left to show.
+    subject = json.loads(record.payload).get("subject", {}) if record is not None else {}
     return CheckView(item, subject.get("name", ""), subject.get("id_number", ""), Draft.from_json(item.draft))
 
 
